@@ -1,0 +1,327 @@
+// The plugin configuration: parsed and checked once at configure time into an immutable runtime form
+// (route table built, /v1/models answer rendered). A bad configuration is refused with the JSON path of
+// the offending field, so Envoy keeps the previous one.
+import { JsonValue, parseJson } from "../json/value";
+import { JsonType } from "../json/reader";
+import { jsonString } from "../json/writer";
+
+// Defaults: the README's configuration table lists these same values.
+export const DEFAULT_ROUTING_HEADER = "x-higress-llm-model";
+export const DEFAULT_PATH_SUFFIXES: Array<string> = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses"];
+export const DEFAULT_MAX_BODY_BYTES: i32 = 10 * 1024 * 1024;
+export const DEFAULT_SERVE_MODEL_LIST = true;
+export const DEFAULT_OWNED_BY = "llm-gateway";
+export const MODEL_LIST_SUFFIX = "/v1/models";
+export const MAX_MODEL_NAME_BYTES: i32 = 256;
+
+export class ModelRoute {
+  name: string = "";          // exact name, or the prefix of a pattern
+  isPrefix: bool = false;     // configured as "prefix*"
+  route: string = "";         // routing header value; "" = the requested model itself
+  upstreamModel: string = ""; // "" = leave the body's model as is
+  fallback: Array<string> = new Array<string>();
+}
+
+export class GatewayConfig {
+  routingHeader: string = DEFAULT_ROUTING_HEADER;
+  pathSuffixes: Array<string> = DEFAULT_PATH_SUFFIXES;
+  maxBodyBytes: i32 = DEFAULT_MAX_BODY_BYTES;
+  serveModelList: bool = DEFAULT_SERVE_MODEL_LIST;
+  defaultModel: string = "";
+  ownedBy: string = DEFAULT_OWNED_BY;
+  models: Array<ModelRoute> = new Array<ModelRoute>();
+
+  // Compiled at configure time.
+  exact: Map<string, ModelRoute> = new Map<string, ModelRoute>();
+  prefixes: Array<ModelRoute> = new Array<ModelRoute>(); // longest prefix first
+  servedNames: Array<string> = new Array<string>();
+  modelListBody: string = "";
+
+  // The route for a requested model name: exact names win, then the longest matching prefix.
+  findRoute(model: string): ModelRoute | null {
+    if (this.exact.has(model)) return this.exact.get(model);
+    for (let i = 0; i < this.prefixes.length; i++) {
+      const r = unchecked(this.prefixes[i]);
+      if (model.startsWith(r.name)) return r;
+    }
+    return null;
+  }
+
+  isRoutedPath(path: string): bool {
+    for (let i = 0; i < this.pathSuffixes.length; i++) {
+      if (path.endsWith(unchecked(this.pathSuffixes[i]))) return true;
+    }
+    return false;
+  }
+}
+
+// A `_rules_` entry: overrides for requests matching any of its routes, domains or services.
+export class Rule {
+  routes: Array<string> = new Array<string>();
+  domains: Array<string> = new Array<string>();
+  services: Array<string> = new Array<string>();
+  config: GatewayConfig = new GatewayConfig();
+}
+
+export class PluginConfig {
+  global: GatewayConfig = new GatewayConfig();
+  rules: Array<Rule> = new Array<Rule>();
+
+  // First rule whose match fits, else the global config (Higress's semantics for `_rules_`).
+  select(route: string, host: string, service: string): GatewayConfig {
+    for (let i = 0; i < this.rules.length; i++) {
+      const r = unchecked(this.rules[i]);
+      if (route.length > 0 && r.routes.includes(route)) return r.config;
+      if (host.length > 0 && domainMatches(r.domains, host)) return r.config;
+      if (service.length > 0 && serviceMatches(r.services, service)) return r.config;
+    }
+    return this.global;
+  }
+}
+
+function domainMatches(domains: Array<string>, host: string): bool {
+  for (let i = 0; i < domains.length; i++) {
+    const d = unchecked(domains[i]);
+    if (d == host) return true;
+    // "*.example.com" matches any subdomain.
+    if (d.startsWith("*.") && host.endsWith(d.substring(1))) return true;
+  }
+  return false;
+}
+
+// Higress service matches name either bare or as in the cluster name `outbound|port||name`.
+function serviceMatches(services: Array<string>, cluster: string): bool {
+  for (let i = 0; i < services.length; i++) {
+    const s = unchecked(services[i]);
+    if (s == cluster || cluster.endsWith("||" + s)) return true;
+  }
+  return false;
+}
+
+export class ConfigResult {
+  config: PluginConfig | null = null;
+  error: string = "";
+}
+
+class Checker {
+  error: string = "";
+  fail(path: string, message: string): void {
+    if (this.error.length == 0) this.error = path + ": " + message;
+  }
+}
+
+function describe(v: JsonValue): string {
+  switch (v.type) {
+    case JsonType.Null: return "null";
+    case JsonType.Bool: return v.boolValue ? "true" : "false";
+    case JsonType.Number: return v.numValue.toString();
+    case JsonType.String: return jsonString(v.strValue.length > 64 ? v.strValue.substring(0, 64) + "…" : v.strValue);
+    case JsonType.Array: return "an array";
+    default: return "an object";
+  }
+}
+
+function readString(c: Checker, v: JsonValue, path: string, allowEmpty: bool): string {
+  if (v.type != JsonType.String) { c.fail(path, "must be a string, got " + describe(v)); return ""; }
+  if (!allowEmpty && v.strValue.length == 0) { c.fail(path, "must not be empty"); return ""; }
+  return v.strValue;
+}
+
+function readStringArray(c: Checker, v: JsonValue, path: string): Array<string> {
+  const out = new Array<string>();
+  if (v.type != JsonType.Array) { c.fail(path, "must be an array of strings, got " + describe(v)); return out; }
+  for (let i = 0; i < v.items.length; i++) {
+    out.push(readString(c, unchecked(v.items[i]), path + "[" + i.toString() + "]", false));
+  }
+  return out;
+}
+
+// Header names Envoy accepts: lowercase token characters.
+function isHeaderName(s: string): bool {
+  if (s.length == 0) return false;
+  for (let i = 0; i < s.length; i++) {
+    const ch = s.charCodeAt(i);
+    const ok = (ch >= 0x61 && ch <= 0x7a) || (ch >= 0x30 && ch <= 0x39) || ch == 0x2d || ch == 0x5f || ch == 0x2e;
+    if (!ok) return false;
+  }
+  return true;
+}
+
+const KNOWN_KEYS: Array<string> = ["routingHeader", "pathSuffixes", "maxBodyBytes", "serveModelList", "defaultModel", "ownedBy", "models"];
+const MODEL_KEYS: Array<string> = ["name", "route", "upstreamModel", "fallback"];
+
+function parseModel(c: Checker, v: JsonValue, path: string): ModelRoute {
+  const m = new ModelRoute();
+  if (v.type != JsonType.Object) { c.fail(path, "must be an object, got " + describe(v)); return m; }
+  for (let i = 0; i < v.keys.length; i++) {
+    const k = unchecked(v.keys[i]);
+    if (!MODEL_KEYS.includes(k)) c.fail(path + "." + k, "unknown field (known: " + MODEL_KEYS.join(", ") + ")");
+  }
+  const name = v.get("name");
+  if (name == null) { c.fail(path + ".name", "is required"); return m; }
+  let n = readString(c, name, path + ".name", false);
+  if (n.endsWith("*")) {
+    m.isPrefix = true;
+    n = n.substring(0, n.length - 1);
+    if (n.indexOf("*") >= 0) c.fail(path + ".name", "only a trailing '*' is supported, got " + jsonString(n + "*"));
+  } else if (n.indexOf("*") >= 0) {
+    c.fail(path + ".name", "only a trailing '*' is supported, got " + jsonString(n));
+  }
+  m.name = n;
+  const route = v.get("route");
+  if (route != null) {
+    m.route = readString(c, route, path + ".route", false);
+    if (!isHeaderValue(m.route)) c.fail(path + ".route", "must be printable ASCII (it becomes a header value)");
+  } else if (!m.isPrefix) {
+    m.route = n;
+  }
+  const up = v.get("upstreamModel");
+  if (up != null) m.upstreamModel = readString(c, up, path + ".upstreamModel", false);
+  const fb = v.get("fallback");
+  if (fb != null) m.fallback = readStringArray(c, fb, path + ".fallback");
+  return m;
+}
+
+export function isHeaderValue(s: string): bool {
+  if (s.length == 0 || s.length > MAX_MODEL_NAME_BYTES) return false;
+  for (let i = 0; i < s.length; i++) {
+    const ch = s.charCodeAt(i);
+    if (ch < 0x21 || ch > 0x7e) return false;
+  }
+  return true;
+}
+
+// Reads one config object over `base` (fields it lacks keep base's values).
+function parseGateway(c: Checker, v: JsonValue, base: GatewayConfig | null, path: string): GatewayConfig {
+  const g = new GatewayConfig();
+  if (base != null) {
+    g.routingHeader = base.routingHeader;
+    g.pathSuffixes = base.pathSuffixes;
+    g.maxBodyBytes = base.maxBodyBytes;
+    g.serveModelList = base.serveModelList;
+    g.defaultModel = base.defaultModel;
+    g.ownedBy = base.ownedBy;
+    g.models = base.models;
+  }
+  for (let i = 0; i < v.keys.length; i++) {
+    const k = unchecked(v.keys[i]);
+    if (k.startsWith("_")) continue; // _rules_, _match_*_ and other Higress-reserved keys
+    if (!KNOWN_KEYS.includes(k)) c.fail(path + k, "unknown field (known: " + KNOWN_KEYS.join(", ") + ")");
+  }
+  const rh = v.get("routingHeader");
+  if (rh != null) {
+    g.routingHeader = readString(c, rh, path + "routingHeader", false);
+    if (!isHeaderName(g.routingHeader)) c.fail(path + "routingHeader", "must be a lowercase header name, got " + jsonString(g.routingHeader));
+  }
+  const ps = v.get("pathSuffixes");
+  if (ps != null) {
+    g.pathSuffixes = readStringArray(c, ps, path + "pathSuffixes");
+    if (g.pathSuffixes.length == 0) c.fail(path + "pathSuffixes", "must not be empty");
+  }
+  const mb = v.get("maxBodyBytes");
+  if (mb != null) {
+    if (mb.type != JsonType.Number || !mb.isInteger || mb.numValue < 1 || mb.numValue > 1073741824) {
+      c.fail(path + "maxBodyBytes", "must be an integer between 1 and 1073741824, got " + describe(mb));
+    } else {
+      g.maxBodyBytes = <i32>mb.numValue;
+    }
+  }
+  const sl = v.get("serveModelList");
+  if (sl != null) {
+    if (sl.type != JsonType.Bool) c.fail(path + "serveModelList", "must be true or false, got " + describe(sl));
+    else g.serveModelList = sl.boolValue;
+  }
+  const ob = v.get("ownedBy");
+  if (ob != null) g.ownedBy = readString(c, ob, path + "ownedBy", false);
+  const ms = v.get("models");
+  if (ms != null) {
+    if (ms.type != JsonType.Array) {
+      c.fail(path + "models", "must be an array, got " + describe(ms));
+    } else {
+      const models = new Array<ModelRoute>();
+      for (let i = 0; i < ms.items.length; i++) {
+        models.push(parseModel(c, unchecked(ms.items[i]), path + "models[" + i.toString() + "]"));
+      }
+      g.models = models;
+    }
+  }
+  if (g.models.length == 0) c.fail(path + "models", "at least one model is required");
+  const dm = v.get("defaultModel");
+  if (dm != null) g.defaultModel = readString(c, dm, path + "defaultModel", false);
+  compile(c, g, path);
+  return g;
+}
+
+function compile(c: Checker, g: GatewayConfig, path: string): void {
+  for (let i = 0; i < g.models.length; i++) {
+    const m = unchecked(g.models[i]);
+    if (m.isPrefix) {
+      g.prefixes.push(m);
+      continue;
+    }
+    if (g.exact.has(m.name)) c.fail(path + "models[" + i.toString() + "].name", "duplicate model " + jsonString(m.name));
+    g.exact.set(m.name, m);
+    g.servedNames.push(m.name);
+  }
+  // Longest prefix first, so "qwen2-*" wins over "qwen*".
+  g.prefixes.sort((a: ModelRoute, b: ModelRoute): i32 => b.name.length - a.name.length);
+  for (let i = 0; i < g.models.length; i++) {
+    const m = unchecked(g.models[i]);
+    for (let j = 0; j < m.fallback.length; j++) {
+      if (g.findRoute(unchecked(m.fallback[j])) == null) {
+        c.fail(path + "models[" + i.toString() + "].fallback[" + j.toString() + "]", "unknown model " + jsonString(unchecked(m.fallback[j])));
+      }
+    }
+  }
+  if (g.defaultModel.length > 0 && g.findRoute(g.defaultModel) == null) {
+    c.fail(path + "defaultModel", "is not one of the configured models: " + jsonString(g.defaultModel));
+  }
+  g.modelListBody = renderModelList(g);
+}
+
+// The OpenAI list format of GET /v1/models; prefix patterns cannot be listed.
+function renderModelList(g: GatewayConfig): string {
+  const parts = new Array<string>();
+  for (let i = 0; i < g.servedNames.length; i++) {
+    parts.push("{\"id\":" + jsonString(unchecked(g.servedNames[i])) + ",\"object\":\"model\",\"created\":0,\"owned_by\":" + jsonString(g.ownedBy) + "}");
+  }
+  return "{\"object\":\"list\",\"data\":[" + parts.join(",") + "]}";
+}
+
+function parseRule(c: Checker, v: JsonValue, global: GatewayConfig, path: string): Rule {
+  const r = new Rule();
+  if (v.type != JsonType.Object) { c.fail(path, "must be an object, got " + describe(v)); return r; }
+  const mr = v.get("_match_route_");
+  const md = v.get("_match_domain_");
+  const msv = v.get("_match_service_");
+  if (mr != null) r.routes = readStringArray(c, mr, path + "._match_route_");
+  if (md != null) r.domains = readStringArray(c, md, path + "._match_domain_");
+  if (msv != null) r.services = readStringArray(c, msv, path + "._match_service_");
+  if (r.routes.length + r.domains.length + r.services.length == 0) {
+    c.fail(path, "needs a non-empty _match_route_, _match_domain_ or _match_service_");
+  }
+  r.config = parseGateway(c, v, global, path + ".");
+  return r;
+}
+
+export function parseConfig(text: string): ConfigResult {
+  const res = new ConfigResult();
+  if (text.length == 0) { res.error = "configuration is empty: at least `models` is required"; return res; }
+  const parsed = parseJson(text);
+  if (parsed.value == null) { res.error = "configuration: " + parsed.error; return res; }
+  const root = parsed.value!;
+  if (root.type != JsonType.Object) { res.error = "configuration must be a JSON object"; return res; }
+  const c = new Checker();
+  const pc = new PluginConfig();
+  pc.global = parseGateway(c, root, null, "");
+  const rules = root.get("_rules_");
+  if (rules != null) {
+    if (rules.type != JsonType.Array) c.fail("_rules_", "must be an array, got " + describe(rules));
+    else for (let i = 0; i < rules.items.length; i++) {
+      pc.rules.push(parseRule(c, unchecked(rules.items[i]), pc.global, "_rules_[" + i.toString() + "]"));
+    }
+  }
+  if (c.error.length > 0) { res.error = c.error; return res; }
+  res.config = pc;
+  return res;
+}

@@ -1,0 +1,163 @@
+// Renders the local Envoy's configuration: the shape Higress generates for the seed scenario, so the
+// plugin runs here as it runs there. AI routes are named like Higress's console names them
+// (`ai-route-<model>.internal`) and match on the routing header; clusters are named like Higress's
+// McpBridge DNS registries (`outbound|8080||llm-<model>.dns`).
+import { stringify } from "yaml";
+
+export interface BackendTarget {
+  model: string;      // routing header value the route matches
+  host: string;
+  port: number;
+}
+
+export interface EnvoyLayout {
+  listenPort: number;
+  adminPort: number;
+  wasmPath: string;
+  backends: BackendTarget[];
+  pluginConfig: unknown;
+  accessLogPath: string;
+  routingHeader?: string;
+  // Envoy buffers a request body up to this before answering 413 itself; kept above the plugin's own
+  // limit so the plugin's OpenAI-style 413 is the one clients see.
+  bufferLimitBytes?: number;
+}
+
+export const DEFAULT_BUFFER_LIMIT = 64 * 1024 * 1024;
+
+export function clusterName(model: string): string {
+  return `outbound|8080||llm-${model}.dns`;
+}
+
+export function routeName(model: string): string {
+  return `ai-route-${model}.internal`;
+}
+
+// Higress's bootstrap stats tags: turn the Wasm metric name parts into Prometheus labels.
+export const HIGRESS_STATS_TAGS = [
+  { tag_name: "ai_route", regex: "^wasmcustom\\.route\\.((.*?)\\.)upstream" },
+  { tag_name: "ai_cluster", regex: "^wasmcustom\\..*?\\.upstream\\.((.*?)\\.)model" },
+  { tag_name: "ai_model", regex: "^wasmcustom\\..*?\\.model\\.((.*?)\\.)consumer" },
+  { tag_name: "ai_consumer", regex: "^wasmcustom\\..*?\\.consumer\\.((.*?)\\.)metric" },
+];
+
+export function listenerResource(l: EnvoyLayout): Record<string, unknown> {
+  const header = l.routingHeader ?? "x-higress-llm-model";
+  const limit = l.bufferLimitBytes ?? DEFAULT_BUFFER_LIMIT;
+  const routes: unknown[] = l.backends.map((b) => ({
+    name: routeName(b.model),
+    match: { prefix: "/", headers: [{ name: header, string_match: { exact: b.model } }] },
+    route: { cluster: clusterName(b.model), timeout: "300s" },
+  }));
+  // No routing header: nothing Higress would route either.
+  routes.push({
+    name: "no-ai-route",
+    match: { prefix: "/" },
+    direct_response: {
+      status: 404,
+      body: { inline_string: '{"error":{"message":"No route for this request.","type":"invalid_request_error","param":null,"code":"no_route"}}' },
+    },
+  });
+  return {
+    "@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
+    name: "llm-gateway",
+    address: { socket_address: { address: "127.0.0.1", port_value: l.listenPort } },
+    per_connection_buffer_limit_bytes: limit,
+    filter_chains: [{
+      filters: [{
+        name: "envoy.filters.network.http_connection_manager",
+        typed_config: {
+          "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+          stat_prefix: "llm_gateway",
+          access_log: [{
+            name: "envoy.access_loggers.file",
+            typed_config: {
+              "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+              path: l.accessLogPath,
+              log_format: {
+                json_format: {
+                  start_time: "%START_TIME%",
+                  method: "%REQ(:METHOD)%",
+                  path: "%REQ(:PATH)%",
+                  status: "%RESPONSE_CODE%",
+                  details: "%RESPONSE_CODE_DETAILS%",
+                  route: "%ROUTE_NAME%",
+                  cluster: "%UPSTREAM_CLUSTER%",
+                  duration_ms: "%DURATION%",
+                  ai_log: "%FILTER_STATE(wasm.ai_log:PLAIN)%",
+                },
+              },
+            },
+          }],
+          route_config: {
+            name: "llm-gateway-routes",
+            virtual_hosts: [{ name: "llm", domains: ["*"], routes }],
+          },
+          http_filters: [
+            {
+              name: "llm-gateway",
+              typed_config: {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                config: {
+                  name: "llm-gateway",
+                  root_id: "llm-gateway",
+                  // Lets the plugin hold request headers while it reads the body (Envoy >= 1.39; without
+                  // it proxy-wasm turns StopIteration into StopAllIteration and the body never arrives).
+                  // Higress's Envoy behaves this way by default, which is how its model-router works.
+                  allow_on_headers_stop_iteration: true,
+                  configuration: {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    value: JSON.stringify(l.pluginConfig),
+                  },
+                  vm_config: {
+                    vm_id: "llm-gateway",
+                    runtime: "envoy.wasm.runtime.v8",
+                    code: { local: { filename: l.wasmPath } },
+                  },
+                },
+              },
+            },
+            { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } },
+          ],
+        },
+      }],
+    }],
+  };
+}
+
+// The bootstrap: static clusters, the listener from a watched file (LDS), so a test or an operator can
+// swap the plugin configuration of a running Envoy by replacing that file.
+export function bootstrap(l: EnvoyLayout, ldsDir: string): Record<string, unknown> {
+  const limit = l.bufferLimitBytes ?? DEFAULT_BUFFER_LIMIT;
+  return {
+    node: { id: "llm-gateway-local", cluster: "llm-gateway" },
+    admin: { address: { socket_address: { address: "127.0.0.1", port_value: l.adminPort } } },
+    stats_config: { stats_tags: HIGRESS_STATS_TAGS, use_all_default_tags: true },
+    dynamic_resources: {
+      lds_config: {
+        resource_api_version: "V3",
+        path_config_source: { path: `${ldsDir}/lds.yaml`, watched_directory: { path: ldsDir } },
+      },
+    },
+    static_resources: {
+      clusters: l.backends.map((b) => ({
+        name: clusterName(b.model),
+        type: "STATIC",
+        connect_timeout: "1s",
+        per_connection_buffer_limit_bytes: limit,
+        load_assignment: {
+          cluster_name: clusterName(b.model),
+          endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: b.host, port_value: b.port } } } }] }],
+        },
+      })),
+    },
+  };
+}
+
+export function ldsDocument(l: EnvoyLayout): string {
+  return stringify({ version_info: String(Date.now()), resources: [listenerResource(l)] });
+}
+
+export function bootstrapDocument(l: EnvoyLayout, ldsDir: string): string {
+  return stringify(bootstrap(l, ldsDir));
+}

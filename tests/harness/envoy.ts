@@ -72,6 +72,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const child: ChildProcess = spawn(envoyBinary(), [
     "-c", bootstrapPath,
     "--disable-hot-restart",
+    // On a listener update the old listener's connections close within a second, so clients move to
+    // the new configuration promptly (Envoy's default drain lasts 10 minutes).
+    "--drain-time-s", "1", "--drain-strategy", "immediate",
     "--concurrency", String(opts.concurrency ?? 1),
     "--log-level", opts.logLevel ?? "warn",
     "--component-log-level", "wasm:info",
@@ -114,6 +117,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     throw new Error(`${(e as Error).message}\n${log.slice(-4000)}`);
   }
 
+  const countConfigured = (): number => (readLog().match(/llm-gateway: configured /g) ?? []).length;
+
   const counter = async (name: string): Promise<number> => {
     const r = await fetch(`${adminUrl}/stats?filter=^${name.replace(/\./g, "\\.")}$`);
     const m = /:\s*(\d+)/.exec(await r.text());
@@ -123,19 +128,22 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   return {
     url, adminUrl, workDir, accessLogPath: layout.accessLogPath, layout,
     async reconfigure(pluginConfig: unknown) {
+      const configuredBefore = countConfigured();
       const okBefore = await counter("listener_manager.lds.update_success");
       const badBefore = await counter("listener_manager.lds.update_rejected");
       layout.pluginConfig = pluginConfig;
       writeLds(layout);
-      let outcome: "accepted" | "rejected" = "rejected";
+      let outcome = "rejected" as "accepted" | "rejected";
       await waitFor(async () => {
         if (await counter("listener_manager.lds.update_rejected") > badBefore) { outcome = "rejected"; return true; }
         if (await counter("listener_manager.lds.update_success") > okBefore) { outcome = "accepted"; return true; }
         return false;
       }, 15000, "LDS update");
       if (outcome === "accepted") {
-        // The new listener drains the old one's workers; wait until the listener answers again.
-        await waitFor(async () => (await fetch(`${url}/`).catch(() => null)) !== null, 10000, "listener after update");
+        // Envoy configures the plugin on the main thread, then on each worker shortly after; requests
+        // that arrive in between still see the old configuration. Wait for the workers' log lines.
+        const expected = configuredBefore + 1 + (opts.concurrency ?? 1);
+        await waitFor(async () => countConfigured() >= expected, 10000, "plugin configured on every worker");
       }
       return outcome;
     },

@@ -6,7 +6,7 @@ ENVOY_VERSION := 1.39.3
 PYTHON ?= python3
 NODE_TEST := node --import tsx --test --test-concurrency=1
 
-.PHONY: all build build-debug deps venv demo test test-as test-e2e typecheck clean
+.PHONY: all build build-debug deps venv system-deps k8s-env demo test test-as test-e2e test-node typecheck fuzz image push clean
 
 all: build
 
@@ -34,6 +34,15 @@ build: build/plugin.wasm
 build-debug: node_modules/.stamp
 	npx asc assembly/main.ts --target debug
 
+# Debian packages the tests use (docker-registry, skopeo, htpasswd, etcd); installs only what is missing.
+system-deps:
+	bash tests/oci/install-deps.sh
+	bash tests/k8s/install-deps.sh
+
+# kube-apiserver built from the pinned Kubernetes release, cached under ~/.cache/llm-gateway.
+k8s-env: system-deps
+	bash tests/k8s/build-kube-apiserver.sh
+
 typecheck: node_modules/.stamp
 	npx tsc -p tsconfig.json
 
@@ -46,8 +55,23 @@ test-as: node_modules/.stamp
 test-e2e: build venv
 	$(NODE_TEST) tests/e2e/*.test.ts
 
-test: build venv typecheck test-as
-	$(NODE_TEST) tests/backends/*.test.ts tests/e2e/*.test.ts
+fuzz: node_modules/.stamp
+	npx asp --config tests/as/as-pect.fuzz.config.js
+
+NODE_TESTS := tests/backends/*.test.ts tests/e2e/*.test.ts tests/oci/*.test.ts tests/k8s/*.test.ts tests/deploy/*.test.ts
+
+test-node: build venv k8s-env
+	$(NODE_TEST) $(NODE_TESTS)
+
+test: build venv system-deps k8s-env typecheck test-as test-node
+
+OCI_TAG ?= $(shell node -p "require('./package.json').version")
+image: build/plugin.wasm
+	npx tsx deploy-scripts/oci/cli.ts image --wasm build/plugin.wasm --readme README.md --spec deploy-scripts/oci/spec.yaml --out build/oci --tag $(OCI_TAG)
+
+push: image
+	@test -n "$(IMAGE)" || { echo "usage: make push IMAGE=registry/name:tag [INSECURE=1]"; exit 2; }
+	npx tsx deploy-scripts/oci/cli.ts push --layout build/oci --image $(IMAGE) $(if $(INSECURE),--insecure)
 
 clean:
 	rm -rf build

@@ -11,6 +11,11 @@ export const DEFAULT_PATH_SUFFIXES: Array<string> = ["/v1/chat/completions", "/v
 export const DEFAULT_MAX_BODY_BYTES: i32 = 10 * 1024 * 1024;
 export const DEFAULT_SERVE_MODEL_LIST = true;
 export const DEFAULT_OWNED_BY = "llm-gateway";
+export const DEFAULT_INJECT_STREAM_USAGE = true;
+export const DEFAULT_CONSUMER_HEADER = "x-mse-consumer";
+export const DEFAULT_MAX_SSE_EVENT_BYTES: i32 = 1024 * 1024;
+export const DEFAULT_MAX_RESPONSE_BYTES: i32 = 10 * 1024 * 1024;
+export const USAGE_PATH_SUFFIXES: Array<string> = ["/v1/chat/completions", "/v1/completions"];
 export const MODEL_LIST_SUFFIX = "/v1/models";
 export const MAX_MODEL_NAME_BYTES: i32 = 256;
 
@@ -29,6 +34,10 @@ export class GatewayConfig {
   serveModelList: bool = DEFAULT_SERVE_MODEL_LIST;
   defaultModel: string = "";
   ownedBy: string = DEFAULT_OWNED_BY;
+  injectStreamUsage: bool = DEFAULT_INJECT_STREAM_USAGE;
+  consumerHeader: string = DEFAULT_CONSUMER_HEADER;
+  maxSseEventBytes: i32 = DEFAULT_MAX_SSE_EVENT_BYTES;
+  maxResponseBytes: i32 = DEFAULT_MAX_RESPONSE_BYTES;
   models: Array<ModelRoute> = new Array<ModelRoute>();
 
   // Compiled at configure time.
@@ -45,6 +54,14 @@ export class GatewayConfig {
       if (model.startsWith(r.name)) return r;
     }
     return null;
+  }
+
+  // Paths whose streams carry usage chunks when asked (stream_options.include_usage).
+  carriesStreamUsage(path: string): bool {
+    for (let i = 0; i < USAGE_PATH_SUFFIXES.length; i++) {
+      if (path.endsWith(unchecked(USAGE_PATH_SUFFIXES[i]))) return true;
+    }
+    return false;
   }
 
   isRoutedPath(path: string): bool {
@@ -147,7 +164,8 @@ function isHeaderName(s: string): bool {
   return true;
 }
 
-const KNOWN_KEYS: Array<string> = ["routingHeader", "pathSuffixes", "maxBodyBytes", "serveModelList", "defaultModel", "ownedBy", "models"];
+const KNOWN_KEYS: Array<string> = ["routingHeader", "pathSuffixes", "maxBodyBytes", "serveModelList", "defaultModel", "ownedBy",
+  "injectStreamUsage", "consumerHeader", "maxSseEventBytes", "maxResponseBytes", "models"];
 const MODEL_KEYS: Array<string> = ["name", "route", "upstreamModel", "fallback"];
 
 function parseModel(c: Checker, v: JsonValue, path: string): ModelRoute {
@@ -191,6 +209,26 @@ export function isHeaderValue(s: string): bool {
   return true;
 }
 
+function readSize(c: Checker, v: JsonValue, path: string, key: string, current: i32): i32 {
+  const f = v.get(key);
+  if (f == null) return current;
+  if (f.type != JsonType.Number || !f.isInteger || f.numValue < 1 || f.numValue > 1073741824) {
+    c.fail(path + key, "must be an integer between 1 and 1073741824, got " + describe(f));
+    return current;
+  }
+  return <i32>f.numValue;
+}
+
+function readBoolField(c: Checker, v: JsonValue, path: string, key: string, current: bool): bool {
+  const f = v.get(key);
+  if (f == null) return current;
+  if (f.type != JsonType.Bool) {
+    c.fail(path + key, "must be true or false, got " + describe(f));
+    return current;
+  }
+  return f.boolValue;
+}
+
 // Reads one config object over `base` (fields it lacks keep base's values).
 function parseGateway(c: Checker, v: JsonValue, base: GatewayConfig | null, path: string): GatewayConfig {
   const g = new GatewayConfig();
@@ -201,6 +239,10 @@ function parseGateway(c: Checker, v: JsonValue, base: GatewayConfig | null, path
     g.serveModelList = base.serveModelList;
     g.defaultModel = base.defaultModel;
     g.ownedBy = base.ownedBy;
+    g.injectStreamUsage = base.injectStreamUsage;
+    g.consumerHeader = base.consumerHeader;
+    g.maxSseEventBytes = base.maxSseEventBytes;
+    g.maxResponseBytes = base.maxResponseBytes;
     g.models = base.models;
   }
   for (let i = 0; i < v.keys.length; i++) {
@@ -218,18 +260,15 @@ function parseGateway(c: Checker, v: JsonValue, base: GatewayConfig | null, path
     g.pathSuffixes = readStringArray(c, ps, path + "pathSuffixes");
     if (g.pathSuffixes.length == 0) c.fail(path + "pathSuffixes", "must not be empty");
   }
-  const mb = v.get("maxBodyBytes");
-  if (mb != null) {
-    if (mb.type != JsonType.Number || !mb.isInteger || mb.numValue < 1 || mb.numValue > 1073741824) {
-      c.fail(path + "maxBodyBytes", "must be an integer between 1 and 1073741824, got " + describe(mb));
-    } else {
-      g.maxBodyBytes = <i32>mb.numValue;
-    }
-  }
-  const sl = v.get("serveModelList");
-  if (sl != null) {
-    if (sl.type != JsonType.Bool) c.fail(path + "serveModelList", "must be true or false, got " + describe(sl));
-    else g.serveModelList = sl.boolValue;
+  g.maxBodyBytes = readSize(c, v, path, "maxBodyBytes", g.maxBodyBytes);
+  g.maxSseEventBytes = readSize(c, v, path, "maxSseEventBytes", g.maxSseEventBytes);
+  g.maxResponseBytes = readSize(c, v, path, "maxResponseBytes", g.maxResponseBytes);
+  g.serveModelList = readBoolField(c, v, path, "serveModelList", g.serveModelList);
+  g.injectStreamUsage = readBoolField(c, v, path, "injectStreamUsage", g.injectStreamUsage);
+  const ch = v.get("consumerHeader");
+  if (ch != null) {
+    g.consumerHeader = readString(c, ch, path + "consumerHeader", false);
+    if (!isHeaderName(g.consumerHeader)) c.fail(path + "consumerHeader", "must be a lowercase header name, got " + jsonString(g.consumerHeader));
   }
   const ob = v.get("ownedBy");
   if (ob != null) g.ownedBy = readString(c, ob, path + "ownedBy", false);

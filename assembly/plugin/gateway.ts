@@ -21,6 +21,7 @@ const APPEND: u32 = u32.MAX_VALUE; // start offset meaning "append" to Envoy
 export class GatewayHttp extends HttpContext {
   private phase: Phase = Phase.PassThrough;
   private cfg: GatewayConfig;
+  private wantsUsage: bool = false;
 
   constructor(id: u32, private gateway: GatewayRoot) {
     super(id, gateway);
@@ -46,6 +47,7 @@ export class GatewayHttp extends HttpContext {
       return Action.Pause;
     }
     if (method != "POST" || !cfg.isRoutedPath(path)) return Action.Continue;
+    this.wantsUsage = cfg.carriesStreamUsage(path);
 
     const cl = host.getHeader(MapType.HttpRequestHeaders, "content-length");
     if (cl != null && declaredTooLarge(cl, cfg.maxBodyBytes)) return this.answer(bodyTooLarge(cfg.maxBodyBytes));
@@ -70,15 +72,14 @@ export class GatewayHttp extends HttpContext {
       this.phase = Phase.PassThrough;
       return Action.Continue;
     }
-    const res = routeRequest(cfg, body.ptr, body.len, requestScan);
+    const res = routeRequest(cfg, body.ptr, body.len, requestScan, this.wantsUsage);
     if (res.reply != null) {
       body.release();
       return this.answer(res.reply!);
     }
     host.replaceHeader(MapType.HttpRequestHeaders, cfg.routingHeader, res.routeValue);
-    const edit = res.edit;
-    if (edit != null) {
-      applyEdit(body, edit);
+    if (res.edits.length > 0) {
+      applyEdits(body, res.edits);
       // The length changed; Envoy then frames the upstream request itself.
       host.removeHeader(MapType.HttpRequestHeaders, "content-length");
     }
@@ -107,11 +108,17 @@ function declaredTooLarge(value: string, limit: i32): bool {
   return n > <i64>limit;
 }
 
-// Rewrites [start, end) of the buffered body from three slices of the copy we already hold: Envoy's
+// Rewrites the buffered body from slices of the copy we already hold plus the edits' texts: Envoy's
 // set_buffer_bytes only prepends (after draining) or appends, and this avoids building a second copy.
-function applyEdit(body: HostBytes, edit: BodyEdit): void {
-  const t = String.UTF8.encode(edit.text);
-  host.setBufferBytes(BufferType.HttpRequestBody, 0, <u32>body.len, body.ptr, <usize>edit.start);
-  host.setBufferBytes(BufferType.HttpRequestBody, APPEND, 0, changetype<usize>(t), <usize>t.byteLength);
-  host.setBufferBytes(BufferType.HttpRequestBody, APPEND, 0, body.ptr + <usize>edit.end, <usize>(body.len - edit.end));
+function applyEdits(body: HostBytes, edits: Array<BodyEdit>): void {
+  let from: i32 = 0;
+  for (let i = 0; i < edits.length; i++) {
+    const e = unchecked(edits[i]);
+    if (i == 0) host.setBufferBytes(BufferType.HttpRequestBody, 0, <u32>body.len, body.ptr, <usize>e.start);
+    else host.setBufferBytes(BufferType.HttpRequestBody, APPEND, 0, body.ptr + <usize>from, <usize>(e.start - from));
+    const t = String.UTF8.encode(e.text);
+    host.setBufferBytes(BufferType.HttpRequestBody, APPEND, 0, changetype<usize>(t), <usize>t.byteLength);
+    from = e.end;
+  }
+  host.setBufferBytes(BufferType.HttpRequestBody, APPEND, 0, body.ptr + <usize>from, <usize>(body.len - from));
 }

@@ -6,9 +6,12 @@ import { GatewayConfig, ModelRoute, isHeaderValue, MAX_MODEL_NAME_BYTES } from "
 import * as errors from "./errors";
 
 // Root members of a request body the plugin reads; indices into JsonScan.fields.
-export const REQUEST_KEYS: Array<string> = ["model", "stream"];
+export const REQUEST_KEYS: Array<string> = ["model", "stream", "stream_options"];
 export const F_MODEL: i32 = 0;
 export const F_STREAM: i32 = 1;
+export const F_STREAM_OPTIONS: i32 = 2;
+const STREAM_OPTIONS_KEYS: Array<string> = ["include_usage"];
+const streamOptionsScan = new JsonScan(STREAM_OPTIONS_KEYS);
 
 // A body edit Envoy can apply without re-serialising: bytes [start, end) become `text`.
 export class BodyEdit {
@@ -20,8 +23,9 @@ export class RoutingResult {
   model: string = "";                     // the model the client asked for (or the default)
   routeValue: string = "";                // value of the routing header
   route: ModelRoute | null = null;
-  edit: BodyEdit | null = null;
+  edits: Array<BodyEdit> = new Array<BodyEdit>(); // sorted by position, non-overlapping
   stream: bool = false;
+  usageInjected: bool = false;            // we asked the upstream for a usage chunk the client did not
 }
 
 function answer(r: RoutingResult, reply: errors.LocalReply): RoutingResult {
@@ -30,7 +34,9 @@ function answer(r: RoutingResult, reply: errors.LocalReply): RoutingResult {
 }
 
 // Decides where a request goes. `scan` is reused across requests to avoid allocating per request.
-export function routeRequest(cfg: GatewayConfig, p: usize, len: i32, scan: JsonScan): RoutingResult {
+// `wantsUsage`: the path is one whose streams carry OpenAI usage chunks (chat/completions, completions),
+// so the plugin may add `stream_options.include_usage` (config injectStreamUsage).
+export function routeRequest(cfg: GatewayConfig, p: usize, len: i32, scan: JsonScan, wantsUsage: bool): RoutingResult {
   const r = new RoutingResult();
   scanJson(p, len, scan);
   if (scan.error == JsonError.DuplicateKey) return answer(r, errors.duplicateKey(scan.duplicateKey));
@@ -63,24 +69,73 @@ export function routeRequest(cfg: GatewayConfig, p: usize, len: i32, scan: JsonS
   if (!isHeaderValue(r.routeValue)) return answer(r, errors.badModelName());
 
   const served = route.upstreamModel.length > 0 ? route.upstreamModel : requested;
+  let rootInsert = "";
   if (insertDefault) {
-    r.edit = insertModel(p, len, served);
+    rootInsert = "\"model\":" + jsonString(served);
   } else if (f.type == JsonType.Null || served != requested) {
-    r.edit = new BodyEdit(f.start, f.end, jsonString(served));
+    r.edits.push(new BodyEdit(f.start, f.end, jsonString(served)));
   }
+  if (r.stream && wantsUsage && cfg.injectStreamUsage) {
+    const opts = scan.field(F_STREAM_OPTIONS);
+    if (!opts.found) {
+      rootInsert = rootInsert.length > 0 ? rootInsert + ",\"stream_options\":{\"include_usage\":true}" : "\"stream_options\":{\"include_usage\":true}";
+      r.usageInjected = true;
+    } else if (opts.type == JsonType.Null) {
+      r.edits.push(new BodyEdit(opts.start, opts.end, "{\"include_usage\":true}"));
+      r.usageInjected = true;
+    } else if (opts.type == JsonType.Object) {
+      const edit = includeUsageEdit(p, opts.start, opts.end);
+      if (edit != null) {
+        r.edits.push(edit);
+        r.usageInjected = true;
+      }
+    }
+  }
+  if (rootInsert.length > 0) r.edits.push(insertAtRoot(p, len, rootInsert));
+  // Edits are few (at most three); a tiny insertion sort keeps them in body order.
+  sortEdits(r.edits);
   return r;
 }
 
-// Adds "model" as the first member of the root object (the body was validated as an object).
-function insertModel(p: usize, len: i32, model: string): BodyEdit {
-  let i = 0;
-  while (i < len && load<u8>(p + <usize>i) != 0x7b) i++;
+// Makes stream_options (the object at [start, end)) say include_usage: true; null when it already does.
+function includeUsageEdit(p: usize, start: i32, end: i32): BodyEdit | null {
+  scanJson(p + <usize>start, end - start, streamOptionsScan);
+  if (!streamOptionsScan.ok()) return null; // cannot happen: the parent scan validated this span
+  const iu = streamOptionsScan.field(0);
+  if (iu.found) {
+    if (iu.type == JsonType.Bool && load<u8>(p + <usize>(start + iu.start)) == 0x74) return null;
+    return new BodyEdit(start + iu.start, start + iu.end, "true");
+  }
+  return insertAtObject(p, start, end, "\"include_usage\":true");
+}
+
+function sortEdits(edits: Array<BodyEdit>): void {
+  for (let i = 1; i < edits.length; i++) {
+    const e = unchecked(edits[i]);
+    let j = i - 1;
+    while (j >= 0 && unchecked(edits[j]).start > e.start) {
+      unchecked((edits[j + 1] = unchecked(edits[j])));
+      j--;
+    }
+    unchecked((edits[j + 1] = e));
+  }
+}
+
+// Adds members at the start of the root object (the body was validated as an object).
+function insertAtRoot(p: usize, len: i32, members: string): BodyEdit {
+  return insertAtObject(p, 0, len, members);
+}
+
+// Adds members right after the '{' of the object found in [start, end).
+function insertAtObject(p: usize, start: i32, end: i32, members: string): BodyEdit {
+  let i = start;
+  while (i < end && load<u8>(p + <usize>i) != 0x7b) i++;
   let j = i + 1;
-  while (j < len) {
+  while (j < end) {
     const c = load<u8>(p + <usize>j);
     if (c != 0x20 && c != 0x0a && c != 0x0d && c != 0x09) break;
     j++;
   }
-  const empty = j < len && load<u8>(p + <usize>j) == 0x7d;
-  return new BodyEdit(i + 1, i + 1, "\"model\":" + jsonString(model) + (empty ? "" : ","));
+  const empty = j < end && load<u8>(p + <usize>j) == 0x7d;
+  return new BodyEdit(i + 1, i + 1, members + (empty ? "" : ","));
 }

@@ -1,0 +1,108 @@
+// Every metric the plugin defines: names, label order, units. Names follow Higress's ai-statistics
+// plugin, `route.<route>.upstream.<cluster>.model.<model>.consumer.<consumer>.metric.<name>`, so the
+// stats tags in Higress's bootstrap (and in our harness) turn the parts into the labels ai_route,
+// ai_cluster, ai_model and ai_consumer, and Higress's AI dashboard works unchanged.
+import { MetricType } from "../abi/enums";
+import { defineMetric, incrementMetric, recordMetric, NO_METRIC } from "../abi/host";
+
+// Higress's counters (same names and meanings).
+export const INPUT_TOKEN = "input_token";
+export const OUTPUT_TOKEN = "output_token";
+export const TOTAL_TOKEN = "total_token";
+export const FIRST_TOKEN_DURATION = "llm_first_token_duration"; // ms, summed over streamed requests
+export const SERVICE_DURATION = "llm_service_duration";         // ms, summed over requests
+export const DURATION_COUNT = "llm_duration_count";
+export const STREAM_DURATION_COUNT = "llm_stream_duration_count";
+
+// Beyond Higress: histograms (percentiles) and outcome counters.
+export const H_FIRST_TOKEN_MS = "first_token_ms";
+export const H_DURATION_MS = "duration_ms";
+export const H_INTER_TOKEN_MS = "inter_token_ms";
+export const H_INPUT_TOKENS = "input_tokens";
+export const H_OUTPUT_TOKENS = "output_tokens";
+export const H_OUTPUT_TOKENS_PER_SECOND = "output_tokens_per_second";
+export const CACHED_TOKEN = "cached_token";
+export const USAGE_ESTIMATED = "usage_estimated";
+export const STREAM_INCOMPLETE = "stream_incomplete";
+export const STREAM_UNPARSED = "stream_unparsed";
+// responses_<origin>_<class>: origin "upstream" (code_details via_upstream) or "local" (Envoy or this
+// plugin answered), class 2xx…5xx.
+export const RESPONSES_PREFIX = "responses_";
+
+// Distinct label sets one VM will define; past it, model and consumer become "overflow" so a client
+// cycling through names cannot grow Envoy's stats without bound.
+export const MAX_SERIES: i32 = 2000;
+export const MAX_LABEL_LENGTH: i32 = 64;
+export const OVERFLOW = "overflow";
+
+export class Labels {
+  readonly prefix: string; // built once per request, reused by every metric of it
+
+  constructor(public route: string, public cluster: string, public model: string, public consumer: string) {
+    this.prefix = "route." + route + ".upstream." + cluster + ".model." + model + ".consumer." + consumer + ".metric.";
+  }
+}
+
+// Route and cluster names come from the operator's configuration and keep their dots (Higress's route
+// names contain them and its dashboards show them). Model and consumer come from clients: every byte
+// outside [A-Za-z0-9_-:/] becomes '_' (a '.' would shift Higress's lazy tag regexes and forge labels),
+// and they are cut to MAX_LABEL_LENGTH.
+export function sanitizeClientLabel(s: string): string {
+  if (s.length == 0) return "none";
+  const n = s.length < MAX_LABEL_LENGTH ? s.length : MAX_LABEL_LENGTH;
+  let clean = true;
+  for (let i = 0; i < n; i++) if (!safeChar(s.charCodeAt(i), false)) { clean = false; break; }
+  if (clean && n == s.length) return s;
+  const out = new Array<string>(n);
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    unchecked((out[i] = safeChar(c, false) ? String.fromCharCode(c) : "_"));
+  }
+  return out.join("");
+}
+
+export function sanitizeConfigLabel(s: string): string {
+  if (s.length == 0) return "none";
+  for (let i = 0; i < s.length; i++) {
+    if (!safeChar(s.charCodeAt(i), true)) return sanitizeClientLabel(s.replaceAll(".", "_"));
+  }
+  return s;
+}
+
+function safeChar(c: i32, allowDot: bool): bool {
+  return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) ||
+    c == 0x5f || c == 0x2d || c == 0x3a || c == 0x2f || c == 0x7c || (allowDot && c == 0x2e);
+}
+
+// Metric ids by full name, defined on first use (label values are only known per request) and kept
+// for the VM's life.
+const ids = new Map<string, u32>();
+let seriesCount: i32 = 0;
+const seenSeries = new Set<string>();
+
+// Admits a label set, or folds model/consumer into "overflow" once MAX_SERIES sets exist.
+export function admit(labels: Labels): Labels {
+  const key = labels.prefix;
+  if (seenSeries.has(key)) return labels;
+  if (seriesCount >= MAX_SERIES) return new Labels(labels.route, labels.cluster, OVERFLOW, OVERFLOW);
+  seenSeries.add(key);
+  seriesCount++;
+  return labels;
+}
+
+function metricId(type: MetricType, name: string): u32 {
+  if (ids.has(name)) return ids.get(name);
+  const id = defineMetric(type, name);
+  if (id != NO_METRIC) ids.set(name, id);
+  return id;
+}
+
+export function count(labels: Labels, name: string, delta: i64): void {
+  if (delta <= 0) return;
+  incrementMetric(metricId(MetricType.Counter, labels.prefix + name), delta);
+}
+
+export function observe(labels: Labels, name: string, value: i64): void {
+  if (value < 0) return;
+  recordMetric(metricId(MetricType.Histogram, labels.prefix + name), <u64>value);
+}

@@ -1,0 +1,114 @@
+// Writes manifests/seed/ from deploy-scripts/examples/seed.yaml with the same renderer the CLI uses, so the
+// checked-in manifests cannot drift (tests/deploy/render.test.ts compares them byte for byte).
+//
+//   npx tsx deploy-scripts/gen-manifests.ts           write the files
+//   npx tsx deploy-scripts/gen-manifests.ts --check   exit 1 if any file differs (CI)
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { globalCustomResponseFilter } from './fallback.ts';
+import { formatGroup, renderGroups, type Group, type RenderOptions } from './render.ts';
+import { parseSpec, type DeploySpec } from './spec.ts';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const SEED_FILE = join(ROOT, 'deploy-scripts', 'examples', 'seed.yaml');
+export const SEED_DIR = join(ROOT, 'manifests', 'seed');
+/** Placeholder for a plain-HTTP plugin URL: a .wasm file served inside the cluster. */
+export const HTTP_URL_EXAMPLE = 'http://llm-gateway-plugin.higress-system.svc.cluster.local/llm-gateway/0.1.0/plugin.wasm';
+/** Manifests are generated as if HF_TOKEN were unset: they carry no Secret, only the note on how to make it. */
+export const MANIFEST_OPTIONS: RenderOptions = { hfTokenSet: false };
+
+export function loadSeed(): DeploySpec {
+  const result = parseSpec(readFileSync(SEED_FILE, 'utf8'));
+  if (!result.ok) throw new Error(`${SEED_FILE} is invalid:\n${result.errors.join('\n')}`);
+  return result.spec;
+}
+
+function alternatives(seed: DeploySpec): { file: string; group: Group; spec: DeploySpec }[] {
+  const httpSpec: DeploySpec = { ...seed, plugin: { ...seed.plugin, url: HTTP_URL_EXAMPLE } };
+  const plugin = renderGroups(httpSpec, MANIFEST_OPTIONS).find((g) => g.file === '40-plugin.yaml');
+  if (plugin === undefined) throw new Error('the renderer produced no plugin group');
+  return [
+    {
+      file: 'alternatives/40-plugin-http-url.yaml',
+      spec: httpSpec,
+      group: {
+        ...plugin,
+        notes: [
+          'ALTERNATIVE to ../40-plugin.yaml, not an addition (same WasmPlugin name): the plugin fetched as a raw .wasm',
+          'over plain HTTP, the URL form the Higress console\'s custom-plugin field takes. The URL is a placeholder for a',
+          'server you run; with http:// set plugin.sha256 in the deployment file so the gateway verifies what it loads.',
+          'To use it: set plugin.url to this form in the deployment file, or kubectl apply this file instead of 40-plugin.yaml.',
+        ],
+      },
+    },
+    {
+      file: 'alternatives/25-global-custom-response.yaml',
+      spec: seed,
+      group: {
+        file: '25-global-custom-response.yaml',
+        notes: [
+          'ONLY for a gateway installed without Higress\'s own higress-gateway-global-custom-response EnvoyFilter',
+          '(the Higress Helm chart has shipped it since 2.0; two custom_response filters would both act on a fallback).',
+          'It inserts Envoy\'s custom_response filter first in the gateway\'s HTTP filters; the deploy CLI renders it',
+          'when the deployment file says fallback.globalFilter: true.',
+        ],
+        objects: [globalCustomResponseFilter(seed)],
+      },
+    },
+  ];
+}
+
+/** Every file under manifests/seed/ and its exact content. */
+export function manifestFiles(): { path: string; content: string }[] {
+  const seed = loadSeed();
+  const files = renderGroups(seed, MANIFEST_OPTIONS).map((g) => ({ path: join(SEED_DIR, g.file), content: formatGroup(seed, g) }));
+  for (const alt of alternatives(seed)) files.push({ path: join(SEED_DIR, alt.file), content: formatGroup(alt.spec, alt.group) });
+  return files;
+}
+
+/** Files present under a directory, recursively, as paths. */
+export function listFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? listFiles(join(dir, e.name)) : [join(dir, e.name)],
+  );
+}
+
+function main(argv: string[]): number {
+  const check = argv.includes('--check');
+  const files = manifestFiles();
+  let stale = 0;
+  for (const f of files) {
+    let current: string | undefined;
+    try {
+      current = readFileSync(f.path, 'utf8');
+    } catch {
+      current = undefined;
+    }
+    if (current === f.content) continue;
+    stale++;
+    if (check) {
+      console.error(`stale: ${relative(ROOT, f.path)}`);
+    } else {
+      mkdirSync(dirname(f.path), { recursive: true });
+      writeFileSync(f.path, f.content);
+      console.log(`wrote ${relative(ROOT, f.path)}`);
+    }
+  }
+  const expected = new Set(files.map((f) => f.path));
+  let extra: string[] = [];
+  try {
+    extra = listFiles(SEED_DIR).filter((p) => !expected.has(p));
+  } catch {
+    // no directory yet
+  }
+  for (const p of extra) console.error(`not generated (remove it): ${relative(ROOT, p)}`);
+  if (check && (stale > 0 || extra.length > 0)) return 1;
+  if (!check && stale === 0) console.log('manifests/seed is up to date');
+  return extra.length > 0 ? 1 : 0;
+}
+
+const entry = process.argv[1];
+if (entry !== undefined && import.meta.url === pathToFileURL(entry).href) {
+  process.exitCode = main(process.argv.slice(2));
+}

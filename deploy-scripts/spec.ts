@@ -1,0 +1,342 @@
+// The deployment file: its schema, defaults and validation. parseSpec never throws on bad input: it returns
+// every problem it finds, one line each, naming the field path and the offending value.
+import { parseDocument } from 'yaml';
+import { Checker, show, type Obj } from './checker.ts';
+import {
+  DEFAULT_FALLBACK_MAX_REQUEST_BYTES,
+  DEFAULT_FALLBACK_ON,
+  DEFAULT_GATEWAY_NAMESPACE,
+  DEFAULT_GATEWAY_SERVICE,
+  DEFAULT_INGRESS_CLASS,
+  DEFAULT_MODEL_HUB,
+  DEFAULT_MODELS_NAMESPACE,
+  DEFAULT_ROUTING_HEADER,
+} from './names.ts';
+
+export type ModelHub = 'Huggingface' | 'ModelScope';
+export type ResponseClass = '4xx' | '5xx';
+export type PullPolicy = 'IfNotPresent' | 'Always' | 'UNSPECIFIED_POLICY';
+export type Quantity = string | number;
+
+export interface Resources {
+  requests?: Record<string, Quantity>;
+  limits?: Record<string, Quantity>;
+}
+
+export interface ModelSpec {
+  name: string;
+  modelID: string;
+  hub: ModelHub;
+  revision?: string;
+  familyName: string;
+  gpus: number;
+  replicas: number;
+  /** Models to fall back to, in order; Higress's native fallback uses the first (see fallback.ts). */
+  fallback: string[];
+  /** Ingress name = Envoy route name; defaults to the model name. */
+  route: string;
+  upstreamModel?: string;
+  needsHfToken: boolean;
+  resources?: Resources;
+  args: string[];
+  backendVersion?: string;
+}
+
+export interface DeploySpec {
+  name: string;
+  namespace: string;
+  gateway: { namespace: string; host?: string; ingressClassName: string; service: string };
+  plugin: {
+    url: string;
+    imagePullPolicy?: PullPolicy;
+    imagePullSecret?: string;
+    sha256?: string;
+    /** Plugin settings from the file, merged over the derived defaultConfig. Never holds `models`. */
+    config: Record<string, unknown>;
+  };
+  fallback: { on: ResponseClass[]; bufferRequestBody: boolean; maxRequestBytes: number; globalFilter: boolean };
+  models: ModelSpec[];
+}
+
+export type ParseResult = { ok: true; spec: DeploySpec } | { ok: false; errors: string[] };
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const HEADER_NAME = /^[a-z0-9][a-z0-9-]*$/;
+const SHA256 = /^[a-f0-9]{64}$/;
+const QUANTITY = /^[+]?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?[0-9]+))?$/;
+const MODEL_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*(\/[A-Za-z0-9][A-Za-z0-9._-]*)?$/;
+const PLUGIN_URL = /^(oci|https?|file):\/\/\S+$/;
+/** `<model>-lb` must stay a DNS label (63). */
+const MAX_MODEL_NAME = 60;
+
+const ROOT_KEYS = ['name', 'namespace', 'gateway', 'plugin', 'fallback', 'models'] as const;
+const GATEWAY_KEYS = ['namespace', 'host', 'ingressClassName', 'service'] as const;
+const PLUGIN_KEYS = ['url', 'imagePullPolicy', 'imagePullSecret', 'sha256', 'config'] as const;
+const FALLBACK_KEYS = ['on', 'bufferRequestBody', 'maxRequestBytes', 'globalFilter'] as const;
+const MODEL_KEYS = [
+  'name',
+  'modelID',
+  'hub',
+  'revision',
+  'familyName',
+  'gpus',
+  'replicas',
+  'fallback',
+  'route',
+  'upstreamModel',
+  'needsHfToken',
+  'resources',
+  'args',
+  'backendVersion',
+] as const;
+
+const DNS_LABEL_WHAT = 'a DNS-1123 label (lowercase letters, digits, "-"; starts and ends alphanumeric)';
+const DNS_SUBDOMAIN_WHAT = 'a DNS-1123 subdomain (lowercase letters, digits, "-", ".")';
+
+export function parseSpec(text: string): ParseResult {
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    return { ok: false, errors: doc.errors.map((e) => `file: invalid YAML: ${e.message.split('\n')[0] ?? e.message}`) };
+  }
+  return validateSpec(doc.toJS({ maxAliasCount: 100 }) as unknown);
+}
+
+export function validateSpec(raw: unknown): ParseResult {
+  const c = new Checker();
+  if (!c.isObject(raw)) {
+    return { ok: false, errors: [`file: must be a mapping with ${ROOT_KEYS.join(', ')}, got ${show(raw)}`] };
+  }
+  c.keys(raw, '', ROOT_KEYS);
+
+  const name = c.string(raw, 'name', 'name', { required: true, pattern: DNS_LABEL, what: DNS_LABEL_WHAT, max: 63 });
+  const namespace =
+    c.string(raw, 'namespace', 'namespace', { pattern: DNS_LABEL, what: DNS_LABEL_WHAT, max: 63 }) ?? DEFAULT_MODELS_NAMESPACE;
+
+  const gatewayRaw = c.object(raw, 'gateway', 'gateway', false);
+  const gateway: DeploySpec['gateway'] = {
+    namespace: DEFAULT_GATEWAY_NAMESPACE,
+    ingressClassName: DEFAULT_INGRESS_CLASS,
+    service: DEFAULT_GATEWAY_SERVICE,
+  };
+  if (gatewayRaw) {
+    c.keys(gatewayRaw, 'gateway', GATEWAY_KEYS);
+    gateway.namespace =
+      c.string(gatewayRaw, 'namespace', 'gateway.namespace', { pattern: DNS_LABEL, what: DNS_LABEL_WHAT, max: 63 }) ??
+      gateway.namespace;
+    const host = c.string(gatewayRaw, 'host', 'gateway.host', {
+      pattern: /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/,
+      what: 'a DNS name such as llm.example.com (optionally *.example.com), without scheme or port',
+      max: 253,
+    });
+    if (host !== undefined) gateway.host = host;
+    gateway.ingressClassName =
+      c.string(gatewayRaw, 'ingressClassName', 'gateway.ingressClassName', { pattern: DNS_SUBDOMAIN, what: DNS_SUBDOMAIN_WHAT }) ??
+      gateway.ingressClassName;
+    gateway.service =
+      c.string(gatewayRaw, 'service', 'gateway.service', { pattern: DNS_LABEL, what: DNS_LABEL_WHAT, max: 63 }) ?? gateway.service;
+  }
+
+  const models = parseModels(c, raw);
+  const modelNames = new Set(models.map((m) => m.name));
+  const plugin = parsePlugin(c, raw, modelNames);
+  const fallback = parseFallback(c, raw, plugin?.config);
+
+  if (c.errors.length > 0 || name === undefined || plugin === undefined || fallback === undefined) {
+    return { ok: false, errors: c.errors.length > 0 ? c.errors : ['file: invalid'] };
+  }
+  return { ok: true, spec: { name, namespace, gateway, plugin, fallback, models } };
+}
+
+function parsePlugin(c: Checker, raw: Obj, modelNames: Set<string>): DeploySpec['plugin'] | undefined {
+  const p = c.object(raw, 'plugin', 'plugin', true);
+  if (!p) return undefined;
+  c.keys(p, 'plugin', PLUGIN_KEYS);
+  const url = c.string(p, 'url', 'plugin.url', {
+    required: true,
+    pattern: PLUGIN_URL,
+    what: 'an oci://, http(s):// or file:// URL of the plugin',
+  });
+  const plugin: DeploySpec['plugin'] = { url: url ?? '', config: {} };
+  const pull = c.oneOf(p, 'imagePullPolicy', 'plugin.imagePullPolicy', ['IfNotPresent', 'Always', 'UNSPECIFIED_POLICY'] as const);
+  if (pull) plugin.imagePullPolicy = pull;
+  const secret = c.string(p, 'imagePullSecret', 'plugin.imagePullSecret', { pattern: DNS_SUBDOMAIN, what: DNS_SUBDOMAIN_WHAT });
+  if (secret) plugin.imagePullSecret = secret;
+  const sha = c.string(p, 'sha256', 'plugin.sha256', { pattern: SHA256, what: '64 lowercase hex digits' });
+  if (sha) plugin.sha256 = sha;
+  const config = c.object(p, 'config', 'plugin.config', false);
+  if (config) plugin.config = parsePluginConfig(c, config, modelNames);
+  return url === undefined ? undefined : plugin;
+}
+
+/** Checks the types of the plugin settings we know; unknown keys pass through to the plugin untouched. */
+function parsePluginConfig(c: Checker, config: Obj, modelNames: Set<string>): Record<string, unknown> {
+  const at = (k: string): string => `plugin.config.${k}`;
+  if ('models' in config) {
+    c.errors.push(`${at('models')}: is derived from models[]; set name, route, upstreamModel and fallback there`);
+  }
+  c.string(config, 'routingHeader', at('routingHeader'), {
+    pattern: HEADER_NAME,
+    what: 'a lowercase HTTP header name such as x-higress-llm-model',
+  });
+  c.stringList(config, 'pathSuffixes', at('pathSuffixes'), { pattern: /^\/\S*$/, what: 'a path suffix starting with "/"' });
+  c.integer(config, 'maxBodyBytes', at('maxBodyBytes'), 1, 0);
+  c.boolean(config, 'serveModelList', at('serveModelList'), false);
+  const defaultModel = c.string(config, 'defaultModel', at('defaultModel'), { what: 'a model name' });
+  if (defaultModel !== undefined && !modelNames.has(defaultModel)) {
+    c.fail(at('defaultModel'), `must name one of models[] (${[...modelNames].join(', ')})`, defaultModel);
+  }
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(config)) if (k !== 'models') out[k] = v;
+  return out;
+}
+
+function parseFallback(c: Checker, raw: Obj, pluginConfig: Record<string, unknown> | undefined): DeploySpec['fallback'] | undefined {
+  const f = c.object(raw, 'fallback', 'fallback', false);
+  if (!f) return undefined;
+  c.keys(f, 'fallback', FALLBACK_KEYS);
+  let on = [...DEFAULT_FALLBACK_ON] as ResponseClass[];
+  if (f['on'] !== undefined) {
+    const list = c.stringList(f, 'on', 'fallback.on', { pattern: /^[45]xx$/, what: '4xx or 5xx' });
+    if (Array.isArray(f['on']) && f['on'].length === 0) c.fail('fallback.on', 'must list at least one of 4xx, 5xx', f['on']);
+    else if (list !== undefined) on = [...new Set(list)].sort() as ResponseClass[];
+  }
+  const bodyLimit = typeof pluginConfig?.['maxBodyBytes'] === 'number' ? pluginConfig['maxBodyBytes'] : DEFAULT_FALLBACK_MAX_REQUEST_BYTES;
+  return {
+    on,
+    bufferRequestBody: c.boolean(f, 'bufferRequestBody', 'fallback.bufferRequestBody', true),
+    maxRequestBytes: c.integer(f, 'maxRequestBytes', 'fallback.maxRequestBytes', 1, bodyLimit),
+    globalFilter: c.boolean(f, 'globalFilter', 'fallback.globalFilter', false),
+  };
+}
+
+function parseModels(c: Checker, raw: Obj): ModelSpec[] {
+  const list = raw['models'];
+  if (!Array.isArray(list) || list.length === 0) {
+    c.fail('models', 'must be a non-empty list of models', list);
+    return [];
+  }
+  const parsed: { index: number; model: ModelSpec }[] = [];
+  list.forEach((m: unknown, i: number) => {
+    const model = parseModel(c, m, `models[${i}]`);
+    if (model) parsed.push({ index: i, model });
+  });
+
+  const byName = new Map<string, number>();
+  const byRoute = new Map<string, number>();
+  for (const { index, model } of parsed) {
+    const sameName = byName.get(model.name);
+    if (sameName !== undefined) c.fail(`models[${index}].name`, `duplicates models[${sameName}].name`, model.name);
+    else byName.set(model.name, index);
+    const sameRoute = byRoute.get(model.route);
+    if (sameRoute !== undefined && sameName === undefined) {
+      c.fail(`models[${index}].route`, `duplicates the route of models[${sameRoute}] (routes name Ingresses)`, model.route);
+    } else if (sameRoute === undefined) byRoute.set(model.route, index);
+  }
+  const models = parsed.map((p) => p.model);
+
+  // Checked only when every model parsed: a broken entry would make its name look unknown.
+  if (parsed.length !== list.length) return models;
+  const names = new Set(models.map((m) => m.name));
+  list.forEach((m: unknown, i: number) => {
+    if (!c.isObject(m) || !Array.isArray(m['fallback'])) return;
+    const self = m['name'];
+    const seen = new Set<string>();
+    (m['fallback'] as unknown[]).forEach((f, j) => {
+      if (typeof f !== 'string') return;
+      const path = `models[${i}].fallback[${j}]`;
+      if (f === self) c.fail(path, 'must not be the model itself', f);
+      else if (!names.has(f)) c.fail(path, `must name another model in models[] (${[...names].join(', ')})`, f);
+      else if (seen.has(f)) c.fail(path, 'is listed twice', f);
+      seen.add(f);
+    });
+  });
+  return models;
+}
+
+function parseModel(c: Checker, m: unknown, path: string): ModelSpec | undefined {
+  if (!c.isObject(m)) {
+    c.fail(path, 'must be a mapping with name, modelID, gpus, ...', m);
+    return undefined;
+  }
+  c.keys(m, path, MODEL_KEYS);
+  const name = c.string(m, 'name', `${path}.name`, {
+    required: true,
+    pattern: DNS_LABEL,
+    what: `${DNS_LABEL_WHAT}, at most ${MAX_MODEL_NAME} characters so that "<name>-lb" is a valid Service name`,
+    max: MAX_MODEL_NAME,
+  });
+  const modelID = c.string(m, 'modelID', `${path}.modelID`, {
+    required: true,
+    pattern: MODEL_ID,
+    what: 'a model hub ID such as Qwen/Qwen2-1.5B-Instruct',
+  });
+  const hub = c.oneOf(m, 'hub', `${path}.hub`, ['Huggingface', 'ModelScope'] as const) ?? DEFAULT_MODEL_HUB;
+  const revision = c.string(m, 'revision', `${path}.revision`, { pattern: /^\S+$/, what: 'a revision without spaces' });
+  const familyName = c.string(m, 'familyName', `${path}.familyName`, { pattern: DNS_LABEL, what: DNS_LABEL_WHAT });
+  const gpus = c.integer(m, 'gpus', `${path}.gpus`, 1, 1);
+  const replicas = c.integer(m, 'replicas', `${path}.replicas`, 1, 1);
+  let fallback: string[] = [];
+  if (typeof m['fallback'] === 'string') {
+    c.fail(`${path}.fallback`, 'must be a list of model names (write [name])', m['fallback']);
+  } else {
+    fallback = c.stringList(m, 'fallback', `${path}.fallback`) ?? [];
+  }
+  const route = c.string(m, 'route', `${path}.route`, { pattern: DNS_LABEL, what: DNS_LABEL_WHAT, max: MAX_MODEL_NAME });
+  const upstreamModel = c.string(m, 'upstreamModel', `${path}.upstreamModel`, { what: 'a non-empty string' });
+  const needsHfToken = c.boolean(m, 'needsHfToken', `${path}.needsHfToken`, false);
+  const resources = parseResources(c, m, `${path}.resources`);
+  const args = c.stringList(m, 'args', `${path}.args`) ?? [];
+  const backendVersion = c.string(m, 'backendVersion', `${path}.backendVersion`, { pattern: /^\S+$/, what: 'an image tag' });
+
+  if (name === undefined || modelID === undefined) return undefined;
+  const model: ModelSpec = {
+    name,
+    modelID,
+    hub,
+    familyName: familyName ?? name,
+    gpus,
+    replicas,
+    fallback,
+    route: route ?? name,
+    needsHfToken,
+    args,
+  };
+  if (revision !== undefined) model.revision = revision;
+  if (upstreamModel !== undefined) model.upstreamModel = upstreamModel;
+  if (resources !== undefined) model.resources = resources;
+  if (backendVersion !== undefined) model.backendVersion = backendVersion;
+  return model;
+}
+
+function parseResources(c: Checker, m: Obj, path: string): Resources | undefined {
+  if (m['resources'] === undefined || m['resources'] === null) return undefined;
+  const r = c.object(m, 'resources', path, false);
+  if (!r) return undefined;
+  c.keys(r, path, ['requests', 'limits']);
+  const out: Resources = {};
+  for (const part of ['requests', 'limits'] as const) {
+    if (r[part] === undefined) continue;
+    const list = c.object(r, part, `${path}.${part}`, false);
+    if (!list) continue;
+    const quantities: Record<string, Quantity> = {};
+    for (const [res, q] of Object.entries(list)) {
+      const at = `${path}.${part}.${res}`;
+      if (res === 'nvidia.com/gpu') {
+        c.fail(at, 'GPUs are set with gpus (llmaz takes them from the model flavor and overwrites this)', q);
+      } else if (typeof q === 'number' ? !(q >= 0) : typeof q !== 'string' || !QUANTITY.test(q)) {
+        c.fail(at, 'must be a Kubernetes quantity such as 4, 500m or 16Gi', q);
+      } else {
+        quantities[res] = q as Quantity;
+      }
+    }
+    out[part] = quantities;
+  }
+  return out;
+}
+
+/** The routing header the plugin writes and the Ingresses match on. */
+export function routingHeader(spec: DeploySpec): string {
+  const h = spec.plugin.config['routingHeader'];
+  return typeof h === 'string' ? h : DEFAULT_ROUTING_HEADER;
+}

@@ -175,7 +175,7 @@ describe('render of the seed file', () => {
     const wp = find('WasmPlugin', 'llm-gateway');
     assert.equal(wp.spec.url, 'oci://ghcr.io/llm-gateway/plugin:0.1.0');
     assert.equal(wp.spec.imagePullPolicy, 'IfNotPresent');
-    assert.equal(wp.spec.phase, 'UNSPECIFIED_PHASE');
+    assert.equal(wp.spec.phase, 'AUTHN');
     assert.equal(wp.spec.priority, 900);
     assert.equal(wp.spec.failStrategy, 'FAIL_OPEN');
     assert.deepEqual(wp.spec.defaultConfig, {

@@ -4,6 +4,7 @@
 import { JsonValue, parseJson } from "../json/value";
 import { JsonType } from "../json/reader";
 import { jsonString } from "../json/writer";
+import { FallbackPolicy, StatusTrigger, clusterFor } from "./fallback";
 
 // Defaults: the README's configuration table lists these same values.
 export const DEFAULT_ROUTING_HEADER = "x-higress-llm-model";
@@ -25,6 +26,7 @@ export class ModelRoute {
   route: string = "";         // routing header value; "" = the requested model itself
   upstreamModel: string = ""; // "" = leave the body's model as is
   fallback: Array<string> = new Array<string>();
+  cluster: string = "";       // Envoy cluster for backup calls; "" = from fallback.clusterTemplate
 }
 
 export class GatewayConfig {
@@ -39,6 +41,7 @@ export class GatewayConfig {
   maxSseEventBytes: i32 = DEFAULT_MAX_SSE_EVENT_BYTES;
   maxResponseBytes: i32 = DEFAULT_MAX_RESPONSE_BYTES;
   models: Array<ModelRoute> = new Array<ModelRoute>();
+  fallback: FallbackPolicy = new FallbackPolicy();
 
   // Compiled at configure time.
   exact: Map<string, ModelRoute> = new Map<string, ModelRoute>();
@@ -62,6 +65,11 @@ export class GatewayConfig {
       if (path.endsWith(unchecked(USAGE_PATH_SUFFIXES[i]))) return true;
     }
     return false;
+  }
+
+  // The Envoy cluster that serves a route, for calls the plugin makes itself (fallback attempts).
+  clusterOf(route: ModelRoute, routeValue: string): string {
+    return route.cluster.length > 0 ? route.cluster : clusterFor(this.fallback, routeValue);
   }
 
   isRoutedPath(path: string): bool {
@@ -165,8 +173,11 @@ function isHeaderName(s: string): bool {
 }
 
 const KNOWN_KEYS: Array<string> = ["routingHeader", "pathSuffixes", "maxBodyBytes", "serveModelList", "defaultModel", "ownedBy",
-  "injectStreamUsage", "consumerHeader", "maxSseEventBytes", "maxResponseBytes", "models"];
-const MODEL_KEYS: Array<string> = ["name", "route", "upstreamModel", "fallback"];
+  "injectStreamUsage", "consumerHeader", "maxSseEventBytes", "maxResponseBytes", "models", "fallback"];
+const MODEL_KEYS: Array<string> = ["name", "route", "upstreamModel", "fallback", "cluster"];
+const FALLBACK_KEYS: Array<string> = ["enabled", "onStatus", "onUpstreamUnreachable", "maxAttempts", "attemptTimeoutMs",
+  "slowFailureMs", "cooldown", "clusterTemplate"];
+const COOLDOWN_KEYS: Array<string> = ["failures", "windowMs", "durationMs"];
 
 function parseModel(c: Checker, v: JsonValue, path: string): ModelRoute {
   const m = new ModelRoute();
@@ -197,6 +208,8 @@ function parseModel(c: Checker, v: JsonValue, path: string): ModelRoute {
   if (up != null) m.upstreamModel = readString(c, up, path + ".upstreamModel", false);
   const fb = v.get("fallback");
   if (fb != null) m.fallback = readStringArray(c, fb, path + ".fallback");
+  const cl = v.get("cluster");
+  if (cl != null) m.cluster = readString(c, cl, path + ".cluster", false);
   return m;
 }
 
@@ -207,6 +220,87 @@ export function isHeaderValue(s: string): bool {
     if (ch < 0x21 || ch > 0x7e) return false;
   }
   return true;
+}
+
+function unknownKeys(c: Checker, v: JsonValue, path: string, known: Array<string>): void {
+  for (let i = 0; i < v.keys.length; i++) {
+    const k = unchecked(v.keys[i]);
+    if (!known.includes(k)) c.fail(path + "." + k, "unknown field (known: " + known.join(", ") + ")");
+  }
+}
+
+function readInt(c: Checker, v: JsonValue, path: string, key: string, min: f64, max: f64, current: i64): i64 {
+  const f = v.get(key);
+  if (f == null) return current;
+  if (f.type != JsonType.Number || !f.isInteger || f.numValue < min || f.numValue > max) {
+    c.fail(path + "." + key, "must be an integer between " + (<i64>min).toString() + " and " + (<i64>max).toString() + ", got " + describe(f));
+    return current;
+  }
+  return <i64>f.numValue;
+}
+
+// "5xx" (a class), or a status code as a number or a string ("503", 429).
+function parseTrigger(c: Checker, v: JsonValue, path: string): StatusTrigger | null {
+  if (v.type == JsonType.Number && v.isInteger && v.numValue >= 100 && v.numValue <= 599) return new StatusTrigger(<i32>v.numValue, false);
+  if (v.type == JsonType.String) {
+    const s = v.strValue;
+    if (s.length == 3 && s.endsWith("xx")) {
+      const d = s.charCodeAt(0) - 0x30;
+      if (d >= 1 && d <= 5) return new StatusTrigger(d, true);
+    }
+    if (s.length == 3) {
+      const n = I32.parseInt(s);
+      if (n >= 100 && n <= 599) return new StatusTrigger(n, false);
+    }
+  }
+  c.fail(path, "must be a status code (e.g. 503) or a class (e.g. \"5xx\"), got " + describe(v));
+  return null;
+}
+
+function parseFallback(c: Checker, v: JsonValue, base: FallbackPolicy, path: string): FallbackPolicy {
+  const p = new FallbackPolicy();
+  p.enabled = base.enabled;
+  p.onStatus = base.onStatus;
+  p.onLocalReply = base.onLocalReply;
+  p.maxAttempts = base.maxAttempts;
+  p.attemptTimeoutMs = base.attemptTimeoutMs;
+  p.slowFailureMs = base.slowFailureMs;
+  p.cooldownFailures = base.cooldownFailures;
+  p.cooldownWindowMs = base.cooldownWindowMs;
+  p.cooldownMs = base.cooldownMs;
+  p.clusterTemplate = base.clusterTemplate;
+  if (v.type != JsonType.Object) { c.fail(path, "must be an object, got " + describe(v)); return p; }
+  unknownKeys(c, v, path, FALLBACK_KEYS);
+  p.enabled = readBoolField(c, v, path + ".", "enabled", p.enabled);
+  p.onLocalReply = readBoolField(c, v, path + ".", "onUpstreamUnreachable", p.onLocalReply);
+  const os = v.get("onStatus");
+  if (os != null) {
+    if (os.type != JsonType.Array) c.fail(path + ".onStatus", "must be an array, got " + describe(os));
+    else {
+      const triggers = new Array<StatusTrigger>();
+      for (let i = 0; i < os.items.length; i++) {
+        const t = parseTrigger(c, unchecked(os.items[i]), path + ".onStatus[" + i.toString() + "]");
+        if (t != null) triggers.push(t);
+      }
+      p.onStatus = triggers;
+    }
+  }
+  p.maxAttempts = <i32>readInt(c, v, path, "maxAttempts", 1, 10, p.maxAttempts);
+  p.attemptTimeoutMs = <u32>readInt(c, v, path, "attemptTimeoutMs", 1, 3600000, p.attemptTimeoutMs);
+  p.slowFailureMs = readInt(c, v, path, "slowFailureMs", 0, 3600000, p.slowFailureMs);
+  const ct = v.get("clusterTemplate");
+  if (ct != null) p.clusterTemplate = readString(c, ct, path + ".clusterTemplate", false);
+  const cd = v.get("cooldown");
+  if (cd != null) {
+    if (cd.type != JsonType.Object) c.fail(path + ".cooldown", "must be an object, got " + describe(cd));
+    else {
+      unknownKeys(c, cd, path + ".cooldown", COOLDOWN_KEYS);
+      p.cooldownFailures = <i32>readInt(c, cd, path + ".cooldown", "failures", 0, 1000, p.cooldownFailures);
+      p.cooldownWindowMs = readInt(c, cd, path + ".cooldown", "windowMs", 1, 86400000, p.cooldownWindowMs);
+      p.cooldownMs = readInt(c, cd, path + ".cooldown", "durationMs", 1, 86400000, p.cooldownMs);
+    }
+  }
+  return p;
 }
 
 function readSize(c: Checker, v: JsonValue, path: string, key: string, current: i32): i32 {
@@ -244,6 +338,7 @@ function parseGateway(c: Checker, v: JsonValue, base: GatewayConfig | null, path
     g.maxSseEventBytes = base.maxSseEventBytes;
     g.maxResponseBytes = base.maxResponseBytes;
     g.models = base.models;
+    g.fallback = base.fallback;
   }
   for (let i = 0; i < v.keys.length; i++) {
     const k = unchecked(v.keys[i]);
@@ -285,6 +380,8 @@ function parseGateway(c: Checker, v: JsonValue, base: GatewayConfig | null, path
     }
   }
   if (g.models.length == 0) c.fail(path + "models", "at least one model is required");
+  const fp = v.get("fallback");
+  if (fp != null) g.fallback = parseFallback(c, fp, g.fallback, path + "fallback");
   const dm = v.get("defaultModel");
   if (dm != null) g.defaultModel = readString(c, dm, path + "defaultModel", false);
   compile(c, g, path);

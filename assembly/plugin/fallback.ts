@@ -1,0 +1,140 @@
+// Fallback policy, as pure functions: when a failed attempt goes to a backup model, and the cooldown
+// that sends a failing model's requests straight to its backup for a while. The phase glue
+// (gateway.ts, attempt.ts) applies these; the cooldown state lives in proxy shared data so every
+// Envoy worker sees the same (cooldown-store.ts).
+
+// A trigger: one status code (e.g. 503) or a class (5 = any 5xx).
+export class StatusTrigger {
+  constructor(public code: i32, public isClass: bool) {}
+
+  matches(status: i32): bool {
+    return this.isClass ? status / 100 == this.code : status == this.code;
+  }
+}
+
+export class FallbackPolicy {
+  enabled: bool = true;
+  onStatus: Array<StatusTrigger> = [new StatusTrigger(5, true), new StatusTrigger(429, false)];
+  // Envoy's own answers (response.code_details other than via_upstream) for connection failures,
+  // resets and timeouts: 503/504 with details such as upstream_reset_before_response_started{...}.
+  onLocalReply: bool = true;
+  maxAttempts: i32 = 3;          // the primary and its backups together
+  attemptTimeoutMs: u32 = 60000; // each backup attempt (an http call)
+  // A failure that already took this long is returned as is instead of doubling the wait; 0 = off.
+  slowFailureMs: i64 = 0;
+  // Cooldown: `failures` failures within `windowMs` send the model's requests to its backup for
+  // `cooldownMs`, then one probe request tries the primary again. failures 0 = off.
+  cooldownFailures: i32 = 3;
+  cooldownWindowMs: i64 = 10000;
+  cooldownMs: i64 = 30000;
+  // Envoy cluster of a route, for the backup call: {route} is replaced by the route value. The default
+  // is the name Higress gives McpBridge DNS registries.
+  clusterTemplate: string = "outbound|8080||llm-{route}.dns";
+}
+
+export const enum Reason { None = 0, Status = 1, LocalReply = 2, CallFailed = 3, Cooldown = 4 }
+
+export function reasonName(r: Reason, status: i32): string {
+  switch (r) {
+    case Reason.Status: return "status_" + status.toString();
+    case Reason.LocalReply: return "upstream_unreachable";
+    case Reason.CallFailed: return "call_failed";
+    case Reason.Cooldown: return "cooldown";
+    default: return "none";
+  }
+}
+
+// Why a response should go to the backup, or Reason.None. `viaUpstream`: the response came from the
+// upstream (code_details "via_upstream"); otherwise Envoy answered (connect failure, reset, timeout).
+export function failureReason(p: FallbackPolicy, status: i32, viaUpstream: bool, elapsedMs: i64): Reason {
+  if (!p.enabled) return Reason.None;
+  if (p.slowFailureMs > 0 && elapsedMs >= p.slowFailureMs) return Reason.None;
+  if (!viaUpstream && p.onLocalReply && status >= 500) return Reason.LocalReply;
+  for (let i = 0; i < p.onStatus.length; i++) {
+    if (unchecked(p.onStatus[i]).matches(status)) return Reason.Status;
+  }
+  return Reason.None;
+}
+
+export function clusterFor(p: FallbackPolicy, route: string): string {
+  return p.clusterTemplate.replace("{route}", route);
+}
+
+// ---- cooldown -----------------------------------------------------------------------------------
+
+export const enum Gate { Primary = 0, Backup = 1, Probe = 2 }
+
+// One route's circuit, as stored in shared data: "failures,windowStartMs,openUntilMs,probeUntilMs".
+export class Circuit {
+  failures: i32 = 0;
+  windowStartMs: i64 = 0;
+  openUntilMs: i64 = 0;   // > now: requests go to the backup
+  probeUntilMs: i64 = 0;  // a probe is in flight until then (guards against a probe that never reports)
+
+  encode(): string {
+    return this.failures.toString() + "," + this.windowStartMs.toString() + "," + this.openUntilMs.toString() + "," + this.probeUntilMs.toString();
+  }
+
+  static decode(s: string): Circuit {
+    const c = new Circuit();
+    const parts = s.split(",");
+    if (parts.length != 4) return c;
+    c.failures = <i32>parseIntSafe(unchecked(parts[0]));
+    c.windowStartMs = parseIntSafe(unchecked(parts[1]));
+    c.openUntilMs = parseIntSafe(unchecked(parts[2]));
+    c.probeUntilMs = parseIntSafe(unchecked(parts[3]));
+    return c;
+  }
+}
+
+function parseIntSafe(s: string): i64 {
+  let v: i64 = 0;
+  for (let i = 0; i < s.length; i++) {
+    const d = s.charCodeAt(i) - 0x30;
+    if (d < 0 || d > 9 || i > 17) return 0;
+    v = v * 10 + d;
+  }
+  return v;
+}
+
+// Where a new request goes. Mutates `c` when it takes the probe slot.
+export function admitRequest(p: FallbackPolicy, c: Circuit, nowMs: i64): Gate {
+  if (p.cooldownFailures <= 0 || c.openUntilMs == 0) return Gate.Primary;
+  if (nowMs < c.openUntilMs) return Gate.Backup;
+  // Cooldown over: one request probes the primary; the others keep going to the backup meanwhile.
+  if (nowMs < c.probeUntilMs) return Gate.Backup;
+  c.probeUntilMs = nowMs + <i64>p.attemptTimeoutMs;
+  return Gate.Probe;
+}
+
+// Records a primary's outcome; returns true when this failure opened the circuit.
+export function recordOutcome(p: FallbackPolicy, c: Circuit, failed: bool, nowMs: i64, wasProbe: bool): bool {
+  if (p.cooldownFailures <= 0) return false;
+  if (!failed) {
+    if (wasProbe || c.openUntilMs != 0 || c.failures != 0) {
+      c.failures = 0;
+      c.windowStartMs = 0;
+      c.openUntilMs = 0;
+      c.probeUntilMs = 0;
+    }
+    return false;
+  }
+  if (wasProbe) {
+    c.openUntilMs = nowMs + p.cooldownMs;
+    c.probeUntilMs = 0;
+    c.failures = 0;
+    return true;
+  }
+  if (c.failures == 0 || nowMs - c.windowStartMs > p.cooldownWindowMs) {
+    c.failures = 0;
+    c.windowStartMs = nowMs;
+  }
+  c.failures++;
+  if (c.failures >= p.cooldownFailures) {
+    c.openUntilMs = nowMs + p.cooldownMs;
+    c.probeUntilMs = 0;
+    c.failures = 0;
+    return true;
+  }
+  return false;
+}

@@ -109,8 +109,11 @@ export function scanString(p: usize, pos: i32, len: i32): i32 {
       if (pos + 1 >= len) return -JsonError.Truncated;
       const e = <u32>load<u8>(p + <usize>pos + 1);
       if (e == 0x75) { // \uXXXX
-        if (pos + 6 > len) return -JsonError.Truncated;
-        for (let i = 2; i < 6; i++) if (hexVal(<u32>load<u8>(p + <usize>(pos + i))) < 0) return -JsonError.BadString;
+        // Judge the digits that are there first: "\u00" followed by a quote is bad, not merely cut short.
+        for (let i = 2; i < 6; i++) {
+          if (pos + i >= len) return -JsonError.Truncated;
+          if (hexVal(<u32>load<u8>(p + <usize>(pos + i))) < 0) return -JsonError.BadString;
+        }
         pos += 6;
         continue;
       }
@@ -122,21 +125,30 @@ export function scanString(p: usize, pos: i32, len: i32): i32 {
     }
     if (c < 0x20) return -JsonError.BadString;
     if (c < 0x80) { pos++; continue; }
-    // UTF-8 multi-byte sequence: reject overlongs, surrogates and out-of-range code points.
+    // UTF-8 multi-byte sequence (RFC 3629, section 4). The allowed range of the second byte is what
+    // rules out overlongs (E0, F0), surrogates (ED) and code points above U+10FFFF (F4); every byte is
+    // judged as soon as it is there, so a sequence cut by the end of the input is Truncated only when
+    // more bytes could still complete it.
     let need = 0;
-    let min: u32 = 0;
-    let cp: u32 = 0;
-    if ((c & 0xe0) == 0xc0) { need = 1; min = 0x80; cp = c & 0x1f; }
-    else if ((c & 0xf0) == 0xe0) { need = 2; min = 0x800; cp = c & 0x0f; }
-    else if ((c & 0xf8) == 0xf0) { need = 3; min = 0x10000; cp = c & 0x07; }
-    else return -JsonError.BadString;
-    if (pos + need >= len) return -JsonError.Truncated;
+    let lo: u32 = 0x80;
+    let hi: u32 = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf) need = 1;
+    else if (c >= 0xe0 && c <= 0xef) {
+      need = 2;
+      if (c == 0xe0) lo = 0xa0;
+      else if (c == 0xed) hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      need = 3;
+      if (c == 0xf0) lo = 0x90;
+      else if (c == 0xf4) hi = 0x8f;
+    } else return -JsonError.BadString; // stray continuation byte, C0/C1 overlong lead, F5..FF
     for (let i = 1; i <= need; i++) {
+      if (pos + i >= len) return -JsonError.Truncated;
       const cc = <u32>load<u8>(p + <usize>(pos + i));
-      if ((cc & 0xc0) != 0x80) return -JsonError.BadString;
-      cp = (cp << 6) | (cc & 0x3f);
+      if (cc < lo || cc > hi) return -JsonError.BadString;
+      lo = 0x80;
+      hi = 0xbf;
     }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return -JsonError.BadString;
     pos += need + 1;
   }
   return -JsonError.Truncated;
@@ -149,6 +161,8 @@ function scanNumber(p: usize, pos: i32, len: i32): i32 {
   let c = <u32>load<u8>(p + <usize>pos);
   if (c == 0x30) {
     pos++;
+    // "01" is not a number with a leading zero: say so, rather than "data after the value" at the root.
+    if (pos < len && isDigit(<u32>load<u8>(p + <usize>pos))) return -JsonError.Syntax;
   } else if (isDigit(c)) {
     while (pos < len && isDigit(<u32>load<u8>(p + <usize>pos))) pos++;
   } else {
@@ -236,7 +250,9 @@ export function scanJson(p: usize, len: i32, scan: JsonScan): void {
   scan.rootType = JsonType.None;
   scan.duplicateKey = "";
   const keys = scan.keys;
-  const nkeys = keys.length;
+  // `keys` is a public array: if a caller grew it after construction, fields has fewer slots, and the
+  // unchecked accesses below must stay inside fields.
+  const nkeys = min(keys.length, scan.fields.length);
   for (let i = 0; i < nkeys; i++) unchecked(scan.fields[i]).reset();
 
   let pos = skipWs(p, 0, len);
@@ -353,7 +369,7 @@ export function scanJson(p: usize, len: i32, scan: JsonScan): void {
 // hostile input; a longer value yields null.
 export function decodeString(p: usize, start: i32, end: i32, maxBytes: i32): string | null {
   if (end - start < 2 || end - start - 2 > maxBytes) return null;
-  if (load<u8>(p + <usize>start) != C_QUOTE) return null;
+  if (load<u8>(p + <usize>start) != C_QUOTE || load<u8>(p + <usize>(end - 1)) != C_QUOTE) return null;
   // Fast path: no escapes, so the raw bytes are the UTF-8 text.
   let hasEscape = false;
   for (let i = start + 1; i < end - 1; i++) {

@@ -40,7 +40,7 @@ export function parseJson(text: string): ParseResult {
   const scan = new JsonScan(EMPTY_KEYS);
   scanJson(p, len, scan);
   if (scan.error != JsonError.Ok) {
-    res.error = "invalid JSON at byte " + scan.errorAt.toString();
+    res.error = "invalid JSON at byte " + scan.errorAt.toString() + ": " + reason(scan.error);
     return res;
   }
   const b = new Builder(p, len);
@@ -59,12 +59,26 @@ export function parseJson(text: string): ParseResult {
   return res;
 }
 
+// What went wrong, in words that fit a configuration (errorText in reader.ts speaks of request bodies).
+function reason(e: JsonError): string {
+  switch (e) {
+    case JsonError.Empty: return "the document is empty";
+    case JsonError.Truncated: return "the document ends too early";
+    case JsonError.TooDeep: return "nesting deeper than " + MAX_DEPTH.toString() + " levels";
+    case JsonError.TrailingData: return "data after the JSON value";
+    case JsonError.BadString: return "an invalid string (bad escape, control character or UTF-8)";
+    default: return "not valid JSON";
+  }
+}
+
+// The path of the first duplicated key, in the form configuration errors use ("models[0].name"), or "".
 function findDuplicateKey(v: JsonValue, path: string): string {
   if (v.type == JsonType.Object) {
     for (let i = 0; i < v.keys.length; i++) {
       const k = unchecked(v.keys[i]);
-      for (let j = 0; j < i; j++) if (unchecked(v.keys[j]) == k) return path + "." + k;
-      const d = findDuplicateKey(unchecked(v.items[i]), path + "." + k);
+      const here = path.length > 0 ? path + "." + k : k;
+      for (let j = 0; j < i; j++) if (unchecked(v.keys[j]) == k) return here;
+      const d = findDuplicateKey(unchecked(v.items[i]), here);
       if (d.length > 0) return d;
     }
   } else if (v.type == JsonType.Array) {

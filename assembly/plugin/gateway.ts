@@ -1,5 +1,6 @@
-// Per-request phase glue: which feature runs in which phase. Decisions live in routing.ts; this file
-// only reads what Envoy gives, applies the result and answers when the plugin must.
+// Per-request phase glue: which feature runs in which phase. Decisions live in routing.ts,
+// response.ts, report.ts and fallback.ts; this file reads what Envoy gives, applies the results and
+// answers when the plugin must.
 import { HttpContext } from "../abi/context";
 import { Action, BufferType, MapType } from "../abi/enums";
 import * as host from "../abi/host";
@@ -8,8 +9,13 @@ import { HostBytes } from "../abi/memory";
 import { JsonScan } from "../json/reader";
 import { GatewayConfig, MODEL_LIST_SUFFIX } from "./config";
 import { LocalReply, bodyTooLarge, emptyBody } from "./errors";
+import { AttemptFacts, RequestFacts } from "./exchange";
+import * as metrics from "./metrics";
+import { aiLog, countResponse, recordMetrics, summarize } from "./report";
+import { ResponseObserver } from "./response";
 import { REQUEST_KEYS, BodyEdit, routeRequest } from "./routing";
 import { GatewayRoot } from "./root";
+import { estimatePromptTokens } from "./usage";
 
 // One scan object per VM, reused by every request (a VM runs one callback at a time).
 const requestScan = new JsonScan(REQUEST_KEYS);
@@ -17,11 +23,29 @@ const requestScan = new JsonScan(REQUEST_KEYS);
 const enum Phase { PassThrough = 0, ReadingBody = 1, Answered = 2, Routed = 3 }
 
 const APPEND: u32 = u32.MAX_VALUE; // start offset meaning "append" to Envoy
+// Bodies up to this size get a content-based prompt estimate; larger ones bytes/4 (no second scan).
+const PROMPT_ESTIMATE_SCAN_LIMIT: i32 = 256 * 1024;
+
+export const MODEL_HEADER = "x-llm-gateway-model";
+export const FALLBACK_FROM_HEADER = "x-llm-gateway-fallback-from";
+
+// Higress's Envoy answers "route_name"/"cluster_name"; upstream Envoy's attributes are "xds.*".
+const ROUTE_NAME: Array<string> = ["route_name"];
+const XDS_ROUTE_NAME: Array<string> = ["xds", "route_name"];
+const CLUSTER_NAME: Array<string> = ["cluster_name"];
+const XDS_CLUSTER_NAME: Array<string> = ["xds", "cluster_name"];
+const CODE_DETAILS: Array<string> = ["response", "code_details"];
+const RESPONSE_CODE: Array<string> = ["response", "code"];
+const AI_LOG: Array<string> = ["ai_log"];
 
 export class GatewayHttp extends HttpContext {
   private phase: Phase = Phase.PassThrough;
   private cfg: GatewayConfig;
   private wantsUsage: bool = false;
+  private req: RequestFacts = new RequestFacts();
+  private attempt: AttemptFacts = new AttemptFacts();
+  private observer: ResponseObserver | null = null;
+  private reported: bool = false;
 
   constructor(id: u32, private gateway: GatewayRoot) {
     super(id, gateway);
@@ -29,6 +53,7 @@ export class GatewayHttp extends HttpContext {
   }
 
   onRequestHeaders(_numHeaders: u32, endOfStream: bool): Action {
+    this.req.startNs = host.nowNanos();
     this.cfg = this.gateway.selectConfig();
     const cfg = this.cfg;
     // Whatever the path, a client never chooses its own route.
@@ -77,6 +102,16 @@ export class GatewayHttp extends HttpContext {
       body.release();
       return this.answer(res.reply!);
     }
+    const req = this.req;
+    req.requestedModel = res.model;
+    req.route = res.route;
+    req.stream = res.stream;
+    req.usageInjected = res.usageInjected;
+    req.promptEstimate = body.len <= PROMPT_ESTIMATE_SCAN_LIMIT ? estimatePromptTokens(body.ptr, body.len) : <i64>((body.len + 3) / 4);
+    const a = this.attempt;
+    a.model = res.route!.isPrefix ? res.model : res.route!.name;
+    a.routeValue = res.routeValue;
+
     host.replaceHeader(MapType.HttpRequestHeaders, cfg.routingHeader, res.routeValue);
     if (res.edits.length > 0) {
       applyEdits(body, res.edits);
@@ -88,12 +123,80 @@ export class GatewayHttp extends HttpContext {
     return Action.Continue;
   }
 
+  onResponseHeaders(_numHeaders: u32, _endOfStream: bool): Action {
+    if (this.phase != Phase.Routed) return Action.Continue;
+    const a = this.attempt;
+    a.headersNs = host.nowNanos();
+    const status = host.getHeader(MapType.HttpResponseHeaders, ":status");
+    a.status = status != null ? I32.parseInt(status) : 0;
+    const details = host.getProperty(CODE_DETAILS);
+    a.viaUpstream = details != null && details == "via_upstream";
+    const ct = host.getHeader(MapType.HttpResponseHeaders, "content-type");
+    a.isStream = ct != null && ct.startsWith("text/event-stream");
+    const drop = a.isStream && this.req.usageInjected;
+    // We may edit the stream (usage chunk out, a cut-stream event in): its length is no longer known.
+    if (a.isStream) host.removeHeader(MapType.HttpResponseHeaders, "content-length");
+    host.replaceHeader(MapType.HttpResponseHeaders, MODEL_HEADER, a.model);
+    this.observer = new ResponseObserver(a, this.cfg.maxSseEventBytes, this.cfg.maxResponseBytes, drop);
+    return Action.Continue;
+  }
+
+  onResponseBody(bodySize: u32, endOfStream: bool): Action {
+    const o = this.observer;
+    if (o == null) return Action.Continue;
+    o.onChunk(bodySize, endOfStream, host.nowNanos());
+    return Action.Continue;
+  }
+
+  // The request is over (Envoy is about to write its access log): metrics and the ai_log field.
+  onLog(): void {
+    if (this.reported) return;
+    this.reported = true;
+    const a = this.attempt;
+    const end = host.nowNanos();
+    const route = propertyOr(ROUTE_NAME, XDS_ROUTE_NAME);
+    const cluster = propertyOr(CLUSTER_NAME, XDS_CLUSTER_NAME);
+    const consumer = host.getHeader(MapType.HttpRequestHeaders, this.cfg.consumerHeader);
+    if (a.status == 0) {
+      const code = host.getPropertyU64(RESPONSE_CODE);
+      a.status = code >= 0 ? <i32>code : 0;
+      const details = host.getProperty(CODE_DETAILS);
+      a.viaUpstream = details != null && details == "via_upstream";
+    }
+    const modelLabel = this.phase == Phase.Routed ? a.model : (this.req.requestedModel.length > 0 ? this.req.requestedModel : "none");
+    const labels = metrics.admit(new metrics.Labels(
+      metrics.sanitizeConfigLabel(route != null ? route : ""),
+      metrics.sanitizeConfigLabel(cluster != null ? cluster : ""),
+      metrics.sanitizeClientLabel(modelLabel),
+      metrics.sanitizeClientLabel(consumer != null ? consumer : "")));
+    if (this.phase != Phase.Routed) {
+      // Answered by the plugin itself (400/404/413, the model list) or passed through unrouted.
+      if (this.phase == Phase.Answered) countResponse(labels, a.status, false);
+      return;
+    }
+    const outcome = summarize(this.req, a, labels, end);
+    recordMetrics(this.req, a, outcome);
+    host.setProperty(AI_LOG, aiLog(this.req, a, outcome));
+  }
+
+  onDelete(): void {
+    this.req.releaseBody();
+  }
+
   private answer(reply: LocalReply): Action {
     const headers: Array<HeaderPair> = [new HeaderPair("content-type", "application/json")];
     host.sendLocalResponse(reply.status, reply.details(), reply.body(), headers);
     this.phase = Phase.Answered;
+    this.attempt.status = <i32>reply.status;
+    this.attempt.viaUpstream = false;
     return Action.Pause;
   }
+}
+
+function propertyOr(first: Array<string>, second: Array<string>): string | null {
+  const v = host.getProperty(first);
+  if (v != null && v.length > 0) return v;
+  return host.getProperty(second);
 }
 
 // content-length larger than the limit (a malformed value is left to Envoy's codec).

@@ -21,6 +21,9 @@ export interface EnvoyLayout {
   // Envoy buffers a request body up to this before answering 413 itself; kept above the plugin's own
   // limit so the plugin's OpenAI-style 413 is the one clients see.
   bufferLimitBytes?: number;
+  // false: the same listener without the Wasm filter, one static route (prefix "/") to the first
+  // backend's cluster; the benchmarks' baseline (plain Envoy). Default true.
+  plugin?: boolean;
 }
 
 export const DEFAULT_BUFFER_LIMIT = 64 * 1024 * 1024;
@@ -44,11 +47,15 @@ export const HIGRESS_STATS_TAGS = [
 export function listenerResource(l: EnvoyLayout): Record<string, unknown> {
   const header = l.routingHeader ?? "x-higress-llm-model";
   const limit = l.bufferLimitBytes ?? DEFAULT_BUFFER_LIMIT;
-  const routes: unknown[] = l.backends.map((b) => ({
-    name: routeName(b.model),
-    match: { prefix: "/", headers: [{ name: header, string_match: { exact: b.model } }] },
-    route: { cluster: clusterName(b.model), timeout: "300s" },
-  }));
+  const withPlugin = l.plugin ?? true;
+  const first = l.backends[0];
+  const routes: unknown[] = !withPlugin && first !== undefined
+    ? [{ name: "no-plugin-static", match: { prefix: "/" }, route: { cluster: clusterName(first.model), timeout: "300s" } }]
+    : l.backends.map((b) => ({
+      name: routeName(b.model),
+      match: { prefix: "/", headers: [{ name: header, string_match: { exact: b.model } }] },
+      route: { cluster: clusterName(b.model), timeout: "300s" },
+    }));
   // No routing header: nothing Higress would route either.
   routes.push({
     name: "no-ai-route",
@@ -94,7 +101,7 @@ export function listenerResource(l: EnvoyLayout): Record<string, unknown> {
             virtual_hosts: [{ name: "llm", domains: ["*"], routes }],
           },
           http_filters: [
-            {
+            ...(withPlugin ? [{
               name: "llm-gateway",
               typed_config: {
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
@@ -116,7 +123,7 @@ export function listenerResource(l: EnvoyLayout): Record<string, unknown> {
                   },
                 },
               },
-            },
+            }] : []),
             { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } },
           ],
         },
@@ -133,6 +140,8 @@ export function bootstrap(l: EnvoyLayout, ldsDir: string): Record<string, unknow
     node: { id: "llm-gateway-local", cluster: "llm-gateway" },
     admin: { address: { socket_address: { address: "127.0.0.1", port_value: l.adminPort } } },
     stats_config: { stats_tags: HIGRESS_STATS_TAGS, use_all_default_tags: true },
+    // Histograms reach /stats/prometheus at each flush; 1 s keeps tests and dashboards current.
+    stats_flush_interval: "1s",
     dynamic_resources: {
       lds_config: {
         resource_api_version: "V3",

@@ -31,6 +31,7 @@ export interface GatewayOptions {
   logLevel?: string;
   wasmPath?: string;
   bufferLimitBytes?: number;
+  plugin?: boolean; // false: no Wasm filter, a static route to the first backend (see EnvoyLayout.plugin)
 }
 
 export interface Gateway {
@@ -39,6 +40,7 @@ export interface Gateway {
   workDir: string;
   accessLogPath: string;
   layout: EnvoyLayout;
+  pid: number; // Envoy's process id (RSS, CPU time)
   reconfigure(pluginConfig: unknown): Promise<"accepted" | "rejected">;
   stats(): Promise<string>;
   counter(name: string): Promise<number>;
@@ -58,6 +60,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     pluginConfig: opts.pluginConfig,
     accessLogPath: join(workDir, "access.log"),
     ...(opts.bufferLimitBytes !== undefined ? { bufferLimitBytes: opts.bufferLimitBytes } : {}),
+    ...(opts.plugin !== undefined ? { plugin: opts.plugin } : {}),
   };
   const writeLds = (l: EnvoyLayout): void => {
     const tmp = join(workDir, "lds.tmp.yaml");
@@ -75,6 +78,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     // On a listener update the old listener's connections close within a second, so clients move to
     // the new configuration promptly (Envoy's default drain lasts 10 minutes).
     "--drain-time-s", "1", "--drain-strategy", "immediate",
+    // Access-log lines reach the file within 200 ms (Envoy's default is every 10 s).
+    "--file-flush-interval-msec", "200",
     "--concurrency", String(opts.concurrency ?? 1),
     "--log-level", opts.logLevel ?? "warn",
     "--component-log-level", "wasm:info",
@@ -126,7 +131,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   };
 
   return {
-    url, adminUrl, workDir, accessLogPath: layout.accessLogPath, layout,
+    url, adminUrl, workDir, accessLogPath: layout.accessLogPath, layout, pid: child.pid ?? -1,
     async reconfigure(pluginConfig: unknown) {
       const configuredBefore = countConfigured();
       const okBefore = await counter("listener_manager.lds.update_success");

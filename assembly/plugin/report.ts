@@ -1,0 +1,109 @@
+// At the end of a request: the metrics and the `ai_log` access-log field, computed once from the
+// request's and the serving attempt's facts. Every request is counted, including those without usage
+// (estimated and marked so) and those the plugin or Envoy answered locally.
+import { jsonString } from "../json/writer";
+import { AttemptFacts, RequestFacts } from "./exchange";
+import * as m from "./metrics";
+import { completeUsage, UsageRecord } from "./usage";
+
+const NS_PER_MS: u64 = 1_000_000;
+
+export class Outcome {
+  labels: m.Labels;
+  usage: UsageRecord;
+  durationMs: i64 = -1;
+  ttftMs: i64 = -1;
+  interTokenMs: i64 = -1;
+  tokensPerSecond: i64 = -1;
+  incomplete: bool = false;
+
+  constructor(labels: m.Labels, usage: UsageRecord) {
+    this.labels = labels;
+    this.usage = usage;
+  }
+}
+
+function ms(fromNs: u64, toNs: u64): i64 {
+  if (fromNs == 0 || toNs < fromNs) return -1;
+  return <i64>((toNs - fromNs) / NS_PER_MS);
+}
+
+// Computes the outcome of a request that reached an upstream (or was answered locally with `status`).
+export function summarize(req: RequestFacts, a: AttemptFacts, labels: m.Labels, endNs: u64): Outcome {
+  const usage = a.usage.reported ? a.usage : completeUsage(a.usage, req.promptEstimate, a.completionEstimate);
+  const o = new Outcome(labels, usage);
+  const end = a.endNs != 0 ? a.endNs : endNs;
+  o.durationMs = ms(req.startNs, end);
+  if (a.isStream) o.ttftMs = ms(req.startNs, a.firstTokenNs);
+  const out = usage.completionTokens;
+  // Inter-token latency: the time after the first token, spread over the tokens that followed it.
+  if (o.ttftMs >= 0 && o.durationMs >= o.ttftMs && out > 1) o.interTokenMs = (o.durationMs - o.ttftMs) / (out - 1);
+  if (out > 0 && o.durationMs > 0) o.tokensPerSecond = out * 1000 / o.durationMs;
+  o.incomplete = a.isStream && a.status == 200 && !a.sawDone;
+  return o;
+}
+
+export function recordMetrics(req: RequestFacts, a: AttemptFacts, o: Outcome): void {
+  const l = o.labels;
+  const u = o.usage;
+  if (u.promptTokens > 0) m.count(l, m.INPUT_TOKEN, u.promptTokens);
+  if (u.completionTokens > 0) m.count(l, m.OUTPUT_TOKEN, u.completionTokens);
+  if (u.totalTokens > 0) m.count(l, m.TOTAL_TOKEN, u.totalTokens);
+  if (u.cachedTokens > 0) m.count(l, m.CACHED_TOKEN, u.cachedTokens);
+  if (o.durationMs >= 0) {
+    m.count(l, m.SERVICE_DURATION, o.durationMs);
+    m.count(l, m.DURATION_COUNT, 1);
+    m.observe(l, m.H_DURATION_MS, o.durationMs);
+  }
+  if (a.isStream && o.ttftMs >= 0) {
+    m.count(l, m.FIRST_TOKEN_DURATION, o.ttftMs);
+    m.count(l, m.STREAM_DURATION_COUNT, 1);
+    m.observe(l, m.H_FIRST_TOKEN_MS, o.ttftMs);
+  }
+  if (o.interTokenMs >= 0) m.observe(l, m.H_INTER_TOKEN_MS, o.interTokenMs);
+  if (u.promptTokens >= 0) m.observe(l, m.H_INPUT_TOKENS, u.promptTokens);
+  if (u.completionTokens >= 0) m.observe(l, m.H_OUTPUT_TOKENS, u.completionTokens);
+  if (o.tokensPerSecond >= 0) m.observe(l, m.H_OUTPUT_TOKENS_PER_SECOND, o.tokensPerSecond);
+  if (u.estimated) m.count(l, m.USAGE_ESTIMATED, 1);
+  if (o.incomplete) m.count(l, m.STREAM_INCOMPLETE, 1);
+  if (a.unparsed) m.count(l, m.STREAM_UNPARSED, 1);
+  countResponse(l, a.status, a.viaUpstream);
+}
+
+// responses_<origin>_<class>, e.g. responses_upstream_2xx, responses_local_4xx.
+export function countResponse(l: m.Labels, status: i32, viaUpstream: bool): void {
+  const cls = status >= 100 && status < 600 ? (status / 100).toString() + "xx" : "none";
+  m.count(l, m.RESPONSES_PREFIX + (viaUpstream ? "upstream_" : "local_") + cls, 1);
+}
+
+function num(v: i64): string {
+  return v >= 0 ? v.toString() : "null";
+}
+
+// The `ai_log` filter state (Higress's access log prints it with %FILTER_STATE(wasm.ai_log:PLAIN)%):
+// Higress's field names, plus ours.
+export function aiLog(req: RequestFacts, a: AttemptFacts, o: Outcome): string {
+  const u = o.usage;
+  let s = "{\"model\":" + jsonString(a.model) +
+    ",\"requested_model\":" + jsonString(req.requestedModel) +
+    ",\"served_model\":" + jsonString(a.servedModel) +
+    ",\"route\":" + jsonString(o.labels.route) +
+    ",\"cluster\":" + jsonString(o.labels.cluster) +
+    ",\"consumer\":" + jsonString(o.labels.consumer) +
+    ",\"response_type\":" + (a.isStream ? "\"stream\"" : "\"normal\"") +
+    ",\"status\":" + a.status.toString() +
+    ",\"input_token\":" + num(u.promptTokens) +
+    ",\"output_token\":" + num(u.completionTokens) +
+    ",\"total_token\":" + num(u.totalTokens) +
+    ",\"cached_token\":" + num(u.cachedTokens) +
+    ",\"usage_estimated\":" + (u.estimated ? "true" : "false") +
+    ",\"llm_first_token_duration\":" + num(o.ttftMs) +
+    ",\"llm_service_duration\":" + num(o.durationMs) +
+    ",\"inter_token_ms\":" + num(o.interTokenMs) +
+    ",\"output_tokens_per_second\":" + num(o.tokensPerSecond) +
+    ",\"stream_complete\":" + (a.isStream ? (o.incomplete ? "false" : "true") : "null");
+  if (req.fallbackFrom.length > 0) {
+    s += ",\"fallback_from\":" + jsonString(req.fallbackFrom) + ",\"fallback_reason\":" + jsonString(req.fallbackReason);
+  }
+  return s + "}";
+}

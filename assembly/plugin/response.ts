@@ -1,0 +1,166 @@
+// What the plugin does with an upstream response body as it streams through: feeds it to the usage
+// readers, times the first generated token, removes the usage-only SSE event the client did not ask
+// for, and tells the client when a stream ended without [DONE]. Bytes are never held back, except the
+// incomplete tail of an SSE event while usage chunks are being removed (an SSE client acts only on
+// complete events, so holding a partial one delays nothing it can see).
+import { BufferType } from "../abi/enums";
+import * as host from "../abi/host";
+import { BoundedBytes } from "../sse/buffer";
+import { AttemptFacts } from "./exchange";
+import { SseUsageTracker, readJsonResponse } from "./usage";
+
+const APPEND: u32 = u32.MAX_VALUE;
+
+// Sent to the client when a 200 stream ends cleanly but without [DONE]: the answer is cut, and a client
+// must learn that instead of taking a truncated answer for a complete one.
+export const CUT_STREAM_EVENT = "data: {\"error\":{\"message\":\"The model server ended the stream before the answer was complete.\",\"type\":\"server_error\",\"param\":null,\"code\":\"stream_incomplete\"}}\n\n";
+
+export class ResponseObserver {
+  private tracker: SseUsageTracker | null = null;
+  private held: BoundedBytes | null = null;   // incomplete event bytes not yet sent (only when dropping)
+  private json: BoundedBytes | null = null;   // a non-streamed body, for its usage
+  private dropUsage: bool = false;
+
+  constructor(private attempt: AttemptFacts, maxSseEventBytes: i32, private maxResponseBytes: i32, dropUsage: bool) {
+    if (attempt.isStream) {
+      this.tracker = new SseUsageTracker(maxSseEventBytes);
+      this.dropUsage = dropUsage;
+      if (dropUsage) this.held = new BoundedBytes(maxSseEventBytes);
+    }
+  }
+
+  // One chunk of the response body (Envoy hands each chunk once; we return Continue).
+  onChunk(size: u32, endOfStream: bool, nowNs: u64): void {
+    if (this.attempt.isStream) this.onSseChunk(size, endOfStream, nowNs);
+    else this.onJsonChunk(size, endOfStream);
+    if (endOfStream) {
+      this.attempt.ended = true;
+      this.attempt.endNs = nowNs;
+    }
+  }
+
+  private onSseChunk(size: u32, endOfStream: bool, nowNs: u64): void {
+    const t = this.tracker;
+    if (t == null) return;
+    const a = this.attempt;
+    const chunk = size > 0 ? host.getBufferBytes(BufferType.HttpResponseBody, 0, size) : null;
+    if (chunk != null && !t.reader.overflowed) {
+      t.feed(chunk.ptr, chunk.len);
+      if (t.firstContentInChunk && a.firstTokenNs == 0) a.firstTokenNs = nowNs;
+      if (t.reader.overflowed) a.unparsed = true;
+      if (this.dropUsage) this.rewriteChunk(chunk.ptr, chunk.len, t);
+    }
+    if (chunk != null) chunk.release();
+    if (!endOfStream) return;
+    t.finish();
+    a.sawDone = t.reader.sawDone;
+    this.flushHeld();
+    a.usage.copyFrom(t.usage);
+    a.completionEstimate = t.contentEvents;
+    a.servedModel = t.model;
+    if (a.status == 200 && !a.sawDone && !a.unparsed) {
+      const e = String.UTF8.encode(CUT_STREAM_EVENT);
+      host.setBufferBytes(BufferType.HttpResponseBody, APPEND, 0, changetype<usize>(e), <usize>e.byteLength);
+      a.signalledCut = true;
+    }
+  }
+
+  // Sends what is complete, minus usage-only events; keeps an incomplete tail for the next chunk.
+  // Coordinates: V = held ++ chunk; drops are [held + start - carried, held + end) in V.
+  private rewriteChunk(p: usize, len: i32, t: SseUsageTracker): void {
+    const held = this.held!;
+    const heldLen = held.length;
+    const drops = t.dropCount();
+    let pending = t.reader.overflowed ? 0 : t.reader.pendingBytes;
+    if (drops == 0 && pending == 0 && heldLen == 0) return; // the common case: pass the chunk as is
+    const total = heldLen + len;
+    if (pending > total) pending = total;
+    const sendEnd = total - pending;
+    // Build the outgoing chunk from slices of held and chunk, skipping the drops.
+    let first = true;
+    let from = 0;
+    for (let i = 0; i <= drops; i++) {
+      const to = i < drops ? heldLen + t.dropStart(i) - t.dropCarried(i) : sendEnd;
+      if (to > from) {
+        emitSlice(held.ptr, heldLen, p, from, to < sendEnd ? to : sendEnd, first, len);
+        first = false;
+      }
+      if (i < drops) from = heldLen + t.dropEnd(i);
+    }
+    if (first) emitSlice(held.ptr, heldLen, p, 0, 0, true, len); // everything dropped or held
+    // The new tail: the last `pending` bytes of V.
+    const tail = new BoundedBytes(held.limit);
+    const tailStart = total - pending;
+    if (tailStart < heldLen) tail.append(held.ptr + <usize>tailStart, heldLen - tailStart);
+    const cStart = tailStart > heldLen ? tailStart - heldLen : 0;
+    tail.append(p + <usize>cStart, len - cStart);
+    this.held = tail;
+  }
+
+  private flushHeld(): void {
+    const held = this.held;
+    if (held == null || held.length == 0) return;
+    host.setBufferBytes(BufferType.HttpResponseBody, APPEND, 0, held.ptr, <usize>held.length);
+    held.clear();
+  }
+
+  private onJsonChunk(size: u32, endOfStream: bool): void {
+    const a = this.attempt;
+    if (a.unparsed) return;
+    const chunk = size > 0 ? host.getBufferBytes(BufferType.HttpResponseBody, 0, size) : null;
+    let acc = this.json;
+    // One chunk that is the whole body (the usual case): parse it in place.
+    if (endOfStream && acc == null) {
+      if (chunk != null) {
+        readInto(a, chunk.ptr, chunk.len);
+        chunk.release();
+      }
+      return;
+    }
+    if (acc == null) {
+      acc = new BoundedBytes(this.maxResponseBytes);
+      this.json = acc;
+    }
+    if (chunk != null) {
+      if (!acc.append(chunk.ptr, chunk.len)) {
+        a.unparsed = true;
+        acc.release();
+      }
+      chunk.release();
+    }
+    if (endOfStream && !a.unparsed) {
+      readInto(a, acc.ptr, acc.length);
+      acc.release();
+    }
+  }
+}
+
+function readInto(a: AttemptFacts, p: usize, len: i32): void {
+  const r = readJsonResponse(p, len);
+  a.usage.copyFrom(r.usage);
+  a.servedModel = r.model;
+  // No usage in a JSON answer: estimate the completion from its size (~4 bytes per token).
+  if (!r.usage.reported) a.completionEstimate = <i64>((len + 3) / 4);
+}
+
+// Writes V[from, to) (V = held ++ chunk) into the response buffer: the first slice replaces the
+// whole chunk (start 0 drains `chunkLen` bytes first), the others append.
+function emitSlice(heldPtr: usize, heldLen: i32, chunkPtr: usize, from: i32, to: i32, first: bool, chunkLen: i32): void {
+  if (first) {
+    // Replace the chunk with the part of the slice that lies in held, then append the rest.
+    const hEnd = to < heldLen ? to : heldLen;
+    const hLen = hEnd > from ? hEnd - from : 0;
+    host.setBufferBytes(BufferType.HttpResponseBody, 0, <u32>chunkLen, heldPtr + <usize>from, <usize>hLen);
+    const cFrom = from > heldLen ? from - heldLen : 0;
+    const cTo = to > heldLen ? to - heldLen : 0;
+    if (cTo > cFrom) host.setBufferBytes(BufferType.HttpResponseBody, APPEND, 0, chunkPtr + <usize>cFrom, <usize>(cTo - cFrom));
+    return;
+  }
+  if (from < heldLen) {
+    const hEnd = to < heldLen ? to : heldLen;
+    host.setBufferBytes(BufferType.HttpResponseBody, APPEND, 0, heldPtr + <usize>from, <usize>(hEnd - from));
+  }
+  const cFrom = from > heldLen ? from - heldLen : 0;
+  const cTo = to > heldLen ? to - heldLen : 0;
+  if (cTo > cFrom) host.setBufferBytes(BufferType.HttpResponseBody, APPEND, 0, chunkPtr + <usize>cFrom, <usize>(cTo - cFrom));
+}

@@ -1,9 +1,12 @@
 // The plugin's root context: owns the compiled configuration of one Envoy filter config.
 import { RootContext, HttpContext } from "../abi/context";
-import { BufferType, MapType } from "../abi/enums";
+import { BufferType, MapType, MetricType } from "../abi/enums";
 import * as host from "../abi/host";
 import { GatewayConfig, PluginConfig, parseConfig } from "./config";
 import { GatewayHttp } from "./gateway";
+
+export const CONFIG_APPLIED = "llm_gateway.configurations_applied";
+export const CONFIG_REFUSED = "llm_gateway.configurations_refused";
 
 const ROUTE_NAME: Array<string> = ["route_name"];
 const CLUSTER_NAME: Array<string> = ["cluster_name"];
@@ -21,8 +24,12 @@ export class GatewayRoot extends RootContext {
     if (res.config == null) {
       // Returning false makes Envoy refuse this filter config and keep serving the previous one.
       host.logError("llm-gateway: configuration refused: " + res.error);
+      host.incrementMetric(host.defineMetric(MetricType.Counter, CONFIG_REFUSED), 1);
       return false;
     }
+    // Counted per VM (the main thread's and each worker's), so operators and tests can see when
+    // every worker has the new configuration.
+    host.incrementMetric(host.defineMetric(MetricType.Counter, CONFIG_APPLIED), 1);
     this.config = res.config!;
     host.logInfo("llm-gateway: configured " + this.config.global.models.length.toString() + " model routes, " +
       this.config.rules.length.toString() + " rules");

@@ -16,10 +16,22 @@ const ask = (model: string, headers: Record<string, string> = {}): Promise<Respo
 test("a new configuration is applied without restarting Envoy", async () => {
   assert.equal((await ask("gemma-2-2b")).status, 404);
   assert.equal(await seed.gateway.reconfigure({ models: [{ name: "qwen2-1-5b" }, { name: "gemma-2-2b" }] }), "accepted");
-  const r = await ask("gemma-2-2b");
+  const r = await eventually(() => ask("gemma-2-2b"));
   assert.equal(r.status, 200);
   assert.equal(r.headers.get("x-stub-model"), "gemma-2-2b");
 });
+
+// Envoy hands a new filter chain to its workers asynchronously, a few milliseconds after it accepted
+// the update: a request may still meet the old configuration in between. Retries for up to 5 s.
+async function eventually(send: () => Promise<Response>, status = 200): Promise<Response> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const r = await send();
+    if (r.status === status || Date.now() > deadline) return r;
+    await r.body?.cancel();
+    await new Promise((res) => setTimeout(res, 50));
+  }
+}
 
 const BAD: { config: unknown; field: RegExp }[] = [
   { config: { models: "qwen2-1-5b" }, field: /models: must be an array, got "qwen2-1-5b"/ },
@@ -45,13 +57,13 @@ test("per-domain rules override the global configuration", async () => {
     models: [{ name: "qwen2-1-5b" }],
     _rules_: [{ _match_domain_: ["*.gemma.example"], models: [{ name: "gemma-2-2b" }] }],
   }), "accepted");
+  const global = await eventually(() => ask("gemma-2-2b"), 404);
+  assert.equal(global.status, 404);
+  await global.body?.cancel();
   // fetch drops a Host header, so this one goes through node:http.
   const viaRule = await rawRequest(`${seed.gateway.url}/v1/chat/completions`, {
     headers: { host: "api.gemma.example" }, body: Buffer.from('{"model":"gemma-2-2b","messages":[]}'),
   });
   assert.equal(viaRule.status, 200);
   assert.equal(viaRule.headers["x-stub-model"], "gemma-2-2b");
-  const global = await ask("gemma-2-2b");
-  assert.equal(global.status, 404);
-  await global.body?.cancel();
 });

@@ -10,6 +10,9 @@ import { freePort, waitFor } from "./net.ts";
 export const ROOT = resolve(import.meta.dirname, "../..");
 export const WASM_PATH = join(ROOT, "build/plugin.wasm");
 
+// The plugin's own count of configurations applied (see assembly/plugin/root.ts).
+const CONFIGURED = "wasmcustom.llm_gateway.configurations_applied";
+
 export function envoyBinary(): string {
   if (process.env.ENVOY_BIN) return process.env.ENVOY_BIN;
   const lib = join(ROOT, ".venv/lib");
@@ -122,8 +125,6 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     throw new Error(`${(e as Error).message}\n${log.slice(-4000)}`);
   }
 
-  const countConfigured = (): number => (readLog().match(/llm-gateway: configured /g) ?? []).length;
-
   const counter = async (name: string): Promise<number> => {
     const r = await fetch(`${adminUrl}/stats?filter=^${name.replace(/\./g, "\\.")}$`);
     const m = /:\s*(\d+)/.exec(await r.text());
@@ -133,7 +134,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   return {
     url, adminUrl, workDir, accessLogPath: layout.accessLogPath, layout, pid: child.pid ?? -1,
     async reconfigure(pluginConfig: unknown) {
-      const configuredBefore = countConfigured();
+      const configuredBefore = await counter(CONFIGURED);
       const okBefore = await counter("listener_manager.lds.update_success");
       const badBefore = await counter("listener_manager.lds.update_rejected");
       layout.pluginConfig = pluginConfig;
@@ -145,10 +146,11 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         return false;
       }, 15000, "LDS update");
       if (outcome === "accepted") {
-        // Envoy configures the plugin on the main thread, then on each worker shortly after; requests
-        // that arrive in between still see the old configuration. Wait for the workers' log lines.
-        const expected = configuredBefore + 1 + (opts.concurrency ?? 1);
-        await waitFor(async () => countConfigured() >= expected, 10000, "plugin configured on every worker");
+        // Envoy configures the plugin twice on the main thread (validation, then the base VM), then on
+        // each worker shortly after; requests arriving in between still see the old configuration.
+        // The plugin counts its configurations: wait for the workers'.
+        const expected = configuredBefore + 2 + (opts.concurrency ?? 1);
+        await waitFor(async () => (await counter(CONFIGURED)) >= expected, 10000, "plugin configured on every worker");
       }
       return outcome;
     },

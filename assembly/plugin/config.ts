@@ -104,14 +104,33 @@ export class PluginConfig {
   }
 }
 
+// Host names are case-insensitive; clients write :authority as they like.
 function domainMatches(domains: Array<string>, host: string): bool {
+  host = asciiLower(host);
   for (let i = 0; i < domains.length; i++) {
-    const d = unchecked(domains[i]);
+    const d = asciiLower(unchecked(domains[i]));
     if (d == host) return true;
     // "*.example.com" matches any subdomain.
     if (d.startsWith("*.") && host.endsWith(d.substring(1))) return true;
   }
   return false;
+}
+
+// ASCII-only lowercasing: host names are ASCII (IDNs arrive as punycode), and String#toLowerCase
+// would pull Unicode case tables (~8 KB) into the module.
+function asciiLower(s: string): string {
+  let upper = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x41 && c <= 0x5a) { upper = true; break; }
+  }
+  if (!upper) return s;
+  const out = new Array<string>(s.length);
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    unchecked((out[i] = String.fromCharCode(c >= 0x41 && c <= 0x5a ? c + 32 : c)));
+  }
+  return out.join("");
 }
 
 // Higress service matches name either bare or as in the cluster name `outbound|port||name`.
@@ -139,7 +158,8 @@ function describe(v: JsonValue): string {
   switch (v.type) {
     case JsonType.Null: return "null";
     case JsonType.Bool: return v.boolValue ? "true" : "false";
-    case JsonType.Number: return v.numValue.toString();
+    // As the operator wrote it: 0, not 0.0 (f64's toString adds a fraction).
+    case JsonType.Number: return Math.floor(v.numValue) == v.numValue && Math.abs(v.numValue) < 9007199254740992 ? (<i64>v.numValue).toString() : v.numValue.toString();
     case JsonType.String: return jsonString(v.strValue.length > 64 ? v.strValue.substring(0, 64) + "…" : v.strValue);
     case JsonType.Array: return "an array";
     default: return "an object";
@@ -203,6 +223,8 @@ function parseModel(c: Checker, v: JsonValue, path: string): ModelRoute {
     if (!isHeaderValue(m.route)) c.fail(path + ".route", "must be printable ASCII (it becomes a header value)");
   } else if (!m.isPrefix) {
     m.route = n;
+    // Without `route`, the name itself becomes the header value.
+    if (n.length > 0 && !isHeaderValue(n)) c.fail(path + ".name", "must be printable ASCII (it becomes a header value)");
   }
   const up = v.get("upstreamModel");
   if (up != null) m.upstreamModel = readString(c, up, path + ".upstreamModel", false);
@@ -392,6 +414,9 @@ function compile(c: Checker, g: GatewayConfig, path: string): void {
   for (let i = 0; i < g.models.length; i++) {
     const m = unchecked(g.models[i]);
     if (m.isPrefix) {
+      for (let j = 0; j < g.prefixes.length; j++) {
+        if (unchecked(g.prefixes[j]).name == m.name) c.fail(path + "models[" + i.toString() + "].name", "duplicate model " + jsonString(m.name + "*"));
+      }
       g.prefixes.push(m);
       continue;
     }

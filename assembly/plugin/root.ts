@@ -8,11 +8,25 @@ import { GatewayHttp } from "./gateway";
 export const CONFIG_APPLIED = "llm_gateway.configurations_applied";
 export const CONFIG_REFUSED = "llm_gateway.configurations_refused";
 
+export const VM_MEMORY_BYTES = "llm_gateway.vm_memory_bytes";
+const MEMORY_TICK_MS: u32 = 1000;
+
 const ROUTE_NAME: Array<string> = ["route_name"];
 const CLUSTER_NAME: Array<string> = ["cluster_name"];
 
 export class GatewayRoot extends RootContext {
   config: PluginConfig = new PluginConfig();
+  private memoryGauge: u32 = host.NO_METRIC;
+
+  // The VM's linear memory, so operators can see it stay flat (Higress users have met Wasm memory
+  // exhaustion under streaming load). A gauge: each worker's VM writes its own value in turn.
+  onTick(): void {
+    this.recordMemory();
+  }
+
+  private recordMemory(): void {
+    host.recordMetric(this.memoryGauge, <u64>memory.size() << 16);
+  }
 
   onConfigure(size: usize): bool {
     const text = host.getBufferString(BufferType.PluginConfiguration, <u32>size);
@@ -30,6 +44,9 @@ export class GatewayRoot extends RootContext {
     // Counted per VM (the main thread's and each worker's), so operators and tests can see when
     // every worker has the new configuration.
     host.incrementMetric(host.defineMetric(MetricType.Counter, CONFIG_APPLIED), 1);
+    this.memoryGauge = host.defineMetric(MetricType.Gauge, VM_MEMORY_BYTES);
+    this.recordMemory();
+    host.setTickPeriodMs(MEMORY_TICK_MS);
     this.config = res.config!;
     host.logInfo("llm-gateway: configured " + this.config.global.models.length.toString() + " model routes, " +
       this.config.rules.length.toString() + " rules");

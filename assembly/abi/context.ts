@@ -22,7 +22,10 @@ export class RootContext {
 
   registerCall(token: u32, ctx: HttpContext): void { this.calls.set(token, ctx); }
 
+  forgetCall(token: u32): void { if (this.calls.has(token)) this.calls.delete(token); }
+
   forgetCallsOf(ctx: HttpContext): void {
+    if (this.calls.size == 0) return;
     const tokens = this.calls.keys();
     for (let i = 0; i < tokens.length; i++) {
       const t = unchecked(tokens[i]);

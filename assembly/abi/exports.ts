@@ -80,8 +80,16 @@ export function proxy_on_response_trailers(id: u32, numTrailers: u32): Action {
   return streams.get(id).onResponseTrailers(numTrailers);
 }
 
-export function proxy_on_http_call_response(rootId: u32, token: u32, numHeaders: u32, bodySize: u32, numTrailers: u32): void {
-  if (roots.has(rootId)) roots.get(rootId).dispatchCallResponse(token, numHeaders, bodySize, numTrailers);
+// Envoy calls this on the context that made the call: an HTTP context for calls made on behalf of a
+// request, the root context for its own.
+export function proxy_on_http_call_response(id: u32, token: u32, numHeaders: u32, bodySize: u32, numTrailers: u32): void {
+  if (streams.has(id)) {
+    const ctx = streams.get(id);
+    ctx.root.forgetCall(token);
+    ctx.onHttpCallResponse(token, numHeaders, bodySize, numTrailers);
+    return;
+  }
+  if (roots.has(id)) roots.get(id).dispatchCallResponse(token, numHeaders, bodySize, numTrailers);
 }
 
 export function proxy_on_log(id: u32): void {

@@ -147,6 +147,14 @@ export function sendLocalResponse(status: u32, details: string, body: string, he
     changetype<usize>(b), <usize>b.byteLength, changetype<usize>(h), <usize>h.byteLength, -1) == Status.Ok;
 }
 
+// Same, with a body already in linear memory (no string round trip for bytes we relay).
+export function sendLocalResponseBytes(status: u32, details: string, body: usize, bodyLen: usize, headers: Array<HeaderPair>): bool {
+  const d = utf8(details);
+  const h = serializeHeaders(headers);
+  return env.proxy_send_local_response(status, changetype<usize>(d), <usize>d.byteLength,
+    body, bodyLen, changetype<usize>(h), <usize>h.byteLength, -1) == Status.Ok;
+}
+
 export function continueStream(type: StreamType): bool {
   return env.proxy_continue_stream(<u32>type) == Status.Ok;
 }

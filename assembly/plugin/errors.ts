@@ -12,7 +12,7 @@ export class LocalReply {
   ) {}
 
   body(): string {
-    const type = this.status == 404 ? "invalid_request_error" : this.status >= 500 ? "server_error" : "invalid_request_error";
+    const type = this.status >= 500 ? "server_error" : "invalid_request_error";
     return "{\"error\":{\"message\":" + jsonString(this.message) +
       ",\"type\":" + jsonString(type) +
       ",\"param\":" + (this.param.length > 0 ? jsonString(this.param) : "null") +
@@ -61,4 +61,10 @@ export function modelNotFound(model: string, served: Array<string>): LocalReply 
 export function bodyTooLarge(limit: i32): LocalReply {
   return new LocalReply(413, "request_too_large",
     "The request body is larger than this gateway's limit of " + limit.toString() + " bytes.", "");
+}
+
+// Every attempt (the model and its backups) failed: name them, so the client knows what was tried.
+export function allAttemptsFailed(attempts: Array<string>, status: u32): LocalReply {
+  return new LocalReply(status, "all_attempts_failed",
+    "The model and its fallbacks all failed: " + attempts.join(", ") + ".", "");
 }

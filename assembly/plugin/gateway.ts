@@ -7,20 +7,30 @@ import * as host from "../abi/host";
 import { HeaderPair } from "../abi/headers";
 import { HostBytes } from "../abi/memory";
 import { JsonScan } from "../json/reader";
-import { GatewayConfig, MODEL_LIST_SUFFIX } from "./config";
-import { LocalReply, bodyTooLarge, emptyBody } from "./errors";
+import { GatewayConfig, ModelRoute, MODEL_LIST_SUFFIX } from "./config";
+import { LocalReply, allAttemptsFailed, bodyTooLarge, emptyBody } from "./errors";
+import * as cooldown from "./cooldown-store";
+import { Gate, Reason, failureReason, reasonName } from "./fallback";
+import { backupRequestHeaders, headerValue, materialize, relayedResponseHeaders } from "./fallback-call";
 import { AttemptFacts, RequestFacts } from "./exchange";
 import * as metrics from "./metrics";
 import { aiLog, countResponse, recordMetrics, summarize } from "./report";
-import { ResponseObserver } from "./response";
-import { REQUEST_KEYS, BodyEdit, routeRequest } from "./routing";
+import { ResponseObserver, observeWholeBody } from "./response";
+import { REQUEST_KEYS, BodyEdit, RoutingResult, routeRequest } from "./routing";
 import { GatewayRoot } from "./root";
 import { estimatePromptTokens } from "./usage";
 
 // One scan object per VM, reused by every request (a VM runs one callback at a time).
 const requestScan = new JsonScan(REQUEST_KEYS);
 
-const enum Phase { PassThrough = 0, ReadingBody = 1, Answered = 2, Routed = 3 }
+const enum Phase {
+  PassThrough = 0,
+  ReadingBody = 1,
+  Answered = 2,    // the plugin answered (bad request, model list)
+  Routed = 3,      // on its way to (or back from) the upstream
+  FallingBack = 4, // the primary failed; a backup call is under way, the primary's response held
+  Relayed = 5,     // answered with a backup's response, or with the error naming every attempt
+}
 
 const APPEND: u32 = u32.MAX_VALUE; // start offset meaning "append" to Envoy
 // Bodies up to this size get a content-based prompt estimate; larger ones bytes/4 (no second scan).
@@ -28,6 +38,9 @@ const PROMPT_ESTIMATE_SCAN_LIMIT: i32 = 256 * 1024;
 
 export const MODEL_HEADER = "x-llm-gateway-model";
 export const FALLBACK_FROM_HEADER = "x-llm-gateway-fallback-from";
+// Set by Higress on a request it replays to a fallback route (its custom_response redirect).
+export const HIGRESS_FALLBACK_HEADER = "x-higress-fallback-from";
+const NS_PER_MS: u64 = 1_000_000;
 
 // Higress's Envoy answers "route_name"/"cluster_name"; upstream Envoy's attributes are "xds.*".
 const ROUTE_NAME: Array<string> = ["route_name"];
@@ -46,6 +59,15 @@ export class GatewayHttp extends HttpContext {
   private attempt: AttemptFacts = new AttemptFacts();
   private observer: ResponseObserver | null = null;
   private reported: bool = false;
+  // Fallback state: what a backup attempt needs, kept only while one may still be made.
+  private routing: RoutingResult | null = null;
+  private requestHeaders: Array<HeaderPair> | null = null;
+  private higressFallbackFrom: string = "";
+  private probe: bool = false;
+  private onPrimary: bool = false; // the current attempt is the requested model's own route
+  private nextBackup: i32 = 0;
+  private attemptsMade: i32 = 1;
+  private gaveUp: bool = false;
 
   constructor(id: u32, private gateway: GatewayRoot) {
     super(id, gateway);
@@ -73,6 +95,8 @@ export class GatewayHttp extends HttpContext {
     }
     if (method != "POST" || !cfg.isRoutedPath(path)) return Action.Continue;
     this.wantsUsage = cfg.carriesStreamUsage(path);
+    const replayedFrom = host.getHeader(MapType.HttpRequestHeaders, HIGRESS_FALLBACK_HEADER);
+    if (replayedFrom != null) this.higressFallbackFrom = replayedFrom;
 
     const cl = host.getHeader(MapType.HttpRequestHeaders, "content-length");
     if (cl != null && declaredTooLarge(cl, cfg.maxBodyBytes)) return this.answer(bodyTooLarge(cfg.maxBodyBytes));
@@ -108,19 +132,69 @@ export class GatewayHttp extends HttpContext {
     req.stream = res.stream;
     req.usageInjected = res.usageInjected;
     req.promptEstimate = body.len <= PROMPT_ESTIMATE_SCAN_LIMIT ? estimatePromptTokens(body.ptr, body.len) : <i64>((body.len + 3) / 4);
+    const route = res.route!;
     const a = this.attempt;
-    a.model = res.route!.isPrefix ? res.model : res.route!.name;
+    a.model = route.isPrefix ? res.model : route.name;
     a.routeValue = res.routeValue;
+    let routeValue = res.routeValue;
+    let edits = res.edits;
+    let keepForFallback = false;
 
-    host.replaceHeader(MapType.HttpRequestHeaders, cfg.routingHeader, res.routeValue);
-    if (res.edits.length > 0) {
-      applyEdits(body, res.edits);
+    const policy = cfg.fallback;
+    if (policy.enabled && route.fallback.length > 0) {
+      const backup = cfg.findRoute(unchecked(route.fallback[0]));
+      if (this.higressFallbackFrom.length > 0 && backup != null) {
+        // Higress replayed this request after the primary failed: its fallback route (matched on the
+        // routing header plus x-higress-fallback-from) leads to the backup, which must see its own name.
+        edits = res.editsFor(servedName(backup, unchecked(route.fallback[0])));
+        this.switchTo(unchecked(route.fallback[0]), routeValue, "higress_redirect");
+      } else if (backup != null) {
+        const gate = cooldown.admit(policy, res.routeValue, <i64>(this.req.startNs / NS_PER_MS));
+        if (gate == Gate.Backup) {
+          // The primary is cooling down: straight to the backup, streaming intact.
+          const name = unchecked(route.fallback[0]);
+          routeValue = backup.route.length > 0 ? backup.route : name;
+          edits = res.editsFor(servedName(backup, name));
+          this.req.attemptsTried.push(a.model + " (cooling down)");
+          this.switchTo(name, routeValue, reasonName(Reason.Cooldown, 0));
+          this.nextBackup = 1;
+          this.attemptsMade = 2;
+        } else {
+          this.probe = gate == Gate.Probe;
+          this.onPrimary = true;
+        }
+        keepForFallback = true;
+      }
+    }
+
+    host.replaceHeader(MapType.HttpRequestHeaders, cfg.routingHeader, routeValue);
+    if (keepForFallback) {
+      // Held until the primary's response headers show whether a backup is needed.
+      this.req.body = body;
+      this.routing = res;
+      this.requestHeaders = host.getHeaders(MapType.HttpRequestHeaders);
+    }
+    if (edits.length > 0) {
+      applyEdits(body, edits);
       // The length changed; Envoy then frames the upstream request itself.
       host.removeHeader(MapType.HttpRequestHeaders, "content-length");
     }
-    body.release();
+    if (!keepForFallback) body.release();
     this.phase = Phase.Routed;
     return Action.Continue;
+  }
+
+  // This request is served by `model` instead of the one asked for.
+  private switchTo(model: string, routeValue: string, reason: string): void {
+    const req = this.req;
+    if (req.fallbackFrom.length == 0) {
+      req.fallbackFrom = this.attempt.model;
+      req.fallbackReason = reason;
+    }
+    const a = new AttemptFacts();
+    a.model = model;
+    a.routeValue = routeValue;
+    this.attempt = a;
   }
 
   onResponseHeaders(_numHeaders: u32, _endOfStream: bool): Action {
@@ -131,21 +205,138 @@ export class GatewayHttp extends HttpContext {
     a.status = status != null ? I32.parseInt(status) : 0;
     const details = host.getProperty(CODE_DETAILS);
     a.viaUpstream = details != null && details == "via_upstream";
+    if (this.req.body != null) {
+      // An answer while a fallback was still possible: decide now, before any byte of it reaches
+      // the client.
+      const policy = this.cfg.fallback;
+      const elapsedMs = <i64>((a.headersNs - this.req.startNs) / NS_PER_MS);
+      const reason = failureReason(policy, a.status, a.viaUpstream, elapsedMs);
+      if (this.onPrimary) cooldown.record(policy, a.routeValue, reason != Reason.None, <i64>(a.headersNs / NS_PER_MS), this.probe);
+      if (reason != Reason.None) {
+        const req = this.req;
+        req.attemptsTried.push(a.model + " (" + (reason == Reason.LocalReply ? "unreachable" : "status " + a.status.toString()) + ")");
+        if (req.fallbackFrom.length == 0) {
+          req.fallbackFrom = a.model;
+          req.fallbackReason = reasonName(reason, a.status);
+        }
+        this.onPrimary = false;
+        if (this.tryNextBackup()) return Action.Pause;
+        if (req.attemptsTried.length > 1) {
+          // Backups were tried (or skipped) and none could answer: say what was tried.
+          this.giveUp(a.status >= 500 ? <u32>a.status : 502);
+          return Action.Pause;
+        }
+        // No backup left to try (maxAttempts): the primary's own answer goes to the client.
+        req.fallbackFrom = "";
+        req.fallbackReason = "";
+      }
+      this.releaseFallbackState();
+    }
     const ct = host.getHeader(MapType.HttpResponseHeaders, "content-type");
     a.isStream = ct != null && ct.startsWith("text/event-stream");
     const drop = a.isStream && this.req.usageInjected;
     // We may edit the stream (usage chunk out, a cut-stream event in): its length is no longer known.
     if (a.isStream) host.removeHeader(MapType.HttpResponseHeaders, "content-length");
     host.replaceHeader(MapType.HttpResponseHeaders, MODEL_HEADER, a.model);
+    if (this.req.fallbackFrom.length > 0) host.replaceHeader(MapType.HttpResponseHeaders, FALLBACK_FROM_HEADER, this.req.fallbackFrom);
     this.observer = new ResponseObserver(a, this.cfg.maxSseEventBytes, this.cfg.maxResponseBytes, drop);
     return Action.Continue;
   }
 
   onResponseBody(bodySize: u32, endOfStream: bool): Action {
+    // The failed attempt's body stays here (buffered, never sent) until the backup's answer replaces it.
+    if (this.phase == Phase.FallingBack) return Action.Pause;
     const o = this.observer;
     if (o == null) return Action.Continue;
     o.onChunk(bodySize, endOfStream, host.nowNanos());
     return Action.Continue;
+  }
+
+  // Sends the held request to the next backup's cluster; false when none is left.
+  private tryNextBackup(): bool {
+    const cfg = this.cfg;
+    const policy = cfg.fallback;
+    const req = this.req;
+    const route = req.route;
+    const res = this.routing;
+    const body = req.body;
+    const headers = this.requestHeaders;
+    if (route == null || res == null || body == null || headers == null) return false;
+    while (this.nextBackup < route.fallback.length && this.attemptsMade < policy.maxAttempts) {
+      const name = unchecked(route.fallback[this.nextBackup]);
+      this.nextBackup++;
+      this.attemptsMade++;
+      const backup = cfg.findRoute(name);
+      if (backup == null) continue; // refused at configure time; kept as a guard
+      const routeValue = backup.route.length > 0 ? backup.route : name;
+      const payload = materialize(body, res.editsFor(servedName(backup, name)));
+      const callHeaders = backupRequestHeaders(headers, cfg.routingHeader, routeValue);
+      const token = this.dispatchHttpCall(cfg.clusterOf(backup, routeValue), callHeaders,
+        changetype<usize>(payload), <usize>payload.byteLength, policy.attemptTimeoutMs);
+      this.switchTo(name, routeValue, req.fallbackReason);
+      if (token != 0) {
+        this.phase = Phase.FallingBack;
+        return true;
+      }
+      req.attemptsTried.push(name + " (call refused)");
+    }
+    return false;
+  }
+
+  onHttpCallResponse(_token: u32, numHeaders: u32, bodySize: u32, _numTrailers: u32): void {
+    if (this.phase != Phase.FallingBack) return;
+    const a = this.attempt;
+    const req = this.req;
+    const now = host.nowNanos();
+    a.headersNs = now;
+    if (numHeaders == 0) {
+      // Connection failure, reset or timeout of the backup call.
+      req.attemptsTried.push(a.model + " (unreachable or timed out)");
+      if (!this.tryNextBackup()) this.giveUp(503);
+      return;
+    }
+    const headers = host.getHeaders(MapType.HttpCallResponseHeaders);
+    const status = headerValue(headers, ":status");
+    a.status = status != null ? I32.parseInt(status) : 0;
+    a.viaUpstream = true;
+    const elapsedMs = <i64>((now - req.startNs) / NS_PER_MS);
+    if (failureReason(this.cfg.fallback, a.status, true, elapsedMs) != Reason.None) {
+      req.attemptsTried.push(a.model + " (status " + a.status.toString() + ")");
+      if (this.tryNextBackup()) return;
+      this.giveUp(a.status >= 500 ? <u32>a.status : 502);
+      return;
+    }
+    const ct = headerValue(headers, "content-type");
+    a.isStream = ct != null && ct.startsWith("text/event-stream");
+    const body = host.getBufferBytes(BufferType.HttpCallResponseBody, 0, bodySize);
+    let ptr: usize = 0;
+    let len: i32 = 0;
+    if (body != null) { ptr = body.ptr; len = body.len; }
+    const edited = observeWholeBody(a, ptr, len, this.cfg.maxSseEventBytes, req.usageInjected, now);
+    if (edited != null) { ptr = changetype<usize>(edited); len = edited.byteLength; }
+    host.sendLocalResponseBytes(<u32>a.status, "llm_gateway_fallback", ptr, <usize>len,
+      relayedResponseHeaders(headers, MODEL_HEADER, a.model, FALLBACK_FROM_HEADER, req.fallbackFrom));
+    if (body != null) body.release();
+    this.phase = Phase.Relayed;
+    this.releaseFallbackState();
+  }
+
+  // Every attempt failed: one clear error naming them, instead of the last failure or a hang.
+  private giveUp(status: u32): void {
+    const reply = allAttemptsFailed(this.req.attemptsTried, status);
+    const headers: Array<HeaderPair> = [new HeaderPair("content-type", "application/json"), new HeaderPair(FALLBACK_FROM_HEADER, this.req.fallbackFrom)];
+    host.sendLocalResponse(reply.status, reply.details(), reply.body(), headers);
+    this.attempt.status = <i32>status;
+    this.attempt.viaUpstream = false;
+    this.gaveUp = true;
+    this.phase = Phase.Relayed;
+    this.releaseFallbackState();
+  }
+
+  private releaseFallbackState(): void {
+    this.req.releaseBody();
+    this.routing = null;
+    this.requestHeaders = null;
   }
 
   // The request is over (Envoy is about to write its access log): metrics and the ai_log field.
@@ -163,15 +354,22 @@ export class GatewayHttp extends HttpContext {
       const details = host.getProperty(CODE_DETAILS);
       a.viaUpstream = details != null && details == "via_upstream";
     }
-    const modelLabel = this.phase == Phase.Routed ? a.model : (this.req.requestedModel.length > 0 ? this.req.requestedModel : "none");
+    const routed = this.phase == Phase.Routed || this.phase == Phase.Relayed || this.phase == Phase.FallingBack;
+    const modelLabel = routed ? a.model : (this.req.requestedModel.length > 0 ? this.req.requestedModel : "none");
     const labels = metrics.admit(new metrics.Labels(
       metrics.sanitizeConfigLabel(route != null ? route : ""),
       metrics.sanitizeConfigLabel(cluster != null ? cluster : ""),
       metrics.sanitizeClientLabel(modelLabel),
       metrics.sanitizeClientLabel(consumer != null ? consumer : "")));
-    if (this.phase != Phase.Routed) {
-      // Answered by the plugin itself (400/404/413, the model list) or passed through unrouted.
-      if (this.phase == Phase.Answered) countResponse(labels, a.status, false);
+    const from = this.req.fallbackFrom;
+    if (from.length > 0) {
+      const fromLabels = metrics.admit(new metrics.Labels(labels.route, labels.cluster, metrics.sanitizeClientLabel(from), labels.consumer));
+      metrics.countFallback(fromLabels, this.gaveUp ? "none" : a.model, this.req.fallbackReason);
+    }
+    if (!routed || this.gaveUp) {
+      // Answered by the plugin itself (400/404/413, the model list, every attempt failed) or passed
+      // through unrouted.
+      if (this.phase != Phase.PassThrough) countResponse(labels, a.status, false);
       return;
     }
     const outcome = summarize(this.req, a, labels, end);
@@ -180,7 +378,7 @@ export class GatewayHttp extends HttpContext {
   }
 
   onDelete(): void {
-    this.req.releaseBody();
+    this.releaseFallbackState();
   }
 
   private answer(reply: LocalReply): Action {
@@ -191,6 +389,10 @@ export class GatewayHttp extends HttpContext {
     this.attempt.viaUpstream = false;
     return Action.Pause;
   }
+}
+
+function servedName(route: ModelRoute, name: string): string {
+  return route.upstreamModel.length > 0 ? route.upstreamModel : name;
 }
 
 function propertyOr(first: Array<string>, second: Array<string>): string | null {

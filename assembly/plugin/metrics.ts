@@ -25,6 +25,9 @@ export const CACHED_TOKEN = "cached_token";
 export const USAGE_ESTIMATED = "usage_estimated";
 export const STREAM_INCOMPLETE = "stream_incomplete";
 export const STREAM_UNPARSED = "stream_unparsed";
+// fallback.to.<model>.reason.<reason>, counted under the labels of the model that failed; the
+// stats tags ai_fallback_to and ai_fallback_reason (README) turn the two parts into labels.
+export const FALLBACK = "fallback";
 // responses_<origin>_<class>: origin "upstream" (code_details via_upstream) or "local" (Envoy or this
 // plugin answered), class 2xx…5xx.
 export const RESPONSES_PREFIX = "responses_";
@@ -100,6 +103,10 @@ function metricId(type: MetricType, name: string): u32 {
 export function count(labels: Labels, name: string, delta: i64): void {
   if (delta <= 0) return;
   incrementMetric(metricId(MetricType.Counter, labels.prefix + name), delta);
+}
+
+export function countFallback(labels: Labels, to: string, reason: string): void {
+  count(labels, FALLBACK + ".to." + sanitizeClientLabel(to) + ".reason." + reason, 1);
 }
 
 export function observe(labels: Labels, name: string, value: i64): void {

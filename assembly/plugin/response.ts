@@ -164,3 +164,39 @@ function emitSlice(heldPtr: usize, heldLen: i32, chunkPtr: usize, from: i32, to:
   const cTo = to > heldLen ? to - heldLen : 0;
   if (cTo > cFrom) host.setBufferBytes(BufferType.HttpResponseBody, APPEND, 0, chunkPtr + <usize>cFrom, <usize>(cTo - cFrom));
 }
+
+// A whole response body at once (a backup's answer, which an http call delivers in one piece): the
+// same accounting as the streamed path, and the body without usage-only events when the client did
+// not ask for them (null: send it unchanged).
+export function observeWholeBody(a: AttemptFacts, p: usize, len: i32, maxSseEventBytes: i32, dropUsage: bool, nowNs: u64): ArrayBuffer | null {
+  a.ended = true;
+  a.endNs = nowNs;
+  if (!a.isStream) {
+    readInto(a, p, len);
+    return null;
+  }
+  const t = new SseUsageTracker(maxSseEventBytes);
+  t.feed(p, len);
+  t.finish();
+  a.sawDone = t.reader.sawDone;
+  a.unparsed = t.reader.overflowed;
+  a.usage.copyFrom(t.usage);
+  a.completionEstimate = t.contentEvents;
+  a.servedModel = t.model;
+  // The stream arrived whole: its first token reached us now.
+  if (t.firstContentEvent >= 0) a.firstTokenNs = nowNs;
+  const drops = t.dropCount();
+  if (!dropUsage || drops == 0 || a.unparsed) return null;
+  let size = len;
+  for (let i = 0; i < drops; i++) size -= t.dropEnd(i) - t.dropStart(i);
+  const out = new ArrayBuffer(size);
+  let at: usize = 0;
+  let from = 0;
+  for (let i = 0; i <= drops; i++) {
+    const to = i < drops ? t.dropStart(i) : len;
+    memory.copy(changetype<usize>(out) + at, p + <usize>from, <usize>(to - from));
+    at += <usize>(to - from);
+    if (i < drops) from = t.dropEnd(i);
+  }
+  return out;
+}

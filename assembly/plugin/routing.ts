@@ -26,6 +26,31 @@ export class RoutingResult {
   edits: Array<BodyEdit> = new Array<BodyEdit>(); // sorted by position, non-overlapping
   stream: bool = false;
   usageInjected: bool = false;            // we asked the upstream for a usage chunk the client did not
+  // What editsFor needs to rebuild the edits for another served model (a fallback attempt).
+  modelStart: i32 = -1;                   // span of the body's model value; -1: none in the body
+  modelEnd: i32 = -1;
+  modelWasNull: bool = false;
+  rootObjectEdit: BodyEdit | null = null; // where root members go in (its text: the separator)
+  rootExtra: string = "";                 // members inserted besides model (stream_options)
+  optionsEdit: BodyEdit | null = null;    // an edit inside stream_options
+
+  // The body edits that make the upstream see `served` as the model (and send usage if injected).
+  editsFor(served: string): Array<BodyEdit> {
+    const edits = new Array<BodyEdit>();
+    let root = this.rootExtra;
+    if (this.modelStart < 0) {
+      root = root.length > 0 ? "\"model\":" + jsonString(served) + "," + root : "\"model\":" + jsonString(served);
+    } else if (this.modelWasNull || served != this.model) {
+      edits.push(new BodyEdit(this.modelStart, this.modelEnd, jsonString(served)));
+    }
+    const at = this.rootObjectEdit;
+    if (root.length > 0 && at != null) edits.push(new BodyEdit(at.start, at.end, root + at.text));
+    const o = this.optionsEdit;
+    if (o != null) edits.push(o);
+    // Edits are few (at most three); a tiny insertion sort keeps them in body order.
+    sortEdits(edits);
+    return edits;
+  }
 }
 
 function answer(r: RoutingResult, reply: errors.LocalReply): RoutingResult {
@@ -68,32 +93,26 @@ export function routeRequest(cfg: GatewayConfig, p: usize, len: i32, scan: JsonS
   // A pattern route sends the client's own name as a header value: it must be a valid one.
   if (!isHeaderValue(r.routeValue)) return answer(r, errors.badModelName());
 
-  const served = route.upstreamModel.length > 0 ? route.upstreamModel : requested;
-  let rootInsert = "";
-  if (insertDefault) {
-    rootInsert = "\"model\":" + jsonString(served);
-  } else if (f.type == JsonType.Null || served != requested) {
-    r.edits.push(new BodyEdit(f.start, f.end, jsonString(served)));
+  if (f.found && !insertDefault) {
+    r.modelStart = f.start;
+    r.modelEnd = f.end;
+    r.modelWasNull = f.type == JsonType.Null;
   }
   if (r.stream && wantsUsage && cfg.injectStreamUsage) {
     const opts = scan.field(F_STREAM_OPTIONS);
     if (!opts.found) {
-      rootInsert = rootInsert.length > 0 ? rootInsert + ",\"stream_options\":{\"include_usage\":true}" : "\"stream_options\":{\"include_usage\":true}";
+      r.rootExtra = "\"stream_options\":{\"include_usage\":true}";
       r.usageInjected = true;
     } else if (opts.type == JsonType.Null) {
-      r.edits.push(new BodyEdit(opts.start, opts.end, "{\"include_usage\":true}"));
+      r.optionsEdit = new BodyEdit(opts.start, opts.end, "{\"include_usage\":true}");
       r.usageInjected = true;
     } else if (opts.type == JsonType.Object) {
-      const edit = includeUsageEdit(p, opts.start, opts.end);
-      if (edit != null) {
-        r.edits.push(edit);
-        r.usageInjected = true;
-      }
+      r.optionsEdit = includeUsageEdit(p, opts.start, opts.end);
+      if (r.optionsEdit != null) r.usageInjected = true;
     }
   }
-  if (rootInsert.length > 0) r.edits.push(insertAtRoot(p, len, rootInsert));
-  // Edits are few (at most three); a tiny insertion sort keeps them in body order.
-  sortEdits(r.edits);
+  if (r.modelStart < 0 || r.rootExtra.length > 0) r.rootObjectEdit = insertAtRoot(p, len, "");
+  r.edits = r.editsFor(route.upstreamModel.length > 0 ? route.upstreamModel : requested);
   return r;
 }
 
@@ -126,7 +145,8 @@ function insertAtRoot(p: usize, len: i32, members: string): BodyEdit {
   return insertAtObject(p, 0, len, members);
 }
 
-// Adds members right after the '{' of the object found in [start, end).
+// Adds members right after the '{' of the object found in [start, end). `members` empty: only the
+// separator (",", or nothing for an empty object), for the caller to prefix members to.
 function insertAtObject(p: usize, start: i32, end: i32, members: string): BodyEdit {
   let i = start;
   while (i < end && load<u8>(p + <usize>i) != 0x7b) i++;

@@ -44,6 +44,13 @@ export const HIGRESS_STATS_TAGS = [
   { tag_name: "ai_consumer", regex: "^wasmcustom\\..*?\\.consumer\\.((.*?)\\.)metric" },
 ];
 
+// Ours, for the fallback counter `….metric.fallback.to.<model>.reason.<reason>`: add these to Higress's
+// bootstrap stats tags too (README) to get them as labels there.
+export const FALLBACK_STATS_TAGS = [
+  { tag_name: "ai_fallback_to", regex: "^wasmcustom\\..*?\\.metric\\.fallback\\.to\\.((.*?)\\.)reason" },
+  { tag_name: "ai_fallback_reason", regex: "^wasmcustom\\..*?\\.metric\\.fallback\\.to\\..*?\\.reason(\\.(.*))$" },
+];
+
 export function listenerResource(l: EnvoyLayout): Record<string, unknown> {
   const header = l.routingHeader ?? "x-higress-llm-model";
   const limit = l.bufferLimitBytes ?? DEFAULT_BUFFER_LIMIT;
@@ -139,7 +146,7 @@ export function bootstrap(l: EnvoyLayout, ldsDir: string): Record<string, unknow
   return {
     node: { id: "llm-gateway-local", cluster: "llm-gateway" },
     admin: { address: { socket_address: { address: "127.0.0.1", port_value: l.adminPort } } },
-    stats_config: { stats_tags: HIGRESS_STATS_TAGS, use_all_default_tags: true },
+    stats_config: { stats_tags: [...HIGRESS_STATS_TAGS, ...FALLBACK_STATS_TAGS], use_all_default_tags: true },
     // Histograms reach /stats/prometheus at each flush; 1 s keeps tests and dashboards current.
     stats_flush_interval: "1s",
     dynamic_resources: {

@@ -343,6 +343,7 @@ export class GatewayHttp extends HttpContext {
   onLog(): void {
     if (this.reported) return;
     this.reported = true;
+    this.gateway.noteRequestDone();
     const a = this.attempt;
     const end = host.nowNanos();
     const route = propertyOr(ROUTE_NAME, XDS_ROUTE_NAME);

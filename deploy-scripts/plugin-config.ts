@@ -8,9 +8,12 @@ export interface PluginModel {
   fallback?: string[];
 }
 
+// `route` is the routing header's value, which the rendered Ingresses match against the model's name
+// (models[].route names the Ingress, i.e. Envoy's route, not the header value). The plugin's default
+// cluster for backup calls, outbound|8080||llm-<route>.dns, is then the McpBridge registry llm-<name>.
 export function pluginModels(spec: DeploySpec): PluginModel[] {
   return spec.models.map((m) => {
-    const entry: PluginModel = { name: m.name, route: m.route };
+    const entry: PluginModel = { name: m.name, route: m.name };
     if (m.upstreamModel !== undefined) entry.upstreamModel = m.upstreamModel;
     if (m.fallback.length > 0) entry.fallback = [...m.fallback];
     return entry;
@@ -18,12 +21,25 @@ export function pluginModels(spec: DeploySpec): PluginModel[] {
 }
 
 /**
+ * The plugin's `fallback` object: the file's fallback.on (the status classes Higress's native fallback replays on)
+ * becomes its `onStatus`, so the plugin and Higress fall back on the same answers; an `onStatus` in
+ * plugin.config.fallback wins. A plugin.config.fallback that is not a mapping is passed on for the plugin to refuse.
+ */
+export function pluginFallback(spec: DeploySpec): unknown {
+  const own = spec.plugin.config['fallback'];
+  if (own !== undefined && (typeof own !== 'object' || own === null || Array.isArray(own))) return own;
+  return { onStatus: [...spec.fallback.on], ...(own as Record<string, unknown> | undefined) };
+}
+
+/**
  * routingHeader first (the Ingress annotations are built from the same value), then the file's plugin.config in
- * its own order, then the derived models. plugin.config cannot hold `models` (spec.ts refuses it).
+ * its own order, then `fallback` (if plugin.config has none), then the derived models. plugin.config cannot hold
+ * `models` (spec.ts refuses it).
  */
 export function pluginConfig(spec: DeploySpec): Record<string, unknown> {
   const out: Record<string, unknown> = { routingHeader: routingHeader(spec) };
   for (const [k, v] of Object.entries(spec.plugin.config)) if (k !== 'routingHeader') out[k] = v;
+  out['fallback'] = pluginFallback(spec);
   out['models'] = pluginModels(spec);
   return out;
 }

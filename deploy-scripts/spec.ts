@@ -169,11 +169,21 @@ function parsePlugin(c: Checker, raw: Obj, modelNames: Set<string>): DeploySpec[
   return url === undefined ? undefined : plugin;
 }
 
-/** Checks the types of the plugin settings we know; unknown keys pass through to the plugin untouched. */
+// The plugin's top-level configuration keys (assembly/plugin/config.ts KNOWN_KEYS; the README's table).
+// The plugin refuses any other key, so the CLI refuses it first, with the file's path.
+export const PLUGIN_CONFIG_KEYS = ['routingHeader', 'pathSuffixes', 'maxBodyBytes', 'serveModelList', 'defaultModel', 'ownedBy',
+  'injectStreamUsage', 'consumerHeader', 'maxSseEventBytes', 'maxResponseBytes', 'fallback'] as const;
+
+/** Checks the plugin settings: only keys the plugin knows, with the types it takes where we can tell. */
 function parsePluginConfig(c: Checker, config: Obj, modelNames: Set<string>): Record<string, unknown> {
   const at = (k: string): string => `plugin.config.${k}`;
   if ('models' in config) {
     c.errors.push(`${at('models')}: is derived from models[]; set name, route, upstreamModel and fallback there`);
+  }
+  for (const k of Object.keys(config)) {
+    if (k !== 'models' && !(PLUGIN_CONFIG_KEYS as readonly string[]).includes(k)) {
+      c.errors.push(`${at(k)}: unknown plugin setting (known: ${PLUGIN_CONFIG_KEYS.join(', ')})`);
+    }
   }
   c.string(config, 'routingHeader', at('routingHeader'), {
     pattern: HEADER_NAME,

@@ -182,6 +182,7 @@ describe('render of the seed file', () => {
       routingHeader: 'x-higress-llm-model',
       maxBodyBytes: 10485760,
       serveModelList: true,
+      fallback: { onStatus: ['5xx'] },
       models: [
         { name: 'qwen2-1-5b', route: 'qwen2-1-5b', fallback: ['gemma-2-2b'] },
         { name: 'gemma-2-2b', route: 'gemma-2-2b' },
@@ -189,14 +190,27 @@ describe('render of the seed file', () => {
     });
   });
 
+  it('hands fallback.on to the plugin as fallback.onStatus; an onStatus in plugin.config wins', () => {
+    const defaultConfigOf = (raw: Raw): Raw =>
+      (renderObjects(specFrom(raw), { hfTokenSet: false }) as Raw[]).find((o) => o.kind === 'WasmPlugin')?.spec.defaultConfig;
+    const both = seedRaw() as Raw;
+    both['fallback'] = { on: ['5xx', '4xx'] };
+    assert.deepEqual(defaultConfigOf(both).fallback, { onStatus: ['4xx', '5xx'] });
+    const own = seedRaw() as Raw;
+    own['plugin'].config = { fallback: { maxAttempts: 2 } };
+    assert.deepEqual(defaultConfigOf(own).fallback, { onStatus: ['5xx'], maxAttempts: 2 });
+    own['plugin'].config = { fallback: { onStatus: [503], maxAttempts: 2 } };
+    assert.deepEqual(defaultConfigOf(own).fallback, { onStatus: [503], maxAttempts: 2 });
+  });
+
   it('uses a custom routing header for the plugin and the Ingress annotations alike', () => {
     const raw = seedRaw() as Raw;
-    raw['plugin'].config = { routingHeader: 'x-model', customKnob: { a: 1 } };
+    raw['plugin'].config = { routingHeader: 'x-model', ownedBy: 'platform-team' };
     raw['models'][0].upstreamModel = 'Qwen/Qwen2-1.5B-Instruct';
     const out = renderObjects(specFrom(raw), { hfTokenSet: false }) as Raw[];
     const wp = out.find((o) => o.kind === 'WasmPlugin');
     assert.equal(wp?.spec.defaultConfig.routingHeader, 'x-model');
-    assert.deepEqual(wp?.spec.defaultConfig.customKnob, { a: 1 }, 'unknown keys pass through');
+    assert.equal(wp?.spec.defaultConfig.ownedBy, 'platform-team', 'known plugin settings pass through');
     assert.equal(wp?.spec.defaultConfig.models[0].upstreamModel, 'Qwen/Qwen2-1.5B-Instruct');
     for (const ing of out.filter((o) => o.kind === 'Ingress')) {
       assert.ok('higress.io/exact-match-header-x-model' in ing.metadata.annotations, ing.metadata.name);
@@ -269,6 +283,7 @@ describe('validation', () => {
     { name: 'pathSuffixes item', break: (r) => (r['plugin'].config.pathSuffixes = ['/v1/models', 'chat']), message: 'plugin.config.pathSuffixes[1]: must be a path suffix starting with "/", got "chat"' },
     { name: 'maxBodyBytes', break: (r) => (r['plugin'].config.maxBodyBytes = '10MB'), message: 'plugin.config.maxBodyBytes: must be a positive integer, got "10MB"' },
     { name: 'serveModelList', break: (r) => (r['plugin'].config.serveModelList = 'yes'), message: 'plugin.config.serveModelList: must be true or false, got "yes"' },
+    { name: 'unknown plugin setting', break: (r) => (r['plugin'].config.customKnob = 1), message: 'plugin.config.customKnob: unknown plugin setting (known: routingHeader, pathSuffixes, maxBodyBytes, serveModelList, defaultModel, ownedBy, injectStreamUsage, consumerHeader, maxSseEventBytes, maxResponseBytes, fallback)' },
     { name: 'defaultModel', break: (r) => (r['plugin'].config.defaultModel = 'llama'), message: 'plugin.config.defaultModel: must name one of models[] (qwen2-1-5b, gemma-2-2b), got "llama"' },
     { name: 'fallback.on class', break: (r) => (r['fallback'].on = ['3xx']), message: 'fallback.on[0]: must be 4xx or 5xx, got "3xx"' },
     { name: 'fallback.on empty', break: (r) => (r['fallback'].on = []), message: 'fallback.on: must list at least one of 4xx, 5xx, got []' },

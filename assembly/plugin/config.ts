@@ -4,7 +4,9 @@
 import { JsonValue, parseJson } from "../json/value";
 import { JsonType } from "../json/reader";
 import { jsonString } from "../json/writer";
-import { FallbackPolicy, StatusTrigger, clusterFor } from "./fallback";
+import { FallbackPolicy, clusterFor } from "./fallback";
+import { Checker, describe, isHeaderName, isHeaderValue, readBoolField, readSize, readString, readStringArray } from "./config-check";
+import { parseFallback } from "./fallback-config";
 
 // Defaults: the README's configuration table lists these same values.
 export const DEFAULT_ROUTING_HEADER = "x-higress-llm-model";
@@ -147,58 +149,9 @@ export class ConfigResult {
   error: string = "";
 }
 
-class Checker {
-  error: string = "";
-  fail(path: string, message: string): void {
-    if (this.error.length == 0) this.error = path + ": " + message;
-  }
-}
-
-function describe(v: JsonValue): string {
-  switch (v.type) {
-    case JsonType.Null: return "null";
-    case JsonType.Bool: return v.boolValue ? "true" : "false";
-    // As the operator wrote it: 0, not 0.0 (f64's toString adds a fraction).
-    case JsonType.Number: return Math.floor(v.numValue) == v.numValue && Math.abs(v.numValue) < 9007199254740992 ? (<i64>v.numValue).toString() : v.numValue.toString();
-    case JsonType.String: return jsonString(v.strValue.length > 64 ? v.strValue.substring(0, 64) + "…" : v.strValue);
-    case JsonType.Array: return "an array";
-    default: return "an object";
-  }
-}
-
-function readString(c: Checker, v: JsonValue, path: string, allowEmpty: bool): string {
-  if (v.type != JsonType.String) { c.fail(path, "must be a string, got " + describe(v)); return ""; }
-  if (!allowEmpty && v.strValue.length == 0) { c.fail(path, "must not be empty"); return ""; }
-  return v.strValue;
-}
-
-function readStringArray(c: Checker, v: JsonValue, path: string): Array<string> {
-  const out = new Array<string>();
-  if (v.type != JsonType.Array) { c.fail(path, "must be an array of strings, got " + describe(v)); return out; }
-  for (let i = 0; i < v.items.length; i++) {
-    out.push(readString(c, unchecked(v.items[i]), path + "[" + i.toString() + "]", false));
-  }
-  return out;
-}
-
-// Header names Envoy accepts: lowercase token characters.
-function isHeaderName(s: string): bool {
-  if (s.length == 0) return false;
-  for (let i = 0; i < s.length; i++) {
-    const ch = s.charCodeAt(i);
-    const ok = (ch >= 0x61 && ch <= 0x7a) || (ch >= 0x30 && ch <= 0x39) || ch == 0x2d || ch == 0x5f || ch == 0x2e;
-    if (!ok) return false;
-  }
-  return true;
-}
-
 const KNOWN_KEYS: Array<string> = ["routingHeader", "pathSuffixes", "maxBodyBytes", "serveModelList", "defaultModel", "ownedBy",
   "injectStreamUsage", "consumerHeader", "maxSseEventBytes", "maxResponseBytes", "models", "fallback"];
 const MODEL_KEYS: Array<string> = ["name", "route", "upstreamModel", "fallback", "cluster"];
-const FALLBACK_KEYS: Array<string> = ["enabled", "onStatus", "onUpstreamUnreachable", "maxAttempts", "attemptTimeoutMs",
-  "slowFailureMs", "cooldown", "clusterTemplate"];
-const COOLDOWN_KEYS: Array<string> = ["failures", "windowMs", "durationMs"];
-
 function parseModel(c: Checker, v: JsonValue, path: string): ModelRoute {
   const m = new ModelRoute();
   if (v.type != JsonType.Object) { c.fail(path, "must be an object, got " + describe(v)); return m; }
@@ -233,116 +186,6 @@ function parseModel(c: Checker, v: JsonValue, path: string): ModelRoute {
   const cl = v.get("cluster");
   if (cl != null) m.cluster = readString(c, cl, path + ".cluster", false);
   return m;
-}
-
-export function isHeaderValue(s: string): bool {
-  if (s.length == 0 || s.length > MAX_MODEL_NAME_BYTES) return false;
-  for (let i = 0; i < s.length; i++) {
-    const ch = s.charCodeAt(i);
-    if (ch < 0x21 || ch > 0x7e) return false;
-  }
-  return true;
-}
-
-function unknownKeys(c: Checker, v: JsonValue, path: string, known: Array<string>): void {
-  for (let i = 0; i < v.keys.length; i++) {
-    const k = unchecked(v.keys[i]);
-    if (!known.includes(k)) c.fail(path + "." + k, "unknown field (known: " + known.join(", ") + ")");
-  }
-}
-
-function readInt(c: Checker, v: JsonValue, path: string, key: string, min: f64, max: f64, current: i64): i64 {
-  const f = v.get(key);
-  if (f == null) return current;
-  if (f.type != JsonType.Number || !f.isInteger || f.numValue < min || f.numValue > max) {
-    c.fail(path + "." + key, "must be an integer between " + (<i64>min).toString() + " and " + (<i64>max).toString() + ", got " + describe(f));
-    return current;
-  }
-  return <i64>f.numValue;
-}
-
-// "5xx" (a class), or a status code as a number or a string ("503", 429).
-function parseTrigger(c: Checker, v: JsonValue, path: string): StatusTrigger | null {
-  if (v.type == JsonType.Number && v.isInteger && v.numValue >= 100 && v.numValue <= 599) return new StatusTrigger(<i32>v.numValue, false);
-  if (v.type == JsonType.String) {
-    const s = v.strValue;
-    if (s.length == 3 && s.endsWith("xx")) {
-      const d = s.charCodeAt(0) - 0x30;
-      if (d >= 1 && d <= 5) return new StatusTrigger(d, true);
-    }
-    if (s.length == 3) {
-      const n = I32.parseInt(s);
-      if (n >= 100 && n <= 599) return new StatusTrigger(n, false);
-    }
-  }
-  c.fail(path, "must be a status code (e.g. 503) or a class (e.g. \"5xx\"), got " + describe(v));
-  return null;
-}
-
-function parseFallback(c: Checker, v: JsonValue, base: FallbackPolicy, path: string): FallbackPolicy {
-  const p = new FallbackPolicy();
-  p.enabled = base.enabled;
-  p.onStatus = base.onStatus;
-  p.onLocalReply = base.onLocalReply;
-  p.maxAttempts = base.maxAttempts;
-  p.attemptTimeoutMs = base.attemptTimeoutMs;
-  p.slowFailureMs = base.slowFailureMs;
-  p.cooldownFailures = base.cooldownFailures;
-  p.cooldownWindowMs = base.cooldownWindowMs;
-  p.cooldownMs = base.cooldownMs;
-  p.clusterTemplate = base.clusterTemplate;
-  if (v.type != JsonType.Object) { c.fail(path, "must be an object, got " + describe(v)); return p; }
-  unknownKeys(c, v, path, FALLBACK_KEYS);
-  p.enabled = readBoolField(c, v, path + ".", "enabled", p.enabled);
-  p.onLocalReply = readBoolField(c, v, path + ".", "onUpstreamUnreachable", p.onLocalReply);
-  const os = v.get("onStatus");
-  if (os != null) {
-    if (os.type != JsonType.Array) c.fail(path + ".onStatus", "must be an array, got " + describe(os));
-    else {
-      const triggers = new Array<StatusTrigger>();
-      for (let i = 0; i < os.items.length; i++) {
-        const t = parseTrigger(c, unchecked(os.items[i]), path + ".onStatus[" + i.toString() + "]");
-        if (t != null) triggers.push(t);
-      }
-      p.onStatus = triggers;
-    }
-  }
-  p.maxAttempts = <i32>readInt(c, v, path, "maxAttempts", 1, 10, p.maxAttempts);
-  p.attemptTimeoutMs = <u32>readInt(c, v, path, "attemptTimeoutMs", 1, 3600000, p.attemptTimeoutMs);
-  p.slowFailureMs = readInt(c, v, path, "slowFailureMs", 0, 3600000, p.slowFailureMs);
-  const ct = v.get("clusterTemplate");
-  if (ct != null) p.clusterTemplate = readString(c, ct, path + ".clusterTemplate", false);
-  const cd = v.get("cooldown");
-  if (cd != null) {
-    if (cd.type != JsonType.Object) c.fail(path + ".cooldown", "must be an object, got " + describe(cd));
-    else {
-      unknownKeys(c, cd, path + ".cooldown", COOLDOWN_KEYS);
-      p.cooldownFailures = <i32>readInt(c, cd, path + ".cooldown", "failures", 0, 1000, p.cooldownFailures);
-      p.cooldownWindowMs = readInt(c, cd, path + ".cooldown", "windowMs", 1, 86400000, p.cooldownWindowMs);
-      p.cooldownMs = readInt(c, cd, path + ".cooldown", "durationMs", 1, 86400000, p.cooldownMs);
-    }
-  }
-  return p;
-}
-
-function readSize(c: Checker, v: JsonValue, path: string, key: string, current: i32): i32 {
-  const f = v.get(key);
-  if (f == null) return current;
-  if (f.type != JsonType.Number || !f.isInteger || f.numValue < 1 || f.numValue > 1073741824) {
-    c.fail(path + key, "must be an integer between 1 and 1073741824, got " + describe(f));
-    return current;
-  }
-  return <i32>f.numValue;
-}
-
-function readBoolField(c: Checker, v: JsonValue, path: string, key: string, current: bool): bool {
-  const f = v.get(key);
-  if (f == null) return current;
-  if (f.type != JsonType.Bool) {
-    c.fail(path + key, "must be true or false, got " + describe(f));
-    return current;
-  }
-  return f.boolValue;
 }
 
 // Reads one config object over `base` (fields it lacks keep base's values).

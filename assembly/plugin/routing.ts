@@ -2,7 +2,8 @@
 // so they are unit-tested without a host. The phase glue in gateway.ts applies the result.
 import { JsonScan, JsonType, JsonError, scanJson, decodeString, errorText } from "../json/reader";
 import { jsonString } from "../json/writer";
-import { GatewayConfig, ModelRoute, isHeaderValue, MAX_MODEL_NAME_BYTES } from "./config";
+import { GatewayConfig, ModelRoute, MAX_MODEL_NAME_BYTES } from "./config";
+import { isHeaderValue } from "./config-check";
 import * as errors from "./errors";
 
 // Root members of a request body the plugin reads; indices into JsonScan.fields.

@@ -8,7 +8,8 @@ import {
 } from "../../assembly/json/reader";
 import { parseJson } from "../../assembly/json/value";
 import { jsonString } from "../../assembly/json/writer";
-import { GatewayConfig, isHeaderValue, parseConfig } from "../../assembly/plugin/config";
+import { GatewayConfig, parseConfig } from "../../assembly/plugin/config";
+import { isHeaderValue } from "../../assembly/plugin/config-check";
 import { F_MODEL, REQUEST_KEYS, RoutingResult, routeRequest } from "../../assembly/plugin/routing";
 import { errorName, show, typeName } from "./helpers";
 

@@ -18,7 +18,9 @@ import { checkPluginSpec } from "../../deploy-scripts/oci/speccheck.ts";
 import { ROOT } from "../harness/envoy.ts";
 import { seedPluginConfig, startSeed, type Seed } from "../harness/seed.ts";
 
-const CONFIG_TS = readFileSync(join(ROOT, "assembly/plugin/config.ts"), "utf8");
+// The configuration parser spans three files; their sources are read as one.
+const CONFIG_TS = ["config.ts", "config-check.ts", "fallback-config.ts"]
+  .map((f) => readFileSync(join(ROOT, "assembly/plugin", f), "utf8")).join("\n");
 const FALLBACK_TS = readFileSync(join(ROOT, "assembly/plugin/fallback.ts"), "utf8");
 const README = readFileSync(join(ROOT, "README.md"), "utf8");
 const SPEC_TEXT = readFileSync(join(ROOT, "deploy-scripts/oci/spec.yaml"), "utf8");

@@ -5,7 +5,6 @@ import { HttpContext } from "../abi/context";
 import { Action, BufferType, MapType } from "../abi/enums";
 import * as host from "../abi/host";
 import { HeaderPair } from "../abi/headers";
-import { HostBytes } from "../abi/memory";
 import { JsonScan } from "../json/reader";
 import { GatewayConfig, ModelRoute, MODEL_LIST_SUFFIX } from "./config";
 import { LocalReply, allAttemptsFailed, bodyTooLarge, emptyBody } from "./errors";
@@ -16,7 +15,9 @@ import { AttemptFacts, RequestFacts } from "./exchange";
 import * as metrics from "./metrics";
 import { aiLog, countResponse, recordMetrics, summarize } from "./report";
 import { ResponseObserver, observeWholeBody } from "./response";
-import { REQUEST_KEYS, BodyEdit, RoutingResult, routeRequest } from "./routing";
+import { REQUEST_KEYS, RoutingResult, routeRequest } from "./routing";
+import { applyEdits, declaredTooLarge } from "./request-body";
+import { requestLabels } from "./labels";
 import { GatewayRoot } from "./root";
 import { estimatePromptTokens } from "./usage";
 
@@ -32,7 +33,6 @@ const enum Phase {
   Relayed = 5,     // answered with a backup's response, or with the error naming every attempt
 }
 
-const APPEND: u32 = u32.MAX_VALUE; // start offset meaning "append" to Envoy
 // Bodies up to this size get a content-based prompt estimate; larger ones bytes/4 (no second scan).
 const PROMPT_ESTIMATE_SCAN_LIMIT: i32 = 256 * 1024;
 
@@ -42,11 +42,6 @@ export const FALLBACK_FROM_HEADER = "x-llm-gateway-fallback-from";
 export const HIGRESS_FALLBACK_HEADER = "x-higress-fallback-from";
 const NS_PER_MS: u64 = 1_000_000;
 
-// Higress's Envoy answers "route_name"/"cluster_name"; upstream Envoy's attributes are "xds.*".
-const ROUTE_NAME: Array<string> = ["route_name"];
-const XDS_ROUTE_NAME: Array<string> = ["xds", "route_name"];
-const CLUSTER_NAME: Array<string> = ["cluster_name"];
-const XDS_CLUSTER_NAME: Array<string> = ["xds", "cluster_name"];
 const CODE_DETAILS: Array<string> = ["response", "code_details"];
 const RESPONSE_CODE: Array<string> = ["response", "code"];
 const AI_LOG: Array<string> = ["ai_log"];
@@ -346,9 +341,6 @@ export class GatewayHttp extends HttpContext {
     this.gateway.noteRequestDone();
     const a = this.attempt;
     const end = host.nowNanos();
-    const route = propertyOr(ROUTE_NAME, XDS_ROUTE_NAME);
-    const cluster = propertyOr(CLUSTER_NAME, XDS_CLUSTER_NAME);
-    const consumer = host.getHeader(MapType.HttpRequestHeaders, this.cfg.consumerHeader);
     if (a.status == 0) {
       const code = host.getPropertyU64(RESPONSE_CODE);
       a.status = code >= 0 ? <i32>code : 0;
@@ -357,11 +349,7 @@ export class GatewayHttp extends HttpContext {
     }
     const routed = this.phase == Phase.Routed || this.phase == Phase.Relayed || this.phase == Phase.FallingBack;
     const modelLabel = routed ? a.model : (this.req.requestedModel.length > 0 ? this.req.requestedModel : "none");
-    const labels = metrics.admit(new metrics.Labels(
-      metrics.sanitizeConfigLabel(route != null ? route : ""),
-      metrics.sanitizeConfigLabel(cluster != null ? cluster : ""),
-      metrics.sanitizeClientLabel(modelLabel),
-      metrics.sanitizeClientLabel(consumer != null ? consumer : "")));
+    const labels = requestLabels(modelLabel, this.cfg.consumerHeader);
     const from = this.req.fallbackFrom;
     if (from.length > 0) {
       const fromLabels = metrics.admit(new metrics.Labels(labels.route, labels.cluster, metrics.sanitizeClientLabel(from), labels.consumer));
@@ -396,35 +384,3 @@ function servedName(route: ModelRoute, name: string): string {
   return route.upstreamModel.length > 0 ? route.upstreamModel : name;
 }
 
-function propertyOr(first: Array<string>, second: Array<string>): string | null {
-  const v = host.getProperty(first);
-  if (v != null && v.length > 0) return v;
-  return host.getProperty(second);
-}
-
-// content-length larger than the limit (a malformed value is left to Envoy's codec).
-function declaredTooLarge(value: string, limit: i32): bool {
-  if (value.length == 0 || value.length > 12) return value.length > 12;
-  let n: i64 = 0;
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i) - 0x30;
-    if (c < 0 || c > 9) return false;
-    n = n * 10 + c;
-  }
-  return n > <i64>limit;
-}
-
-// Rewrites the buffered body from slices of the copy we already hold plus the edits' texts: Envoy's
-// set_buffer_bytes only prepends (after draining) or appends, and this avoids building a second copy.
-function applyEdits(body: HostBytes, edits: Array<BodyEdit>): void {
-  let from: i32 = 0;
-  for (let i = 0; i < edits.length; i++) {
-    const e = unchecked(edits[i]);
-    if (i == 0) host.setBufferBytes(BufferType.HttpRequestBody, 0, <u32>body.len, body.ptr, <usize>e.start);
-    else host.setBufferBytes(BufferType.HttpRequestBody, APPEND, 0, body.ptr + <usize>from, <usize>(e.start - from));
-    const t = String.UTF8.encode(e.text);
-    host.setBufferBytes(BufferType.HttpRequestBody, APPEND, 0, changetype<usize>(t), <usize>t.byteLength);
-    from = e.end;
-  }
-  host.setBufferBytes(BufferType.HttpRequestBody, APPEND, 0, body.ptr + <usize>from, <usize>(body.len - from));
-}

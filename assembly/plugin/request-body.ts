@@ -1,0 +1,34 @@
+// Request-body helpers of the routing phase: the declared size check and the in-place rewrite.
+import { BufferType } from "../abi/enums";
+import * as host from "../abi/host";
+import { HostBytes } from "../abi/memory";
+import { BodyEdit } from "./routing";
+
+const APPEND: u32 = u32.MAX_VALUE; // start offset meaning "append" to Envoy
+
+// content-length larger than the limit (a malformed value is left to Envoy's codec).
+export function declaredTooLarge(value: string, limit: i32): bool {
+  if (value.length == 0 || value.length > 12) return value.length > 12;
+  let n: i64 = 0;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i) - 0x30;
+    if (c < 0 || c > 9) return false;
+    n = n * 10 + c;
+  }
+  return n > <i64>limit;
+}
+
+// Rewrites the buffered body from slices of the copy we already hold plus the edits' texts: Envoy's
+// set_buffer_bytes only prepends (after draining) or appends, and this avoids building a second copy.
+export function applyEdits(body: HostBytes, edits: Array<BodyEdit>): void {
+  let from: i32 = 0;
+  for (let i = 0; i < edits.length; i++) {
+    const e = unchecked(edits[i]);
+    if (i == 0) host.setBufferBytes(BufferType.HttpRequestBody, 0, <u32>body.len, body.ptr, <usize>e.start);
+    else host.setBufferBytes(BufferType.HttpRequestBody, APPEND, 0, body.ptr + <usize>from, <usize>(e.start - from));
+    const t = String.UTF8.encode(e.text);
+    host.setBufferBytes(BufferType.HttpRequestBody, APPEND, 0, changetype<usize>(t), <usize>t.byteLength);
+    from = e.end;
+  }
+  host.setBufferBytes(BufferType.HttpRequestBody, APPEND, 0, body.ptr + <usize>from, <usize>(body.len - from));
+}

@@ -6,7 +6,7 @@ ENVOY_VERSION := 1.39.3
 PYTHON ?= python3
 NODE_TEST := node --import tsx --test --test-concurrency=1
 
-.PHONY: all build build-debug deps venv system-deps k8s-env demo test test-as test-e2e test-node typecheck fuzz image push clean
+.PHONY: all build build-debug deps venv system-deps k8s-env demo test test-as test-e2e test-node typecheck fuzz image push dashboard dashboard-png clean
 
 all: build
 
@@ -64,6 +64,14 @@ test-node: build venv k8s-env
 	$(NODE_TEST) $(NODE_TESTS)
 
 test: build venv system-deps k8s-env typecheck test-as test-node
+
+# manifests/grafana/: the dashboard JSON and its ConfigMap (tests/e2e/dashboard.test.ts runs --check).
+dashboard: node_modules/.stamp
+	npx tsx deploy-scripts/gen-dashboard.ts
+
+# manifests/grafana/dashboard.png from five minutes of load (installs Debian's prometheus and matplotlib if missing).
+dashboard-png: build venv
+	npx tsx tests/harness/render-dashboard.ts
 
 OCI_TAG ?= $(shell node -p "require('./package.json').version")
 image: build/plugin.wasm

@@ -36,6 +36,8 @@ export class AttemptFacts {
   firstTokenNs: u64 = 0;
   endNs: u64 = 0;
   isStream: bool = false;    // the response is text/event-stream
+  arrivedWhole: bool = false; // the body came in one piece (a backup's answer relayed by the plugin)
+  cluster: string = "";      // the Envoy cluster that served, when the plugin called it itself
   ended: bool = false;       // the body ended cleanly (end of stream seen)
   sawDone: bool = false;     // data: [DONE] arrived
   unparsed: bool = false;    // an SSE event exceeded maxSseEventBytes (or the JSON body maxResponseBytes)

@@ -266,9 +266,11 @@ export class GatewayHttp extends HttpContext {
       const routeValue = backup.route.length > 0 ? backup.route : name;
       const payload = materialize(body, res.editsFor(servedName(backup, name)));
       const callHeaders = backupRequestHeaders(headers, cfg.routingHeader, routeValue);
-      const token = this.dispatchHttpCall(cfg.clusterOf(backup, routeValue), callHeaders,
+      const cluster = cfg.clusterOf(backup, routeValue);
+      const token = this.dispatchHttpCall(cluster, callHeaders,
         changetype<usize>(payload), <usize>payload.byteLength, policy.attemptTimeoutMs);
       this.switchTo(name, routeValue, req.fallbackReason);
+      this.attempt.cluster = cluster;
       if (token != 0) {
         this.phase = Phase.FallingBack;
         return true;
@@ -349,10 +351,12 @@ export class GatewayHttp extends HttpContext {
     }
     const routed = this.phase == Phase.Routed || this.phase == Phase.Relayed || this.phase == Phase.FallingBack;
     const modelLabel = routed ? a.model : (this.req.requestedModel.length > 0 ? this.req.requestedModel : "none");
-    const labels = requestLabels(modelLabel, this.cfg.consumerHeader);
+    // A relayed backup answer is labelled with the backup's cluster, not the one Envoy had picked.
+    const labels = requestLabels(modelLabel, this.cfg.consumerHeader, this.gaveUp ? "" : a.cluster);
     const from = this.req.fallbackFrom;
     if (from.length > 0) {
-      const fromLabels = metrics.admit(new metrics.Labels(labels.route, labels.cluster, metrics.sanitizeClientLabel(from), labels.consumer));
+      // Under the labels of the model that failed, on the cluster Envoy had picked for it.
+      const fromLabels = requestLabels(from, this.cfg.consumerHeader, "");
       metrics.countFallback(fromLabels, this.gaveUp ? "none" : a.model, this.req.fallbackReason);
     }
     if (!routed || this.gaveUp) {

@@ -10,9 +10,10 @@ const XDS_ROUTE_NAME: Array<string> = ["xds", "route_name"];
 const CLUSTER_NAME: Array<string> = ["cluster_name"];
 const XDS_CLUSTER_NAME: Array<string> = ["xds", "cluster_name"];
 
-export function requestLabels(model: string, consumerHeader: string): metrics.Labels {
+// `clusterOverride`: the cluster the plugin called itself ("" = the one Envoy picked).
+export function requestLabels(model: string, consumerHeader: string, clusterOverride: string): metrics.Labels {
   const route = propertyOr(ROUTE_NAME, XDS_ROUTE_NAME);
-  const cluster = propertyOr(CLUSTER_NAME, XDS_CLUSTER_NAME);
+  const cluster = clusterOverride.length > 0 ? clusterOverride : propertyOr(CLUSTER_NAME, XDS_CLUSTER_NAME);
   const consumer = host.getHeader(MapType.HttpRequestHeaders, consumerHeader);
   return metrics.admit(new metrics.Labels(
     metrics.sanitizeConfigLabel(route != null ? route : ""),

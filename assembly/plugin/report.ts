@@ -30,16 +30,21 @@ function ms(fromNs: u64, toNs: u64): i64 {
 
 // Computes the outcome of a request that reached an upstream (or was answered locally with `status`).
 export function summarize(req: RequestFacts, a: AttemptFacts, labels: m.Labels, endNs: u64): Outcome {
-  const usage = a.usage.reported ? a.usage : completeUsage(a.usage, req.promptEstimate, a.completionEstimate);
+  // Estimates stand in for a successful answer's missing usage only: an error body generated nothing,
+  // and counting it would inflate the token counters that dashboards and billing read.
+  const ok = a.status >= 200 && a.status < 300;
+  const usage = a.usage.reported || !ok ? a.usage : completeUsage(a.usage, req.promptEstimate, a.completionEstimate);
   const o = new Outcome(labels, usage);
   const end = a.endNs != 0 ? a.endNs : endNs;
   o.durationMs = ms(req.startNs, end);
-  if (a.isStream) o.ttftMs = ms(req.startNs, a.firstTokenNs);
+  if (a.isStream && ok) o.ttftMs = ms(req.startNs, a.firstTokenNs);
   const out = usage.completionTokens;
-  // Inter-token latency: the time after the first token, spread over the tokens that followed it.
-  if (o.ttftMs >= 0 && o.durationMs >= o.ttftMs && out > 1) o.interTokenMs = (o.durationMs - o.ttftMs) / (out - 1);
-  if (out > 0 && o.durationMs > 0) o.tokensPerSecond = out * 1000 / o.durationMs;
-  o.incomplete = a.isStream && a.status == 200 && !a.sawDone;
+  // Inter-token latency: the time after the first token, spread over the tokens that followed it. Not
+  // for a stream that arrived in one piece (a fallback's answer): its tokens had no gaps to measure.
+  if (!a.arrivedWhole && o.ttftMs >= 0 && o.durationMs >= o.ttftMs && out > 1) o.interTokenMs = (o.durationMs - o.ttftMs) / (out - 1);
+  if (ok && out > 0 && o.durationMs > 0) o.tokensPerSecond = out * 1000 / o.durationMs;
+  // Unparsed streams are counted as such, not as incomplete: we could not see whether [DONE] came.
+  o.incomplete = a.isStream && a.status == 200 && !a.sawDone && !a.unparsed;
   return o;
 }
 

@@ -170,6 +170,7 @@ function emitSlice(heldPtr: usize, heldLen: i32, chunkPtr: usize, from: i32, to:
 // not ask for them (null: send it unchanged).
 export function observeWholeBody(a: AttemptFacts, p: usize, len: i32, maxSseEventBytes: i32, dropUsage: bool, nowNs: u64): ArrayBuffer | null {
   a.ended = true;
+  a.arrivedWhole = true;
   a.endNs = nowNs;
   if (!a.isStream) {
     readInto(a, p, len);

@@ -44,6 +44,16 @@ export const HIGRESS_STATS_TAGS = [
   { tag_name: "ai_consumer", regex: "^wasmcustom\\..*?\\.consumer\\.((.*?)\\.)metric" },
 ];
 
+const MS_BUCKETS = [10, 25, 50, 75, 100, 150, 200, 300, 400, 500, 750, 1000, 1500, 2000, 3000, 5000, 7500, 10000, 20000, 30000, 60000, 120000, 300000];
+export const PLUGIN_HISTOGRAM_BUCKETS = [
+  { match: { suffix: ".metric.first_token_ms" }, buckets: MS_BUCKETS },
+  { match: { suffix: ".metric.duration_ms" }, buckets: MS_BUCKETS },
+  { match: { suffix: ".metric.inter_token_ms" }, buckets: [1, 2, 3, 5, 7, 10, 12, 15, 20, 25, 30, 40, 50, 75, 100, 150, 200, 300, 500, 1000] },
+  { match: { suffix: ".metric.input_tokens" }, buckets: [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2000, 4000, 8000, 16000, 32000, 64000, 128000] },
+  { match: { suffix: ".metric.output_tokens" }, buckets: [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2000, 4000, 8000, 16000, 32000] },
+  { match: { suffix: ".metric.output_tokens_per_second" }, buckets: [1, 5, 10, 15, 20, 30, 40, 50, 75, 100, 150, 200, 300, 500, 1000, 2000, 5000] },
+];
+
 // Ours, for the fallback counter `….metric.fallback.to.<model>.reason.<reason>`: add these to Higress's
 // bootstrap stats tags too (README) to get them as labels there.
 export const FALLBACK_STATS_TAGS = [
@@ -146,7 +156,13 @@ export function bootstrap(l: EnvoyLayout, ldsDir: string): Record<string, unknow
   return {
     node: { id: "llm-gateway-local", cluster: "llm-gateway" },
     admin: { address: { socket_address: { address: "127.0.0.1", port_value: l.adminPort } } },
-    stats_config: { stats_tags: [...HIGRESS_STATS_TAGS, ...FALLBACK_STATS_TAGS], use_all_default_tags: true },
+    stats_config: {
+      stats_tags: [...HIGRESS_STATS_TAGS, ...FALLBACK_STATS_TAGS],
+      use_all_default_tags: true,
+      // Buckets fitted to LLM latencies and sizes (Envoy's defaults are too coarse for inter-token
+      // gaps). Higress: add the same histogram_bucket_settings to its bootstrap (README, Metrics).
+      histogram_bucket_settings: PLUGIN_HISTOGRAM_BUCKETS,
+    },
     // Histograms reach /stats/prometheus at each flush; 1 s keeps tests and dashboards current.
     stats_flush_interval: "1s",
     dynamic_resources: {

@@ -8,9 +8,9 @@
 //
 // Metric names: assembly/plugin/metrics.ts (Higress's ai-statistics names under the stats tags
 // ai_route, ai_cluster, ai_model, ai_consumer) and assembly/plugin/root.ts (the VM memory gauge).
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { syncGeneratedFiles } from './generated-files.ts';
 import { stringify } from 'yaml';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -330,24 +330,8 @@ export function dashboardFiles(): { path: string; content: string }[] {
 
 function main(argv: string[]): number {
   const check = argv.includes('--check');
-  let stale = 0;
-  for (const f of dashboardFiles()) {
-    let current: string | undefined;
-    try {
-      current = readFileSync(f.path, 'utf8');
-    } catch {
-      current = undefined;
-    }
-    if (current === f.content) continue;
-    stale++;
-    if (check) {
-      console.error(`stale: ${relative(ROOT, f.path)} (run npx tsx deploy-scripts/gen-dashboard.ts)`);
-    } else {
-      mkdirSync(dirname(f.path), { recursive: true });
-      writeFileSync(f.path, f.content);
-      console.log(`wrote ${relative(ROOT, f.path)}`);
-    }
-  }
+  const stale = syncGeneratedFiles(dashboardFiles(), check, ROOT, 'npx tsx deploy-scripts/gen-dashboard.ts');
+
   if (check) return stale > 0 ? 1 : 0;
   if (stale === 0) console.log('manifests/grafana is up to date');
   return 0;

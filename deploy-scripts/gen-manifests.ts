@@ -3,9 +3,10 @@
 //
 //   npx tsx deploy-scripts/gen-manifests.ts           write the files
 //   npx tsx deploy-scripts/gen-manifests.ts --check   exit 1 if any file differs (CI)
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { syncGeneratedFiles } from './generated-files.ts';
 import { globalCustomResponseFilter } from './fallback.ts';
 import { formatGroup, renderGroups, type Group, type RenderOptions } from './render.ts';
 import { parseSpec, type DeploySpec } from './spec.ts';
@@ -77,24 +78,8 @@ export function listFiles(dir: string): string[] {
 function main(argv: string[]): number {
   const check = argv.includes('--check');
   const files = manifestFiles();
-  let stale = 0;
-  for (const f of files) {
-    let current: string | undefined;
-    try {
-      current = readFileSync(f.path, 'utf8');
-    } catch {
-      current = undefined;
-    }
-    if (current === f.content) continue;
-    stale++;
-    if (check) {
-      console.error(`stale: ${relative(ROOT, f.path)}`);
-    } else {
-      mkdirSync(dirname(f.path), { recursive: true });
-      writeFileSync(f.path, f.content);
-      console.log(`wrote ${relative(ROOT, f.path)}`);
-    }
-  }
+  const stale = syncGeneratedFiles(files, check, ROOT, 'npx tsx deploy-scripts/gen-manifests.ts');
+
   const expected = new Set(files.map((f) => f.path));
   let extra: string[] = [];
   try {

@@ -106,3 +106,28 @@ export function typeName(t: JsonType): string {
 export function repeat(s: string, n: i32): string {
   return n <= 0 ? "" : s.repeat(n);
 }
+
+// A seeded xorshift32, so "random" splits are the same on every run.
+export class XorShift {
+  constructor(public state: u32) {}
+
+  next(): u32 {
+    let s = this.state;
+    s ^= s << 13;
+    s ^= s >> 17;
+    s ^= s << 5;
+    this.state = s;
+    return s;
+  }
+}
+
+// 1..maxCuts distinct cut points in (0, len), ascending: where a stream is split between chunks.
+export function randomCuts(rng: XorShift, len: i32, maxCuts: u32): Array<i32> {
+  const k = <i32>(rng.next() % maxCuts) + 1;
+  const cuts = new Array<i32>();
+  for (let i = 0; i < k; i++) cuts.push(<i32>(rng.next() % <u32>(len - 1)) + 1);
+  cuts.sort();
+  const out = new Array<i32>();
+  for (let i = 0; i < cuts.length; i++) if (out.length == 0 || out[out.length - 1] != cuts[i]) out.push(cuts[i]);
+  return out;
+}

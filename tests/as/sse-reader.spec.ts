@@ -1,5 +1,6 @@
 // SSE reader: spec line handling, bounds, and split-invariance (every split of a stream yields the same
 // events at the same byte positions as the whole stream).
+import { XorShift, randomCuts } from "./helpers";
 import { SseReader, SseHandler } from "../../assembly/sse/reader";
 
 const LF: u8 = 0x0a;
@@ -127,23 +128,7 @@ function eventsOf(r: Run): Array<string> {
   return out;
 }
 
-let seed: u32 = 0x2545f491;
-function rand(): u32 {
-  seed ^= seed << 13;
-  seed ^= seed >> 17;
-  seed ^= seed << 5;
-  return seed;
-}
-
-function randomCuts(len: i32): Array<i32> {
-  const k = <i32>(rand() % 16) + 1;
-  const cuts = new Array<i32>();
-  for (let i = 0; i < k; i++) cuts.push(<i32>(rand() % <u32>(len - 1)) + 1);
-  cuts.sort();
-  const out = new Array<i32>();
-  for (let i = 0; i < cuts.length; i++) if (out.length == 0 || out[out.length - 1] != cuts[i]) out.push(cuts[i]);
-  return out;
-}
+const rng = new XorShift(0x2545f491);
 
 // Whole, byte by byte, every single cut and `randomRuns` random multi-cuts: all equal to the whole run.
 // Returns the number of split variants checked.
@@ -164,7 +149,7 @@ function checkSplits(s: string, max: i32, randomRuns: i32): i32 {
     checked++;
   }
   for (let i = 0; i < randomRuns; i++) {
-    const cuts = randomCuts(len);
+    const cuts = randomCuts(rng, len, 16);
     const got = run(input, cuts, max).summary();
     if (got != expected) expect(got).toBe(expected, "cuts " + cuts.join(","));
     checked++;

@@ -1,5 +1,6 @@
 // Usage accounting (assembly/plugin/usage.ts): JSON bodies, streamed vLLM responses fed at every split,
 // usage-only event removal, content detection for TTFT, estimates, and malformed input.
+import { XorShift, randomCuts } from "./helpers";
 import {
   SseUsageTracker, UsageRecord, readJsonResponse, estimatePromptTokens, completeUsage, NOT_REPORTED,
 } from "../../assembly/plugin/usage";
@@ -139,23 +140,7 @@ function slice(base: usize, s: i32, e: i32): string {
 
 function trackText(s: string): RecordingTracker { return track(String.UTF8.encode(s), new Array<i32>()).tracker; }
 
-let seed: u32 = 0x9e3779b9;
-function rand(): u32 {
-  seed ^= seed << 13;
-  seed ^= seed >> 17;
-  seed ^= seed << 5;
-  return seed;
-}
-
-function randomCuts(len: i32): Array<i32> {
-  const k = <i32>(rand() % 24) + 1;
-  const cuts = new Array<i32>();
-  for (let i = 0; i < k; i++) cuts.push(<i32>(rand() % <u32>(len - 1)) + 1);
-  cuts.sort();
-  const out = new Array<i32>();
-  for (let i = 0; i < cuts.length; i++) if (out.length == 0 || out[out.length - 1] != cuts[i]) out.push(cuts[i]);
-  return out;
-}
+const rng = new XorShift(0x9e3779b9);
 
 // The property: whole, byte by byte, every single cut and `randomRuns` random multi-cuts give the same
 // events, usage, first-content index, counts and drop spans; the withholding glue always removes the
@@ -175,7 +160,7 @@ function checkSplits(events: Array<string>, usageEvent: i32, randomRuns: i32): i
     const cuts = new Array<i32>();
     if (variant == -1) for (let i = 1; i < len; i++) cuts.push(i); // byte by byte
     else if (variant < len - 1) cuts.push(variant + 1);             // one cut
-    else { const r = randomCuts(len); for (let i = 0; i < r.length; i++) cuts.push(r[i]); }
+    else { const r = randomCuts(rng, len, 24); for (let i = 0; i < r.length; i++) cuts.push(r[i]); }
     const o = track(input, cuts);
     checked++;
     const at = "cuts " + (cuts.length > 30 ? "byte by byte" : cuts.join(","));

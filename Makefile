@@ -6,7 +6,7 @@ ENVOY_VERSION := 1.39.3
 PYTHON ?= python3
 NODE_TEST := node --import tsx --test --test-concurrency=1
 
-.PHONY: all build build-debug deps venv system-deps k8s-env demo test test-as test-e2e test-node typecheck fuzz image push dashboard dashboard-png clean
+.PHONY: all build build-debug deps venv system-deps k8s-env demo test test-as test-e2e test-node typecheck fuzz image push dashboard dashboard-png bench bench-deps clean
 
 all: build
 
@@ -58,12 +58,20 @@ test-e2e: build venv
 fuzz: node_modules/.stamp
 	npx asp --config tests/as/as-pect.fuzz.config.js
 
-NODE_TESTS := tests/backends/*.test.ts tests/e2e/*.test.ts tests/oci/*.test.ts tests/k8s/*.test.ts tests/deploy/*.test.ts
+NODE_TESTS := tests/backends/*.test.ts tests/e2e/*.test.ts tests/oci/*.test.ts tests/k8s/*.test.ts tests/deploy/*.test.ts tests/bench/*.test.ts
 
-test-node: build venv k8s-env
+test-node: build venv k8s-env bench-deps
 	$(NODE_TEST) $(NODE_TESTS)
 
-test: build venv system-deps k8s-env typecheck test-as test-node
+test: build venv system-deps bench-deps k8s-env typecheck test-as test-node
+
+# wrk, nginx-light and matplotlib (into .venv) for the benchmarks; installs only what is missing.
+bench-deps: venv
+	bash tests/bench/install-deps.sh
+
+# Benchmarks (not part of `make test`, which runs a seconds-long smoke of them): results/bench-<time>/.
+bench: build venv bench-deps
+	npx tsx tests/bench/bench.ts
 
 # manifests/grafana/: the dashboard JSON and its ConfigMap (tests/e2e/dashboard.test.ts runs --check).
 dashboard: node_modules/.stamp

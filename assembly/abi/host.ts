@@ -95,6 +95,13 @@ export function getHeaders(map: MapType): Array<HeaderPair> {
   return pairs;
 }
 
+// The serialised map as the host returns it, undecoded (decode later with deserializeHeaders, if ever).
+export function getHeadersRaw(map: MapType): HostBytes | null {
+  clearReturn();
+  if (env.proxy_get_header_map_pairs(<u32>map, RET_PTR, RET_SIZE) != Status.Ok) return null;
+  return takeReturned();
+}
+
 export function setHeaders(map: MapType, pairs: Array<HeaderPair>): bool {
   const b = serializeHeaders(pairs);
   return env.proxy_set_header_map_pairs(<u32>map, changetype<usize>(b), <usize>b.byteLength) == Status.Ok;

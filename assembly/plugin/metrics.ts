@@ -40,6 +40,9 @@ export const OVERFLOW = "overflow";
 
 export class Labels {
   readonly prefix: string; // built once per request, reused by every metric of it
+  // Metric ids of this label set by metric name, shared by every request with the same labels (see
+  // admit): a request looks its metrics up by short name instead of hashing full metric names.
+  ids: Map<string, u32> = EMPTY_IDS;
 
   constructor(public route: string, public cluster: string, public model: string, public consumer: string) {
     this.prefix = "route." + route + ".upstream." + cluster + ".model." + model + ".consumer." + consumer + ".metric.";
@@ -77,32 +80,38 @@ function safeChar(c: i32, allowDot: bool): bool {
     c == 0x5f || c == 0x2d || c == 0x3a || c == 0x2f || c == 0x7c || (allowDot && c == 0x2e);
 }
 
-// Metric ids by full name, defined on first use (label values are only known per request) and kept
-// for the VM's life.
-const ids = new Map<string, u32>();
-let seriesCount: i32 = 0;
-const seenSeries = new Set<string>();
+const EMPTY_IDS = new Map<string, u32>();
 
-// Admits a label set, or folds model/consumer into "overflow" once MAX_SERIES sets exist.
+// Metric ids per label set, defined on first use (label values are only known per request) and kept
+// for the VM's life.
+const series = new Map<string, Map<string, u32>>();
+
+// Admits a label set (attaching its ids); once MAX_SERIES sets exist, new ones have model and
+// consumer folded into "overflow" (one such set per route and cluster, which the configuration bounds).
 export function admit(labels: Labels): Labels {
-  const key = labels.prefix;
-  if (seenSeries.has(key)) return labels;
-  if (seriesCount >= MAX_SERIES) return new Labels(labels.route, labels.cluster, OVERFLOW, OVERFLOW);
-  seenSeries.add(key);
-  seriesCount++;
-  return labels;
+  let l = labels;
+  if (!series.has(l.prefix) && series.size >= MAX_SERIES) l = new Labels(l.route, l.cluster, OVERFLOW, OVERFLOW);
+  if (series.has(l.prefix)) {
+    l.ids = series.get(l.prefix);
+  } else {
+    l.ids = new Map<string, u32>();
+    series.set(l.prefix, l.ids);
+  }
+  return l;
 }
 
-function metricId(type: MetricType, name: string): u32 {
+function metricId(labels: Labels, type: MetricType, name: string): u32 {
+  const ids = labels.ids;
   if (ids.has(name)) return ids.get(name);
-  const id = defineMetric(type, name);
-  if (id != NO_METRIC) ids.set(name, id);
+  const id = defineMetric(type, labels.prefix + name);
+  // Labels never admitted (EMPTY_IDS) define their metrics each time rather than share a cache.
+  if (id != NO_METRIC && ids !== EMPTY_IDS) ids.set(name, id);
   return id;
 }
 
 export function count(labels: Labels, name: string, delta: i64): void {
   if (delta <= 0) return;
-  incrementMetric(metricId(MetricType.Counter, labels.prefix + name), delta);
+  incrementMetric(metricId(labels, MetricType.Counter, name), delta);
 }
 
 export function countFallback(labels: Labels, to: string, reason: string): void {
@@ -111,5 +120,5 @@ export function countFallback(labels: Labels, to: string, reason: string): void 
 
 export function observe(labels: Labels, name: string, value: i64): void {
   if (value < 0) return;
-  recordMetric(metricId(MetricType.Histogram, labels.prefix + name), <u64>value);
+  recordMetric(metricId(labels, MetricType.Histogram, name), <u64>value);
 }

@@ -311,7 +311,7 @@ export function explainLimits(raw: RawResults, s: Summary): string[] {
     out.push(`- **TTFT.** Through the plugin the first SSE bytes arrive ${r(st.addedTtftVsPlainUs)} µs later than through plain Envoy ` +
       `(p50 ${fmt(st.ttftP50Us.plain?.median ?? NaN, 0)} → ${fmt(st.ttftP50Us.plugin?.median ?? NaN, 0)} µs). ` +
       `Holding the request until its body is read (probe-buffer) accounts for ${fmt(hold, 0)} µs; rewriting the body to add \`stream_options.include_usage\` ` +
-      `for ${fmt(edit, 0)} µs (the rewritten request goes upstream without content-length, so chunked); the remaining ${fmt(added - hold - edit, 0)} µs are the plugin's ` +
+      `for ${fmt(edit, 0)} µs (drain-and-rebuild of the buffered body through set_buffer_bytes, and a new content-length); the remaining ${fmt(added - hold - edit, 0)} µs are the plugin's ` +
       `routing, response-header and first-chunk work. Section 1 gives its CPU: ${fmt(pluginCpu - plainCpu, 1)} µs per request of Envoy's time.`);
   }
   if (missed.has("linear")) {

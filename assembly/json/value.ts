@@ -173,7 +173,7 @@ class Builder {
     }
     if (this.pos == start) { this.failed = true; return null; }
     v.type = JsonType.Number;
-    v.numValue = F64.parseFloat(String.UTF8.decodeUnsafe(this.p + <usize>start, <usize>(this.pos - start)));
+    v.numValue = decimalValue(this.p, start, this.pos);
     v.isInteger = integer;
     return v;
   }
@@ -186,4 +186,48 @@ class Builder {
     this.pos = end;
     return decodeString(this.p, start, end, this.len);
   }
+}
+
+// The value of a validated JSON number. Configuration numbers are sizes, counts and milliseconds;
+// digit-by-digit arithmetic is exact for integers up to 2^53 and close enough for the rest (which
+// the config refuses anyway), and it keeps std's float parser (~2 KB) out of the module.
+function decimalValue(p: usize, start: i32, end: i32): f64 {
+  let i = start;
+  let negative = false;
+  if (i < end && load<u8>(p + <usize>i) == 0x2d) { negative = true; i++; }
+  let v: f64 = 0;
+  while (i < end) {
+    const d = <i32>load<u8>(p + <usize>i) - 0x30;
+    if (d < 0 || d > 9) break;
+    v = v * 10 + <f64>d;
+    i++;
+  }
+  if (i < end && load<u8>(p + <usize>i) == 0x2e) {
+    i++;
+    let scale: f64 = 1;
+    while (i < end) {
+      const d = <i32>load<u8>(p + <usize>i) - 0x30;
+      if (d < 0 || d > 9) break;
+      scale *= 10;
+      v += <f64>d / scale;
+      i++;
+    }
+  }
+  if (i < end && (load<u8>(p + <usize>i) | 0x20) == 0x65) {
+    i++;
+    let expNegative = false;
+    if (i < end) {
+      const c = load<u8>(p + <usize>i);
+      if (c == 0x2d || c == 0x2b) { expNegative = c == 0x2d; i++; }
+    }
+    let e: i32 = 0;
+    while (i < end && e < 400) {
+      const d = <i32>load<u8>(p + <usize>i) - 0x30;
+      if (d < 0 || d > 9) break;
+      e = e * 10 + d;
+      i++;
+    }
+    for (let k = 0; k < e; k++) v = expNegative ? v / 10 : v * 10;
+  }
+  return negative ? -v : v;
 }

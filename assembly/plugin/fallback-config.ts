@@ -3,6 +3,7 @@ import { JsonValue } from "../json/value";
 import { JsonType } from "../json/reader";
 import { Checker, describe, readBoolField, readInt, readString, unknownKeys } from "./config-check";
 import { FallbackPolicy, StatusTrigger } from "./fallback";
+import { parseDigits } from "./digits";
 
 export const FALLBACK_KEYS: Array<string> = ["enabled", "onStatus", "onUpstreamUnreachable", "maxAttempts", "attemptTimeoutMs",
   "slowFailureMs", "cooldown", "clusterTemplate"];
@@ -19,7 +20,7 @@ function parseTrigger(c: Checker, v: JsonValue, path: string): StatusTrigger | n
       if (d >= 1 && d <= 5) return new StatusTrigger(d, true);
     }
     if (s.length == 3) {
-      const n = I32.parseInt(s);
+      const n = <i32>parseDigits(s);
       if (n >= 100 && n <= 599) return new StatusTrigger(n, false);
     }
   }

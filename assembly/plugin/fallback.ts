@@ -1,7 +1,8 @@
 // Fallback policy, as pure functions: when a failed attempt goes to a backup model, and the cooldown
 // that sends a failing model's requests straight to its backup for a while. The phase glue
-// (gateway.ts, attempt.ts) applies these; the cooldown state lives in proxy shared data so every
+// (gateway.ts, fallback-call.ts) applies these; the cooldown state lives in proxy shared data so every
 // Envoy worker sees the same (cooldown-store.ts).
+import { parseDigits } from "./digits";
 
 // A trigger: one status code (e.g. 503) or a class (5 = any 5xx).
 export class StatusTrigger {
@@ -79,22 +80,19 @@ export class Circuit {
     const c = new Circuit();
     const parts = s.split(",");
     if (parts.length != 4) return c;
-    c.failures = <i32>parseIntSafe(unchecked(parts[0]));
-    c.windowStartMs = parseIntSafe(unchecked(parts[1]));
-    c.openUntilMs = parseIntSafe(unchecked(parts[2]));
-    c.probeUntilMs = parseIntSafe(unchecked(parts[3]));
+    c.failures = <i32>fieldValue(unchecked(parts[0]));
+    c.windowStartMs = fieldValue(unchecked(parts[1]));
+    c.openUntilMs = fieldValue(unchecked(parts[2]));
+    c.probeUntilMs = fieldValue(unchecked(parts[3]));
     return c;
   }
 }
 
-function parseIntSafe(s: string): i64 {
-  let v: i64 = 0;
-  for (let i = 0; i < s.length; i++) {
-    const d = s.charCodeAt(i) - 0x30;
-    if (d < 0 || d > 9 || i > 17) return 0;
-    v = v * 10 + d;
-  }
-  return v;
+
+// A stored field; a damaged value reads as 0 (a closed circuit), never as an abort.
+function fieldValue(s: string): i64 {
+  const v = parseDigits(s);
+  return v < 0 ? 0 : v;
 }
 
 // Where a new request goes. Mutates `c` when it takes the probe slot.

@@ -18,6 +18,7 @@ import { aiLog, countResponse, recordMetrics, summarize } from "./report";
 import { ResponseObserver, observeWholeBody } from "./response";
 import { REQUEST_KEYS, RoutingResult, routeRequest } from "./routing";
 import { applyEdits, declaredTooLarge } from "./request-body";
+import { parseDigits } from "./digits";
 import { requestLabels } from "./labels";
 import { GatewayRoot } from "./root";
 import { estimatePromptTokens } from "./usage";
@@ -204,7 +205,7 @@ export class GatewayHttp extends HttpContext {
     const a = this.attempt;
     a.headersNs = host.nowNanos();
     const status = host.getHeader(MapType.HttpResponseHeaders, ":status");
-    a.status = status != null ? I32.parseInt(status) : 0;
+    a.status = status != null ? <i32>parseDigits(status) : 0;
     const details = host.getProperty(CODE_DETAILS);
     a.viaUpstream = details != null && details == "via_upstream";
     if (this.req.body != null) {
@@ -302,7 +303,7 @@ export class GatewayHttp extends HttpContext {
     }
     const headers = host.getHeaders(MapType.HttpCallResponseHeaders);
     const status = headerValue(headers, ":status");
-    a.status = status != null ? I32.parseInt(status) : 0;
+    a.status = status != null ? <i32>parseDigits(status) : 0;
     a.viaUpstream = true;
     const elapsedMs = <i64>((now - req.startNs) / NS_PER_MS);
     if (failureReason(this.cfg.fallback, a.status, true, elapsedMs) != Reason.None) {

@@ -3,19 +3,13 @@ import { BufferType } from "../abi/enums";
 import * as host from "../abi/host";
 import { HostBytes } from "../abi/memory";
 import { BodyEdit } from "./routing";
+import { parseDigits } from "./digits";
 
 const APPEND: u32 = u32.MAX_VALUE; // start offset meaning "append" to Envoy
 
 // content-length larger than the limit (a malformed value is left to Envoy's codec).
 export function declaredTooLarge(value: string, limit: i32): bool {
-  if (value.length == 0 || value.length > 12) return value.length > 12;
-  let n: i64 = 0;
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i) - 0x30;
-    if (c < 0 || c > 9) return false;
-    n = n * 10 + c;
-  }
-  return n > <i64>limit;
+  return parseDigits(value) > <i64>limit;
 }
 
 // Rewrites the buffered body from slices of the copy we already hold plus the edits' texts: Envoy's

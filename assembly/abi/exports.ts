@@ -1,9 +1,11 @@
-// The proxy_on_* callbacks Envoy calls, forwarded to typed contexts. Unknown context ids are ignored
-// rather than looked up blindly: Map.get of a missing key aborts in AssemblyScript, and Envoy does send
-// done/delete for root contexts on every reconfiguration.
+// Exactly the module's exports: the ABI marker, malloc, and the proxy_on_* callbacks Envoy calls,
+// forwarded to typed contexts. An entry file re-exports this whole module (`export *`). Unknown
+// context ids are ignored rather than looked up blindly: Map.get of a missing key aborts in
+// AssemblyScript, and Envoy does send done/delete for root contexts on every reconfiguration.
 import { Action } from "./enums";
-import { RootContext, HttpContext, RootFactory } from "./context";
+import { RootContext, HttpContext } from "./context";
 import { hostAlloc } from "./memory";
+import { rootFactory } from "./registry";
 
 // The module uses AssemblyScript's "minimal" runtime: a mark & sweep collector that runs only when
 // called (44 KB smaller than the incremental one). Envoy enters the VM only through these callbacks,
@@ -14,16 +16,6 @@ let finishedSinceCollect: u32 = 0;
 
 const roots = new Map<u32, RootContext>();
 const streams = new Map<u32, HttpContext>();
-let factory: RootFactory | null = null;
-
-export function setRootFactory(f: RootFactory): void {
-  factory = f;
-}
-
-// Exposed for tests and the memory probe.
-export function liveStreamCount(): i32 {
-  return streams.size;
-}
 
 export function proxy_abi_version_0_2_1(): void {}
 
@@ -33,7 +25,7 @@ export function malloc(size: usize): usize {
 
 export function proxy_on_context_create(id: u32, parentId: u32): void {
   if (parentId == 0) {
-    const f = factory;
+    const f = rootFactory();
     if (f == null) return;
     roots.set(id, f(id));
     return;

@@ -1,19 +1,15 @@
 // Benchmark probe (not the plugin): what routing by body costs Envoy before any parsing. It holds the
 // request headers of a POST, lets Envoy buffer the whole body, copies it into the VM once (as the
 // plugin does), frees it, writes a fixed routing header (Envoy re-picks the route) and continues.
-// Envoy with this probe minus Envoy with probe-null is the cost of buffering and re-routing; the
+// Envoy with this probe minus Envoy with probe-min is the cost of buffering and re-routing; the
 // plugin minus this probe is the plugin's own work (JSON scan, model lookup, response accounting).
-import { setRootFactory } from "../../../assembly/abi/exports";
+import { setRootFactory } from "../../../assembly/abi/registry";
 import { RootContext, HttpContext } from "../../../assembly/abi/context";
 import { Action, BufferType, MapType } from "../../../assembly/abi/enums";
 import * as host from "../../../assembly/abi/host";
 
-export {
-  proxy_abi_version_0_2_1, malloc, proxy_on_context_create, proxy_on_vm_start, proxy_on_configure,
-  proxy_on_tick, proxy_on_request_headers, proxy_on_request_body, proxy_on_request_trailers,
-  proxy_on_response_headers, proxy_on_response_body, proxy_on_response_trailers,
-  proxy_on_http_call_response, proxy_on_log, proxy_on_done, proxy_on_delete,
-} from "../../../assembly/abi/exports";
+// The module's exports: the ABI 0.2.1 marker, malloc and the proxy_on_* callbacks.
+export * from "../../../assembly/abi/exports";
 
 const ROUTING_HEADER = "x-higress-llm-model";
 const ROUTE = "qwen2-1-5b";

@@ -3,17 +3,13 @@
 // route, which then matches as the plugin's would) and continues in every phase. Envoy with this probe
 // minus plain Envoy is the cost of having a Wasm filter at all (VM calls per request), whatever the
 // plugin does.
-import { setRootFactory } from "../../../assembly/abi/exports";
+import { setRootFactory } from "../../../assembly/abi/registry";
 import { RootContext, HttpContext } from "../../../assembly/abi/context";
 import { Action, MapType } from "../../../assembly/abi/enums";
 import * as host from "../../../assembly/abi/host";
 
-export {
-  proxy_abi_version_0_2_1, malloc, proxy_on_context_create, proxy_on_vm_start, proxy_on_configure,
-  proxy_on_tick, proxy_on_request_headers, proxy_on_request_body, proxy_on_request_trailers,
-  proxy_on_response_headers, proxy_on_response_body, proxy_on_response_trailers,
-  proxy_on_http_call_response, proxy_on_log, proxy_on_done, proxy_on_delete,
-} from "../../../assembly/abi/exports";
+// The module's exports: the ABI 0.2.1 marker, malloc and the proxy_on_* callbacks.
+export * from "../../../assembly/abi/exports";
 
 const ROUTING_HEADER = "x-higress-llm-model";
 const ROUTE = "qwen2-1-5b";

@@ -30,6 +30,8 @@ const FUZZ_TESTS = {
   4: "generated valid documents checked member by member",
   5: "mutated configurations accepted",
   6: "request bodies routed (the rest got a local reply)",
+  7: "SSE streams (random and mutated) that yielded events, every one also fed at random splits",
+  8: "mutated JSON answers whose usage was read",
 };
 
 // The fuzz spec asks the host for its budget and seed (imports "fuzz"), so one compiled spec serves both
@@ -45,7 +47,7 @@ export function makeConfig({ entries, iterations, configIterations, seed }) {
   const announce = () => {
     if (announced) return;
     announced = true;
-    process.stdout.write(`fuzz: scanJson ${fuzz.iterations} iterations, parseConfig and routeRequest ${fuzz.configIterations} each, ` +
+    process.stdout.write(`fuzz: scanJson ${fuzz.iterations} iterations; parseConfig, routeRequest, SSE streams and JSON answers ${fuzz.configIterations} each, ` +
       `seed ${fuzz.seed} (replay: FUZZ_SEED=${fuzz.seed} FUZZ_ITERATIONS=${fuzz.iterations} FUZZ_CONFIG_ITERATIONS=${fuzz.configIterations})\n`);
   };
   return {

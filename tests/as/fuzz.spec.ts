@@ -13,6 +13,7 @@ import { isHeaderValue } from "../../assembly/plugin/config-check";
 import { F_MODEL, REQUEST_KEYS, RoutingResult, routeRequest } from "../../assembly/plugin/routing";
 import { errorName, show, typeName } from "./helpers";
 
+import { SseUsageTracker, readJsonResponse } from "../../assembly/plugin/usage";
 @external("fuzz", "iterations") declare function fuzzIterations(): u32;
 @external("fuzz", "configIterations") declare function fuzzConfigIterations(): u32;
 @external("fuzz", "seed") declare function fuzzSeed(): u32;
@@ -658,5 +659,129 @@ describe("fuzz: routeRequest", () => {
       report(checkRouting(cfg, doc, rng.chance(50)), "body #" + i.toString(), doc);
     }
     fuzzCount(6, routedBodies, n);
+  });
+});
+
+// ---- SSE streams and JSON responses -------------------------------------------------------------------
+
+// vLLM-shaped streams (chat with the role chunk and a usage-only chunk, completions, no usage) and
+// answers, as mutation seeds.
+function sseCorpus(): Array<string> {
+  const chunk = (delta: string, finish: string): string =>
+    "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"qwen2-1-5b\",\"choices\":[{\"index\":0,\"delta\":" +
+    delta + ",\"logprobs\":null,\"finish_reason\":" + finish + "}]}\n\n";
+  const usage = "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"qwen2-1-5b\",\"choices\":[]," +
+    "\"usage\":{\"prompt_tokens\":7,\"total_tokens\":10,\"completion_tokens\":3,\"prompt_tokens_details\":{\"cached_tokens\":2}}}\n\n";
+  const chat = chunk("{\"role\":\"assistant\",\"content\":\"\"}", "null") + chunk("{\"content\":\"a\"}", "null") +
+    chunk("{\"content\":\" b\"}", "null") + chunk("{\"content\":\" c\"}", "\"stop\"") + usage + "data: [DONE]\n\n";
+  const completions = "data: {\"id\":\"cmpl-1\",\"object\":\"text_completion\",\"created\":1,\"model\":\"gemma-2-2b\",\"choices\":[{\"index\":0,\"text\":\"x\",\"logprobs\":null,\"finish_reason\":null}]}\r\n\r\n" +
+    ": keep-alive\r\n\r\ndata:{\"choices\":[{\"index\":0,\"text\":\" y\",\"finish_reason\":\"length\"}],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2,\"total_tokens\":3}}\r\n\r\ndata: [DONE]\r\n\r\n";
+  const json = "{\"id\":\"chatcmpl-2\",\"object\":\"chat.completion\",\"model\":\"qwen2-1-5b\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"hi\"}," +
+    "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":5,\"total_tokens\":6,\"completion_tokens\":1,\"prompt_tokens_details\":null}}";
+  return [chat, completions, chunk("{\"content\":\"only\"}", "null") + "data: [DONE]\n\n", "event: x\nid: 3\nretry: 10\ndata: {\"a\":\ndata: 1}\n\n", json];
+}
+
+const SSE_TOKENS: Array<string> = ["data:", "data: ", "\n", "\r\n", "\r", "\n\n", ":", "event: e", "[DONE]", "{\"usage\":{\"prompt_tokens\":1}}",
+  "{\"choices\":[]}", "{\"choices\":[{\"delta\":{\"content\":\"z\"}}]}", "{", "\"", "\\u00", "\xff", "null"];
+
+function sseSoup(rng: Rng): Uint8Array {
+  const parts = new Array<string>();
+  const n = rng.below(40);
+  for (let i = 0; i < n; i++) parts.push(rng.pick(SSE_TOKENS));
+  return bytes(parts.join(""));
+}
+
+class SseOutcome {
+  events: i32 = 0;
+  done: bool = false;
+  overflowed: bool = false;
+  prompt: i64 = 0;
+  completion: i64 = 0;
+  cached: i64 = 0;
+  firstContent: i32 = 0;
+  contentEvents: i32 = 0;
+  drops: i32 = 0;
+
+  same(o: SseOutcome): bool {
+    return this.events == o.events && this.done == o.done && this.overflowed == o.overflowed && this.prompt == o.prompt &&
+      this.completion == o.completion && this.cached == o.cached && this.firstContent == o.firstContent &&
+      this.contentEvents == o.contentEvents && this.drops == o.drops;
+  }
+}
+
+// Feeds `doc` cut at `cuts` through a fresh tracker, each chunk from its own copy (so a reader that kept
+// a pointer into an earlier chunk would read garbage and disagree with the whole-stream run).
+function trackSse(doc: Uint8Array, cuts: Array<i32>, maxEventBytes: i32): SseOutcome {
+  const t = new SseUsageTracker(maxEventBytes);
+  const o = new SseOutcome();
+  let from = 0;
+  for (let i = 0; i <= cuts.length; i++) {
+    const to = i < cuts.length ? cuts[i] : doc.length;
+    const piece = part(doc, from, to);
+    t.feed(ptrOf(piece), piece.length);
+    o.drops += t.dropCount();
+    from = to;
+  }
+  t.finish();
+  o.events = t.reader.events;
+  o.done = t.reader.sawDone;
+  o.overflowed = t.reader.overflowed;
+  o.prompt = t.usage.promptTokens;
+  o.completion = t.usage.completionTokens;
+  o.cached = t.usage.cachedTokens;
+  o.firstContent = t.firstContentEvent;
+  o.contentEvents = t.contentEvents;
+  return o;
+}
+
+function splitPoints(rng: Rng, len: i32): Array<i32> {
+  const cuts = new Array<i32>();
+  if (len < 2) return cuts;
+  const k = rng.below(8);
+  for (let i = 0; i < k; i++) cuts.push(1 + rng.below(len - 1));
+  cuts.sort();
+  const out = new Array<i32>();
+  for (let i = 0; i < cuts.length; i++) if (out.length == 0 || out[out.length - 1] != cuts[i]) out.push(cuts[i]);
+  return out;
+}
+
+describe("fuzz: SSE streams and JSON responses", () => {
+  it("never traps on random and mutated streams, and any split gives what the whole stream gives", () => {
+    const rng = new Rng(fuzzSeed(), 7);
+    const seeds = sseCorpus();
+    const docs = new Array<Uint8Array>();
+    for (let i = 0; i < seeds.length; i++) docs.push(bytes(seeds[i]));
+    const n = <i32>fuzzConfigIterations();
+    let withEvents = 0;
+    for (let i = 0; i < n; i++) {
+      const doc = rng.chance(25) ? sseSoup(rng) : mutateTimes(rng, docs[rng.below(docs.length)], docs);
+      // A small event bound now and then, so overflow is fuzzed too.
+      const max = rng.chance(20) ? 16 + rng.below(96) : 0;
+      const whole = trackSse(doc, new Array<i32>(), max);
+      const split = trackSse(doc, splitPoints(rng, doc.length), max);
+      if (!whole.same(split)) report("a split changed the outcome", "stream #" + i.toString(), doc);
+      if (whole.events > 0) withEvents++;
+    }
+    fuzzCount(7, withEvents, n);
+  });
+
+  it("never traps on mutated JSON answers, and reports usage only as counts it found", () => {
+    const rng = new Rng(fuzzSeed(), 8);
+    const seeds = sseCorpus();
+    const answer = bytes(seeds[seeds.length - 1]);
+    const docs: Array<Uint8Array> = [answer];
+    const n = <i32>fuzzConfigIterations();
+    let reported = 0;
+    for (let i = 0; i < n; i++) {
+      const doc = mutateTimes(rng, answer, docs);
+      const r = readJsonResponse(ptrOf(doc), doc.length);
+      if (r.usage.reported) {
+        reported++;
+        if (r.usage.promptTokens < -1 || r.usage.completionTokens < -1 || r.usage.totalTokens < -1) {
+          report("a negative count other than 'not reported'", "answer #" + i.toString(), doc);
+        }
+      }
+    }
+    fuzzCount(8, reported, n);
   });
 });

@@ -268,7 +268,17 @@ function compile(c: Checker, g: GatewayConfig, path: string): void {
     g.servedNames.push(m.name);
   }
   // Longest prefix first, so "qwen2-*" wins over "qwen*".
-  g.prefixes.sort((a: ModelRoute, b: ModelRoute): i32 => b.name.length - a.name.length);
+  // (An insertion sort: patterns are few, and std's sort costs module size.)
+  const ps = g.prefixes;
+  for (let i = 1; i < ps.length; i++) {
+    const m = unchecked(ps[i]);
+    let j = i - 1;
+    while (j >= 0 && unchecked(ps[j]).name.length < m.name.length) {
+      unchecked((ps[j + 1] = unchecked(ps[j])));
+      j--;
+    }
+    unchecked((ps[j + 1] = m));
+  }
   for (let i = 0; i < g.models.length; i++) {
     const m = unchecked(g.models[i]);
     for (let j = 0; j < m.fallback.length; j++) {

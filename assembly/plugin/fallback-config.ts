@@ -6,7 +6,7 @@ import { FallbackPolicy, StatusTrigger } from "./fallback";
 import { parseDigits } from "./digits";
 
 export const FALLBACK_KEYS: Array<string> = ["enabled", "onStatus", "onUpstreamUnreachable", "maxAttempts", "attemptTimeoutMs",
-  "slowFailureMs", "cooldown", "clusterTemplate"];
+  "slowFailureMs", "firstByteTimeoutMs", "cooldown", "clusterTemplate"];
 
 export const COOLDOWN_KEYS: Array<string> = ["failures", "windowMs", "durationMs"];
 
@@ -36,6 +36,7 @@ export function parseFallback(c: Checker, v: JsonValue, base: FallbackPolicy, pa
   p.maxAttempts = base.maxAttempts;
   p.attemptTimeoutMs = base.attemptTimeoutMs;
   p.slowFailureMs = base.slowFailureMs;
+  p.firstByteTimeoutMs = base.firstByteTimeoutMs;
   p.cooldownFailures = base.cooldownFailures;
   p.cooldownWindowMs = base.cooldownWindowMs;
   p.cooldownMs = base.cooldownMs;
@@ -59,6 +60,7 @@ export function parseFallback(c: Checker, v: JsonValue, base: FallbackPolicy, pa
   p.maxAttempts = <i32>readInt(c, v, path, "maxAttempts", 1, 10, p.maxAttempts);
   p.attemptTimeoutMs = <u32>readInt(c, v, path, "attemptTimeoutMs", 1, 3600000, p.attemptTimeoutMs);
   p.slowFailureMs = readInt(c, v, path, "slowFailureMs", 0, 3600000, p.slowFailureMs);
+  p.firstByteTimeoutMs = readInt(c, v, path, "firstByteTimeoutMs", 0, 3600000, p.firstByteTimeoutMs);
   const ct = v.get("clusterTemplate");
   if (ct != null) p.clusterTemplate = readString(c, ct, path + ".clusterTemplate", false);
   const cd = v.get("cooldown");

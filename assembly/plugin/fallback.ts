@@ -23,6 +23,9 @@ export class FallbackPolicy {
   attemptTimeoutMs: u32 = 60000; // each backup attempt (an http call)
   // A failure that already took this long is returned as is instead of doubling the wait; 0 = off.
   slowFailureMs: i64 = 0;
+  // No response headers from the primary this long after the request arrived: call the backup
+  // (the primary's late answer is then discarded); 0 = off.
+  firstByteTimeoutMs: i64 = 0;
   // Cooldown: `failures` failures within `windowMs` send the model's requests to its backup for
   // `cooldownMs`, then one probe request tries the primary again. failures 0 = off.
   cooldownFailures: i32 = 3;
@@ -33,7 +36,7 @@ export class FallbackPolicy {
   clusterTemplate: string = "outbound|8080||llm-{route}.dns";
 }
 
-export const enum Reason { None = 0, Status = 1, LocalReply = 2, CallFailed = 3, Cooldown = 4 }
+export const enum Reason { None = 0, Status = 1, LocalReply = 2, CallFailed = 3, Cooldown = 4, FirstByteTimeout = 5 }
 
 export function reasonName(r: Reason, status: i32): string {
   switch (r) {
@@ -41,6 +44,7 @@ export function reasonName(r: Reason, status: i32): string {
     case Reason.LocalReply: return "upstream_unreachable";
     case Reason.CallFailed: return "call_failed";
     case Reason.Cooldown: return "cooldown";
+    case Reason.FirstByteTimeout: return "first_byte_timeout";
     default: return "none";
   }
 }
@@ -58,7 +62,9 @@ export function failureReason(p: FallbackPolicy, status: i32, viaUpstream: bool,
 }
 
 export function clusterFor(p: FallbackPolicy, route: string): string {
-  return p.clusterTemplate.replace("{route}", route);
+  const t = p.clusterTemplate;
+  const at = t.indexOf("{route}");
+  return at < 0 ? t : t.substring(0, at) + route + t.substring(at + 7);
 }
 
 // ---- cooldown -----------------------------------------------------------------------------------
@@ -78,12 +84,14 @@ export class Circuit {
 
   static decode(s: string): Circuit {
     const c = new Circuit();
-    const parts = s.split(",");
-    if (parts.length != 4) return c;
-    c.failures = <i32>fieldValue(unchecked(parts[0]));
-    c.windowStartMs = fieldValue(unchecked(parts[1]));
-    c.openUntilMs = fieldValue(unchecked(parts[2]));
-    c.probeUntilMs = fieldValue(unchecked(parts[3]));
+    const a = s.indexOf(",");
+    const b = a < 0 ? -1 : s.indexOf(",", a + 1);
+    const d = b < 0 ? -1 : s.indexOf(",", b + 1);
+    if (d < 0 || s.indexOf(",", d + 1) >= 0) return c;
+    c.failures = <i32>fieldValue(s.substring(0, a));
+    c.windowStartMs = fieldValue(s.substring(a + 1, b));
+    c.openUntilMs = fieldValue(s.substring(b + 1, d));
+    c.probeUntilMs = fieldValue(s.substring(d + 1));
     return c;
   }
 }

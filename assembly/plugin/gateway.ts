@@ -172,6 +172,9 @@ export class GatewayHttp extends HttpContext {
       this.req.body = body;
       this.routing = res;
       this.requestHeaders = host.getHeadersRaw(MapType.HttpRequestHeaders);
+      if (policy.firstByteTimeoutMs > 0 && this.onPrimary) {
+        this.gateway.watchFirstByte(this, this.req.startNs + <u64>policy.firstByteTimeoutMs * NS_PER_MS);
+      }
     }
     if (edits.length > 0) {
       const newLength = applyEdits(body, edits);
@@ -201,7 +204,10 @@ export class GatewayHttp extends HttpContext {
   }
 
   onResponseHeaders(_numHeaders: u32, _endOfStream: bool): Action {
+    // A primary answering after its first-byte timeout sent the request to a backup: held, never sent.
+    if (this.phase == Phase.FallingBack) return Action.Pause;
     if (this.phase != Phase.Routed) return Action.Continue;
+    this.gateway.unwatchFirstByte(this);
     const a = this.attempt;
     a.headersNs = host.nowNanos();
     const status = host.getHeader(MapType.HttpResponseHeaders, ":status");
@@ -382,7 +388,24 @@ export class GatewayHttp extends HttpContext {
   }
 
   onDelete(): void {
+    this.gateway.unwatchFirstByte(this);
     this.releaseFallbackState();
+  }
+
+  // The primary sent nothing within fallback.firstByteTimeoutMs (called from the root's tick).
+  onFirstByteTimeout(): void {
+    if (this.phase != Phase.Routed || this.req.body == null || !this.onPrimary) return;
+    const a = this.attempt;
+    const req = this.req;
+    const policy = this.cfg.fallback;
+    cooldown.record(policy, a.routeValue, true, <i64>(host.nowNanos() / NS_PER_MS), this.probe);
+    req.attemptsTried.push(a.model + " (no response within " + policy.firstByteTimeoutMs.toString() + " ms)");
+    if (req.fallbackFrom.length == 0) {
+      req.fallbackFrom = a.model;
+      req.fallbackReason = reasonName(Reason.FirstByteTimeout, 0);
+    }
+    this.onPrimary = false;
+    if (!this.tryNextBackup()) this.giveUp(504);
   }
 
   private answer(reply: LocalReply): Action {

@@ -70,7 +70,7 @@ export function sanitizeClientLabel(s: string): string {
 export function sanitizeConfigLabel(s: string): string {
   if (s.length == 0) return "none";
   for (let i = 0; i < s.length; i++) {
-    if (!safeChar(s.charCodeAt(i), true)) return sanitizeClientLabel(s.replaceAll(".", "_"));
+    if (!safeChar(s.charCodeAt(i), true)) return sanitizeClientLabel(s);
   }
   return s;
 }

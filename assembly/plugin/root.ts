@@ -10,11 +10,56 @@ export const CONFIG_REFUSED = "llm_gateway.configurations_refused";
 
 export const VM_MEMORY_BYTES = "llm_gateway.vm_memory_bytes";
 
+const FIRST_BYTE_TICK_MS: u32 = 50;
+
 const ROUTE_NAME: Array<string> = ["route_name"];
 const CLUSTER_NAME: Array<string> = ["cluster_name"];
 
 export class GatewayRoot extends RootContext {
   config: PluginConfig = new PluginConfig();
+  // Requests waiting for their primary's first byte, with deadlines (fallback.firstByteTimeoutMs).
+  private waiting: Array<GatewayHttp> = new Array<GatewayHttp>();
+  private deadlines: Array<u64> = new Array<u64>();
+  private ticking: bool = false;
+
+  watchFirstByte(ctx: GatewayHttp, deadlineNs: u64): void {
+    this.waiting.push(ctx);
+    this.deadlines.push(deadlineNs);
+    if (!this.ticking) {
+      // Proxy-wasm has no per-request timer: the root's tick checks the deadlines.
+      this.ticking = host.setTickPeriodMs(FIRST_BYTE_TICK_MS);
+    }
+  }
+
+  unwatchFirstByte(ctx: GatewayHttp): void {
+    for (let i = 0; i < this.waiting.length; i++) {
+      if (unchecked(this.waiting[i]) === ctx) {
+        this.removeWaiting(i);
+        return;
+      }
+    }
+  }
+
+  private removeWaiting(i: i32): void {
+    const last = this.waiting.length - 1;
+    unchecked((this.waiting[i] = unchecked(this.waiting[last])));
+    unchecked((this.deadlines[i] = unchecked(this.deadlines[last])));
+    this.waiting.pop();
+    this.deadlines.pop();
+  }
+
+  onTick(): void {
+    if (this.waiting.length == 0) return;
+    const now = host.nowNanos();
+    for (let i = this.waiting.length - 1; i >= 0; i--) {
+      if (unchecked(this.deadlines[i]) > now) continue;
+      const ctx = unchecked(this.waiting[i]);
+      this.removeWaiting(i);
+      // Host calls now act on that request's stream.
+      host.setEffectiveContext(ctx.id);
+      ctx.onFirstByteTimeout();
+    }
+  }
   private memoryGauge: u32 = host.NO_METRIC;
   private requests: u32 = 0;
 

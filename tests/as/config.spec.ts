@@ -411,7 +411,7 @@ describe("parseConfig: refusals name the JSON path and the offending value", () 
   });
 
   it("refuses malformed fallback policies", () => {
-    const known = "enabled, onStatus, onUpstreamUnreachable, maxAttempts, attemptTimeoutMs, slowFailureMs, cooldown, clusterTemplate";
+    const known = "enabled, onStatus, onUpstreamUnreachable, maxAttempts, attemptTimeoutMs, slowFailureMs, firstByteTimeoutMs, cooldown, clusterTemplate";
     const trigger = "must be a status code (e.g. 503) or a class (e.g. \"5xx\"), got ";
     expectRefusals([
       new Refusal("{" + MODELS + ",\"fallback\":true}", "fallback: must be an object, got true"),

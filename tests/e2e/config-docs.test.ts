@@ -391,6 +391,7 @@ const EVERY_FIELD = {
     maxAttempts: 2,
     attemptTimeoutMs: 5000,
     slowFailureMs: 20000,
+    firstByteTimeoutMs: 15000,
     cooldown: { failures: 0, windowMs: 60000, durationMs: 120000 },
     clusterTemplate: "outbound|80||{route}.static",
   },

@@ -137,6 +137,33 @@ describe("everything down", () => {
   });
 });
 
+describe("first-byte timeout", () => {
+  let seed: Seed;
+  before(async () => {
+    seed = await startSeed({ pluginConfig: { ...NO_COOLDOWN, fallback: { cooldown: { failures: 0 }, firstByteTimeoutMs: 400 } } });
+  });
+  after(async () => { await seed?.stop(); });
+
+  test("a primary that sends nothing in time is replaced by its backup; its late answer is discarded", async () => {
+    const start = Date.now();
+    const r = await post(`${seed.gateway.url}/v1/chat/completions`, chat("qwen2-1-5b"), { "x-stub-delay-ms": "3000", "x-stub-target": "qwen2-1-5b" });
+    const elapsed = Date.now() - start;
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get("x-llm-gateway-model"), "gemma-2-2b");
+    assert.equal(((await r.json()) as { model: string }).model, "gemma-2-2b");
+    assert.ok(elapsed >= 400 && elapsed < 2000, `answered after ${elapsed} ms`);
+    const s = await scrapeUntil(seed.gateway.adminUrl, (x) => aiMetric(x, "fallback_to_reason", "qwen2-1-5b") >= 1);
+    assert.equal(aiMetric(s, "fallback_to_reason", "qwen2-1-5b", { ai_fallback_to: "gemma-2-2b", ai_fallback_reason: "first_byte_timeout" }), 1);
+  });
+
+  test("a primary that answers in time is not disturbed", async () => {
+    const r = await post(`${seed.gateway.url}/v1/chat/completions`, chat("qwen2-1-5b", { stream: true }), { "x-stub-ttft-ms": "800", "x-stub-target": "qwen2-1-5b" });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get("x-llm-gateway-model"), "qwen2-1-5b");
+    assert.match(await r.text(), /data: \[DONE\]/);
+  });
+});
+
 describe("cooldown", () => {
   let seed: Seed;
   const COOLDOWN_MS = 1500;

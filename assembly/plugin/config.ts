@@ -29,6 +29,12 @@ export class ModelRoute {
   upstreamModel: string = ""; // "" = leave the body's model as is
   fallback: Array<string> = new Array<string>();
   cluster: string = "";       // Envoy cluster for backup calls; "" = from fallback.clusterTemplate
+
+  // The routing header's value for a request naming `requested` (for a pattern: the name itself).
+  routeFor(requested: string): string { return this.route.length > 0 ? this.route : requested; }
+
+  // The name the upstream must see for a request naming `requested`.
+  servedFor(requested: string): string { return this.upstreamModel.length > 0 ? this.upstreamModel : requested; }
 }
 
 export class GatewayConfig {

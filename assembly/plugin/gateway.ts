@@ -7,7 +7,7 @@ import * as host from "../abi/host";
 import { HeaderPair, deserializeHeaders } from "../abi/headers";
 import { HostBytes } from "../abi/memory";
 import { JsonScan } from "../json/reader";
-import { GatewayConfig, ModelRoute, MODEL_LIST_SUFFIX } from "./config";
+import { GatewayConfig, MODEL_LIST_SUFFIX } from "./config";
 import { LocalReply, allAttemptsFailed, bodyTooLarge, emptyBody } from "./errors";
 import * as cooldown from "./cooldown-store";
 import { Gate, Reason, failureReason, reasonName } from "./fallback";
@@ -145,15 +145,15 @@ export class GatewayHttp extends HttpContext {
       if (this.higressFallbackFrom.length > 0 && backup != null) {
         // Higress replayed this request after the primary failed: its fallback route (matched on the
         // routing header plus x-higress-fallback-from) leads to the backup, which must see its own name.
-        edits = res.editsFor(servedName(backup, unchecked(route.fallback[0])));
+        edits = res.editsFor(backup.servedFor(unchecked(route.fallback[0])));
         this.switchTo(unchecked(route.fallback[0]), routeValue, "higress_redirect");
       } else if (backup != null) {
         const gate = cooldown.admit(policy, res.routeValue, <i64>(this.req.startNs / NS_PER_MS));
         if (gate == Gate.Backup) {
           // The primary is cooling down: straight to the backup, streaming intact.
           const name = unchecked(route.fallback[0]);
-          routeValue = backup.route.length > 0 ? backup.route : name;
-          edits = res.editsFor(servedName(backup, name));
+          routeValue = backup.routeFor(name);
+          edits = res.editsFor(backup.servedFor(name));
           this.req.attemptsTried.push(a.model + " (cooling down)");
           this.switchTo(name, routeValue, reasonName(Reason.Cooldown, 0));
           this.nextBackup = 1;
@@ -223,16 +223,11 @@ export class GatewayHttp extends HttpContext {
       if (this.onPrimary) cooldown.record(policy, a.routeValue, reason != Reason.None, <i64>(a.headersNs / NS_PER_MS), this.probe);
       if (reason != Reason.None) {
         const req = this.req;
-        req.attemptsTried.push(a.model + " (" + (reason == Reason.LocalReply ? "unreachable" : "status " + a.status.toString()) + ")");
-        if (req.fallbackFrom.length == 0) {
-          req.fallbackFrom = a.model;
-          req.fallbackReason = reasonName(reason, a.status);
-        }
-        this.onPrimary = false;
+        this.primaryFailed(reason == Reason.LocalReply ? "unreachable" : "status " + a.status.toString(), reasonName(reason, a.status));
         if (this.tryNextBackup()) return Action.Pause;
         if (req.attemptsTried.length > 1) {
           // Backups were tried (or skipped) and none could answer: say what was tried.
-          this.giveUp(a.status >= 500 ? <u32>a.status : 502);
+          this.giveUp(a.status);
           return Action.Pause;
         }
         // No backup left to try (maxAttempts): the primary's own answer goes to the client.
@@ -278,8 +273,8 @@ export class GatewayHttp extends HttpContext {
       this.attemptsMade++;
       const backup = cfg.findRoute(name);
       if (backup == null) continue; // refused at configure time; kept as a guard
-      const routeValue = backup.route.length > 0 ? backup.route : name;
-      const payload = materialize(body, res.editsFor(servedName(backup, name)));
+      const routeValue = backup.routeFor(name);
+      const payload = materialize(body, res.editsFor(backup.servedFor(name)));
       const callHeaders = backupRequestHeaders(headers, cfg.routingHeader, routeValue);
       const cluster = cfg.clusterOf(backup, routeValue);
       const token = this.dispatchHttpCall(cluster, callHeaders,
@@ -314,8 +309,7 @@ export class GatewayHttp extends HttpContext {
     const elapsedMs = <i64>((now - req.startNs) / NS_PER_MS);
     if (failureReason(this.cfg.fallback, a.status, true, elapsedMs) != Reason.None) {
       req.attemptsTried.push(a.model + " (status " + a.status.toString() + ")");
-      if (this.tryNextBackup()) return;
-      this.giveUp(a.status >= 500 ? <u32>a.status : 502);
+      if (!this.tryNextBackup()) this.giveUp(a.status);
       return;
     }
     const ct = headerValue(headers, "content-type");
@@ -333,8 +327,10 @@ export class GatewayHttp extends HttpContext {
     this.releaseFallbackState();
   }
 
-  // Every attempt failed: one clear error naming them, instead of the last failure or a hang.
-  private giveUp(status: u32): void {
+  // Every attempt failed: one clear error naming them, instead of the last failure or a hang. The
+  // status is the last attempt's when it is a 5xx, else 502.
+  private giveUp(lastStatus: i32): void {
+    const status: u32 = lastStatus >= 500 && lastStatus < 600 ? <u32>lastStatus : 502;
     const reply = allAttemptsFailed(this.req.attemptsTried, status);
     const headers: Array<HeaderPair> = [new HeaderPair("content-type", "application/json"), new HeaderPair(FALLBACK_FROM_HEADER, this.req.fallbackFrom)];
     host.sendLocalResponse(reply.status, reply.details(), reply.body(), headers);
@@ -395,17 +391,21 @@ export class GatewayHttp extends HttpContext {
   // The primary sent nothing within fallback.firstByteTimeoutMs (called from the root's tick).
   onFirstByteTimeout(): void {
     if (this.phase != Phase.Routed || this.req.body == null || !this.onPrimary) return;
-    const a = this.attempt;
-    const req = this.req;
     const policy = this.cfg.fallback;
-    cooldown.record(policy, a.routeValue, true, <i64>(host.nowNanos() / NS_PER_MS), this.probe);
-    req.attemptsTried.push(a.model + " (no response within " + policy.firstByteTimeoutMs.toString() + " ms)");
+    cooldown.record(policy, this.attempt.routeValue, true, <i64>(host.nowNanos() / NS_PER_MS), this.probe);
+    this.primaryFailed("no response within " + policy.firstByteTimeoutMs.toString() + " ms", reasonName(Reason.FirstByteTimeout, 0));
+    if (!this.tryNextBackup()) this.giveUp(504);
+  }
+
+  // The requested model's own attempt failed (`what`, for the client's error; `reason`, for metrics).
+  private primaryFailed(what: string, reason: string): void {
+    const req = this.req;
+    req.attemptsTried.push(this.attempt.model + " (" + what + ")");
     if (req.fallbackFrom.length == 0) {
-      req.fallbackFrom = a.model;
-      req.fallbackReason = reasonName(Reason.FirstByteTimeout, 0);
+      req.fallbackFrom = this.attempt.model;
+      req.fallbackReason = reason;
     }
     this.onPrimary = false;
-    if (!this.tryNextBackup()) this.giveUp(504);
   }
 
   private answer(reply: LocalReply): Action {
@@ -416,9 +416,5 @@ export class GatewayHttp extends HttpContext {
     this.attempt.viaUpstream = false;
     return Action.Pause;
   }
-}
-
-function servedName(route: ModelRoute, name: string): string {
-  return route.upstreamModel.length > 0 ? route.upstreamModel : name;
 }
 

@@ -146,20 +146,11 @@ function readInto(a: AttemptFacts, p: usize, len: i32): void {
 // Writes V[from, to) (V = held ++ chunk) into the response buffer: the first slice replaces the
 // whole chunk (start 0 drains `chunkLen` bytes first), the others append.
 function emitSlice(heldPtr: usize, heldLen: i32, chunkPtr: usize, from: i32, to: i32, first: bool, chunkLen: i32): void {
-  if (first) {
-    // Replace the chunk with the part of the slice that lies in held, then append the rest.
-    const hEnd = to < heldLen ? to : heldLen;
-    const hLen = hEnd > from ? hEnd - from : 0;
-    host.setBufferBytes(BufferType.HttpResponseBody, 0, <u32>chunkLen, heldPtr + <usize>from, <usize>hLen);
-    const cFrom = from > heldLen ? from - heldLen : 0;
-    const cTo = to > heldLen ? to - heldLen : 0;
-    if (cTo > cFrom) host.setBufferBytes(BufferType.HttpResponseBody, APPEND, 0, chunkPtr + <usize>cFrom, <usize>(cTo - cFrom));
-    return;
-  }
-  if (from < heldLen) {
-    const hEnd = to < heldLen ? to : heldLen;
-    host.setBufferBytes(BufferType.HttpResponseBody, APPEND, 0, heldPtr + <usize>from, <usize>(hEnd - from));
-  }
+  const hEnd = to < heldLen ? to : heldLen;
+  const hLen = hEnd > from ? hEnd - from : 0;
+  // The first slice replaces the chunk (even with nothing, when all of it is dropped or held).
+  if (first) host.setBufferBytes(BufferType.HttpResponseBody, 0, <u32>chunkLen, heldPtr + <usize>from, <usize>hLen);
+  else if (hLen > 0) host.setBufferBytes(BufferType.HttpResponseBody, APPEND, 0, heldPtr + <usize>from, <usize>hLen);
   const cFrom = from > heldLen ? from - heldLen : 0;
   const cTo = to > heldLen ? to - heldLen : 0;
   if (cTo > cFrom) host.setBufferBytes(BufferType.HttpResponseBody, APPEND, 0, chunkPtr + <usize>cFrom, <usize>(cTo - cFrom));

@@ -90,7 +90,7 @@ export function routeRequest(cfg: GatewayConfig, p: usize, len: i32, scan: JsonS
   const route = cfg.findRoute(requested);
   if (route == null) return answer(r, errors.modelNotFound(requested, cfg.servedNames));
   r.route = route;
-  r.routeValue = route.route.length > 0 ? route.route : requested;
+  r.routeValue = route.routeFor(requested);
   // A pattern route sends the client's own name as a header value: it must be a valid one.
   if (!isHeaderValue(r.routeValue)) return answer(r, errors.badModelName());
 
@@ -113,7 +113,7 @@ export function routeRequest(cfg: GatewayConfig, p: usize, len: i32, scan: JsonS
     }
   }
   if (r.modelStart < 0 || r.rootExtra.length > 0) r.rootObjectEdit = insertAtRoot(p, len, "");
-  r.edits = r.editsFor(route.upstreamModel.length > 0 ? route.upstreamModel : requested);
+  r.edits = r.editsFor(route.servedFor(requested));
   return r;
 }
 

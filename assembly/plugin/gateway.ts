@@ -53,6 +53,7 @@ export class GatewayHttp extends HttpContext {
   private phase: Phase = Phase.PassThrough;
   private cfg: GatewayConfig;
   private wantsUsage: bool = false;
+  private hasContentLength: bool = false; // the client framed the body with content-length (not chunked)
   private req: RequestFacts = new RequestFacts();
   private attempt: AttemptFacts = new AttemptFacts();
   private observer: ResponseObserver | null = null;
@@ -98,6 +99,7 @@ export class GatewayHttp extends HttpContext {
     if (replayedFrom != null) this.higressFallbackFrom = replayedFrom;
 
     const cl = host.getHeader(MapType.HttpRequestHeaders, "content-length");
+    this.hasContentLength = cl != null;
     if (cl != null && declaredTooLarge(cl, cfg.maxBodyBytes)) return this.answer(bodyTooLarge(cfg.maxBodyBytes));
     if (endOfStream) return this.answer(emptyBody());
     // Hold the headers: the routing header is only known once the whole body is read, and Envoy
@@ -181,9 +183,7 @@ export class GatewayHttp extends HttpContext {
       // The length changed. Say the new one: without content-length the request would go upstream
       // chunked, which costs Envoy noticeably more per request (make bench). A chunked request
       // stays chunked.
-      if (host.getHeader(MapType.HttpRequestHeaders, "content-length") != null) {
-        host.replaceHeader(MapType.HttpRequestHeaders, "content-length", newLength.toString());
-      }
+      if (this.hasContentLength) host.replaceHeader(MapType.HttpRequestHeaders, "content-length", newLength.toString());
     }
     if (!keepForFallback) body.release();
     this.phase = Phase.Routed;

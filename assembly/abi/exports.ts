@@ -4,7 +4,7 @@
 // AssemblyScript, and Envoy does send done/delete for root contexts on every reconfiguration.
 import { Action } from "./enums";
 import { RootContext, HttpContext } from "./context";
-import { hostAlloc } from "./memory";
+import { hostAlloc, takeCollectRequest } from "./memory";
 import { rootFactory } from "./registry";
 
 // The module uses AssemblyScript's "minimal" runtime: a mark & sweep collector that runs only when
@@ -107,7 +107,7 @@ export function proxy_on_delete(id: u32): void {
     streams.delete(id);
     ctx.root.forgetCallsOf(ctx);
     ctx.onDelete();
-    if (++finishedSinceCollect >= COLLECT_EVERY) {
+    if (++finishedSinceCollect >= COLLECT_EVERY || takeCollectRequest()) {
       finishedSinceCollect = 0;
       __collect();
     }

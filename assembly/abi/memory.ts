@@ -6,12 +6,31 @@ export const RET_PTR: usize = memory.data(8);
 export const RET_SIZE: usize = memory.data(8);
 export const RET_EXTRA: usize = memory.data(8);
 
+// Linear memory the module never grows past: below proxy-wasm-cpp-host's 1 GiB cap, with room for the
+// allocator's own bookkeeping. See util/budget.ts for why it is never reached in practice.
+const HOST_ALLOC_CEILING: usize = 960 * 1024 * 1024;
+
 // Exported as `malloc` (see main.ts). Raw TLSF memory, not GC-managed: the GC must not move or free it
-// while the host writes into it. Returns 0 on failure as the spec requires (heap.alloc would abort on an
-// impossible size, so guard it).
+// while the host writes into it. Returns 0 on failure as the spec requires: heap.alloc aborts (killing
+// the VM) when memory cannot grow, so an allocation that might need memory past the ceiling is refused
+// here instead, and the host call that asked for it fails cleanly.
 export function hostAlloc(size: usize): usize {
-  if (size > <usize>0x3FFF_FFFF) return 0;
+  if (size > HOST_ALLOC_CEILING) return 0;
+  const top = (<usize>memory.size()) << 16;
+  if (top + size > HOST_ALLOC_CEILING) return 0;
   return heap.alloc(size == 0 ? 1 : size);
+}
+
+// Set when a request that held much memory ends, so its garbage is collected right away instead of
+// after the next few requests (see abi/exports.ts).
+let collectWanted = false;
+
+export function collectSoon(): void { collectWanted = true; }
+
+export function takeCollectRequest(): bool {
+  const w = collectWanted;
+  collectWanted = false;
+  return w;
 }
 
 // Bytes the host handed us: a pointer into linear memory that we own until release().

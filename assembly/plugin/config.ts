@@ -7,6 +7,7 @@ import { jsonString } from "../json/writer";
 import { FallbackPolicy, clusterFor } from "./fallback";
 import { Checker, describe, isHeaderName, isHeaderValue, readBoolField, readSize, readString, readStringArray } from "./config-check";
 import { parseFallback } from "./fallback-config";
+import { RUNTIME_RESERVE, VM_MEMORY_CAP } from "../util/budget";
 
 // Defaults: the README's configuration table lists these same values.
 export const DEFAULT_ROUTING_HEADER = "x-higress-llm-model";
@@ -18,6 +19,13 @@ export const DEFAULT_INJECT_STREAM_USAGE = true;
 export const DEFAULT_CONSUMER_HEADER = "x-mse-consumer";
 export const DEFAULT_MAX_SSE_EVENT_BYTES: i32 = 1024 * 1024;
 export const DEFAULT_MAX_RESPONSE_BYTES: i32 = 10 * 1024 * 1024;
+export const DEFAULT_MEMORY_BUDGET_BYTES: i32 = 256 * 1024 * 1024;
+// Where this filter runs: "request" (the HTTP filter chain: routing, usage, fallback decisions) or
+// "attempt" (Envoy's upstream filter chain, once per upstream attempt: puts the attempt's model in the
+// body when Envoy retries a request on a backup model's cluster; see attempt.ts).
+export const DEFAULT_STAGE = "request";
+export const STAGE_REQUEST = "request";
+export const STAGE_ATTEMPT = "attempt";
 export const USAGE_PATH_SUFFIXES: Array<string> = ["/v1/chat/completions", "/v1/completions"];
 export const MODEL_LIST_SUFFIX = "/v1/models";
 export const MAX_MODEL_NAME_BYTES: i32 = 256;
@@ -48,6 +56,8 @@ export class GatewayConfig {
   consumerHeader: string = DEFAULT_CONSUMER_HEADER;
   maxSseEventBytes: i32 = DEFAULT_MAX_SSE_EVENT_BYTES;
   maxResponseBytes: i32 = DEFAULT_MAX_RESPONSE_BYTES;
+  memoryBudgetBytes: i32 = DEFAULT_MEMORY_BUDGET_BYTES;
+  stage: string = DEFAULT_STAGE;
   models: Array<ModelRoute> = new Array<ModelRoute>();
   fallback: FallbackPolicy = new FallbackPolicy();
 
@@ -156,7 +166,7 @@ export class ConfigResult {
 }
 
 const KNOWN_KEYS: Array<string> = ["routingHeader", "pathSuffixes", "maxBodyBytes", "serveModelList", "defaultModel", "ownedBy",
-  "injectStreamUsage", "consumerHeader", "maxSseEventBytes", "maxResponseBytes", "models", "fallback"];
+  "injectStreamUsage", "consumerHeader", "maxSseEventBytes", "maxResponseBytes", "memoryBudgetBytes", "stage", "models", "fallback"];
 const MODEL_KEYS: Array<string> = ["name", "route", "upstreamModel", "fallback", "cluster"];
 function parseModel(c: Checker, v: JsonValue, path: string): ModelRoute {
   const m = new ModelRoute();
@@ -208,6 +218,8 @@ function parseGateway(c: Checker, v: JsonValue, base: GatewayConfig | null, path
     g.consumerHeader = base.consumerHeader;
     g.maxSseEventBytes = base.maxSseEventBytes;
     g.maxResponseBytes = base.maxResponseBytes;
+    g.memoryBudgetBytes = base.memoryBudgetBytes;
+    g.stage = base.stage;
     g.models = base.models;
     g.fallback = base.fallback;
   }
@@ -229,6 +241,20 @@ function parseGateway(c: Checker, v: JsonValue, base: GatewayConfig | null, path
   g.maxBodyBytes = readSize(c, v, path, "maxBodyBytes", g.maxBodyBytes);
   g.maxSseEventBytes = readSize(c, v, path, "maxSseEventBytes", g.maxSseEventBytes);
   g.maxResponseBytes = readSize(c, v, path, "maxResponseBytes", g.maxResponseBytes);
+  g.memoryBudgetBytes = readSize(c, v, path, "memoryBudgetBytes", g.memoryBudgetBytes);
+  // What the budget does not cover (one body a callback holds for a moment, the runtime) must fit
+  // beside it under the VM's cap, or the budget would promise what the VM cannot give.
+  const transient = <i64>(g.maxBodyBytes > g.maxResponseBytes ? g.maxBodyBytes : g.maxResponseBytes);
+  if (<i64>g.memoryBudgetBytes + transient + RUNTIME_RESERVE > VM_MEMORY_CAP) {
+    c.fail(path + "memoryBudgetBytes", "with maxBodyBytes/maxResponseBytes (" + transient.toString() + ") and " +
+      (RUNTIME_RESERVE >> 20).toString() + " MiB for the runtime must fit in the VM's " + (VM_MEMORY_CAP >> 20).toString() +
+      " MiB, got " + g.memoryBudgetBytes.toString());
+  }
+  const st = v.get("stage");
+  if (st != null) {
+    g.stage = readString(c, st, path + "stage", false);
+    if (g.stage != STAGE_REQUEST && g.stage != STAGE_ATTEMPT) c.fail(path + "stage", "must be \"request\" or \"attempt\", got " + jsonString(g.stage));
+  }
   g.serveModelList = readBoolField(c, v, path, "serveModelList", g.serveModelList);
   g.injectStreamUsage = readBoolField(c, v, path, "injectStreamUsage", g.injectStreamUsage);
   const ch = v.get("consumerHeader");

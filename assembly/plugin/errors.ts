@@ -68,3 +68,7 @@ export function allAttemptsFailed(attempts: Array<string>, status: u32): LocalRe
   return new LocalReply(status, "all_attempts_failed",
     "The model and its fallbacks all failed: " + attempts.join(", ") + ".", "");
 }
+
+export function overloaded(): LocalReply {
+  return new LocalReply(503, "server_overloaded", "The gateway is at its memory budget for requests in flight; please retry shortly.", "");
+}

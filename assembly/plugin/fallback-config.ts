@@ -2,10 +2,11 @@
 import { JsonValue } from "../json/value";
 import { JsonType } from "../json/reader";
 import { Checker, describe, readBoolField, readInt, readString, unknownKeys } from "./config-check";
-import { FallbackPolicy, StatusTrigger } from "./fallback";
+import { FallbackPolicy, MECHANISM_DISPATCH, MECHANISM_ENVOY, StatusTrigger } from "./fallback";
+import { jsonString } from "../json/writer";
 import { parseDigits } from "./digits";
 
-export const FALLBACK_KEYS: Array<string> = ["enabled", "onStatus", "onUpstreamUnreachable", "maxAttempts", "attemptTimeoutMs",
+export const FALLBACK_KEYS: Array<string> = ["enabled", "mechanism", "onStatus", "onUpstreamUnreachable", "maxAttempts", "attemptTimeoutMs",
   "slowFailureMs", "firstByteTimeoutMs", "cooldown", "clusterTemplate"];
 
 export const COOLDOWN_KEYS: Array<string> = ["failures", "windowMs", "durationMs"];
@@ -31,6 +32,7 @@ function parseTrigger(c: Checker, v: JsonValue, path: string): StatusTrigger | n
 export function parseFallback(c: Checker, v: JsonValue, base: FallbackPolicy, path: string): FallbackPolicy {
   const p = new FallbackPolicy();
   p.enabled = base.enabled;
+  p.mechanism = base.mechanism;
   p.onStatus = base.onStatus;
   p.onLocalReply = base.onLocalReply;
   p.maxAttempts = base.maxAttempts;
@@ -61,6 +63,13 @@ export function parseFallback(c: Checker, v: JsonValue, base: FallbackPolicy, pa
   p.attemptTimeoutMs = <u32>readInt(c, v, path, "attemptTimeoutMs", 1, 3600000, p.attemptTimeoutMs);
   p.slowFailureMs = readInt(c, v, path, "slowFailureMs", 0, 3600000, p.slowFailureMs);
   p.firstByteTimeoutMs = readInt(c, v, path, "firstByteTimeoutMs", 0, 3600000, p.firstByteTimeoutMs);
+  const mech = v.get("mechanism");
+  if (mech != null) {
+    p.mechanism = readString(c, mech, path + ".mechanism", false);
+    if (p.mechanism != MECHANISM_ENVOY && p.mechanism != MECHANISM_DISPATCH) {
+      c.fail(path + ".mechanism", "must be \"envoy\" or \"dispatch\", got " + jsonString(p.mechanism));
+    }
+  }
   const ct = v.get("clusterTemplate");
   if (ct != null) p.clusterTemplate = readString(c, ct, path + ".clusterTemplate", false);
   const cd = v.get("cooldown");

@@ -13,8 +13,13 @@ export class StatusTrigger {
   }
 }
 
+// fallback.mechanism: who sends a failed request again.
+export const MECHANISM_ENVOY = "envoy";       // Envoy's router retries on the backup's cluster (streams)
+export const MECHANISM_DISPATCH = "dispatch"; // the plugin holds the body and calls the backup itself
+
 export class FallbackPolicy {
   enabled: bool = true;
+  mechanism: string = "envoy";
   onStatus: Array<StatusTrigger> = [new StatusTrigger(5, true), new StatusTrigger(429, false)];
   // Envoy's own answers (response.code_details other than via_upstream) for connection failures,
   // resets and timeouts: 503/504 with details such as upstream_reset_before_response_started{...}.

@@ -8,15 +8,20 @@ import { HeaderPair, deserializeHeaders } from "../abi/headers";
 import { HostBytes } from "../abi/memory";
 import { JsonScan } from "../json/reader";
 import { GatewayConfig, MODEL_LIST_SUFFIX } from "./config";
-import { LocalReply, allAttemptsFailed, bodyTooLarge, emptyBody } from "./errors";
+import { LocalReply, allAttemptsFailed, bodyTooLarge, emptyBody, overloaded } from "./errors";
 import * as cooldown from "./cooldown-store";
-import { Gate, Reason, failureReason, reasonName } from "./fallback";
+import { Gate, MECHANISM_DISPATCH, Reason, failureReason, reasonName } from "./fallback";
+import { failuresOf } from "./attempt-journal";
+import { ATTEMPT_COUNT_HEADER, chainModel } from "./attempt";
+import { FALLBACK_FROM_HEADER, FALLBACK_REASON_HEADER, MODEL_HEADER, PLAN_PROPERTY, REQUEST_ID_HEADER, Plan } from "./plan";
+import { Account, REQUEST_STATE_BYTES } from "../util/budget";
+import { collectSoon } from "../abi/memory";
 import { backupRequestHeaders, headerValue, materialize, relayedResponseHeaders } from "./fallback-call";
 import { AttemptFacts, RequestFacts } from "./exchange";
 import * as metrics from "./metrics";
 import { aiLog, countResponse, recordMetrics, summarize } from "./report";
 import { ResponseObserver, observeWholeBody } from "./response";
-import { REQUEST_KEYS, RoutingResult, routeRequest } from "./routing";
+import { REQUEST_KEYS, RoutingResult, modelSpan, routeRequest } from "./routing";
 import { applyEdits, declaredTooLarge } from "./request-body";
 import { parseDigits } from "./digits";
 import { requestLabels } from "./labels";
@@ -39,11 +44,15 @@ const enum Phase {
 // is small next to their text, and which keeps the cost per request linear in body size (make bench).
 const PROMPT_ESTIMATE_SCAN_LIMIT: i32 = 4 * 1024;
 
-export const MODEL_HEADER = "x-llm-gateway-model";
-export const FALLBACK_FROM_HEADER = "x-llm-gateway-fallback-from";
 // Set by Higress on a request it replays to a fallback route (its custom_response redirect).
 export const HIGRESS_FALLBACK_HEADER = "x-higress-fallback-from";
 const NS_PER_MS: u64 = 1_000_000;
+// Charged for the request headers a dispatched fallback keeps (Envoy caps them at 60 KiB by default).
+const HELD_HEADERS_BYTES: i64 = 64 * 1024;
+// Attempts beyond this are not itemised in the all-attempts-failed error (maxAttempts is at most 10).
+const MAX_REPORTED_ATTEMPTS: i32 = 16;
+// A request that charged more than this gets its garbage collected as soon as it ends.
+const COLLECT_AFTER_BYTES: i64 = 1024 * 1024;
 
 const CODE_DETAILS: Array<string> = ["response", "code_details"];
 const RESPONSE_CODE: Array<string> = ["response", "code"];
@@ -68,10 +77,16 @@ export class GatewayHttp extends HttpContext {
   private nextBackup: i32 = 0;
   private attemptsMade: i32 = 1;
   private gaveUp: bool = false;
+  // fallback.mechanism "envoy": the model the plan named (the attempt stage rewrites the others).
+  private plannedModel: string = "";
+  // What this request holds in the VM, against the memory budget (util/budget.ts).
+  private account: Account = new Account();
+  private admitted: bool;
 
   constructor(id: u32, private gateway: GatewayRoot) {
     super(id, gateway);
     this.cfg = gateway.config.global;
+    this.admitted = this.account.take(REQUEST_STATE_BYTES);
   }
 
   onRequestHeaders(_numHeaders: u32, endOfStream: bool): Action {
@@ -80,6 +95,12 @@ export class GatewayHttp extends HttpContext {
     const cfg = this.cfg;
     // Whatever the path, a client never chooses its own route.
     host.removeHeader(MapType.HttpRequestHeaders, cfg.routingHeader);
+    if (!this.admitted) {
+      // The VM's memory budget is spent on requests in flight: shed this one (retryable 503) rather
+      // than risk the VM, and with it every request on this worker.
+      this.gateway.countShed();
+      return this.answer(overloaded());
+    }
 
     const method = host.getHeader(MapType.HttpRequestHeaders, ":method");
     const rawPath = host.getHeader(MapType.HttpRequestHeaders, ":path");
@@ -139,7 +160,9 @@ export class GatewayHttp extends HttpContext {
     a.routeValue = res.routeValue;
     let routeValue = res.routeValue;
     let edits = res.edits;
+    let served = route.servedFor(res.model);
     let keepForFallback = false;
+    let sendPlan = false;
 
     const policy = cfg.fallback;
     if (policy.enabled && route.fallback.length > 0) {
@@ -147,7 +170,8 @@ export class GatewayHttp extends HttpContext {
       if (this.higressFallbackFrom.length > 0 && backup != null) {
         // Higress replayed this request after the primary failed: its fallback route (matched on the
         // routing header plus x-higress-fallback-from) leads to the backup, which must see its own name.
-        edits = res.editsFor(backup.servedFor(unchecked(route.fallback[0])));
+        served = backup.servedFor(unchecked(route.fallback[0]));
+        edits = res.editsFor(served);
         this.switchTo(unchecked(route.fallback[0]), routeValue, "higress_redirect");
       } else if (backup != null) {
         const gate = cooldown.admit(policy, res.routeValue, <i64>(this.req.startNs / NS_PER_MS));
@@ -155,7 +179,8 @@ export class GatewayHttp extends HttpContext {
           // The primary is cooling down: straight to the backup, streaming intact.
           const name = unchecked(route.fallback[0]);
           routeValue = backup.routeFor(name);
-          edits = res.editsFor(backup.servedFor(name));
+          served = backup.servedFor(name);
+          edits = res.editsFor(served);
           this.req.attemptsTried.push(a.model + " (cooling down)");
           this.switchTo(name, routeValue, reasonName(Reason.Cooldown, 0));
           this.nextBackup = 1;
@@ -164,7 +189,8 @@ export class GatewayHttp extends HttpContext {
           this.probe = gate == Gate.Probe;
           this.onPrimary = true;
         }
-        keepForFallback = true;
+        if (policy.mechanism == MECHANISM_DISPATCH) keepForFallback = this.canHold(body.len);
+        else sendPlan = true;
       }
     }
 
@@ -178,6 +204,13 @@ export class GatewayHttp extends HttpContext {
         this.gateway.watchFirstByte(this, this.req.startNs + <u64>policy.firstByteTimeoutMs * NS_PER_MS);
       }
     }
+    if (sendPlan) {
+      // Envoy holds the body and retries on the backups' clusters; the attempt stage puts each
+      // backup's name where this span says the model is.
+      const span = modelSpan(res, edits, served);
+      this.plannedModel = this.attempt.model;
+      host.setProperty(PLAN_PROPERTY, new Plan(this.attempt.model, span.start, span.end, this.probe).encode());
+    }
     if (edits.length > 0) {
       const newLength = applyEdits(body, edits);
       // The length changed. Say the new one: without content-length the request would go upstream
@@ -188,6 +221,15 @@ export class GatewayHttp extends HttpContext {
     if (!keepForFallback) body.release();
     this.phase = Phase.Routed;
     return Action.Continue;
+  }
+
+  // fallback.mechanism "dispatch": whether this request's body may stay in the VM until its primary
+  // answers. Charged for the body, one copy of it for a backup call and the headers; when the budget
+  // cannot take that, the request goes on without fallback (counted), never with an error.
+  private canHold(bodyLen: i32): bool {
+    if (this.account.take(<i64>bodyLen * 2 + HELD_HEADERS_BYTES)) return true;
+    this.gateway.countUnprotected();
+    return false;
   }
 
   // This request is served by `model` instead of the one asked for.
@@ -208,6 +250,7 @@ export class GatewayHttp extends HttpContext {
     if (this.phase == Phase.FallingBack) return Action.Pause;
     if (this.phase != Phase.Routed) return Action.Continue;
     this.gateway.unwatchFirstByte(this);
+    if (this.plannedModel.length > 0) this.noteAttemptStage();
     const a = this.attempt;
     a.headersNs = host.nowNanos();
     const status = host.getHeader(MapType.HttpResponseHeaders, ":status");
@@ -235,6 +278,8 @@ export class GatewayHttp extends HttpContext {
         req.fallbackReason = "";
       }
       this.releaseFallbackState();
+    } else if (this.plannedModel.length > 0 && this.allAttemptsFailed(a)) {
+      return Action.Pause;
     }
     const ct = host.getHeader(MapType.HttpResponseHeaders, "content-type");
     a.isStream = ct != null && ct.startsWith("text/event-stream");
@@ -243,7 +288,7 @@ export class GatewayHttp extends HttpContext {
     if (a.isStream) host.removeHeader(MapType.HttpResponseHeaders, "content-length");
     host.replaceHeader(MapType.HttpResponseHeaders, MODEL_HEADER, a.model);
     if (this.req.fallbackFrom.length > 0) host.replaceHeader(MapType.HttpResponseHeaders, FALLBACK_FROM_HEADER, this.req.fallbackFrom);
-    this.observer = new ResponseObserver(a, this.cfg.maxSseEventBytes, this.cfg.maxResponseBytes, drop);
+    this.observer = new ResponseObserver(a, this.cfg.maxSseEventBytes, this.cfg.maxResponseBytes, drop, this.account);
     return Action.Continue;
   }
 
@@ -314,17 +359,67 @@ export class GatewayHttp extends HttpContext {
     }
     const ct = headerValue(headers, "content-type");
     a.isStream = ct != null && ct.startsWith("text/event-stream");
+    if (!this.account.take(<i64>bodySize)) {
+      // The answer arrives whole, so it must fit in the budget to be relayed.
+      this.gateway.countUnprotected();
+      req.attemptsTried.push(a.model + " (answer larger than the memory budget allows)");
+      this.giveUp(503);
+      return;
+    }
     const body = host.getBufferBytes(BufferType.HttpCallResponseBody, 0, bodySize);
     let ptr: usize = 0;
     let len: i32 = 0;
     if (body != null) { ptr = body.ptr; len = body.len; }
-    const edited = observeWholeBody(a, ptr, len, this.cfg.maxSseEventBytes, req.usageInjected, now);
+    const edited = observeWholeBody(a, ptr, len, this.cfg.maxSseEventBytes, req.usageInjected, now, this.account);
     if (edited != null) { ptr = changetype<usize>(edited); len = edited.byteLength; }
     host.sendLocalResponseBytes(<u32>a.status, "llm_gateway_fallback", ptr, <usize>len,
       relayedResponseHeaders(headers, MODEL_HEADER, a.model, FALLBACK_FROM_HEADER, req.fallbackFrom));
     if (body != null) body.release();
     this.phase = Phase.Relayed;
     this.releaseFallbackState();
+  }
+
+  // fallback.mechanism "envoy": the attempt stage marks an answer from another model than the planned
+  // one (response headers); take it as this request's attempt.
+  private noteAttemptStage(): void {
+    const served = host.getHeader(MapType.HttpResponseHeaders, MODEL_HEADER);
+    if (served == null || served == this.attempt.model) return;
+    const backup = this.cfg.findRoute(served);
+    if (backup == null) return;
+    const why = host.getHeader(MapType.HttpResponseHeaders, FALLBACK_REASON_HEADER);
+    host.removeHeader(MapType.HttpResponseHeaders, FALLBACK_REASON_HEADER);
+    this.switchTo(served, backup.routeFor(served), why != null ? why : reasonName(Reason.LocalReply, 0));
+  }
+
+  // fallback.mechanism "envoy": Envoy's final answer is a failure after more than one attempt: answer
+  // with the error naming each, as the attempt stage wrote them in the journal. An attempt missing
+  // there has not reported yet: Envoy answered for it (timeout, refused connection) and its upstream
+  // filter ends after this answer.
+  private allAttemptsFailed(a: AttemptFacts): bool {
+    const elapsedMs = <i64>((a.headersNs - this.req.startNs) / NS_PER_MS);
+    if (failureReason(this.cfg.fallback, a.status, a.viaUpstream, elapsedMs) == Reason.None) return false;
+    // The router writes the attempt count into the request's headers for every attempt.
+    const n = host.getHeader(MapType.HttpRequestHeaders, ATTEMPT_COUNT_HEADER);
+    const attempts = n != null ? <i32>parseDigits(n) : 1;
+    const route = this.cfg.findRoute(this.plannedModel);
+    if (attempts < 2 || attempts > MAX_REPORTED_ATTEMPTS || route == null) return false;
+    const rid = host.getHeader(MapType.HttpRequestHeaders, REQUEST_ID_HEADER);
+    const f = rid != null ? failuresOf(rid) : null;
+    const tried = new Array<string>();
+    for (let k = 1; k <= attempts; k++) {
+      if (f != null && f.has(k)) { tried.push(f.line(k)); continue; }
+      const what = k < attempts ? " (no response)" : a.status == 504 ? " (timed out)" : a.viaUpstream ? " (status " + a.status.toString() + ")" : " (unreachable)";
+      tried.push(chainModel(this.plannedModel, route, k) + what);
+    }
+    const req = this.req;
+    req.attemptsTried = tried;
+    if (req.fallbackFrom.length == 0) {
+      const why = f != null ? f.lastReason() : "";
+      req.fallbackFrom = this.plannedModel;
+      req.fallbackReason = why.length > 0 ? why : reasonName(Reason.LocalReply, 0);
+    }
+    this.giveUp(a.status);
+    return true;
   }
 
   // Every attempt failed: one clear error naming them, instead of the last failure or a hang. The
@@ -342,6 +437,10 @@ export class GatewayHttp extends HttpContext {
   }
 
   private releaseFallbackState(): void {
+    const body = this.req.body;
+    // The body and headers are freed now; a copy made for a backup call stays charged until the
+    // request ends (it is garbage until the next collection).
+    if (body != null) this.account.giveBack(<i64>body.len + HELD_HEADERS_BYTES);
     this.req.releaseBody();
     this.routing = null;
     const raw = this.requestHeaders;
@@ -386,6 +485,8 @@ export class GatewayHttp extends HttpContext {
   onDelete(): void {
     this.gateway.unwatchFirstByte(this);
     this.releaseFallbackState();
+    if (this.account.charged > COLLECT_AFTER_BYTES) collectSoon();
+    this.account.settle();
   }
 
   // The primary sent nothing within fallback.firstByteTimeoutMs (called from the root's tick).

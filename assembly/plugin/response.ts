@@ -8,6 +8,7 @@ import * as host from "../abi/host";
 import { BoundedBytes } from "../sse/buffer";
 import { AttemptFacts } from "./exchange";
 import { SseUsageTracker, readJsonResponse } from "./usage";
+import { Account } from "../util/budget";
 
 const APPEND: u32 = u32.MAX_VALUE;
 
@@ -21,11 +22,12 @@ export class ResponseObserver {
   private json: BoundedBytes | null = null;   // a non-streamed body, for its usage
   private dropUsage: bool = false;
 
-  constructor(private attempt: AttemptFacts, maxSseEventBytes: i32, private maxResponseBytes: i32, dropUsage: bool) {
+  // `account`: the request's, charged for every buffer this observer grows.
+  constructor(private attempt: AttemptFacts, maxSseEventBytes: i32, private maxResponseBytes: i32, dropUsage: bool, private account: Account) {
     if (attempt.isStream) {
-      this.tracker = new SseUsageTracker(maxSseEventBytes);
+      this.tracker = new SseUsageTracker(maxSseEventBytes, account);
       this.dropUsage = dropUsage;
-      if (dropUsage) this.held = new BoundedBytes(maxSseEventBytes);
+      if (dropUsage) this.held = new BoundedBytes(maxSseEventBytes, account);
     }
   }
 
@@ -89,11 +91,21 @@ export class ResponseObserver {
     }
     if (first) emitSlice(held.ptr, heldLen, p, 0, 0, true, len); // everything dropped or held
     // The new tail: the last `pending` bytes of V.
-    const tail = new BoundedBytes(held.limit);
+    const tail = new BoundedBytes(held.limit, this.account);
     const tailStart = total - pending;
-    if (tailStart < heldLen) tail.append(held.ptr + <usize>tailStart, heldLen - tailStart);
     const cStart = tailStart > heldLen ? tailStart - heldLen : 0;
-    tail.append(p + <usize>cStart, len - cStart);
+    let kept = true;
+    if (tailStart < heldLen) kept = tail.append(held.ptr + <usize>tailStart, heldLen - tailStart);
+    if (kept) kept = tail.append(p + <usize>cStart, len - cStart);
+    if (!kept) {
+      // The budget refused the tail: send it now rather than lose it (the usage-only event it may end
+      // in then reaches the client, which ignores an event with empty choices), and stop removing.
+      if (tailStart < heldLen) host.setBufferBytes(BufferType.HttpResponseBody, APPEND, 0, held.ptr + <usize>tailStart, <usize>(heldLen - tailStart));
+      host.setBufferBytes(BufferType.HttpResponseBody, APPEND, 0, p + <usize>cStart, <usize>(len - cStart));
+      tail.clear();
+      this.dropUsage = false;
+      this.attempt.unparsed = true;
+    }
     this.held = tail;
   }
 
@@ -118,7 +130,7 @@ export class ResponseObserver {
       return;
     }
     if (acc == null) {
-      acc = new BoundedBytes(this.maxResponseBytes);
+      acc = new BoundedBytes(this.maxResponseBytes, this.account);
       this.json = acc;
     }
     if (chunk != null) {
@@ -159,7 +171,9 @@ function emitSlice(heldPtr: usize, heldLen: i32, chunkPtr: usize, from: i32, to:
 // A whole response body at once (a backup's answer, which an http call delivers in one piece): the
 // same accounting as the streamed path, and the body without usage-only events when the client did
 // not ask for them (null: send it unchanged).
-export function observeWholeBody(a: AttemptFacts, p: usize, len: i32, maxSseEventBytes: i32, dropUsage: bool, nowNs: u64): ArrayBuffer | null {
+// The caller has charged `account` for the body; the edited copy is charged here (null, and the body
+// sent unchanged, when the budget refuses it).
+export function observeWholeBody(a: AttemptFacts, p: usize, len: i32, maxSseEventBytes: i32, dropUsage: bool, nowNs: u64, account: Account): ArrayBuffer | null {
   a.ended = true;
   a.arrivedWhole = true;
   a.endNs = nowNs;
@@ -167,7 +181,7 @@ export function observeWholeBody(a: AttemptFacts, p: usize, len: i32, maxSseEven
     readInto(a, p, len);
     return null;
   }
-  const t = new SseUsageTracker(maxSseEventBytes);
+  const t = new SseUsageTracker(maxSseEventBytes, account);
   t.feed(p, len);
   t.finish();
   a.sawDone = t.reader.sawDone;
@@ -181,6 +195,7 @@ export function observeWholeBody(a: AttemptFacts, p: usize, len: i32, maxSseEven
   if (!dropUsage || drops == 0 || a.unparsed) return null;
   let size = len;
   for (let i = 0; i < drops; i++) size -= t.dropEnd(i) - t.dropStart(i);
+  if (!account.take(<i64>size)) return null;
   const out = new ArrayBuffer(size);
   let at: usize = 0;
   let from = 0;

@@ -2,13 +2,22 @@
 import { RootContext, HttpContext } from "../abi/context";
 import { BufferType, MapType, MetricType } from "../abi/enums";
 import * as host from "../abi/host";
-import { GatewayConfig, PluginConfig, parseConfig } from "./config";
+import { GatewayConfig, PluginConfig, STAGE_ATTEMPT, parseConfig } from "./config";
 import { GatewayHttp } from "./gateway";
+import { AttemptHttp } from "./attempt";
+import { vmBudget } from "../util/budget";
 
 export const CONFIG_APPLIED = "llm_gateway.configurations_applied";
 export const CONFIG_REFUSED = "llm_gateway.configurations_refused";
 
 export const VM_MEMORY_BYTES = "llm_gateway.vm_memory_bytes";
+// The memory budget (util/budget.ts): bytes charged now, and the most ever charged.
+export const BUDGET_USED_BYTES = "llm_gateway.memory_budget_used_bytes";
+export const BUDGET_PEAK_BYTES = "llm_gateway.memory_budget_peak_bytes";
+// Requests the budget could not take: answered 503 server_overloaded (shed), or sent on without the
+// dispatched fallback's protection (unprotected, reason memory_budget).
+export const REQUESTS_SHED = "llm_gateway.requests_shed.reason.memory_budget";
+export const FALLBACK_UNPROTECTED = "llm_gateway.fallback_unprotected.reason.memory_budget";
 
 const FIRST_BYTE_TICK_MS: u32 = 50;
 
@@ -61,13 +70,25 @@ export class GatewayRoot extends RootContext {
     }
   }
   private memoryGauge: u32 = host.NO_METRIC;
+  private budgetUsedGauge: u32 = host.NO_METRIC;
+  private budgetPeakGauge: u32 = host.NO_METRIC;
+  private shedCounter: u32 = host.NO_METRIC;
+  private unprotectedCounter: u32 = host.NO_METRIC;
   private requests: u32 = 0;
+  private attemptStage: bool = false;
+
+  countShed(): void { host.incrementMetric(this.shedCounter, 1); }
+  countUnprotected(): void { host.incrementMetric(this.unprotectedCounter, 1); }
 
   // The VM's linear memory, so operators can see it stay flat (Higress users have met Wasm memory
   // exhaustion under streaming load). Recorded by the VMs that serve requests (the workers', not the
   // main thread's), every 16th request; with several workers the gauge shows the last writer's.
   noteRequestDone(): void {
-    if ((this.requests++ & 15) == 0) host.recordMetric(this.memoryGauge, <u64>memory.size() << 16);
+    if ((this.requests++ & 15) == 0) {
+      host.recordMetric(this.memoryGauge, <u64>memory.size() << 16);
+      host.recordMetric(this.budgetUsedGauge, <u64>vmBudget.used);
+      host.recordMetric(this.budgetPeakGauge, <u64>vmBudget.peak);
+    }
   }
 
   onConfigure(size: usize): bool {
@@ -87,13 +108,21 @@ export class GatewayRoot extends RootContext {
     // every worker has the new configuration.
     host.incrementMetric(host.defineMetric(MetricType.Counter, CONFIG_APPLIED), 1);
     this.memoryGauge = host.defineMetric(MetricType.Gauge, VM_MEMORY_BYTES);
+    this.budgetUsedGauge = host.defineMetric(MetricType.Gauge, BUDGET_USED_BYTES);
+    this.budgetPeakGauge = host.defineMetric(MetricType.Gauge, BUDGET_PEAK_BYTES);
+    this.shedCounter = host.defineMetric(MetricType.Counter, REQUESTS_SHED);
+    this.unprotectedCounter = host.defineMetric(MetricType.Counter, FALLBACK_UNPROTECTED);
     this.config = res.config!;
+    this.attemptStage = this.config.global.stage == STAGE_ATTEMPT;
+    // One budget per VM (the request and attempt stages may share it): the last configuration sets it.
+    vmBudget.limit = <i64>this.config.global.memoryBudgetBytes;
     host.logInfo("llm-gateway: configured " + this.config.global.models.length.toString() + " model routes, " +
-      this.config.rules.length.toString() + " rules");
+      this.config.rules.length.toString() + " rules, stage " + this.config.global.stage);
     return true;
   }
 
   createHttpContext(id: u32): HttpContext | null {
+    if (this.attemptStage) return new AttemptHttp(id, this, this.config.global);
     return new GatewayHttp(id, this);
   }
 

@@ -54,6 +54,34 @@ export class RoutingResult {
   }
 }
 
+// A byte range of the request body.
+export class Span {
+  constructor(public start: i32, public end: i32) {}
+}
+
+const MODEL_MEMBER = "\"model\":";
+
+// Where the JSON string of `model` lies once `edits` (r.editsFor(served)) are applied to the body: the
+// attempt stage rewrites exactly these bytes when Envoy retries the request on a backup model.
+export function modelSpan(r: RoutingResult, edits: Array<BodyEdit>, served: string): Span {
+  let shift: i32 = 0;
+  for (let i = 0; i < edits.length; i++) {
+    const e = unchecked(edits[i]);
+    const textLen = String.UTF8.byteLength(e.text);
+    if (r.modelStart >= 0 && e.start == r.modelStart && e.end == r.modelEnd) {
+      return new Span(e.start + shift, e.start + shift + textLen); // the model's own edit
+    }
+    if (r.modelStart < 0 && e.text.startsWith(MODEL_MEMBER)) {
+      // Inserted at the root: "model":<value>,...
+      const at = e.start + shift + MODEL_MEMBER.length;
+      return new Span(at, at + String.UTF8.byteLength(jsonString(served)));
+    }
+    if (r.modelStart >= 0 && e.start >= r.modelEnd) break;
+    shift += textLen - (e.end - e.start);
+  }
+  return new Span(r.modelStart + shift, r.modelEnd + shift);
+}
+
 function answer(r: RoutingResult, reply: errors.LocalReply): RoutingResult {
   r.reply = reply;
   return r;

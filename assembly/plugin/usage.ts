@@ -9,6 +9,7 @@
 // - estimatePromptTokens / completeUsage: estimates for when the upstream reports nothing.
 import { JsonField, JsonScan, JsonType, scanJson, scanString, decodeString, readInt } from "../json/reader";
 import { SseHandler, SseReader } from "../sse/reader";
+import { Account } from "../util/budget";
 
 export const NOT_REPORTED: i64 = -1;
 export const MAX_SERVED_MODEL_BYTES: i32 = 256;
@@ -313,9 +314,9 @@ export class SseUsageTracker extends SseHandler {
   private drops: Array<i32> = new Array<i32>(); // (start, end, carried) per usage-only event in the chunk
 
   // maxEventBytes <= 0: the reader's DEFAULT_MAX_EVENT_BYTES.
-  constructor(maxEventBytes: i32 = 0) {
+  constructor(maxEventBytes: i32 = 0, account: Account | null = null) {
     super();
-    this.reader = new SseReader(null, maxEventBytes);
+    this.reader = new SseReader(null, maxEventBytes, account);
     this.reader.handler = this;
   }
 

@@ -12,6 +12,7 @@
 // last byte of a chunk is taken as the line end at once (no waiting for a possible LF), and an LF that
 // starts the next chunk is then skipped as the second half of that CRLF.
 import { BoundedBytes } from "./buffer";
+import { Account } from "../util/budget";
 
 export const DEFAULT_MAX_EVENT_BYTES: i32 = 1 << 20;
 // Upper bound on any configured limit: keeps i32 arithmetic on sizes far from overflow.
@@ -60,12 +61,13 @@ export class SseReader {
   // before its own fields are set); without one, events are only counted.
   // maxEventBytes <= 0 means DEFAULT_MAX_EVENT_BYTES. (A named constant as the default value would be
   // resolved in the caller's module by asc 0.28, so the default is spelled as 0.)
-  constructor(public handler: SseHandler | null, maxEventBytes: i32 = 0) {
+  // `account`: charged for the event buffers (null: unmetered).
+  constructor(public handler: SseHandler | null, maxEventBytes: i32 = 0, account: Account | null = null) {
     let max = maxEventBytes <= 0 ? DEFAULT_MAX_EVENT_BYTES : maxEventBytes;
     if (max > MAX_EVENT_BYTES_LIMIT) max = MAX_EVENT_BYTES_LIMIT;
     this.maxEventBytes = max;
-    this.carry = new BoundedBytes(max);
-    this.joined = new BoundedBytes(max);
+    this.carry = new BoundedBytes(max, account);
+    this.joined = new BoundedBytes(max, account);
   }
 
   // Bytes of an incomplete event held over to the next chunk.

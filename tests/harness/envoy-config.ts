@@ -61,18 +61,139 @@ export const FALLBACK_STATS_TAGS = [
   { tag_name: "ai_fallback_reason", regex: "^wasmcustom\\..*?\\.metric\\.fallback\\.to\\..*?\\.reason(\\.(.*))$" },
 ];
 
+// ---- fallback through Envoy's router (fallback.mechanism "envoy", the default) ------------------
+// A model with backups is routed to an aggregate cluster whose priorities are the model and its
+// backups in order; the route's retry policy retries a failed attempt (before any byte reached the
+// client) on the next priority, Envoy holding the request body; the plugin's attempt stage, an upstream
+// HTTP filter, puts each backup's name in the body. Everything below is derived from the plugin
+// configuration so the two cannot disagree; deploy-scripts renders the same shapes.
+
+interface FallbackSettings {
+  mechanism: string;
+  enabled: boolean;
+  maxAttempts: number;
+  attemptTimeoutMs: number;
+  firstByteTimeoutMs: number;
+  onStatus: (string | number)[];
+  onUpstreamUnreachable: boolean;
+}
+
+interface ModelEntry { name?: unknown; fallback?: unknown }
+
+function fallbackSettings(pluginConfig: unknown): FallbackSettings {
+  const f = ((pluginConfig as { fallback?: Record<string, unknown> } | null)?.fallback ?? {}) as Record<string, unknown>;
+  return {
+    mechanism: typeof f["mechanism"] === "string" ? f["mechanism"] : "envoy",
+    enabled: f["enabled"] !== false,
+    maxAttempts: typeof f["maxAttempts"] === "number" ? f["maxAttempts"] : 3,
+    attemptTimeoutMs: typeof f["attemptTimeoutMs"] === "number" ? f["attemptTimeoutMs"] : 60000,
+    firstByteTimeoutMs: typeof f["firstByteTimeoutMs"] === "number" ? f["firstByteTimeoutMs"] : 0,
+    onStatus: Array.isArray(f["onStatus"]) ? (f["onStatus"] as (string | number)[]) : ["5xx", 429],
+    onUpstreamUnreachable: f["onUpstreamUnreachable"] !== false,
+  };
+}
+
+// model -> its backups (only models with a backend here), when Envoy does the fallback.
+export function envoyFallbackChains(l: EnvoyLayout): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  const f = fallbackSettings(l.pluginConfig);
+  if (!f.enabled || f.mechanism !== "envoy" || (l.plugin ?? true) === false) return out;
+  const known = new Set(l.backends.map((b) => b.model));
+  const models = ((l.pluginConfig as { models?: ModelEntry[] } | null)?.models ?? []);
+  for (const m of models) {
+    if (typeof m.name !== "string" || !known.has(m.name) || !Array.isArray(m.fallback)) continue;
+    const chain = (m.fallback as unknown[]).filter((x): x is string => typeof x === "string" && known.has(x));
+    const limited = chain.slice(0, Math.max(0, f.maxAttempts - 1));
+    if (limited.length > 0) out.set(m.name, limited);
+  }
+  return out;
+}
+
+export function fallbackClusterName(model: string): string {
+  return `outbound|8080||llm-${model}.fallback`;
+}
+
+// The route's retry policy: what the plugin's fallback.onStatus / onUpstreamUnreachable say, retried
+// at once (1 ms backoff) on the next priority, each attempt given fallback.firstByteTimeoutMs (or
+// attemptTimeoutMs) to answer with headers: Envoy's per-try timeout ends when headers arrive, so a
+// long stream is never cut by it.
+export function fallbackRetryPolicy(pluginConfig: unknown, backups: number): Record<string, unknown> {
+  const f = fallbackSettings(pluginConfig);
+  const on = new Set<string>();
+  const codes: number[] = [];
+  for (const t of f.onStatus) {
+    if (t === "5xx") on.add("5xx");
+    else if (typeof t === "string" && /^[1-5]xx$/.test(t)) on.add("retriable-status-codes"), codes.push(...Array.from({ length: 100 }, (_, i) => Number(t[0]) * 100 + i));
+    else { on.add("retriable-status-codes"); codes.push(Number(t)); }
+  }
+  if (f.onUpstreamUnreachable) { on.add("reset"); on.add("connect-failure"); }
+  const perTry = f.firstByteTimeoutMs > 0 ? f.firstByteTimeoutMs : f.attemptTimeoutMs;
+  return {
+    retry_on: [...on].join(","),
+    ...(codes.length > 0 ? { retriable_status_codes: codes } : {}),
+    num_retries: backups,
+    per_try_timeout: `${perTry / 1000}s`,
+    retry_back_off: { base_interval: "0.001s", max_interval: "0.002s" },
+    retry_priority: {
+      name: "envoy.retry_priorities.previous_priorities",
+      typed_config: {
+        "@type": "type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig",
+        update_frequency: 1,
+      },
+    },
+  };
+}
+
+// The plugin's Wasm config; the request and attempt stages share vm_config, so one VM per worker
+// serves both (they share the attempt journal and the memory budget).
+function wasmPluginConfig(l: EnvoyLayout, stage: "request" | "attempt"): Record<string, unknown> {
+  const configuration = stage === "request" ? l.pluginConfig : { ...(l.pluginConfig as Record<string, unknown>), stage: "attempt" };
+  return {
+    name: stage === "request" ? "llm-gateway" : "llm-gateway-attempt",
+    root_id: stage === "request" ? "llm-gateway" : "llm-gateway-attempt",
+    // Lets the plugin hold request headers while it reads the body (Envoy >= 1.39; without
+    // it proxy-wasm turns StopIteration into StopAllIteration and the body never arrives).
+    // Higress's Envoy behaves this way by default, which is how its model-router works.
+    allow_on_headers_stop_iteration: true,
+    // A VM that failed (a trap) is replaced by a new one, after 1 s then backing off; meanwhile the
+    // filter answers 503 (README, "When the VM fails").
+    failure_policy: "FAIL_RELOAD",
+    configuration: {
+      "@type": "type.googleapis.com/google.protobuf.StringValue",
+      value: JSON.stringify(configuration),
+    },
+    vm_config: {
+      vm_id: "llm-gateway",
+      runtime: "envoy.wasm.runtime.v8",
+      code: { local: { filename: l.wasmPath } },
+    },
+  };
+}
+
+// How many Wasm filter configs the plugin has in this layout (each VM configures each once).
+export function pluginStages(l: EnvoyLayout): number {
+  if ((l.plugin ?? true) === false) return 0;
+  return envoyFallbackChains(l).size > 0 ? 2 : 1;
+}
+
 export function listenerResource(l: EnvoyLayout): Record<string, unknown> {
   const header = l.routingHeader ?? "x-higress-llm-model";
   const limit = l.bufferLimitBytes ?? DEFAULT_BUFFER_LIMIT;
   const withPlugin = l.plugin ?? true;
   const first = l.backends[0];
+  const chains = envoyFallbackChains(l);
   const routes: unknown[] = !withPlugin && first !== undefined
     ? [{ name: "no-plugin-static", match: { prefix: "/" }, route: { cluster: clusterName(first.model), timeout: "300s" } }]
-    : l.backends.map((b) => ({
-      name: routeName(b.model),
-      match: { prefix: "/", headers: [{ name: header, string_match: { exact: b.model } }] },
-      route: { cluster: clusterName(b.model), timeout: "300s" },
-    }));
+    : l.backends.map((b) => {
+      const backups = chains.get(b.model);
+      return {
+        name: routeName(b.model),
+        match: { prefix: "/", headers: [{ name: header, string_match: { exact: b.model } }] },
+        route: backups === undefined
+          ? { cluster: clusterName(b.model), timeout: "300s" }
+          : { cluster: fallbackClusterName(b.model), timeout: "300s", retry_policy: fallbackRetryPolicy(l.pluginConfig, backups.length) },
+      };
+    });
   // No routing header: nothing Higress would route either.
   routes.push({
     name: "no-ai-route",
@@ -115,33 +236,28 @@ export function listenerResource(l: EnvoyLayout): Record<string, unknown> {
           }],
           route_config: {
             name: "llm-gateway-routes",
-            virtual_hosts: [{ name: "llm", domains: ["*"], routes }],
+            // x-envoy-attempt-count tells the attempt stage which model an attempt is for when the
+            // host carries no model metadata.
+            virtual_hosts: [{ name: "llm", domains: ["*"], routes, include_request_attempt_count: true }],
           },
           http_filters: [
             ...(withPlugin ? [{
               name: "llm-gateway",
-              typed_config: {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-                config: {
-                  name: "llm-gateway",
-                  root_id: "llm-gateway",
-                  // Lets the plugin hold request headers while it reads the body (Envoy >= 1.39; without
-                  // it proxy-wasm turns StopIteration into StopAllIteration and the body never arrives).
-                  // Higress's Envoy behaves this way by default, which is how its model-router works.
-                  allow_on_headers_stop_iteration: true,
-                  configuration: {
-                    "@type": "type.googleapis.com/google.protobuf.StringValue",
-                    value: JSON.stringify(l.pluginConfig),
-                  },
-                  vm_config: {
-                    vm_id: "llm-gateway",
-                    runtime: "envoy.wasm.runtime.v8",
-                    code: { local: { filename: l.wasmPath } },
-                  },
-                },
-              },
+              typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm", config: wasmPluginConfig(l, "request") },
             }] : []),
-            { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } },
+            {
+              name: "envoy.filters.http.router",
+              typed_config: {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router",
+                // The attempt stage runs once per upstream attempt (Envoy >= 1.31 takes Wasm here).
+                ...(chains.size > 0 ? {
+                  upstream_http_filters: [
+                    { name: "llm-gateway-attempt", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm", config: wasmPluginConfig(l, "attempt") } },
+                    { name: "envoy.filters.http.upstream_codec", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec" } },
+                  ],
+                } : {}),
+              },
+            },
           ],
         },
       }],
@@ -172,16 +288,37 @@ export function bootstrap(l: EnvoyLayout, ldsDir: string): Record<string, unknow
       },
     },
     static_resources: {
-      clusters: l.backends.map((b) => ({
-        name: clusterName(b.model),
-        type: "STATIC",
-        connect_timeout: "1s",
-        per_connection_buffer_limit_bytes: limit,
-        load_assignment: {
-          cluster_name: clusterName(b.model),
-          endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: b.host, port_value: b.port } } } }] }],
-        },
-      })),
+      clusters: [
+        ...l.backends.map((b) => ({
+          name: clusterName(b.model),
+          type: "STATIC",
+          connect_timeout: "1s",
+          per_connection_buffer_limit_bytes: limit,
+          load_assignment: {
+            cluster_name: clusterName(b.model),
+            endpoints: [{
+              lb_endpoints: [{
+                endpoint: { address: { socket_address: { address: b.host, port_value: b.port } } },
+                // Which model this host serves, for the attempt stage (exact even when Envoy skips
+                // an unhealthy priority).
+                metadata: { filter_metadata: { "llm-gateway": { model: b.model } } },
+              }],
+            }],
+          },
+        })),
+        ...[...envoyFallbackChains(l)].map(([model, backups]) => ({
+          name: fallbackClusterName(model),
+          connect_timeout: "1s",
+          lb_policy: "CLUSTER_PROVIDED",
+          cluster_type: {
+            name: "envoy.clusters.aggregate",
+            typed_config: {
+              "@type": "type.googleapis.com/envoy.extensions.clusters.aggregate.v3.ClusterConfig",
+              clusters: [model, ...backups].map(clusterName),
+            },
+          },
+        })),
+      ],
     },
   };
 }

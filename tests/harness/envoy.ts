@@ -4,7 +4,7 @@ import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, writeFileSync, renameSync, readFileSync, rmSync, existsSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { bootstrapDocument, ldsDocument, type EnvoyLayout, type BackendTarget } from "./envoy-config.ts";
+import { bootstrapDocument, ldsDocument, pluginStages, type EnvoyLayout, type BackendTarget } from "./envoy-config.ts";
 import { freePort, waitFor } from "./net.ts";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
@@ -149,7 +149,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         // Envoy configures the plugin twice on the main thread (validation, then the base VM), then on
         // each worker shortly after; requests arriving in between still see the old configuration.
         // The plugin counts its configurations: wait for the workers'.
-        const expected = configuredBefore + 2 + (opts.concurrency ?? 1);
+        const expected = configuredBefore + (2 + (opts.concurrency ?? 1)) * pluginStages(layout);
         await waitFor(async () => (await counter(CONFIGURED)) >= expected, 10000, "plugin configured on every worker");
       }
       return outcome;

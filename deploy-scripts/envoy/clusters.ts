@@ -1,0 +1,62 @@
+// The clusters: one per model, whose endpoints say which model they serve, and one aggregate cluster per model
+// with backups (the fallback chain as priorities).
+
+/** Filter-metadata namespace the plugin's attempt stage reads (assembly/plugin/attempt.ts). */
+export const METADATA_NAMESPACE = 'llm-gateway';
+
+/**
+ * An endpoint's metadata naming the model it serves: the attempt stage reads
+ * `filter_metadata["llm-gateway"].model` of the host an attempt goes to, which stays exact even when Envoy skips
+ * an unhealthy priority (the attempt count alone would then name the wrong backup).
+ */
+export function modelEndpointMetadata(model: string): Record<string, unknown> {
+  return { filter_metadata: { [METADATA_NAMESPACE]: { model } } };
+}
+
+export interface ModelClusterOptions {
+  name: string;
+  model: string;
+  /** STATIC for an IP address, STRICT_DNS for a name (every address it resolves to is an endpoint). */
+  type: 'STATIC' | 'STRICT_DNS';
+  address: string;
+  port: number;
+  /** Above the plugin's maxBodyBytes: the router buffers the request body for retries up to it. */
+  bufferLimitBytes: number;
+}
+
+export function modelCluster(o: ModelClusterOptions): Record<string, unknown> {
+  return {
+    name: o.name,
+    type: o.type,
+    connect_timeout: '1s',
+    per_connection_buffer_limit_bytes: o.bufferLimitBytes,
+    load_assignment: {
+      cluster_name: o.name,
+      endpoints: [{
+        lb_endpoints: [{
+          endpoint: { address: { socket_address: { address: o.address, port_value: o.port } } },
+          metadata: modelEndpointMetadata(o.model),
+        }],
+      }],
+    },
+  };
+}
+
+/**
+ * `clusters` in order as priorities 0, 1, …: the route's retry policy (previous_priorities) moves each retry
+ * to the next one. lb_policy must be CLUSTER_PROVIDED for an aggregate cluster.
+ */
+export function aggregateCluster(name: string, clusters: string[]): Record<string, unknown> {
+  return {
+    name,
+    connect_timeout: '1s',
+    lb_policy: 'CLUSTER_PROVIDED',
+    cluster_type: {
+      name: 'envoy.clusters.aggregate',
+      typed_config: {
+        '@type': 'type.googleapis.com/envoy.extensions.clusters.aggregate.v3.ClusterConfig',
+        clusters,
+      },
+    },
+  };
+}

@@ -19,10 +19,10 @@ async function fromReadyLine(name: string, args: string[]): Promise<FixedBackend
   return { name, port, pid: child.pid ?? -1, stop: () => stopChild(child) };
 }
 
-// The vLLM stub (tests/backends/vllm-stub.ts) in its own process.
-export function startStubProcess(model: string, completionTokens: number): Promise<FixedBackend> {
+// The vLLM stub (tests/backends/vllm-stub.ts) in its own process; ttftMs: its first-token delay.
+export function startStubProcess(model: string, completionTokens: number, ttftMs = 0): Promise<FixedBackend> {
   return fromReadyLine("vllm-stub", [join(ROOT, "tests/backends/vllm-stub.ts"), "--model", model, "--port", "0",
-    "--completion-tokens", String(completionTokens)]);
+    "--completion-tokens", String(completionTokens), "--ttft-ms", String(ttftMs)]);
 }
 
 // The Node fixed-response server (this file run as a script).

@@ -5,6 +5,7 @@
 //   3 bodysize.ts      1 KB–4 MB bodies: the plugin's time per request must grow linearly
 //   4 memory.ts        Envoy's memory after 10,000 and 100,000 requests
 //   5 startup.ts       plugin.wasm size, VM start and configure time
+//   6 fallback.ts      TTFT through a fallback: the backup's own vs after a 503 / a refused primary
 //   + profile.ts       the parsers alone in V8 (Node); plugin-node.ts the whole plugin in V8 with a
 //                      mock host (time per phase, CPU profile); calibration.ts picks the fixed backend
 // Options: environment variables, see options.ts. Everything it starts is stopped, also on failure.
@@ -17,6 +18,7 @@ import { ROOT, WASM_PATH } from "../harness/envoy.ts";
 import { bodySizeRepeat, type BodySizeRepeat } from "./bodysize.ts";
 import { calibrateBackends, startChosen } from "./calibration.ts";
 import type { BenchContext } from "./context.ts";
+import { fallbackSection } from "./fallback.ts";
 import { buildProbes } from "./gateways.ts";
 import { machine, wasmFile } from "./machine.ts";
 import { memorySection } from "./memory.ts";
@@ -65,7 +67,7 @@ function planCpu(opts: BenchOptions): { envoyCores: string | null; text: string 
   return {
     envoyCores: opts.envoyCores,
     text: `Pinned with taskset: every Envoy thread (--concurrency 1: one worker, plus the main and helper threads) on core ${opts.envoyCores}; ` +
-      `wrk (one thread), the backend (nginx, one process / the vLLM stub) and this Node process (streaming client, probes) on core ${opts.loadCores}. ` +
+      `wrk (one thread), the backend (nginx, one process / the vLLM stubs) and this Node process (streaming client, probes) on core ${opts.loadCores}. ` +
       "Start-up timings run unpinned Envoys on an idle machine.",
   };
 }
@@ -124,6 +126,8 @@ export async function runBench(opts: BenchOptions, log: (m: string) => void = (m
     const memory = await attempt("memory", () => memorySection(ctx, b));
     await backend.stop();
     backend = null;
+    log("TTFT through a fallback");
+    const fallback = await attempt("fallback", () => fallbackSection(ctx));
     log("start-up");
     const startup = await attempt("start-up", () => startupSection(ctx));
     log("parsers in V8 (Node)");
@@ -141,7 +145,7 @@ export async function runBench(opts: BenchOptions, log: (m: string) => void = (m
       cpuPlan: cpu.text,
       probeErrors: probes.errors,
       calibration,
-      nonStreaming, streaming, bodySize, memory, startup, profile, pluginNode,
+      nonStreaming, streaming, bodySize, memory, startup, profile, pluginNode, fallback,
       errors,
     };
   } finally {

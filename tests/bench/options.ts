@@ -19,6 +19,9 @@ export interface BenchOptions {
   pacedStreams: number;       // streams for the per-chunk cost run
   pacedTokens: number;
   pacedIntervalMs: number;    // token interval in the per-chunk cost run (one SSE event per read)
+  fallbackRequests: number;   // BENCH_FALLBACK_REQUESTS: streams per series in section 6 (TTFT through a fallback)
+  fallbackTtftMs: number;     // BENCH_FALLBACK_TTFT_MS: the backup stub's first-token delay
+  fallbackWarmup: number;     // warm-up rounds per phase of section 6 (not timed)
   memoryCheckpoints: number[];// BENCH_MEMORY: cumulative request counts at which memory is read
   warmupRequests: number;
   startups: number;           // BENCH_STARTUPS: Envoy starts per configuration
@@ -89,6 +92,10 @@ export function benchOptions(): BenchOptions {
     pacedStreams: smoke ? 2 : 16,
     pacedTokens: smoke ? 20 : 800,
     pacedIntervalMs: 2,
+    // 3 × 200 sequential streams at 100 ms each: about a minute.
+    fallbackRequests: Math.max(4, Math.round(num("BENCH_FALLBACK_REQUESTS", smoke ? 10 : 200))),
+    fallbackTtftMs: Math.round(num("BENCH_FALLBACK_TTFT_MS", smoke ? 20 : 100)),
+    fallbackWarmup: smoke ? 2 : 10,
     memoryCheckpoints: list("BENCH_MEMORY", smoke ? [500, 2000] : [10_000, 100_000]).map(Math.round),
     warmupRequests: smoke ? 100 : 1000,
     startups: Math.max(1, Math.round(num("BENCH_STARTUPS", smoke ? 1 : 3))),

@@ -1,11 +1,12 @@
 // The markdown report: what was measured, on what, with which CPU split; the targets; one table per
 // section; and, for every missed target, what the measurements say limits it.
+import type { FallbackResult, FallbackSeriesName } from "./fallback.ts";
 import type { Variant } from "./gateways.ts";
 import type { TtftTargetName } from "./streaming.ts";
 import { PERF_GROUPS, type PerfGroup } from "./perf.ts";
 import { median, type Spread } from "./stats.ts";
 import { othersShare } from "./procs.ts";
-import { fmt, rangeText, type RawResults, type Summary } from "./summary.ts";
+import { FALLBACK_BUDGET_MS, FALLBACK_KINDS, fmt, rangeText, type FallbackSummary, type RawResults, type Summary } from "./summary.ts";
 
 const VARIANT_TEXT: Record<Variant, string> = {
   "plain": "plain Envoy (no Wasm filter)",
@@ -192,6 +193,8 @@ export function renderReport(raw: RawResults, s: Summary, chartFile: string | nu
     if (raw.startup?.v8Error !== undefined) L.push(`V8 timing unavailable: ${raw.startup.v8Error}`, "");
   }
 
+  L.push(...fallbackSection(raw.fallback, s.fallback));
+
   L.push("## What limits the missed targets", "");
   const limits = explainLimits(raw, s);
   L.push(...(limits.length > 0 ? limits : ["Every target was met."]), "");
@@ -211,8 +214,67 @@ export function renderReport(raw: RawResults, s: Summary, chartFile: string | nu
   if (raw.errors.length > 0 || raw.probeErrors.length > 0) {
     L.push("## Errors", "", ...[...raw.probeErrors, ...raw.errors].map((e) => `- ${e.split("\n")[0]}`), "");
   }
-  L.push("## Reproduce", "", "`make bench` (BENCH_REPEATS, BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_SIZES, BENCH_STREAMS, BENCH_MEMORY, BENCH_TTFT_REQUESTS, BENCH_STARTUPS, BENCH_PIN=0, BENCH_PERF=0, BENCH_OUT); raw figures in results.json beside this file.", "");
+  L.push("## Reproduce", "", "`make bench` (BENCH_REPEATS, BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_SIZES, BENCH_STREAMS, BENCH_MEMORY, BENCH_TTFT_REQUESTS, BENCH_FALLBACK_REQUESTS, BENCH_FALLBACK_TTFT_MS, BENCH_STARTUPS, BENCH_PIN=0, BENCH_PERF=0, BENCH_OUT); raw figures in results.json beside this file.", "");
   return L.join("\n");
+}
+
+const FALLBACK_TEXT: Record<FallbackSeriesName, string> = {
+  "backup": "straight to the backup (its own TTFT)",
+  "primary-503": "primary answering 503 → backup",
+  "primary-down": "primary refusing connections → backup",
+};
+
+// Envoy's and the plugin's counters for one phase of section 6 (phase 2: the difference).
+function phaseCounters(f: FallbackResult, phase: 1 | 2): (name: string) => number {
+  const { afterPhase1: a, afterPhase2: b } = f.envoyCounters;
+  return (name) => phase === 1 ? a[name] ?? 0 : (b[name] ?? 0) - (a[name] ?? 0);
+}
+
+// Section 6: the three series, the checks that every fallback was one, and where the added time goes.
+function fallbackSection(f: FallbackResult | null, s: FallbackSummary | null): string[] {
+  const L: string[] = ["## 6. TTFT through a fallback", ""];
+  if (f === null || s === null) return [...L, "not run", ""];
+  const { primary: p, backup: b } = f;
+  L.push(`Streamed chat requests (1 KB prompt, \`stream: true\`, ${f.completionTokens} tokens), one at a time, timed at the client from writing the request to the first content chunk ` +
+    `(the first \`delta.content\` event). One Envoy with the plugin (the seed configuration with \`fallback.cooldown.failures: 0\`: with the default cooldown, after 3 failures ` +
+    `the primary is skipped for 30 s and its requests go straight to the backup, which would measure the backup's route rather than a failed attempt and a retry), ` +
+    `two vLLM stubs in their own processes; the backup ${b} sends its first token ${f.backupTtftMs} ms after the request (stub --ttft-ms) in every series. ` +
+    `${f.requestsPerSeries} streams per series after ${f.warmupRounds} warm-up rounds per phase. Phase 1: ${p} up, answering 503 (\`x-stub-status: 503\` with \`x-stub-target: ${p}\`); ` +
+    `phase 2: ${p}'s stub stopped (connection refused). The backup's series runs every other round of both phases, the other series every round. CPU split as for the rest of the run (above).`, "");
+  L.push(`| Series | streams | errors | served by ${b} | naming ${p} in x-llm-gateway-fallback-from | TTFT p50 (ms) | p95 (ms) | p99 (ms) | mean (ms) | added p50 (ms) | added p95 (ms) |`,
+    "|---|---|---|---|---|---|---|---|---|---|---|");
+  for (const name of Object.keys(FALLBACK_TEXT) as FallbackSeriesName[]) {
+    const x = f.series[name];
+    const q = x.firstContentMs;
+    const added = name === "backup" ? null : s.addedMs[name];
+    L.push(`| ${FALLBACK_TEXT[name]} | ${x.sent} | ${x.errors} | ${x.n} | ${x.fallbackFrom} | ${fmt(q.p50, 2)} | ${fmt(q.p95, 2)} | ${fmt(q.p99, 2)} | ${fmt(q.mean, 2)} | ` +
+      `${added === null ? "—" : fmt(added.p50, 2)} | ${added === null ? "—" : fmt(added.p95, 2)} |`);
+  }
+  const up = f.backupByPhase.primaryUp;
+  const down = f.backupByPhase.primaryDown;
+  L.push("", `Target: the client's TTFT through a fallback ≤ the backup's own + ${FALLBACK_BUDGET_MS} ms, at p50 and p95 ("added" = the fallback series' percentile − the backup's). ` +
+    `The backup's own TTFT by phase: p50 ${fmt(up.p50, 2)} ms with ${p} up, ${fmt(down.p50, 2)} ms with it down; p95 ${fmt(up.p95, 2)} / ${fmt(down.p95, 2)} ms.`, "");
+  const c1 = phaseCounters(f, 1);
+  const c2 = phaseCounters(f, 2);
+  L.push(`Every fallback was one: ${p}'s stub received ${f.primaryAttempts.received} generation requests for ${f.primaryAttempts.expected} primary-503 streams (warm-up included)` +
+    `${s.primaryTriedFirst ? "" : " — **not every stream tried the primary first**"}; ` +
+    `Envoy retried ${c1(`${p}.fallback.upstream_rq_retry`)} times in phase 1 (${c1(`${p}.fallback.retry.upstream_rq_5xx`)} after a 5xx) and ${c2(`${p}.fallback.upstream_rq_retry`)} in phase 2 ` +
+    `(${c2(`${p}.upstream_cx_connect_fail`)} refused connections), ${c1(`${p}.fallback.upstream_rq_retry_success`) + c2(`${p}.fallback.upstream_rq_retry_success`)} retries succeeded; ` +
+    `the plugin counted ${c1(`fallback.to.${b}.reason.status_503`)} fallbacks for status_503 and ${c2(`fallback.to.${b}.reason.upstream_unreachable`)} for upstream_unreachable.`, "");
+  const direct = f.primary503DirectMs;
+  L.push(`Where the added time goes. Envoy opened ${c1(`${p}.upstream_cx_total`)} connections to ${p} in phase 1 for as many attempts: it closes an HTTP/1.1 upstream connection ` +
+    "whose 5xx it retries (it resets the stream rather than drain the body; envoyproxy/envoy#5023), so every attempt at a failing primary connects anew, while the backup's " +
+    `connections are reused (${c2(`${b}.upstream_cx_total`) + c1(`${b}.upstream_cx_total`)} opened to ${b} in the whole section). ` +
+    `The same 503 straight from ${p}'s stub (no Envoy; request written → answer read) takes p50 ${fmt(direct.keepAlive.p50, 2)} ms (p95 ${fmt(direct.keepAlive.p95, 2)}) on a kept-alive connection ` +
+    `and ${fmt(direct.newConnection.p50, 2)} ms (p95 ${fmt(direct.newConnection.p95, 2)}) on a new one. In the refused series there is no answer to wait for (loopback refuses ` +
+    `the connect at once), so its added ${fmt(s.addedMs["primary-down"].p50, 2)} ms (p50) is Envoy's retry: the back-off (base 1 ms, so the first retry waits random % 1 = 0 ms), ` +
+    `the second attempt through the plugin's attempt stage (the body's model rewritten) and the request replayed from Envoy's buffer. The 503 series' added p50 exceeds it by ` +
+    `${fmt(s.addedMs["primary-503"].p50 - s.addedMs["primary-down"].p50, 2)} ms, to compare with the 503 on a new connection at the stub.`, "");
+  const cpu = (x: FallbackResult["cpu"]["primaryUp"]): string => `${Object.entries(x.processes).map(([k, v]) => `${k} ${pct(v.coreShare)}`).join(", ")}; ` +
+    `anything else ${pct(othersShare(x))} (cores busy: ${x.coreBusy.map((v, i) => `core ${i} ${pct(v)}`).join(", ")})`;
+  L.push(`CPU during phase 1: ${cpu(f.cpu.primaryUp)}. Phase 2: ${cpu(f.cpu.primaryDown)}. ` +
+    "Share of one core; other work on the machine shows up in the p95s.", "");
+  return L;
 }
 
 const PHASE_TEXT: Record<string, string> = {
@@ -327,6 +389,17 @@ export function explainLimits(raw: RawResults, s: Summary): string[] {
   }
   if (missed.has("memory") && s.memory !== null) {
     out.push(`- **Memory.** RSS grew ${mib(s.memory.rssGrowth)} between the first and the last checkpoint; allocated ${mib(s.memory.allocatedGrowth)}.`);
+  }
+  if (missed.has("fallback-ttft") && s.fallback !== null && raw.fallback !== null) {
+    const f = s.fallback;
+    const a = f.addedMs;
+    const parts = FALLBACK_KINDS.map((k) => `${k === "primary-503" ? "after a 503" : "after a refused connection"} ${fmt(a[k].p50, 2)} ms at p50 and ${fmt(a[k].p95, 2)} ms at p95`);
+    let t = `- **TTFT through a fallback.** Over the backup's own TTFT (p50 ${fmt(f.ttftMs.backup.p50, 2)} ms, p95 ${fmt(f.ttftMs.backup.p95, 2)} ms) the client waits ${parts.join("; ")} (budget ${FALLBACK_BUDGET_MS} ms).`;
+    if (f.errors + f.notFromBackup > 0 || !f.allFellBack) t += ` Not every fallback stream was served by the backup: ${f.errors} error(s), ${f.notFromBackup} answered by another model; see section 6.`;
+    const d = raw.fallback.primary503DirectMs.newConnection;
+    t += ` The primary's 503 alone, on a new connection as Envoy opens one per attempt, takes ${fmt(d.p50, 2)} ms at p50 and ${fmt(d.p95, 2)} ms at p95 at the stub; ` +
+      `the refused case isolates Envoy's retry and the second attempt. Anything else on the machine used up to ${fmt(f.othersCpuCores, 2)} cores meanwhile.`;
+    out.push(t);
   }
   if (missed.has("size")) {
     out.push(`- **Size.** plugin.wasm is ${raw.plugin.bytes.toLocaleString("en-US")} bytes, ${(raw.plugin.bytes - 65536).toLocaleString("en-US")} over 64 KB.`);

@@ -9,12 +9,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT } from "../harness/envoy.ts";
 import type { VariantRun } from "./nonstreaming.ts";
-import { SCHEMA, type RawResults, type Summary } from "./summary.ts";
+import { FALLBACK_BACKUP, FALLBACK_PRIMARY, FALLBACK_SERIES, type FallbackSeries } from "./fallback.ts";
+import { FALLBACK_KINDS, SCHEMA, type RawResults, type Summary } from "./summary.ts";
 
-const TARGET_IDS = ["throughput", "latency", "ttft", "linear", "memory", "size"];
+const TARGET_IDS = ["throughput", "latency", "ttft", "linear", "memory", "size", "fallback-ttft"];
 const REPORT_HEADINGS = [
   "## CPU split", "## Targets", "## 1. Non-streaming requests", "## 2. Streaming", "## 3. Scaling with body size",
-  "## 4. Memory", "## 5. Start-up and size", "## What limits the missed targets", "## Every repeat",
+  "## 4. Memory", "## 5. Start-up and size", "## 6. TTFT through a fallback", "## What limits the missed targets", "## Every repeat",
 ];
 
 function runSmoke(out: string): Promise<{ code: number | null; output: string }> {
@@ -77,6 +78,27 @@ test("a smoke run of the benchmark writes a well-formed report, results.json and
     assert.ok((results.startup?.envoy.length ?? 0) > 0 && (results.startup?.v8.length ?? 0) > 0);
     assert.ok((results.profile?.points.length ?? 0) > 0 && results.pluginNode !== null);
     assert.equal(results.pluginNode?.checks.routedTo, "qwen2-1-5b", "the plugin routed the mock host's request");
+    // Section 6 (its fast variant: BENCH_SMOKE's few streams, short TTFT): every stream of every series
+    // answered with content by the backup, the fallback series through a failed primary attempt.
+    const fb = results.fallback;
+    assert.ok(fb !== null, "the fallback section ran");
+    assert.equal(fb.requestsPerSeries, results.options.fallbackRequests);
+    for (const name of FALLBACK_SERIES) {
+      const x: FallbackSeries = fb.series[name];
+      assert.equal(x.sent, fb.requestsPerSeries, `${name}: every stream sent`);
+      assert.equal(x.errors, 0, `${name}: no failed stream`);
+      assert.equal(x.notFromBackup, 0, `${name}: served by ${FALLBACK_BACKUP}`);
+      assert.equal(x.n, x.sent, `${name}: every stream timed`);
+      assert.equal(x.fallbackFrom, name === "backup" ? 0 : x.sent, `${name}: x-llm-gateway-fallback-from`);
+    }
+    assert.equal(fb.primaryAttempts.received, fb.primaryAttempts.expected, "every 503 stream tried the primary first");
+    const counters = fb.envoyCounters.afterPhase2;
+    assert.ok((counters[`fallback.to.${FALLBACK_BACKUP}.reason.status_503`] ?? 0) >= fb.requestsPerSeries, "the plugin counted the 503 fallbacks");
+    assert.ok((counters[`fallback.to.${FALLBACK_BACKUP}.reason.upstream_unreachable`] ?? 0) >= fb.requestsPerSeries, "and the refused ones");
+    assert.ok((counters[`${FALLBACK_PRIMARY}.upstream_cx_connect_fail`] ?? 0) >= fb.requestsPerSeries, "Envoy saw the refused connections");
+    const fs = results.summary.fallback;
+    assert.ok(fs !== null && fs.allFellBack && fs.primaryTriedFirst && fs.errors === 0);
+    for (const k of FALLBACK_KINDS) assert.ok(Number.isFinite(fs.addedMs[k].p50) && Number.isFinite(fs.addedMs[k].p95), `added TTFT for ${k}`);
 
     assert.deepEqual(results.summary.targets.map((t) => t.id), TARGET_IDS);
     const report = readFileSync(join(dir, "report.md"), "utf8");

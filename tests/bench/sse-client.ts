@@ -1,6 +1,6 @@
 // The streaming client: time to the first SSE bytes (TTFT as a client sees it) with hrtime, and
 // closed-loop stream load that counts the token events received per second.
-import { Agent, request, type IncomingMessage } from "node:http";
+import { Agent, request, type IncomingHttpHeaders, type IncomingMessage } from "node:http";
 
 export interface StreamTarget {
   name: string;
@@ -16,9 +16,11 @@ export interface StreamRequest {
 export interface StreamOutcome {
   status: number;
   ttftNs: number;     // request written → first body bytes (the first SSE event)
+  firstTokenNs: number | null; // request written → first content chunk (a token event); null: none came
   totalNs: number;    // request written → end of the response
   events: number;     // SSE events ("data: " lines)
   tokens: number;     // token events (chat deltas or completion texts)
+  headers: IncomingHttpHeaders;
 }
 
 const TOKEN_MARKERS = ['"delta":{"content"', '"text":'];
@@ -50,23 +52,28 @@ export function streamOnce(target: StreamTarget, req: StreamRequest, agent: Agen
     const counter = new Counter();
     let t0 = 0n;
     let first = 0n;
+    let firstToken = 0n;
     const r = request({
       host: u.hostname, port: u.port, path: req.path, method: "POST", agent,
       headers: { "content-type": "application/json", "content-length": body.length, ...req.headers },
     }, (res: IncomingMessage) => {
       res.setEncoding("utf8");
       res.on("data", (d: string) => {
-        if (first === 0n) first = process.hrtime.bigint();
+        const now = process.hrtime.bigint();
+        if (first === 0n) first = now;
         counter.feed(d);
+        if (firstToken === 0n && counter.tokens > 0) firstToken = now;
       });
       res.on("end", () => {
         const end = process.hrtime.bigint();
         resolve({
           status: res.statusCode ?? 0,
           ttftNs: Number((first === 0n ? end : first) - t0),
+          firstTokenNs: firstToken === 0n ? null : Number(firstToken - t0),
           totalNs: Number(end - t0),
           events: counter.events,
           tokens: counter.tokens,
+          headers: res.headers,
         });
       });
       res.on("error", reject);

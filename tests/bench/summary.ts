@@ -3,19 +3,22 @@
 // repeats; and the targets, judged.
 import type { BodySizeRepeat } from "./bodysize.ts";
 import type { BackendCalibration } from "./calibration.ts";
+import { FALLBACK_SERIES, type FallbackResult, type FallbackSeriesName, type Quantiles } from "./fallback.ts";
 import type { Variant } from "./gateways.ts";
 import type { Machine, WasmFile } from "./machine.ts";
 import type { MemoryResult } from "./memory.ts";
 import type { NonStreamingRepeat } from "./nonstreaming.ts";
 import type { BenchOptions } from "./options.ts";
 import { PERF_GROUPS, type PerfGroup } from "./perf.ts";
+import { othersShare } from "./procs.ts";
 import type { ProfileResult } from "./profile.ts";
 import type { PluginNodeResult } from "./plugin-node.ts";
 import { fitLine, median, spread, type LineFit, type Spread } from "./stats.ts";
 import type { StartupResult } from "./startup.ts";
 import { TTFT_TARGETS, type StreamingRepeat, type TtftTargetName } from "./streaming.ts";
 
-export const SCHEMA = "llm-gateway-bench/1";
+// /2: section 6, TTFT through a fallback (raw `fallback`, `summary.fallback`, target `fallback-ttft`).
+export const SCHEMA = "llm-gateway-bench/2";
 
 export interface RawResults {
   schema: string;
@@ -35,6 +38,7 @@ export interface RawResults {
   startup: StartupResult | null;
   profile: ProfileResult | null;
   pluginNode: PluginNodeResult | null;
+  fallback: FallbackResult | null;
   errors: string[];
 }
 
@@ -84,7 +88,25 @@ export interface Summary {
     v8EagerCompileMs: Spread;
   } | null;
   cpuSplit: { processes: Record<string, number>; coreBusy: number[] } | null;
+  fallback: FallbackSummary | null;
   targets: Target[];
+}
+
+// Section 6 in figures (ms): each series' TTFT to the first content chunk, the fallback series'
+// added time over the backup's own (same statistic of both series), and whether every stream did what
+// it should (answered 200 with content, by the backup; every 503 stream tried the primary first).
+export type FallbackKind = Exclude<FallbackSeriesName, "backup">;
+export const FALLBACK_KINDS: readonly FallbackKind[] = ["primary-503", "primary-down"];
+export const FALLBACK_BUDGET_MS = 10;
+
+export interface FallbackSummary {
+  ttftMs: Record<FallbackSeriesName, Quantiles>;
+  addedMs: Record<FallbackKind, { p50: number; p95: number; mean: number }>;
+  errors: number;             // all series
+  notFromBackup: number;      // all series
+  allFellBack: boolean;       // every fallback stream: 200, content, from the backup, naming the primary
+  primaryTriedFirst: boolean; // the primary's stub saw every primary-503 stream
+  othersCpuCores: number;     // CPU used by anything else on the machine during the section (max of the phases)
 }
 
 const VARIANT_LIST: readonly Variant[] = ["plain", "wasm-min", "wasm-buffer", "plugin"];
@@ -246,6 +268,8 @@ export function summarize(raw: RawResults): Summary {
   const chunkPlugin = perRepeat(st, (r) => r.chunk.plugin?.envoyCpuUsPerEvent);
   const chunkAdded = perRepeat(st, (r) => (r.chunk.plugin?.envoyCpuUsPerEvent ?? NaN) - (r.chunk.plain?.envoyCpuUsPerEvent ?? NaN));
 
+  const fallback = summarizeFallback(raw.fallback);
+
   const ratio = ratioToPlain.plugin ?? spread([]);
   const wasmBytes = raw.plugin.bytes;
   const targets: Target[] = [
@@ -255,6 +279,7 @@ export function summarize(raw: RawResults): Summary {
     { id: "linear", goal: "plugin time linear in body size (1 KB–4 MB)", measured: Number.isFinite(fitAddedCpu.r2) ? `R² ${fmt(fitAddedCpu.r2, 4)}, ${fmt(slopeNs, 3)} ns/B, last step ${fmt(lastStep?.ns ?? NaN, 3)} ns/B` : "n/a", met: linear },
     { id: "memory", goal: "flat memory after warm-up", measured: memory === null ? "n/a" : `RSS ${signedKiB(memory.rssGrowth)}, allocated ${memory.allocatedGrowth === null ? "n/a" : signedKiB(memory.allocatedGrowth)}${memory.wasmGrowth === null ? "" : `, VM ${signedKiB(memory.wasmGrowth)}`} from first to last checkpoint`, met: memory?.flat ?? null },
     { id: "size", goal: "plugin.wasm ≤ 64 KB (65,536 bytes)", measured: `${wasmBytes.toLocaleString("en-US")} bytes`, met: wasmBytes <= 65536 },
+    fallbackTarget(fallback),
   ];
 
   return {
@@ -264,8 +289,48 @@ export function summarize(raw: RawResults): Summary {
     memory,
     startup,
     cpuSplit,
+    fallback,
     targets,
   };
+}
+
+function summarizeFallback(f: FallbackResult | null): FallbackSummary | null {
+  if (f === null) return null;
+  const ttftMs = {} as Record<FallbackSeriesName, Quantiles>;
+  for (const s of FALLBACK_SERIES) ttftMs[s] = f.series[s].firstContentMs;
+  const addedMs = {} as FallbackSummary["addedMs"];
+  for (const k of FALLBACK_KINDS) {
+    addedMs[k] = { p50: ttftMs[k].p50 - ttftMs.backup.p50, p95: ttftMs[k].p95 - ttftMs.backup.p95, mean: ttftMs[k].mean - ttftMs.backup.mean };
+  }
+  const all = FALLBACK_SERIES.map((s) => f.series[s]);
+  return {
+    ttftMs,
+    addedMs,
+    errors: all.reduce((a, s) => a + s.errors, 0),
+    notFromBackup: all.reduce((a, s) => a + s.notFromBackup, 0),
+    allFellBack: FALLBACK_KINDS.every((k) => f.series[k].sent > 0 && f.series[k].n === f.series[k].sent && f.series[k].fallbackFrom === f.series[k].sent),
+    primaryTriedFirst: f.primaryAttempts.received === f.primaryAttempts.expected,
+    othersCpuCores: Math.max(othersShare(f.cpu.primaryUp), othersShare(f.cpu.primaryDown)),
+  };
+}
+
+// Met when at p50 and at p95, for the 503 and the refused primary alike, the client's TTFT through
+// the fallback is within the budget of the backup's own, and every fallback stream was served by the
+// backup (a fast error is not a fast fallback).
+function fallbackTarget(f: FallbackSummary | null): Target {
+  const goal = `client TTFT through a fallback ≤ the backup's own TTFT + ${FALLBACK_BUDGET_MS} ms (p50 and p95; primary answering 503, primary refusing connections)`;
+  if (f === null) return { id: "fallback-ttft", goal, measured: "n/a", met: null };
+  const a = f.addedMs;
+  const values = FALLBACK_KINDS.flatMap((k) => [a[k].p50, a[k].p95]);
+  const failures = f.errors + f.notFromBackup;
+  const measured = `503: ${signedMs(a["primary-503"].p50)} p50, ${signedMs(a["primary-503"].p95)} p95; refused: ${signedMs(a["primary-down"].p50)} p50, ${signedMs(a["primary-down"].p95)} p95 ` +
+    `(backup's own p50 ${fmt(f.ttftMs.backup.p50, 1)} ms)${failures > 0 ? `; ${failures} stream(s) failed or not from the backup` : ""}`;
+  const met = values.every((v) => Number.isFinite(v)) ? values.every((v) => v <= FALLBACK_BUDGET_MS) && failures === 0 && f.allFellBack : null;
+  return { id: "fallback-ttft", goal, measured, met };
+}
+
+function signedMs(v: number): string {
+  return Number.isFinite(v) ? `${v >= 0 ? "+" : "−"}${Math.abs(v).toFixed(2)} ms` : "n/a";
 }
 
 function judge(v: number, ok: (v: number) => boolean): boolean | null {

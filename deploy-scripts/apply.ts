@@ -1,7 +1,7 @@
 // apply: server-side apply of every object of the deployment, refusing to take over objects that are not ours,
 // then (optionally) waiting for the models and printing how to reach them.
 import { PatchStrategy } from '@kubernetes/client-node';
-import { gatewayEndpoint, printEndpoint } from './endpoint.ts';
+import { gatewayEndpoint, printEndpoint, printEnvoyGateway } from './endpoint.ts';
 import { CliError, EXIT, explain } from './errors.ts';
 import { line, type Io } from './io.ts';
 import { readOrNull, type Cluster } from './kube.ts';
@@ -17,6 +17,8 @@ import { waitForModels, type WaitOptions } from './wait.ts';
 export interface ApplyOptions {
   /** Skip waiting for the Playgrounds when undefined. */
   wait?: WaitOptions;
+  /** gateway.type envoy: where the Envoy bootstrap is (what to tell the user; apply does not run Envoy). */
+  envoyBootstrap?: string;
 }
 
 type Outcome = 'created' | 'configured' | 'unchanged';
@@ -101,7 +103,8 @@ export async function apply(spec: DeploySpec, cluster: Cluster, io: Io, opts: Ap
     }
   }
   line(io.out, '');
-  printEndpoint(io, spec, await gatewayEndpoint(cluster, spec));
+  if (spec.gateway.type === 'envoy') printEnvoyGateway(io, spec, opts.envoyBootstrap ?? '(render -f FILE prints it)');
+  else printEndpoint(io, spec, await gatewayEndpoint(cluster, spec));
   return EXIT.ok;
 }
 

@@ -1,10 +1,12 @@
-// llm-gateway deploy CLI: one deployment file in, every Kubernetes object out.
+// llm-gateway deploy CLI: one deployment file in, every Kubernetes object out (and, for gateway.type envoy, the
+// Envoy bootstrap).
 //
-//   render -f FILE                       print all objects (multi-document YAML); same as apply --dry-run
-//   apply  -f FILE [--install-helm] [--timeout 30m] [--no-wait] [--dry-run]
+//   render -f FILE [--kubernetes]        print all objects (multi-document YAML); same as apply --dry-run
+//                                        gateway.type envoy: the Envoy bootstrap (--kubernetes: the llmaz objects)
+//   apply  -f FILE [--install-helm] [--timeout 30m] [--no-wait] [--dry-run] [--envoy-config PATH]
 //   status -f FILE
 //   delete -f FILE
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { apply } from './apply.ts';
@@ -13,7 +15,7 @@ import { CliError, EXIT, explain } from './errors.ts';
 import { helmCommandText, helmCommands, installHelm } from './helm.ts';
 import { line, redacting, type Io } from './io.ts';
 import { connect, type Cluster } from './kube.ts';
-import { renderYaml } from './render.ts';
+import { renderEnvoyYaml, renderYaml } from './render.ts';
 import { hfToken, redactor } from './secret.ts';
 import { parseSpec, type DeploySpec } from './spec.ts';
 import { status } from './status.ts';
@@ -23,15 +25,21 @@ export const USAGE = `usage: cli.ts <command> -f FILE [options]
 
 commands:
   render  -f FILE                print every object as multi-document YAML (kubectl-applyable); --dry-run is implied
+                                 gateway.type envoy: print the Envoy bootstrap instead (for envoy -c)
+          --kubernetes           gateway.type envoy: print the Kubernetes objects (the llmaz models) instead
   apply   -f FILE                server-side apply, wait for the models, print the endpoint
           --dry-run              print what would be applied instead (no cluster needed)
-          --install-helm         first install Higress and llmaz with Helm (needs helm on PATH)
+          --install-helm         first install Higress and llmaz with Helm (needs helm on PATH; envoy: llmaz only)
+          --envoy-config PATH    gateway.type envoy: also write the Envoy bootstrap to PATH
           --timeout DURATION     how long to wait for the models (default 30m)
           --poll-interval DUR    how often to check them (default 5s)
           --no-wait              return after applying
   status  -f FILE                each model's Playground conditions, pods and Service, and the gateway endpoint
   delete  -f FILE                remove what apply created for this file's deployment, nothing else
 
+gateway.type envoy (upstream Envoy instead of Higress): apply applies only the Kubernetes objects (the llmaz models
+and the token Secret) and does not run Envoy: run the bootstrap (render's output, or the file --envoy-config
+writes) with envoy -c where cluster DNS resolves the model Services.
 environment: KUBECONFIG (else ~/.kube/config, else in-cluster); HF_TOKEN creates Secret modelhub-secret on apply.
 exit codes: 0 ok, 1 cluster or API error, 2 invalid command line or file, 3 a model failed or timed out.`;
 
@@ -53,6 +61,10 @@ interface Args {
   wait: boolean;
   timeoutMs: number;
   intervalMs: number;
+  /** render, gateway.type envoy: the Kubernetes objects instead of the Envoy bootstrap. */
+  kubernetes: boolean;
+  /** apply, gateway.type envoy: where to write the Envoy bootstrap. */
+  envoyConfig?: string;
 }
 
 export function parseCommandLine(argv: string[]): Args | 'help' {
@@ -69,6 +81,8 @@ export function parseCommandLine(argv: string[]): Args | 'help' {
         timeout: { type: 'string' },
         'poll-interval': { type: 'string' },
         'no-wait': { type: 'boolean' },
+        kubernetes: { type: 'boolean' },
+        'envoy-config': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -82,8 +96,9 @@ export function parseCommandLine(argv: string[]): Args | 'help' {
   if (!(COMMANDS as readonly string[]).includes(command)) throw new UsageError(`unknown command "${command}"`);
   if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1] ?? ''}"`);
   if (values.file === undefined) throw new UsageError(`${command}: -f FILE is required`);
-  const applyOnly = (['install-helm', 'timeout', 'poll-interval', 'no-wait'] as const).filter((k) => values[k] !== undefined);
+  const applyOnly = (['install-helm', 'timeout', 'poll-interval', 'no-wait', 'envoy-config'] as const).filter((k) => values[k] !== undefined);
   if (command !== 'apply' && applyOnly.length > 0) throw new UsageError(`${command}: --${applyOnly[0] ?? ''} is only for apply`);
+  if (command !== 'render' && values.kubernetes !== undefined) throw new UsageError(`${command}: --kubernetes is only for render`);
   if (values['dry-run'] === true && command !== 'apply' && command !== 'render') {
     throw new UsageError(`${command}: --dry-run is only for render and apply`);
   }
@@ -97,7 +112,18 @@ export function parseCommandLine(argv: string[]): Args | 'help' {
     wait: values['no-wait'] !== true,
     timeoutMs: parseDuration(values.timeout ?? '30m', '--timeout'),
     intervalMs,
+    kubernetes: values.kubernetes === true,
+    ...(values['envoy-config'] !== undefined ? { envoyConfig: values['envoy-config'] } : {}),
   };
+}
+
+/** Options that only mean something for gateway.type envoy are refused for Higress, not ignored. */
+function checkArgsForGateway(args: Args, spec: DeploySpec): void {
+  if (spec.gateway.type === 'envoy') return;
+  const option = args.kubernetes ? '--kubernetes' : args.envoyConfig !== undefined ? '--envoy-config' : undefined;
+  if (option !== undefined) {
+    throw new UsageError(`${args.command}: ${option} is only for gateway.type envoy (${args.file} deploys to ${spec.gateway.type})`);
+  }
 }
 
 export function loadSpec(file: string): DeploySpec {
@@ -114,27 +140,52 @@ export function loadSpec(file: string): DeploySpec {
 }
 
 function printDryRun(spec: DeploySpec, args: Args, io: Io): void {
+  if (args.command === 'render' && spec.gateway.type === 'envoy' && !args.kubernetes) {
+    io.out.write(renderEnvoyYaml(spec));
+    return;
+  }
   if (args.installHelm) {
     io.out.write('# --install-helm would first run:\n');
     for (const c of helmCommands(spec)) io.out.write(`#   ${helmCommandText(c)}\n`);
   }
+  if (args.command === 'apply' && spec.gateway.type === 'envoy') {
+    const where = args.envoyConfig !== undefined ? `written to ${args.envoyConfig}` : 'not written (--envoy-config PATH writes it)';
+    io.out.write(`# gateway.type envoy: apply applies these Kubernetes objects only; the Envoy bootstrap would be ${where}; render -f ${args.file} prints it.\n`);
+  }
   io.out.write(renderYaml(spec, { hfTokenSet: hfToken(io.env) !== undefined }));
 }
 
+/** apply --envoy-config: the bootstrap goes to its file first, so Envoy can start while the models come up. */
+function writeEnvoyConfig(spec: DeploySpec, path: string, io: Io): void {
+  try {
+    writeFileSync(path, renderEnvoyYaml(spec));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new CliError(`--envoy-config: cannot write ${path} (${code ?? String(err)})`, EXIT.usage);
+  }
+  line(io.out, `wrote      Envoy bootstrap ${path}`);
+}
+
 async function runCommand(args: Args, spec: DeploySpec, io: Io): Promise<number> {
+  checkArgsForGateway(args, spec);
   if (args.dryRun) {
     printDryRun(spec, args, io);
     return EXIT.ok;
   }
+  if (args.envoyConfig !== undefined) writeEnvoyConfig(spec, args.envoyConfig, io);
+  const bootstrap = args.envoyConfig ?? `(npx tsx deploy-scripts/cli.ts render -f ${args.file} prints it)`;
   if (args.installHelm) await installHelm(spec, io);
   let cluster: Cluster | undefined;
   try {
     cluster = connect(io.env);
     switch (args.command) {
       case 'apply':
-        return await apply(spec, cluster, io, args.wait ? { wait: { timeoutMs: args.timeoutMs, intervalMs: args.intervalMs } } : {});
+        return await apply(spec, cluster, io, {
+          envoyBootstrap: bootstrap,
+          ...(args.wait ? { wait: { timeoutMs: args.timeoutMs, intervalMs: args.intervalMs } } : {}),
+        });
       case 'status':
-        return await status(spec, cluster, io);
+        return await status(spec, cluster, io, bootstrap);
       case 'delete':
         return await del(spec, cluster, io);
       case 'render':

@@ -59,6 +59,19 @@ export function curlCommand(spec: DeploySpec, url: string): string {
   return parts.join(' \\\n    ');
 }
 
+/**
+ * gateway.type envoy: the CLI does not run Envoy; say how to, and how to reach it. `bootstrap` names where the
+ * bootstrap is (the file apply wrote, or how to print it).
+ */
+export function printEnvoyGateway(io: Io, spec: DeploySpec, bootstrap: string): void {
+  line(io.out, `gateway: upstream Envoy (gateway.type envoy), which you run with the bootstrap ${bootstrap}:`);
+  line(io.out, '  envoy -c <bootstrap>');
+  line(io.out, `  where cluster DNS resolves the model Services (<model>-lb.${spec.namespace}.svc.cluster.local), e.g. in a Pod of this cluster`);
+  line(io.out, `gateway endpoint: http://<Envoy's address>:${spec.gateway.listenPort}`);
+  line(io.out, 'try it:');
+  line(io.out, `  ${curlCommand(spec, `http://ENVOY_HOST:${spec.gateway.listenPort}`)}`);
+}
+
 export function printEndpoint(io: Io, spec: DeploySpec, ep: Endpoint): void {
   if (ep.kind === 'missing') {
     line(io.err, `warning: ${ep.message}`);

@@ -1,4 +1,5 @@
-// Writes manifests/seed/ from deploy-scripts/examples/seed.yaml with the same renderer the CLI uses, so the
+// Writes manifests/seed/ from deploy-scripts/examples/seed.yaml, and manifests/seed-envoy/envoy.yaml (the upstream
+// Envoy bootstrap) from deploy-scripts/examples/seed-envoy.yaml, with the same renderer the CLI uses, so the
 // checked-in manifests cannot drift (tests/deploy/render.test.ts compares them byte for byte).
 //
 //   npx tsx deploy-scripts/gen-manifests.ts           write the files
@@ -8,20 +9,24 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { syncGeneratedFiles } from './generated-files.ts';
 import { globalCustomResponseFilter } from './fallback.ts';
-import { formatGroup, renderGroups, type Group, type RenderOptions } from './render.ts';
+import { formatGroup, renderEnvoyYaml, renderGroups, type Group, type RenderOptions } from './render.ts';
 import { parseSpec, type DeploySpec } from './spec.ts';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const SEED_FILE = join(ROOT, 'deploy-scripts', 'examples', 'seed.yaml');
 export const SEED_DIR = join(ROOT, 'manifests', 'seed');
+export const ENVOY_SEED_FILE = join(ROOT, 'deploy-scripts', 'examples', 'seed-envoy.yaml');
+export const ENVOY_SEED_DIR = join(ROOT, 'manifests', 'seed-envoy');
+/** The directories this generator owns: every file in them is generated. */
+export const GENERATED_DIRS = [SEED_DIR, ENVOY_SEED_DIR];
 /** Placeholder for a plain-HTTP plugin URL: a .wasm file served inside the cluster. */
 export const HTTP_URL_EXAMPLE = 'http://llm-gateway-plugin.higress-system.svc.cluster.local/llm-gateway/0.1.0/plugin.wasm';
 /** Manifests are generated as if HF_TOKEN were unset: they carry no Secret, only the note on how to make it. */
 export const MANIFEST_OPTIONS: RenderOptions = { hfTokenSet: false };
 
-export function loadSeed(): DeploySpec {
-  const result = parseSpec(readFileSync(SEED_FILE, 'utf8'));
-  if (!result.ok) throw new Error(`${SEED_FILE} is invalid:\n${result.errors.join('\n')}`);
+export function loadSeed(file: string = SEED_FILE): DeploySpec {
+  const result = parseSpec(readFileSync(file, 'utf8'));
+  if (!result.ok) throw new Error(`${file} is invalid:\n${result.errors.join('\n')}`);
   return result.spec;
 }
 
@@ -65,6 +70,8 @@ export function manifestFiles(): { path: string; content: string }[] {
   const seed = loadSeed();
   const files = renderGroups(seed, MANIFEST_OPTIONS).map((g) => ({ path: join(SEED_DIR, g.file), content: formatGroup(seed, g) }));
   for (const alt of alternatives(seed)) files.push({ path: join(SEED_DIR, alt.file), content: formatGroup(alt.spec, alt.group) });
+  // The llmaz objects of the Envoy example are those of manifests/seed/10-models.yaml but for the deployment label.
+  files.push({ path: join(ENVOY_SEED_DIR, 'envoy.yaml'), content: renderEnvoyYaml(loadSeed(ENVOY_SEED_FILE)) });
   return files;
 }
 
@@ -81,15 +88,17 @@ function main(argv: string[]): number {
   const stale = syncGeneratedFiles(files, check, ROOT, 'npx tsx deploy-scripts/gen-manifests.ts');
 
   const expected = new Set(files.map((f) => f.path));
-  let extra: string[] = [];
-  try {
-    extra = listFiles(SEED_DIR).filter((p) => !expected.has(p));
-  } catch {
-    // no directory yet
+  const extra: string[] = [];
+  for (const dir of GENERATED_DIRS) {
+    try {
+      extra.push(...listFiles(dir).filter((p) => !expected.has(p)));
+    } catch {
+      // no directory yet
+    }
   }
   for (const p of extra) console.error(`not generated (remove it): ${relative(ROOT, p)}`);
   if (check && (stale > 0 || extra.length > 0)) return 1;
-  if (!check && stale === 0) console.log('manifests/seed is up to date');
+  if (!check && stale === 0) console.log('manifests/seed and manifests/seed-envoy are up to date');
   return extra.length > 0 ? 1 : 0;
 }
 

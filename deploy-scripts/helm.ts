@@ -8,13 +8,17 @@ import { line, type Io } from './io.ts';
 import { HELM } from './names.ts';
 import type { DeploySpec } from './spec.ts';
 
+/** Higress (not for gateway.type envoy: that gateway is an Envoy you run) and llmaz. */
 export function helmCommands(spec: DeploySpec): string[][] {
-  return [
+  const higress = spec.gateway.type === 'envoy' ? [] : [
     ['repo', 'add', HELM.higressRepoName, HELM.higressRepoUrl, '--force-update'],
     [
       'upgrade', '--install', 'higress', HELM.higressChart,
       '--namespace', spec.gateway.namespace, '--create-namespace', '--render-subchart-notes', '--wait',
     ],
+  ];
+  return [
+    ...higress,
     [
       'upgrade', '--install', 'llmaz', HELM.llmazChart,
       '--namespace', HELM.llmazNamespace, '--create-namespace', '--version', HELM.llmazVersion,

@@ -17,6 +17,9 @@ export const DEFAULT_INGRESS_CLASS = 'higress';
 export const DEFAULT_GATEWAY_SERVICE = 'higress-gateway';
 export const DEFAULT_MODEL_HUB = 'Huggingface';
 export const DEFAULT_ROUTING_HEADER = 'x-higress-llm-model';
+/** gateway.type envoy: the listener's port and the admin port (Envoy's customary ones). */
+export const DEFAULT_ENVOY_LISTEN_PORT = 10000;
+export const DEFAULT_ENVOY_ADMIN_PORT = 9901;
 export const DEFAULT_FALLBACK_ON: readonly string[] = ['5xx'];
 /** Bytes the gateway buffers for a fallback replay when neither fallback.maxRequestBytes nor plugin.config.maxBodyBytes says. */
 export const DEFAULT_FALLBACK_MAX_REQUEST_BYTES = 10 * 1024 * 1024;
@@ -37,6 +40,8 @@ export const PLUGIN_NAME = 'llm-gateway';
 // (see deploy-scripts/oci/spec.yaml), so the route and the body's model are settled before they run.
 export const PLUGIN_PHASE = 'AUTHN';
 export const PLUGIN_PRIORITY = 900;
+// FAIL_OPEN, the better of Higress's two (no FAIL_RELOAD there): why is printed above the field in the rendered
+// WasmPlugin (render.ts, WASM_PLUGIN_COMMENTS).
 export const PLUGIN_FAIL_STRATEGY = 'FAIL_OPEN';
 
 export const FALLBACK_FROM_HEADER = 'x-higress-fallback-from';

@@ -1,4 +1,5 @@
 // The plugin's defaultConfig, derived from the deployment file so routes, fallbacks and the plugin agree.
+import { MECHANISM_ENVOY } from './envoy/fallback-chains.ts';
 import { routingHeader, type DeploySpec } from './spec.ts';
 
 export interface PluginModel {
@@ -21,14 +22,16 @@ export function pluginModels(spec: DeploySpec): PluginModel[] {
 }
 
 /**
- * The plugin's `fallback` object: the file's fallback.on (the status classes Higress's native fallback replays on)
- * becomes its `onStatus`, so the plugin and Higress fall back on the same answers; an `onStatus` in
- * plugin.config.fallback wins. A plugin.config.fallback that is not a mapping is passed on for the plugin to refuse.
+ * The plugin's `fallback` object: `mechanism: envoy` said explicitly (the plugin's default: Envoy, not the plugin,
+ * sends a failed request again, so answers stream; in Higress that is Higress's native replay, on Envoy the
+ * router's retries), and the file's fallback.on (the status classes Higress's native fallback replays on) becomes
+ * its `onStatus`, so the plugin and the gateway fall back on the same answers. What plugin.config.fallback says
+ * wins. A plugin.config.fallback that is not a mapping is passed on for the plugin to refuse.
  */
 export function pluginFallback(spec: DeploySpec): unknown {
   const own = spec.plugin.config['fallback'];
   if (own !== undefined && (typeof own !== 'object' || own === null || Array.isArray(own))) return own;
-  return { onStatus: [...spec.fallback.on], ...(own as Record<string, unknown> | undefined) };
+  return { mechanism: MECHANISM_ENVOY, onStatus: [...spec.fallback.on], ...(own as Record<string, unknown> | undefined) };
 }
 
 /**

@@ -1,6 +1,7 @@
 // Pure rendering: deployment file -> Kubernetes objects, grouped by concern, and their YAML. No I/O, no clock, no
 // environment: what varies (is HF_TOKEN set?) comes in as an argument, and the token itself never does.
-import { stringify } from 'yaml';
+import { Document, isMap, isScalar, stringify } from 'yaml';
+import { envoyBootstrap, type EnvoyRenderOptions } from './envoy/bootstrap.ts';
 import { renderFallback } from './fallback.ts';
 import {
   ANNOTATION_REGISTRIES_PREFIX,
@@ -36,6 +37,17 @@ export interface Group {
   /** Comment lines printed above the objects. */
   notes: string[];
   objects: K8sObject[];
+  /** Comments printed above fields of the objects. */
+  comments?: FieldComment[];
+}
+
+/** A comment above one field of the objects of a kind, e.g. why a WasmPlugin's failStrategy is what it is. */
+export interface FieldComment {
+  kind: string;
+  path: string[];
+  lines: string[];
+  /** Only when the field has this value. */
+  when?: unknown;
 }
 
 export function openModel(spec: DeploySpec, m: ModelSpec): K8sObject {
@@ -95,6 +107,34 @@ export function modelIngress(spec: DeploySpec, m: ModelSpec): K8sObject {
   });
 }
 
+// Why the WasmPlugin says what it says; printed above the fields in the rendered YAML.
+export const WASM_PLUGIN_COMMENTS: FieldComment[] = [
+  {
+    kind: KINDS.WasmPlugin.kind,
+    path: ['spec', 'failStrategy'],
+    when: 'FAIL_OPEN',
+    lines: [
+      'FAIL_OPEN: Higress\'s WasmPlugin offers only FAIL_CLOSE and FAIL_OPEN; its istio does not pass on Envoy\'s',
+      'FAIL_RELOAD, which would replace a failed VM (higress-group/higress#4748; higress-group/istio#58 fixed passing',
+      'FAIL_OPEN). While the VM is down, requests skip the plugin: the gateway\'s other routes and plugins keep working',
+      '(FAIL_CLOSE would answer 503 to every request the plugin applies to, i.e. all of the gateway\'s). Model requests',
+      'and GET /v1/models do not: without the routing header they match no model route (404, unless another route takes',
+      'them); a routing header a client sends itself is not removed then and reaches that model unchecked and uncounted.',
+    ],
+  },
+  {
+    kind: KINDS.WasmPlugin.kind,
+    path: ['spec', 'defaultConfig', 'fallback', 'mechanism'],
+    when: 'envoy',
+    lines: [
+      'envoy: the gateway, not the plugin, sends a failed request again, so answers stream. In Higress that is',
+      'Higress\'s native replay (30-fallback.yaml: custom_response redirects to the <route>.fallback Ingress), since a',
+      'WasmPlugin cannot place the plugin\'s attempt stage (an upstream filter of Envoy\'s router). The plugin\'s part is',
+      'to rewrite `model` on the replayed request, which it recognises by x-higress-fallback-from, and to count it.',
+    ],
+  },
+];
+
 export function wasmPlugin(spec: DeploySpec): K8sObject {
   const s: Record<string, unknown> = { url: spec.plugin.url };
   if (spec.plugin.sha256 !== undefined) s['sha256'] = spec.plugin.sha256;
@@ -120,17 +160,22 @@ function secretNotes(spec: DeploySpec, opts: RenderOptions): string[] {
   ];
 }
 
-/** Every object of the deployment, grouped by concern, in apply order. Groups without objects are left out. */
+/**
+ * Every Kubernetes object of the deployment, grouped by concern, in apply order. Groups without objects are left
+ * out. gateway.type envoy: only the llmaz models (the gateway is the bootstrap from renderEnvoyYaml).
+ */
 export function renderGroups(spec: DeploySpec, opts: RenderOptions): Group[] {
+  const models: Group = {
+    file: '10-models.yaml',
+    notes: [
+      'llmaz models: an OpenModel (cluster-scoped) and a Playground per model; llmaz serves each as Service <model>-lb:8080.',
+      ...secretNotes(spec, opts),
+    ],
+    objects: spec.models.flatMap((m) => [openModel(spec, m), playground(spec, m)]),
+  };
+  if (spec.gateway.type === 'envoy') return [models];
   const groups: Group[] = [
-    {
-      file: '10-models.yaml',
-      notes: [
-        'llmaz models: an OpenModel (cluster-scoped) and a Playground per model; llmaz serves each as Service <model>-lb:8080.',
-        ...secretNotes(spec, opts),
-      ],
-      objects: spec.models.flatMap((m) => [openModel(spec, m), playground(spec, m)]),
-    },
+    models,
     {
       file: '20-routes.yaml',
       notes: [
@@ -145,6 +190,7 @@ export function renderGroups(spec: DeploySpec, opts: RenderOptions): Group[] {
       notes: [
         `Fallback, as Higress does it natively: on ${spec.fallback.on.join('/')} the custom_response filter replays the request`,
         'with x-higress-fallback-from: <route>, which the <route>.fallback Ingress matches (see deploy-scripts/fallback.ts).',
+        'This is the fallback in Higress (the backup\'s answer streams); the plugin rewrites the replay\'s model.',
       ],
       objects: renderFallback(spec),
     },
@@ -156,6 +202,7 @@ export function renderGroups(spec: DeploySpec, opts: RenderOptions): Group[] {
         '(manifests/seed/alternatives/40-plugin-http-url.yaml shows it).',
       ],
       objects: [wasmPlugin(spec)],
+      comments: WASM_PLUGIN_COMMENTS,
     },
   ];
   return groups.filter((g) => g.objects.length > 0);
@@ -165,15 +212,25 @@ export function renderObjects(spec: DeploySpec, opts: RenderOptions): K8sObject[
   return renderGroups(spec, opts).flatMap((g) => g.objects);
 }
 
-export function toYaml(o: unknown): string {
-  return stringify(o, { lineWidth: 0, aliasDuplicateObjects: false });
+export function toYaml(o: unknown, comments: FieldComment[] = []): string {
+  if (comments.length === 0) return stringify(o, { lineWidth: 0, aliasDuplicateObjects: false });
+  const doc = new Document(o, { aliasDuplicateObjects: false });
+  for (const c of comments) {
+    const parent = doc.getIn(c.path.slice(0, -1), true);
+    if (!isMap(parent)) continue;
+    const pair = parent.items.find((p) => isScalar(p.key) && p.key.value === c.path[c.path.length - 1]);
+    if (pair === undefined || !isScalar(pair.key)) continue;
+    if (c.when !== undefined && !(isScalar(pair.value) && pair.value.value === c.when)) continue;
+    pair.key.commentBefore = c.lines.map((l) => ` ${l}`).join('\n');
+  }
+  return doc.toString({ lineWidth: 0 });
 }
 
 export function formatGroup(spec: DeploySpec, g: Group): string {
   const lines = [`# llm-gateway deployment "${spec.name}" (generated by deploy-scripts/cli.ts; edit the deployment file instead).`];
   for (const n of g.notes) lines.push(`# ${n}`);
   let out = `${lines.join('\n')}\n`;
-  for (const o of g.objects) out += `---\n${toYaml(o)}`;
+  for (const o of g.objects) out += `---\n${toYaml(o, (g.comments ?? []).filter((c) => c.kind === o.kind))}`;
   return out;
 }
 
@@ -182,4 +239,18 @@ export function renderYaml(spec: DeploySpec, opts: RenderOptions): string {
   return renderGroups(spec, opts)
     .map((g) => formatGroup(spec, g))
     .join('');
+}
+
+/** gateway.type envoy: the Envoy bootstrap, one YAML document for `envoy -c`. */
+export function renderEnvoyYaml(spec: DeploySpec, opts: EnvoyRenderOptions = {}): string {
+  const sha = spec.plugin.sha256 !== undefined ? ` (sha256 ${spec.plugin.sha256})` : '';
+  const lines = [
+    `llm-gateway deployment "${spec.name}" for upstream Envoy (generated by deploy-scripts/cli.ts; edit the deployment file instead).`,
+    'Run: envoy -c <this file>, Envoy >= 1.39 with the V8 Wasm runtime (e.g. the envoyproxy/envoy:v1.39 image).',
+    `Listens on :${spec.gateway.listenPort}${spec.gateway.host !== undefined ? ` for Host ${spec.gateway.host}` : ''}; admin and /stats/prometheus on 127.0.0.1:${spec.gateway.adminPort}.`,
+    `Its clusters are llmaz's Services <model>-lb.${spec.namespace}.svc.cluster.local:8080: run it where cluster DNS resolves them.`,
+    `The plugin: ${spec.plugin.url}${sha}, as a request stage and, for models with fallbacks, an attempt stage`,
+    '(an upstream filter of the router that renames `model` for the attempts that go to a backup).',
+  ];
+  return `${lines.map((l) => `# ${l}`).join('\n')}\n${toYaml(envoyBootstrap(spec, opts))}`;
 }

@@ -4,6 +4,8 @@ import { parseDocument } from 'yaml';
 import { Checker, show, type Obj } from './checker.ts';
 import {
   DEFAULT_FALLBACK_MAX_REQUEST_BYTES,
+  DEFAULT_ENVOY_ADMIN_PORT,
+  DEFAULT_ENVOY_LISTEN_PORT,
   DEFAULT_FALLBACK_ON,
   DEFAULT_GATEWAY_NAMESPACE,
   DEFAULT_GATEWAY_SERVICE,
@@ -14,6 +16,8 @@ import {
 } from './names.ts';
 
 export type ModelHub = 'Huggingface' | 'ModelScope';
+/** What the file deploys to: Higress (Kubernetes objects) or upstream Envoy (a bootstrap file, plus the llmaz objects). */
+export type GatewayType = 'higress' | 'envoy';
 export type ResponseClass = '4xx' | '5xx';
 export type PullPolicy = 'IfNotPresent' | 'Always' | 'UNSPECIFIED_POLICY';
 export type Quantity = string | number;
@@ -45,7 +49,16 @@ export interface ModelSpec {
 export interface DeploySpec {
   name: string;
   namespace: string;
-  gateway: { namespace: string; host?: string; ingressClassName: string; service: string };
+  gateway: {
+    type: GatewayType;
+    namespace: string;
+    host?: string;
+    ingressClassName: string;
+    service: string;
+    /** gateway.type envoy: the listener's port and the admin port (loopback only). */
+    listenPort: number;
+    adminPort: number;
+  };
   plugin: {
     url: string;
     imagePullPolicy?: PullPolicy;
@@ -67,11 +80,13 @@ const SHA256 = /^[a-f0-9]{64}$/;
 const QUANTITY = /^[+]?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?[0-9]+))?$/;
 const MODEL_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*(\/[A-Za-z0-9][A-Za-z0-9._-]*)?$/;
 const PLUGIN_URL = /^(oci|https?|file):\/\/\S+$/;
+const FILE_URL = /^file:\/\/\/\S+$/;
 /** `<model>-lb` must stay a DNS label (63). */
 const MAX_MODEL_NAME = 60;
 
 const ROOT_KEYS = ['name', 'namespace', 'gateway', 'plugin', 'fallback', 'models'] as const;
-const GATEWAY_KEYS = ['namespace', 'host', 'ingressClassName', 'service'] as const;
+const GATEWAY_KEYS = ['type', 'namespace', 'host', 'ingressClassName', 'service', 'listenPort', 'adminPort'] as const;
+const GATEWAY_TYPES = ['higress', 'envoy'] as const;
 const PLUGIN_KEYS = ['url', 'imagePullPolicy', 'imagePullSecret', 'sha256', 'config'] as const;
 const FALLBACK_KEYS = ['on', 'bufferRequestBody', 'maxRequestBytes', 'globalFilter'] as const;
 const MODEL_KEYS = [
@@ -115,12 +130,16 @@ export function validateSpec(raw: unknown): ParseResult {
 
   const gatewayRaw = c.object(raw, 'gateway', 'gateway', false);
   const gateway: DeploySpec['gateway'] = {
+    type: 'higress',
     namespace: DEFAULT_GATEWAY_NAMESPACE,
     ingressClassName: DEFAULT_INGRESS_CLASS,
     service: DEFAULT_GATEWAY_SERVICE,
+    listenPort: DEFAULT_ENVOY_LISTEN_PORT,
+    adminPort: DEFAULT_ENVOY_ADMIN_PORT,
   };
   if (gatewayRaw) {
     c.keys(gatewayRaw, 'gateway', GATEWAY_KEYS);
+    gateway.type = c.oneOf(gatewayRaw, 'type', 'gateway.type', GATEWAY_TYPES) ?? gateway.type;
     gateway.namespace =
       c.string(gatewayRaw, 'namespace', 'gateway.namespace', { pattern: DNS_LABEL, what: DNS_LABEL_WHAT, max: 63 }) ??
       gateway.namespace;
@@ -135,12 +154,15 @@ export function validateSpec(raw: unknown): ParseResult {
       gateway.ingressClassName;
     gateway.service =
       c.string(gatewayRaw, 'service', 'gateway.service', { pattern: DNS_LABEL, what: DNS_LABEL_WHAT, max: 63 }) ?? gateway.service;
+    gateway.listenPort = port(c, gatewayRaw, 'listenPort', 'gateway.listenPort', gateway.listenPort);
+    gateway.adminPort = port(c, gatewayRaw, 'adminPort', 'gateway.adminPort', gateway.adminPort);
   }
 
   const models = parseModels(c, raw);
   const modelNames = new Set(models.map((m) => m.name));
   const plugin = parsePlugin(c, raw, modelNames);
   const fallback = parseFallback(c, raw, plugin?.config);
+  checkGatewayType(c, raw, gateway.type);
 
   if (c.errors.length > 0 || name === undefined || plugin === undefined || fallback === undefined) {
     return { ok: false, errors: c.errors.length > 0 ? c.errors : ['file: invalid'] };
@@ -218,6 +240,65 @@ function parseFallback(c: Checker, raw: Obj, pluginConfig: Record<string, unknow
     maxRequestBytes: c.integer(f, 'maxRequestBytes', 'fallback.maxRequestBytes', 1, bodyLimit),
     globalFilter: c.boolean(f, 'globalFilter', 'fallback.globalFilter', false),
   };
+}
+
+function port(c: Checker, o: Obj, key: string, path: string, fallback: number): number {
+  const p = c.integer(o, key, path, 1, fallback);
+  if (p > 65535) {
+    c.fail(path, 'must be a port number (1 to 65535)', p);
+    return fallback;
+  }
+  return p;
+}
+
+// Settings that only one gateway type uses: set for the other, they would silently do nothing, so they are refused.
+const HIGRESS_ONLY: readonly { path: string; why: string }[] = [
+  { path: 'gateway.namespace', why: 'where Higress runs' },
+  { path: 'gateway.ingressClassName', why: 'Higress\'s Ingresses' },
+  { path: 'gateway.service', why: 'Higress\'s gateway Service' },
+  { path: 'plugin.imagePullPolicy', why: 'Envoy pulls no images' },
+  { path: 'plugin.imagePullSecret', why: 'Envoy pulls no images' },
+  { path: 'fallback.bufferRequestBody', why: 'Higress\'s native fallback; Envoy\'s router keeps the body for its retries' },
+  { path: 'fallback.maxRequestBytes', why: 'Higress\'s native fallback; Envoy\'s router keeps the body for its retries' },
+  { path: 'fallback.globalFilter', why: 'Higress\'s native fallback' },
+];
+const ENVOY_ONLY: readonly string[] = ['gateway.listenPort', 'gateway.adminPort'];
+
+function valueAt(raw: Obj, path: string): unknown {
+  let v: unknown = raw;
+  for (const k of path.split('.')) v = v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj)[k] : undefined;
+  return v;
+}
+
+/**
+ * What the gateway type asks of the rest of the file. gateway.type envoy: plain Envoy loads Wasm code from a
+ * local file or over http(s) (its `remote` code source, which requires the sha256), and cannot fetch OCI images.
+ */
+function checkGatewayType(c: Checker, raw: Obj, type: GatewayType): void {
+  const stage = valueAt(raw, 'plugin.config.stage');
+  if (stage !== undefined) {
+    c.fail('plugin.config.stage', 'is set per filter by the renderer (the request stage; on Envoy also the attempt stage): leave it out', stage);
+  }
+  if (type === 'higress') {
+    for (const path of ENVOY_ONLY) {
+      const v = valueAt(raw, path);
+      if (v !== undefined && v !== null) c.fail(path, 'only for gateway.type envoy', v);
+    }
+    return;
+  }
+  for (const { path, why } of HIGRESS_ONLY) {
+    const v = valueAt(raw, path);
+    if (v !== undefined && v !== null) c.fail(path, `only for gateway.type higress (${why})`, v);
+  }
+  const url = valueAt(raw, 'plugin.url');
+  if (typeof url !== 'string' || !PLUGIN_URL.test(url)) return; // already reported
+  if (url.startsWith('oci://')) {
+    c.fail('plugin.url', 'must be an http(s):// URL of plugin.wasm or a file:/// path for gateway.type envoy (plain Envoy cannot fetch OCI images)', url);
+  } else if (url.startsWith('file://') && !FILE_URL.test(url)) {
+    c.fail('plugin.url', 'must be file:///absolute/path/plugin.wasm (a path on Envoy\'s host)', url);
+  } else if (/^https?:/.test(url) && valueAt(raw, 'plugin.sha256') === undefined) {
+    c.fail('plugin.sha256', 'is required with an http(s):// plugin.url for gateway.type envoy (Envoy checks the fetched code against it)', undefined);
+  }
 }
 
 function parseModels(c: Checker, raw: Obj): ModelSpec[] {

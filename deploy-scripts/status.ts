@@ -1,6 +1,6 @@
 // status: per model, what llmaz reports (Playground conditions), its pods and its Service, then the gateway.
 import type { V1Pod, V1Service } from '@kubernetes/client-node';
-import { gatewayEndpoint, printEndpoint } from './endpoint.ts';
+import { gatewayEndpoint, printEndpoint, printEnvoyGateway } from './endpoint.ts';
 import { EXIT, explain } from './errors.ts';
 import { line, type Io } from './io.ts';
 import { readOrNull, type Cluster } from './kube.ts';
@@ -25,8 +25,9 @@ export function serviceLine(name: string, svc: V1Service | null): string {
   return `${name} ${svc.spec?.clusterIP ?? '?'}:${port?.port ?? '?'}`;
 }
 
-export async function status(spec: DeploySpec, cluster: Cluster, io: Io): Promise<number> {
-  line(io.out, `deployment ${spec.name}: models in namespace ${spec.namespace}, gateway in ${spec.gateway.namespace}`);
+export async function status(spec: DeploySpec, cluster: Cluster, io: Io, envoyBootstrap = '(render -f FILE prints it)'): Promise<number> {
+  const where = spec.gateway.type === 'envoy' ? 'gateway: upstream Envoy' : `gateway in ${spec.gateway.namespace}`;
+  line(io.out, `deployment ${spec.name}: models in namespace ${spec.namespace}, ${where}`);
   for (const m of spec.models) {
     const pgRef = { apiVersion: KINDS.Playground.apiVersion, kind: KINDS.Playground.kind, metadata: { name: m.name, namespace: spec.namespace } };
     const pg = await readOrNull<PlaygroundLike & typeof pgRef>(cluster, pgRef);
@@ -55,6 +56,7 @@ export async function status(spec: DeploySpec, cluster: Cluster, io: Io): Promis
     line(io.out, `  service     ${serviceLine(svcName, await readOrNull<V1Service & typeof svcRef>(cluster, svcRef))}`);
   }
   line(io.out, '');
-  printEndpoint(io, spec, await gatewayEndpoint(cluster, spec));
+  if (spec.gateway.type === 'envoy') printEnvoyGateway(io, spec, envoyBootstrap);
+  else printEndpoint(io, spec, await gatewayEndpoint(cluster, spec));
   return EXIT.ok;
 }

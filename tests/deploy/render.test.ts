@@ -4,11 +4,11 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { run } from '../../deploy-scripts/cli.ts';
-import { SEED_DIR, SEED_FILE, listFiles, loadSeed, manifestFiles } from '../../deploy-scripts/gen-manifests.ts';
+import { GENERATED_DIRS, SEED_DIR, SEED_FILE, listFiles, loadSeed, manifestFiles } from '../../deploy-scripts/gen-manifests.ts';
 import type { Io } from '../../deploy-scripts/io.ts';
 import { objectsToApply } from '../../deploy-scripts/apply.ts';
 import { renderGroups, renderObjects, renderYaml } from '../../deploy-scripts/render.ts';
-import { parseSpec, validateSpec, type DeploySpec } from '../../deploy-scripts/spec.ts';
+import { PLUGIN_CONFIG_KEYS, parseSpec, validateSpec, type DeploySpec } from '../../deploy-scripts/spec.ts';
 
 const SEED_TEXT = readFileSync(SEED_FILE, 'utf8');
 const TOKEN = 'hf_TestTokenThatMustNeverBePrinted42';
@@ -47,7 +47,8 @@ describe('manifests/seed', () => {
     for (const f of expected) {
       assert.equal(readFileSync(f.path, 'utf8'), f.content, `${f.path} is stale: run npx tsx deploy-scripts/gen-manifests.ts`);
     }
-    assert.deepEqual(listFiles(SEED_DIR).sort(), expected.map((f) => f.path).sort(), 'manifests/seed holds files the generator does not make');
+    const present = GENERATED_DIRS.flatMap((d) => listFiles(d));
+    assert.deepEqual(present.sort(), expected.map((f) => f.path).sort(), 'manifests/seed* holds files the generator does not make');
   });
 
   it('holds every rendered object once, in the order render prints them', () => {
@@ -182,7 +183,7 @@ describe('render of the seed file', () => {
       routingHeader: 'x-higress-llm-model',
       maxBodyBytes: 10485760,
       serveModelList: true,
-      fallback: { onStatus: ['5xx'] },
+      fallback: { mechanism: 'envoy', onStatus: ['5xx'] },
       models: [
         { name: 'qwen2-1-5b', route: 'qwen2-1-5b', fallback: ['gemma-2-2b'] },
         { name: 'gemma-2-2b', route: 'gemma-2-2b' },
@@ -195,12 +196,30 @@ describe('render of the seed file', () => {
       (renderObjects(specFrom(raw), { hfTokenSet: false }) as Raw[]).find((o) => o.kind === 'WasmPlugin')?.spec.defaultConfig;
     const both = seedRaw() as Raw;
     both['fallback'] = { on: ['5xx', '4xx'] };
-    assert.deepEqual(defaultConfigOf(both).fallback, { onStatus: ['4xx', '5xx'] });
+    assert.deepEqual(defaultConfigOf(both).fallback, { mechanism: 'envoy', onStatus: ['4xx', '5xx'] });
     const own = seedRaw() as Raw;
     own['plugin'].config = { fallback: { maxAttempts: 2 } };
-    assert.deepEqual(defaultConfigOf(own).fallback, { onStatus: ['5xx'], maxAttempts: 2 });
-    own['plugin'].config = { fallback: { onStatus: [503], maxAttempts: 2 } };
-    assert.deepEqual(defaultConfigOf(own).fallback, { onStatus: [503], maxAttempts: 2 });
+    assert.deepEqual(defaultConfigOf(own).fallback, { mechanism: 'envoy', onStatus: ['5xx'], maxAttempts: 2 });
+    own['plugin'].config = { fallback: { onStatus: [503], maxAttempts: 2, mechanism: 'dispatch' } };
+    assert.deepEqual(defaultConfigOf(own).fallback, { mechanism: 'dispatch', onStatus: [503], maxAttempts: 2 });
+  });
+
+  it('renders the WasmPlugin with fallback.mechanism envoy and FAIL_OPEN, each with a comment saying why', () => {
+    const wp = find('WasmPlugin', 'llm-gateway');
+    assert.equal(wp.spec.defaultConfig.fallback.mechanism, 'envoy');
+    assert.equal(wp.spec.failStrategy, 'FAIL_OPEN');
+    const text = readFileSync(`${SEED_DIR}/40-plugin.yaml`, 'utf8');
+    assert.match(text, /# FAIL_OPEN: Higress's WasmPlugin offers only FAIL_CLOSE and FAIL_OPEN;[^]*higress-group\/higress#4748[^]*\n {2}failStrategy: FAIL_OPEN\n/);
+    assert.match(text, /# envoy: the gateway, not the plugin, sends a failed request again[^]*x-higress-fallback-from[^]*\n {6}mechanism: envoy\n/);
+    assert.deepEqual(parse(text.split('---\n')[1] ?? ''), wp, 'the comments change nothing in the object');
+  });
+
+  it('comments mechanism only when it is envoy', async () => {
+    const raw = seedRaw() as Raw;
+    raw['plugin'].config = { fallback: { mechanism: 'dispatch' } };
+    const yaml = renderYaml(specFrom(raw), { hfTokenSet: false });
+    assert.match(yaml, /\n {6}mechanism: dispatch\n/);
+    assert.ok(!yaml.includes('# envoy: the gateway'));
   });
 
   it('uses a custom routing header for the plugin and the Ingress annotations alike', () => {
@@ -270,7 +289,9 @@ describe('validation', () => {
     { name: 'bad namespace', break: (r) => (r['namespace'] = 'my.ns'), message: 'namespace: must be a DNS-1123 label (lowercase letters, digits, "-"; starts and ends alphanumeric), got "my.ns"' },
     { name: 'gateway not a mapping', break: (r) => (r['gateway'] = 'higress'), message: 'gateway: must be a mapping, got "higress"' },
     { name: 'host with a scheme', break: (r) => (r['gateway'].host = 'https://llm.example.com'), message: 'gateway.host: must be a DNS name such as llm.example.com (optionally *.example.com), without scheme or port, got "https://llm.example.com"' },
-    { name: 'unknown gateway field', break: (r) => (r['gateway'].hostname = 'x'), message: 'gateway.hostname: unknown field (allowed: namespace, host, ingressClassName, service)' },
+    { name: 'unknown gateway field', break: (r) => (r['gateway'].hostname = 'x'), message: 'gateway.hostname: unknown field (allowed: type, namespace, host, ingressClassName, service, listenPort, adminPort)' },
+    { name: 'gateway.type', break: (r) => (r['gateway'].type = 'nginx'), message: 'gateway.type: must be one of higress, envoy, got "nginx"' },
+    { name: 'an Envoy setting for Higress', break: (r) => (r['gateway'].listenPort = 10000), message: 'gateway.listenPort: only for gateway.type envoy, got 10000' },
     { name: 'missing plugin', break: (r) => delete r['plugin'], message: 'plugin: is required (a mapping), got nothing' },
     { name: 'missing plugin url', break: (r) => delete r['plugin'].url, message: 'plugin.url: is required (an oci://, http(s):// or file:// URL of the plugin), got nothing' },
     { name: 'plugin url scheme', break: (r) => (r['plugin'].url = 'ghcr.io/llm-gateway/plugin:0.1.0'), message: 'plugin.url: must be an oci://, http(s):// or file:// URL of the plugin, got "ghcr.io/llm-gateway/plugin:0.1.0"' },
@@ -283,7 +304,7 @@ describe('validation', () => {
     { name: 'pathSuffixes item', break: (r) => (r['plugin'].config.pathSuffixes = ['/v1/models', 'chat']), message: 'plugin.config.pathSuffixes[1]: must be a path suffix starting with "/", got "chat"' },
     { name: 'maxBodyBytes', break: (r) => (r['plugin'].config.maxBodyBytes = '10MB'), message: 'plugin.config.maxBodyBytes: must be a positive integer, got "10MB"' },
     { name: 'serveModelList', break: (r) => (r['plugin'].config.serveModelList = 'yes'), message: 'plugin.config.serveModelList: must be true or false, got "yes"' },
-    { name: 'unknown plugin setting', break: (r) => (r['plugin'].config.customKnob = 1), message: 'plugin.config.customKnob: unknown plugin setting (known: routingHeader, pathSuffixes, maxBodyBytes, serveModelList, defaultModel, ownedBy, injectStreamUsage, consumerHeader, maxSseEventBytes, maxResponseBytes, fallback)' },
+    { name: 'unknown plugin setting', break: (r) => (r['plugin'].config.customKnob = 1), message: `plugin.config.customKnob: unknown plugin setting (known: ${PLUGIN_CONFIG_KEYS.join(', ')})` },
     { name: 'defaultModel', break: (r) => (r['plugin'].config.defaultModel = 'llama'), message: 'plugin.config.defaultModel: must name one of models[] (qwen2-1-5b, gemma-2-2b), got "llama"' },
     { name: 'fallback.on class', break: (r) => (r['fallback'].on = ['3xx']), message: 'fallback.on[0]: must be 4xx or 5xx, got "3xx"' },
     { name: 'fallback.on empty', break: (r) => (r['fallback'].on = []), message: 'fallback.on: must list at least one of 4xx, 5xx, got []' },
@@ -322,6 +343,14 @@ describe('validation', () => {
     });
   }
 
+  it('refuses plugin.config.stage: the renderer sets it for each filter', () => {
+    const raw = seedRaw() as Raw;
+    raw['plugin'].config.stage = 'attempt';
+    assert.ok(
+      errorsOf(raw).includes('plugin.config.stage: is set per filter by the renderer (the request stage; on Envoy also the attempt stage): leave it out, got "attempt"'),
+    );
+  });
+
   it('refuses a file that is not a mapping', () => {
     assert.deepEqual(errorsOf(['a']), ['file: must be a mapping with name, namespace, gateway, plugin, fallback, models, got ["a"]']);
   });
@@ -345,7 +374,14 @@ describe('validation', () => {
   it('applies the documented defaults', () => {
     const spec = specFrom({ name: 'mini', plugin: { url: 'oci://r/p:1' }, models: [{ name: 'm', modelID: 'org/m' }] });
     assert.equal(spec.namespace, 'default');
-    assert.deepEqual(spec.gateway, { namespace: 'higress-system', ingressClassName: 'higress', service: 'higress-gateway' });
+    assert.deepEqual(spec.gateway, {
+      type: 'higress',
+      namespace: 'higress-system',
+      ingressClassName: 'higress',
+      service: 'higress-gateway',
+      listenPort: 10000,
+      adminPort: 9901,
+    });
     assert.deepEqual(spec.fallback, { on: ['5xx'], bufferRequestBody: true, maxRequestBytes: 10485760, globalFilter: false });
     const m = spec.models[0];
     assert.equal(m?.gpus, 1);

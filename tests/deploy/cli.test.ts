@@ -357,6 +357,61 @@ describe('deploy CLI against a real API server', { timeout: 240_000 }, () => {
   });
 });
 
+describe('gateway.type envoy against an API server without Higress', { timeout: 120_000 }, () => {
+  const ENVOY_SELECTOR = 'app.kubernetes.io/managed-by=llm-gateway-deploy,llm-gateway.io/deployment=seed-envoy';
+  let env: KubeEnv;
+  let controller: FakeController;
+  let objects: KubernetesObjectApi;
+  let kube: Record<string, string>;
+
+  before(async () => {
+    // llmaz's CRDs only: the Envoy target writes nothing of Higress's.
+    const crds = mkdtempSync(join(tmp, 'crds-llmaz-'));
+    for (const f of readdirSync(CRD_DIR).filter((f) => f.startsWith('llmaz-'))) copyFileSync(join(CRD_DIR, f), join(crds, f));
+    env = await startKubeEnv({ crdDir: crds });
+    controller = await startFakeController(env.kubeconfigPath, { progressDelayMs: 100, readyDelayMs: 200 });
+    const kc = new KubeConfig();
+    kc.loadFromFile(env.kubeconfigPath);
+    objects = KubernetesObjectApi.makeApiClient(kc);
+    kube = { KUBECONFIG: env.kubeconfigPath };
+  });
+
+  after(async () => {
+    await controller?.stop();
+    await env?.stop();
+  });
+
+  it('apply applies the llmaz objects, writes the Envoy bootstrap and says how to run it; delete removes them', async () => {
+    const file = join(ROOT, 'deploy-scripts', 'examples', 'seed-envoy.yaml');
+    const bootstrap = join(tmp, 'envoy.yaml');
+    const r = await cli(['apply', '-f', file, '--envoy-config', bootstrap, '--timeout', '60s', '--poll-interval', '100ms'], kube, 'node');
+    assert.equal(r.code, 0, explainResult(r));
+    const applied = r.stdout.split('\n').filter((l) => /^(created|configured|unchanged) /.test(l));
+    assert.deepEqual(applied, [
+      'created    OpenModel qwen2-1-5b',
+      'created    Playground default/qwen2-1-5b',
+      'created    OpenModel gemma-2-2b',
+      'created    Playground default/gemma-2-2b',
+    ]);
+    assert.ok(r.stdout.startsWith(`wrote      Envoy bootstrap ${bootstrap}\n`), explainResult(r));
+    assert.equal(readFileSync(bootstrap, 'utf8'), readFileSync(join(ROOT, 'manifests', 'seed-envoy', 'envoy.yaml'), 'utf8'));
+    assert.match(r.stdout, /gemma-2-2b +ready +Available \(PlaygroundReady\)/);
+    assert.ok(r.stdout.includes(`gateway: upstream Envoy (gateway.type envoy), which you run with the bootstrap ${bootstrap}:\n  envoy -c <bootstrap>\n`), explainResult(r));
+    assert.ok(r.stdout.includes('curl -sS http://ENVOY_HOST:10000/v1/chat/completions'), explainResult(r));
+    assert.match(r.stderr, /warning: gemma-2-2b needs a Hugging Face token/);
+
+    const st = await cli(['status', '-f', file], kube, 'node');
+    assert.equal(st.code, 0, explainResult(st));
+    assert.match(st.stdout, /^deployment seed-envoy: models in namespace default, gateway: upstream Envoy\n/);
+
+    const d = await cli(['delete', '-f', file], kube, 'node');
+    assert.equal(d.code, 0, explainResult(d));
+    assert.ok(d.stdout.includes('deleted    OpenModel qwen2-1-5b\n'), explainResult(d));
+    const left = await objects.list('llmaz.io/v1alpha1', 'OpenModel', undefined, undefined, undefined, undefined, undefined, ENVOY_SELECTOR);
+    assert.deepEqual(left.items, []);
+  });
+});
+
 describe('deploy CLI errors a user meets before any cluster work', { timeout: 120_000 }, () => {
   it('a missing CRD: one line naming it and what to install, nothing written', async () => {
     // An API server with llmaz's CRDs but not Higress's.

@@ -194,7 +194,7 @@ function parsePlugin(c: Checker, raw: Obj, modelNames: Set<string>): DeploySpec[
 // The plugin's top-level configuration keys (assembly/plugin/config.ts KNOWN_KEYS; the README's table).
 // The plugin refuses any other key, so the CLI refuses it first, with the file's path.
 export const PLUGIN_CONFIG_KEYS = ['routingHeader', 'pathSuffixes', 'maxBodyBytes', 'serveModelList', 'defaultModel', 'ownedBy',
-  'injectStreamUsage', 'consumerHeader', 'maxSseEventBytes', 'maxResponseBytes', 'fallback'] as const;
+  'injectStreamUsage', 'consumerHeader', 'maxSseEventBytes', 'maxResponseBytes', 'memoryBudgetBytes', 'stage', 'fallback'] as const;
 
 /** Checks the plugin settings: only keys the plugin knows, with the types it takes where we can tell. */
 function parsePluginConfig(c: Checker, config: Obj, modelNames: Set<string>): Record<string, unknown> {

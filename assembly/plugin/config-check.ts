@@ -79,8 +79,8 @@ export function readInt(c: Checker, v: JsonValue, path: string, key: string, min
 export function readSize(c: Checker, v: JsonValue, path: string, key: string, current: i32): i32 {
   const f = v.get(key);
   if (f == null) return current;
-  if (f.type != JsonType.Number || !f.isInteger || f.numValue < 1 || f.numValue > 1073741824) {
-    c.fail(path + key, "must be an integer between 1 and 1073741824, got " + describe(f));
+  if (f.type != JsonType.Number || !f.isInteger || f.numValue < 1 || f.numValue > 536870912) {
+    c.fail(path + key, "must be an integer between 1 and 536870912, got " + describe(f));
     return current;
   }
   return <i32>f.numValue;

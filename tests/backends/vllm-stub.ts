@@ -82,7 +82,7 @@ interface LastRequest {
   method: string;
   path: string;
   headers: Record<string, string | string[] | undefined>;
-  body: unknown;
+  raw: string;
 }
 
 interface StubState {
@@ -108,7 +108,8 @@ async function handleGeneration(
 ): Promise<void> {
   const raw = await readBody(req);
   state.hits.set(path, (state.hits.get(path) ?? 0) + 1);
-  state.lastRequest = { method: req.method ?? '', path, headers: { ...req.headers }, body: parseJsonOrRaw(raw) };
+  // Kept raw and parsed only when /stub/stats asks: a burst of long prompts should not parse each twice.
+  state.lastRequest = { method: req.method ?? '', path, headers: { ...req.headers }, raw };
 
   const fromHeaders = faultsFromHeaders(req.headers, state.model);
   if (!fromHeaders.ok) return stubConfigError(res, state.model, fromHeaders.error);
@@ -216,12 +217,13 @@ async function handleFaults(state: StubState, req: IncomingMessage, res: ServerR
 function statsBody(state: StubState): unknown {
   let hits = 0;
   for (const n of state.hits.values()) hits += n;
+  const last = state.lastRequest;
   return {
     hits,
     hitsByPath: Object.fromEntries(state.hits),
     inFlight: state.inFlight,
     aborted: state.aborted,
-    lastRequest: state.lastRequest,
+    lastRequest: last === null ? null : { method: last.method, path: last.path, headers: last.headers, body: parseJsonOrRaw(last.raw) },
   };
 }
 

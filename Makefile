@@ -31,6 +31,10 @@ build/plugin.wasm: node_modules/.stamp asconfig.json $(shell find assembly -name
 
 build: build/plugin.wasm
 
+# Test-only: the plugin plus a header that makes the VM trap (tests/e2e/vm-failure.test.ts). Never shipped.
+build/plugin.trap.wasm: build/plugin.wasm
+	npx asc assembly/testing/trap-main.ts --target release -o build/plugin.trap.wasm
+
 build-debug: node_modules/.stamp
 	npx asc assembly/main.ts --target debug
 
@@ -52,7 +56,7 @@ demo: build venv
 test-as: node_modules/.stamp
 	npx asp --config tests/as/as-pect.config.js
 
-test-e2e: build venv
+test-e2e: build build/plugin.trap.wasm venv
 	$(NODE_TEST) tests/e2e/*.test.ts
 
 fuzz: node_modules/.stamp
@@ -60,7 +64,7 @@ fuzz: node_modules/.stamp
 
 NODE_TESTS := tests/backends/*.test.ts tests/e2e/*.test.ts tests/oci/*.test.ts tests/k8s/*.test.ts tests/deploy/*.test.ts tests/bench/*.test.ts
 
-test-node: build venv k8s-env bench-deps
+test-node: build build/plugin.trap.wasm venv k8s-env bench-deps
 	$(NODE_TEST) $(NODE_TESTS)
 
 test: build venv system-deps bench-deps k8s-env typecheck test-as test-node

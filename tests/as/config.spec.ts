@@ -59,14 +59,14 @@ function expectNumberRefusals(cases: Array<NumberRefusal>, exact: bool): void {
   }
 }
 
-const SIZE = "must be an integer between 1 and 1073741824, got ";
+const SIZE = "must be an integer between 1 and 536870912, got ";
 const TRIGGER = "must be a status code (e.g. 503) or a class (e.g. \"5xx\"), got ";
 
 function integerRefusals(): Array<NumberRefusal> {
   return [
     new NumberRefusal("{" + MODELS + ",\"maxBodyBytes\":0}", "maxBodyBytes: " + SIZE, "0"),
     new NumberRefusal("{" + MODELS + ",\"maxBodyBytes\":-1}", "maxBodyBytes: " + SIZE, "-1"),
-    new NumberRefusal("{" + MODELS + ",\"maxBodyBytes\":1073741825}", "maxBodyBytes: " + SIZE, "1073741825"),
+    new NumberRefusal("{" + MODELS + ",\"maxBodyBytes\":536870913}", "maxBodyBytes: " + SIZE, "536870913"),
     new NumberRefusal("{" + MODELS + ",\"maxSseEventBytes\":0}", "maxSseEventBytes: " + SIZE, "0"),
     new NumberRefusal("{" + MODELS + ",\"maxResponseBytes\":1e3}", "maxResponseBytes: " + SIZE, "1000"),
     new NumberRefusal("{\"models\":[{\"name\":5}]}", "models[0].name: must be a string, got ", "5"),
@@ -155,7 +155,7 @@ describe("parseConfig: fields", () => {
     const g = global("{\"models\":[{\"name\":\"a\"},{\"name\":\"b\"}],\"routingHeader\":\"x-model.route_1\"," +
       "\"pathSuffixes\":[\"/chat\",\"/v2/embed\"],\"maxBodyBytes\":1,\"serveModelList\":false,\"defaultModel\":\"b\"," +
       "\"ownedBy\":\"team \\\"ml\\\"\",\"injectStreamUsage\":false,\"consumerHeader\":\"x-consumer\"," +
-      "\"maxSseEventBytes\":1073741824,\"maxResponseBytes\":4096}");
+      "\"maxSseEventBytes\":536870912,\"maxResponseBytes\":4096}");
     expect<string>(g.routingHeader).toBe("x-model.route_1");
     expect<string>(g.pathSuffixes.join(",")).toBe("/chat,/v2/embed");
     expect<i32>(g.maxBodyBytes).toBe(1);
@@ -164,7 +164,7 @@ describe("parseConfig: fields", () => {
     expect<string>(g.ownedBy).toBe("team \"ml\"");
     expect<bool>(g.injectStreamUsage).toBe(false);
     expect<string>(g.consumerHeader).toBe("x-consumer");
-    expect<i32>(g.maxSseEventBytes).toBe(1073741824);
+    expect<i32>(g.maxSseEventBytes).toBe(536870912);
     expect<i32>(g.maxResponseBytes).toBe(4096);
     expect<bool>(g.isRoutedPath("/api/chat")).toBe(true);
     expect<bool>(g.isRoutedPath("/v1/chat/completions")).toBe(false);
@@ -366,9 +366,13 @@ describe("parseConfig: refusals name the JSON path and the offending value", () 
 
   it("refuses unknown fields and wrongly typed gateway fields", () => {
     const known = "routingHeader, pathSuffixes, maxBodyBytes, serveModelList, defaultModel, ownedBy, injectStreamUsage, " +
-      "consumerHeader, maxSseEventBytes, maxResponseBytes, models, fallback";
+      "consumerHeader, maxSseEventBytes, maxResponseBytes, memoryBudgetBytes, stage, models, fallback";
     expectRefusals([
       new Refusal("{" + MODELS + ",\"modles\":[]}", "modles: unknown field (known: " + known + ")"),
+      new Refusal("{" + MODELS + ",\"stage\":\"upstream\"}", "stage: must be \"request\" or \"attempt\", got \"upstream\""),
+      // The budget and one body held for a moment must fit in the VM's 1 GiB beside the runtime.
+      new Refusal("{" + MODELS + ",\"memoryBudgetBytes\":536870912,\"maxBodyBytes\":536870912}",
+        "memoryBudgetBytes: with maxBodyBytes/maxResponseBytes (536870912) and 64 MiB for the runtime must fit in the VM's 1024 MiB, got 536870912"),
       new Refusal("{" + MODELS + ",\"routingHeader\":\"X-Model\"}", "routingHeader: must be a lowercase header name, got \"X-Model\""),
       new Refusal("{" + MODELS + ",\"routingHeader\":\"x model\"}", "routingHeader: must be a lowercase header name, got \"x model\""),
       new Refusal("{" + MODELS + ",\"routingHeader\":\"\"}", "routingHeader: must not be empty"),
@@ -378,9 +382,9 @@ describe("parseConfig: refusals name the JSON path and the offending value", () 
       new Refusal("{" + MODELS + ",\"pathSuffixes\":\"/v1\"}", "pathSuffixes: must be an array of strings, got \"/v1\""),
       new Refusal("{" + MODELS + ",\"pathSuffixes\":[\"/v1\",\"\"]}", "pathSuffixes[1]: must not be empty"),
       new Refusal("{" + MODELS + ",\"pathSuffixes\":[{}]}", "pathSuffixes[0]: must be a string, got an object"),
-      new Refusal("{" + MODELS + ",\"maxBodyBytes\":1.5}", "maxBodyBytes: must be an integer between 1 and 1073741824, got 1.5"),
-      new Refusal("{" + MODELS + ",\"maxBodyBytes\":\"10\"}", "maxBodyBytes: must be an integer between 1 and 1073741824, got \"10\""),
-      new Refusal("{" + MODELS + ",\"maxSseEventBytes\":null}", "maxSseEventBytes: must be an integer between 1 and 1073741824, got null"),
+      new Refusal("{" + MODELS + ",\"maxBodyBytes\":1.5}", "maxBodyBytes: must be an integer between 1 and 536870912, got 1.5"),
+      new Refusal("{" + MODELS + ",\"maxBodyBytes\":\"10\"}", "maxBodyBytes: must be an integer between 1 and 536870912, got \"10\""),
+      new Refusal("{" + MODELS + ",\"maxSseEventBytes\":null}", "maxSseEventBytes: must be an integer between 1 and 536870912, got null"),
       new Refusal("{" + MODELS + ",\"serveModelList\":\"yes\"}", "serveModelList: must be true or false, got \"yes\""),
       new Refusal("{" + MODELS + ",\"injectStreamUsage\":null}", "injectStreamUsage: must be true or false, got null"),
       new Refusal("{" + MODELS + ",\"ownedBy\":\"\"}", "ownedBy: must not be empty"),
@@ -397,7 +401,7 @@ describe("parseConfig: refusals name the JSON path and the offending value", () 
   it("shortens long offending strings to 64 characters", () => {
     expectRefusals([
       new Refusal("{" + MODELS + ",\"maxBodyBytes\":\"" + "9".repeat(100) + "\"}",
-        "maxBodyBytes: must be an integer between 1 and 1073741824, got \"" + "9".repeat(64) + "…\""),
+        "maxBodyBytes: must be an integer between 1 and 536870912, got \"" + "9".repeat(64) + "…\""),
     ]);
   });
 
@@ -411,11 +415,13 @@ describe("parseConfig: refusals name the JSON path and the offending value", () 
   });
 
   it("refuses malformed fallback policies", () => {
-    const known = "enabled, onStatus, onUpstreamUnreachable, maxAttempts, attemptTimeoutMs, slowFailureMs, firstByteTimeoutMs, cooldown, clusterTemplate";
+    const known = "enabled, mechanism, onStatus, onUpstreamUnreachable, maxAttempts, attemptTimeoutMs, slowFailureMs, firstByteTimeoutMs, cooldown, clusterTemplate";
     const trigger = "must be a status code (e.g. 503) or a class (e.g. \"5xx\"), got ";
     expectRefusals([
       new Refusal("{" + MODELS + ",\"fallback\":true}", "fallback: must be an object, got true"),
       new Refusal("{" + MODELS + ",\"fallback\":{\"retries\":1}}", "fallback.retries: unknown field (known: " + known + ")"),
+      new Refusal("{" + MODELS + ",\"fallback\":{\"mechanism\":\"redirect\"}}", "fallback.mechanism: must be \"envoy\" or \"dispatch\", got \"redirect\""),
+      new Refusal("{" + MODELS + ",\"fallback\":{\"mechanism\":1}}", "fallback.mechanism: must be a string, got 1"),
       new Refusal("{" + MODELS + ",\"fallback\":{\"enabled\":\"no\"}}", "fallback.enabled: must be true or false, got \"no\""),
       new Refusal("{" + MODELS + ",\"fallback\":{\"onUpstreamUnreachable\":[]}}", "fallback.onUpstreamUnreachable: must be true or false, got an array"),
       new Refusal("{" + MODELS + ",\"fallback\":{\"onStatus\":\"5xx\"}}", "fallback.onStatus: must be an array, got \"5xx\""),
@@ -437,7 +443,7 @@ describe("parseConfig: refusals name the JSON path and the offending value", () 
 
   it("refuses malformed _rules_ with the rule's index in the path", () => {
     const known = "routingHeader, pathSuffixes, maxBodyBytes, serveModelList, defaultModel, ownedBy, injectStreamUsage, " +
-      "consumerHeader, maxSseEventBytes, maxResponseBytes, models, fallback";
+      "consumerHeader, maxSseEventBytes, maxResponseBytes, memoryBudgetBytes, stage, models, fallback";
     const R = "\"_match_route_\":[\"r\"]";
     expectRefusals([
       new Refusal("{" + MODELS + ",\"_rules_\":{}}", "_rules_: must be an array, got an object"),
@@ -447,7 +453,7 @@ describe("parseConfig: refusals name the JSON path and the offending value", () 
         "_rules_[1]: needs a non-empty _match_route_, _match_domain_ or _match_service_"),
       new Refusal("{" + MODELS + ",\"_rules_\":[{\"_match_route_\":\"r\"}]}", "_rules_[0]._match_route_: must be an array of strings, got \"r\""),
       new Refusal("{" + MODELS + ",\"_rules_\":[{\"_match_domain_\":[\"\"]}]}", "_rules_[0]._match_domain_[0]: must not be empty"),
-      new Refusal("{" + MODELS + ",\"_rules_\":[{" + R + ",\"maxBodyBytes\":0.5}]}", "_rules_[0].maxBodyBytes: must be an integer between 1 and 1073741824, got 0.5"),
+      new Refusal("{" + MODELS + ",\"_rules_\":[{" + R + ",\"maxBodyBytes\":0.5}]}", "_rules_[0].maxBodyBytes: must be an integer between 1 and 536870912, got 0.5"),
       new Refusal("{" + MODELS + ",\"_rules_\":[{" + R + ",\"colour\":1}]}", "_rules_[0].colour: unknown field (known: " + known + ")"),
       new Refusal("{" + MODELS + ",\"_rules_\":[{" + R + ",\"models\":[{\"name\":\"b\",\"fallback\":[\"zz\"]}]}]}",
         "_rules_[0].models[0].fallback[0]: unknown model \"zz\""),

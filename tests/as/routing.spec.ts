@@ -2,7 +2,8 @@
 // the plugin gives instead, and the body edits it asks Envoy to make (checked by applying them).
 import { JsonScan, decodeString } from "../../assembly/json/reader";
 import { GatewayConfig, parseConfig } from "../../assembly/plugin/config";
-import { BodyEdit, F_MODEL, REQUEST_KEYS, RoutingResult, routeRequest } from "../../assembly/plugin/routing";
+import { BodyEdit, F_MODEL, REQUEST_KEYS, RoutingResult, modelSpan, routeRequest } from "../../assembly/plugin/routing";
+import { jsonString } from "../../assembly/json/writer";
 import { NO_KEYS, concat, errorName, fieldText, hold, scanBuf, utf8 } from "./helpers";
 
 const MODELS = "\"models\":[{\"name\":\"gpt-4o\",\"route\":\"openai-pool\",\"upstreamModel\":\"gpt-4o-2024-08-06\"}," +
@@ -321,5 +322,40 @@ describe("routeRequest: local replies", () => {
     const r = route(PLAIN, "{\"model\":\"gpt-4o\"}");
     expect<string>(fieldText(lastBody, scan.field(F_MODEL))).toBe("\"gpt-4o\"");
     expect<string>(edited(r)).toBe("{\"model\":\"gpt-4o-2024-08-06\"}");
+  });
+});
+
+// The attempt stage rewrites exactly the bytes modelSpan names, in the body as edited: they must be the
+// model's JSON string there, whatever edits came before it (usage injected at the root, a default
+// model inserted, a name rewritten to a longer or shorter one, multi-byte text before it).
+const SPAN_CASES: Array<Array<string>> = [
+    // [config, body, wantsUsage ("1" or ""), served name]
+    ["plain", "{\"model\":\"qwen2-7b\",\"messages\":[]}", "", "qwen2-7b"],
+    ["plain", "{\"messages\":[{\"role\":\"user\",\"content\":\"héllo ✓\"}],\"model\":\"qwen2-7b\"}", "", "qwen2-7b"],
+    ["plain", "{\"stream\":true,\"messages\":[],\"model\":\"qwen2-7b\"}", "1", "qwen2-7b"],
+    ["plain", "{\"stream\":true,\"stream_options\":{},\"model\":\"qwen2-7b\"}", "1", "qwen2-7b"],
+    ["plain", "{\"model\":\"gpt-4o\",\"stream\":true}", "1", "gpt-4o-2024-08-06"],
+    ["plain", "{ \"model\" : \"qwen2\\u002d7b\" }", "", "qwen2-7b"],
+    ["default", "{\"messages\":[]}", "", "qwen2-7b"],
+    ["default", "{\"stream\":true,\"messages\":[]}", "1", "qwen2-7b"],
+    ["default", "{}", "", "qwen2-7b"],
+    ["defaultUpstream", "{\"model\":null,\"stream\":true}", "1", "meta/llama-3"],
+];
+
+describe("modelSpan: where the model lies in the edited body", () => {
+  test("the span holds the served name's JSON string, or the client's own spelling of it", () => {
+    for (let i = 0; i < SPAN_CASES.length; i++) {
+      const c = SPAN_CASES[i];
+      const cfg = c[0] == "plain" ? PLAIN : c[0] == "default" ? WITH_DEFAULT : DEFAULT_UPSTREAM;
+      const r = route(cfg, c[1], c[2] == "1");
+      expect<bool>(r.reply == null).toBe(true, c[1]);
+      const body = utf8(edited(r));
+      const span = modelSpan(r, r.edits, c[3]);
+      expect<bool>(span.start > 0 && span.end <= body.byteLength && span.end > span.start).toBe(true, c[1] + ": span in bounds");
+      const text = String.UTF8.decode(body.slice(span.start, span.end));
+      // No edit rewrites a name the client already spelled with escapes: then the span is its spelling.
+      if (text != jsonString(c[3])) expect<string>(decodeString(hold(body), span.start, span.end, 256)!).toBe(c[3], c[1]);
+      else expect<string>(text).toBe(jsonString(c[3]), c[1]);
+    }
   });
 });

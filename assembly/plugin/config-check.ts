@@ -76,11 +76,12 @@ export function readInt(c: Checker, v: JsonValue, path: string, key: string, min
   return <i64>f.numValue;
 }
 
-export function readSize(c: Checker, v: JsonValue, path: string, key: string, current: i32): i32 {
+// A size in bytes at the top level of a configuration object, within [min, max].
+export function readBytes(c: Checker, v: JsonValue, path: string, key: string, min: i32, max: i32, current: i32): i32 {
   const f = v.get(key);
   if (f == null) return current;
-  if (f.type != JsonType.Number || !f.isInteger || f.numValue < 1 || f.numValue > 536870912) {
-    c.fail(path + key, "must be an integer between 1 and 536870912, got " + describe(f));
+  if (f.type != JsonType.Number || !f.isInteger || f.numValue < <f64>min || f.numValue > <f64>max) {
+    c.fail(path + key, "must be an integer between " + min.toString() + " and " + max.toString() + ", got " + describe(f));
     return current;
   }
   return <i32>f.numValue;

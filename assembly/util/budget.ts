@@ -7,10 +7,8 @@
 // never fail: a failed memory.grow is an abort in AssemblyScript, which kills the VM and every request
 // on its worker.
 
-// proxy-wasm-cpp-host (Envoy, Higress) caps a VM's linear memory at 1 GiB (limits.h).
-export const VM_MEMORY_CAP: i64 = 1024 * 1024 * 1024;
-// Reserved for the runtime, static data and the small objects of one callback.
-export const RUNTIME_RESERVE: i64 = 64 * 1024 * 1024;
+// proxy-wasm-cpp-host (Envoy, Higress) caps a VM's linear memory at 1 GiB (limits.h). The configuration's
+// ranges (config.ts) keep budget + one transient body + 64 MiB for the runtime under that cap.
 // Charged for each request the plugin tracks (its context, request and attempt facts, labels):
 // an upper estimate of what one request's objects take.
 export const REQUEST_STATE_BYTES: i64 = 4 * 1024;

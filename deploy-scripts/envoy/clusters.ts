@@ -28,7 +28,9 @@ export function modelCluster(o: ModelClusterOptions): Record<string, unknown> {
   return {
     name: o.name,
     type: o.type,
-    connect_timeout: '1s',
+    // Istio's (and so Higress's) default connect timeout; a shorter one fails requests when a busy
+    // worker takes a moment to see a connection complete (a burst of long prompts).
+    connect_timeout: '10s',
     per_connection_buffer_limit_bytes: o.bufferLimitBytes,
     load_assignment: {
       cluster_name: o.name,
@@ -49,8 +51,14 @@ export function modelCluster(o: ModelClusterOptions): Record<string, unknown> {
 export function aggregateCluster(name: string, clusters: string[]): Record<string, unknown> {
   return {
     name,
-    connect_timeout: '1s',
+    connect_timeout: '10s',
     lb_policy: 'CLUSTER_PROVIDED',
+    // Retries are this cluster's (the route's): Envoy's default allows 3 at a time, so when a primary dies
+    // under load most requests would get its 503 instead of the backup. A fallback is a retry of every
+    // failed request: allow as many retries as requests in flight.
+    circuit_breakers: {
+      thresholds: [{ priority: 'DEFAULT', retry_budget: { budget_percent: { value: 100 }, min_retry_concurrency: 64 } }],
+    },
     cluster_type: {
       name: 'envoy.clusters.aggregate',
       typed_config: {

@@ -15,10 +15,11 @@ export function fallbackRetryPolicy(pluginConfig: unknown, backups: number): Rec
     } else if (typeof t === 'string' && /^[1-5]xx$/.test(t)) {
       on.add('retriable-status-codes');
       codes.push(...Array.from({ length: 100 }, (_, i) => Number(t[0]) * 100 + i));
-    } else {
+    } else if (/^[1-5]\d\d$/.test(String(t))) {
       on.add('retriable-status-codes');
       codes.push(Number(t));
     }
+    // Anything else is not a trigger: the plugin refuses that configuration, naming the field.
   }
   if (f.onUpstreamUnreachable) {
     on.add('reset');

@@ -370,9 +370,9 @@ describe("parseConfig: refusals name the JSON path and the offending value", () 
     expectRefusals([
       new Refusal("{" + MODELS + ",\"modles\":[]}", "modles: unknown field (known: " + known + ")"),
       new Refusal("{" + MODELS + ",\"stage\":\"upstream\"}", "stage: must be \"request\" or \"attempt\", got \"upstream\""),
-      // The budget and one body held for a moment must fit in the VM's 1 GiB beside the runtime.
-      new Refusal("{" + MODELS + ",\"memoryBudgetBytes\":536870912,\"maxBodyBytes\":536870912}",
-        "memoryBudgetBytes: with maxBodyBytes/maxResponseBytes (536870912) and 64 MiB for the runtime must fit in the VM's 1024 MiB, got 536870912"),
+      // At most 384 MiB, so that the budget, a 512 MiB body and the runtime fit in the VM's 1 GiB.
+      new Refusal("{" + MODELS + ",\"memoryBudgetBytes\":402653185}", "memoryBudgetBytes: must be an integer between 1048576 and 402653184, got 402653185"),
+      new Refusal("{" + MODELS + ",\"memoryBudgetBytes\":1048575}", "memoryBudgetBytes: must be an integer between 1048576 and 402653184, got 1048575"),
       new Refusal("{" + MODELS + ",\"routingHeader\":\"X-Model\"}", "routingHeader: must be a lowercase header name, got \"X-Model\""),
       new Refusal("{" + MODELS + ",\"routingHeader\":\"x model\"}", "routingHeader: must be a lowercase header name, got \"x model\""),
       new Refusal("{" + MODELS + ",\"routingHeader\":\"\"}", "routingHeader: must not be empty"),

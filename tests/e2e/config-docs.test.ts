@@ -123,14 +123,14 @@ function codeFields(): Map<string, CodeField> {
   const policy = classFields(FALLBACK_TS, "fallback.ts", "FallbackPolicy", constants);
   const out = new Map<string, CodeField>();
 
-  // Top level: field name = key; readSize gives the byte limits one range.
-  const sizeBody = block(CONFIG_TS, "function readSize(", "config.ts");
-  const sizeRange = /f\.numValue < (\d+) \|\| f\.numValue > (\d+)/.exec(sizeBody);
-  if (sizeRange === null) throw new Error("config.ts: cannot read the range checked by readSize");
-  const sized = [...CONFIG_TS.matchAll(/readSize\(c, v, path, "(\w+)"/g)].map((m) => m[1] ?? "");
+  // Top level: field name = key; readBytes calls give the byte limits their ranges.
+  const sized = new Map<string, [number, number]>();
+  for (const m of CONFIG_TS.matchAll(/readBytes\(c, v, path, "(\w+)", (\d+), (\d+),/g)) sized.set(m[1] ?? "", [Number(m[2]), Number(m[3])]);
+  if (sized.size === 0) throw new Error("config.ts: no readBytes(c, v, path, \"key\", min, max, …) calls found");
   for (const key of stringArrayConst("KNOWN_KEYS")) {
     const f = field(gateway, key, "GatewayConfig");
-    if (sized.includes(key)) f.range = [Number(sizeRange[1]), Number(sizeRange[2])];
+    const range = sized.get(key);
+    if (range !== undefined) f.range = range;
     out.set(key, f);
   }
   for (const key of stringArrayConst("MODEL_KEYS")) out.set(`models[].${key}`, field(model, key, "ModelRoute"));
@@ -302,7 +302,7 @@ const sorted = (keys: Iterable<string>): string[] => [...keys].sort();
 describe("the README, spec.yaml and the code describe the same configuration", () => {
   test("the code's keys are read: KNOWN_KEYS, MODEL_KEYS, FALLBACK_KEYS, COOLDOWN_KEYS", () => {
     assert.ok(code.has("routingHeader") && code.has("models[].cluster") && code.has("fallback.cooldown.durationMs"));
-    assert.deepEqual(code.get("maxBodyBytes"), { type: "integer", default: { kind: "value", value: 10485760 }, range: [1, 1073741824] });
+    assert.deepEqual(code.get("maxBodyBytes"), { type: "integer", default: { kind: "value", value: 10485760 }, range: [1, 536870912] });
   });
 
   test("the README documents every key the code accepts, and no other", () => {
@@ -379,6 +379,8 @@ const EVERY_FIELD = {
   consumerHeader: "x-consumer",
   maxSseEventBytes: 65536,
   maxResponseBytes: 1024 * 1024,
+  memoryBudgetBytes: 128 * 1024 * 1024,
+  stage: "attempt",
   models: [
     { name: "qwen2-1-5b", route: "qwen", upstreamModel: "Qwen/Qwen2-1.5B-Instruct", fallback: ["gemma-2-2b", "llama-3"], cluster: "outbound|8080||qwen.dns" },
     { name: "gemma-2-2b", cluster: "gemma" },
@@ -386,6 +388,7 @@ const EVERY_FIELD = {
   ],
   fallback: {
     enabled: false,
+    mechanism: "dispatch",
     onStatus: [503, "502", "4xx"],
     onUpstreamUnreachable: false,
     maxAttempts: 2,

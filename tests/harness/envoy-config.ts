@@ -108,9 +108,10 @@ export function listenerResource(l: EnvoyLayout): Record<string, unknown> {
   };
 }
 
-// The bootstrap: static clusters, the listener from a watched file (LDS), so a test or an operator can
-// swap the plugin configuration of a running Envoy by replacing that file.
-export function bootstrap(l: EnvoyLayout, ldsDir: string): Record<string, unknown> {
+// The bootstrap: the models' clusters static, the aggregate clusters of their fallback chains from a
+// watched file (CDS) and the listener from another (LDS), so a test or an operator can swap the plugin
+// configuration of a running Envoy, fallback chains included, by replacing those files.
+export function bootstrap(l: EnvoyLayout, ldsDir: string, cdsDir: string): Record<string, unknown> {
   const limit = l.bufferLimitBytes ?? DEFAULT_BUFFER_LIMIT;
   return {
     node: { id: "llm-gateway-local", cluster: "llm-gateway" },
@@ -121,24 +122,24 @@ export function bootstrap(l: EnvoyLayout, ldsDir: string): Record<string, unknow
     // Histograms reach /stats/prometheus at each flush; 1 s keeps tests and dashboards current.
     stats_flush_interval: "1s",
     dynamic_resources: {
+      cds_config: {
+        resource_api_version: "V3",
+        path_config_source: { path: `${cdsDir}/cds.yaml`, watched_directory: { path: cdsDir } },
+      },
       lds_config: {
         resource_api_version: "V3",
         path_config_source: { path: `${ldsDir}/lds.yaml`, watched_directory: { path: ldsDir } },
       },
     },
     static_resources: {
-      clusters: [
-        ...l.backends.map((b) => modelCluster({
-          name: clusterName(b.model),
-          model: b.model,
-          type: "STATIC",
-          address: b.host,
-          port: b.port,
-          bufferLimitBytes: limit,
-        })),
-        ...[...envoyFallbackChains(l)].map(([model, backups]) =>
-          aggregateCluster(fallbackClusterName(model), [model, ...backups].map(clusterName))),
-      ],
+      clusters: l.backends.map((b) => modelCluster({
+        name: clusterName(b.model),
+        model: b.model,
+        type: "STATIC",
+        address: b.host,
+        port: b.port,
+        bufferLimitBytes: limit,
+      })),
     },
   };
 }
@@ -147,6 +148,14 @@ export function ldsDocument(l: EnvoyLayout): string {
   return stringify({ version_info: String(Date.now()), resources: [listenerResource(l)] });
 }
 
-export function bootstrapDocument(l: EnvoyLayout, ldsDir: string): string {
-  return stringify(bootstrap(l, ldsDir));
+export function cdsDocument(l: EnvoyLayout): string {
+  const resources = [...envoyFallbackChains(l)].map(([model, backups]) => ({
+    "@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+    ...aggregateCluster(fallbackClusterName(model), [model, ...backups].map(clusterName)),
+  }));
+  return stringify({ version_info: String(Date.now()), resources });
+}
+
+export function bootstrapDocument(l: EnvoyLayout, ldsDir: string, cdsDir: string): string {
+  return stringify(bootstrap(l, ldsDir, cdsDir));
 }

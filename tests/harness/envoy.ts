@@ -4,7 +4,7 @@ import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, writeFileSync, renameSync, readFileSync, rmSync, existsSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { bootstrapDocument, ldsDocument, pluginStages, type EnvoyLayout, type BackendTarget } from "./envoy-config.ts";
+import { bootstrapDocument, cdsDocument, ldsDocument, pluginStages, type EnvoyLayout, type BackendTarget } from "./envoy-config.ts";
 import { freePort, waitFor } from "./net.ts";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
@@ -54,7 +54,8 @@ export interface Gateway {
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const workDir = mkdtempSync(join(tmpdir(), "llm-gw-envoy-"));
   const ldsDir = join(workDir, "lds");
-  execFileSync("mkdir", ["-p", ldsDir]);
+  const cdsDir = join(workDir, "cds");
+  execFileSync("mkdir", ["-p", ldsDir, cdsDir]);
   const layout: EnvoyLayout = {
     listenPort: opts.listenPort ?? (await freePort()),
     adminPort: opts.adminPort ?? (await freePort()),
@@ -70,9 +71,15 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     writeFileSync(tmp, ldsDocument(l));
     renameSync(tmp, join(ldsDir, "lds.yaml")); // atomic: Envoy's directory watch sees one move
   };
+  const writeCds = (l: EnvoyLayout): void => {
+    const tmp = join(workDir, "cds.tmp.yaml");
+    writeFileSync(tmp, cdsDocument(l));
+    renameSync(tmp, join(cdsDir, "cds.yaml"));
+  };
+  writeCds(layout);
   writeLds(layout);
   const bootstrapPath = join(workDir, "envoy.yaml");
-  writeFileSync(bootstrapPath, bootstrapDocument(layout, ldsDir));
+  writeFileSync(bootstrapPath, bootstrapDocument(layout, ldsDir, cdsDir));
 
   const logPath = join(workDir, "envoy.log");
   const child: ChildProcess = spawn(envoyBinary(), [
@@ -138,6 +145,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       const okBefore = await counter("listener_manager.lds.update_success");
       const badBefore = await counter("listener_manager.lds.update_rejected");
       layout.pluginConfig = pluginConfig;
+      // Clusters first: the new routes may name an aggregate cluster that only the new CDS has.
+      const cdsBefore = (await counter("cluster_manager.cds.update_success")) + (await counter("cluster_manager.cds.update_rejected"));
+      writeCds(layout);
+      await waitFor(async () => (await counter("cluster_manager.cds.update_success")) + (await counter("cluster_manager.cds.update_rejected")) > cdsBefore, 15000, "CDS update");
       writeLds(layout);
       let outcome = "rejected" as "accepted" | "rejected";
       await waitFor(async () => {

@@ -14,8 +14,8 @@ import { Gate, MECHANISM_DISPATCH, Reason, failureReason, reasonName } from "./f
 import { failuresOf } from "./attempt-journal";
 import { ATTEMPT_COUNT_HEADER, chainModel } from "./attempt";
 import { FALLBACK_FROM_HEADER, FALLBACK_REASON_HEADER, MODEL_HEADER, PLAN_PROPERTY, REQUEST_ID_HEADER, Plan } from "./plan";
-import { Account, REQUEST_STATE_BYTES } from "../util/budget";
-import { collectSoon } from "../abi/memory";
+import { Account, REQUEST_STATE_BYTES, vmBudget } from "../util/budget";
+import { arenaBytes, collectSoon } from "../abi/memory";
 import { backupRequestHeaders, headerValue, materialize, relayedResponseHeaders } from "./fallback-call";
 import { AttemptFacts, RequestFacts } from "./exchange";
 import * as metrics from "./metrics";
@@ -47,6 +47,9 @@ const PROMPT_ESTIMATE_SCAN_LIMIT: i32 = 4 * 1024;
 // Set by Higress on a request it replays to a fallback route (its custom_response redirect).
 export const HIGRESS_FALLBACK_HEADER = "x-higress-fallback-from";
 const NS_PER_MS: u64 = 1_000_000;
+// Linear memory the VM has whatever the load (runtime, static data, compiled configuration), beside
+// the budget and the body arena.
+const FIXED_MEMORY_BYTES: i64 = 8 * 1024 * 1024;
 // Charged for the request headers a dispatched fallback keeps (Envoy caps them at 60 KiB by default).
 const HELD_HEADERS_BYTES: i64 = 64 * 1024;
 // Attempts beyond this are not itemised in the all-attempts-failed error (maxAttempts is at most 10).
@@ -195,11 +198,21 @@ export class GatewayHttp extends HttpContext {
     }
 
     host.replaceHeader(MapType.HttpRequestHeaders, cfg.routingHeader, routeValue);
+    let headers: HostBytes | null = null;
     if (keepForFallback) {
       // Held until the primary's response headers show whether a backup is needed.
+      headers = host.getHeadersRaw(MapType.HttpRequestHeaders);
+      keepForFallback = headers != null && body.keep() && headers.keep();
+      if (!keepForFallback) {
+        if (headers != null) headers.release();
+        this.account.giveBack(<i64>body.len * 2 + HELD_HEADERS_BYTES);
+        this.gateway.countUnprotected();
+      }
+    }
+    if (keepForFallback) {
       this.req.body = body;
       this.routing = res;
-      this.requestHeaders = host.getHeadersRaw(MapType.HttpRequestHeaders);
+      this.requestHeaders = headers;
       if (policy.firstByteTimeoutMs > 0 && this.onPrimary) {
         this.gateway.watchFirstByte(this, this.req.startNs + <u64>policy.firstByteTimeoutMs * NS_PER_MS);
       }
@@ -227,7 +240,10 @@ export class GatewayHttp extends HttpContext {
   // answers. Charged for the body, one copy of it for a backup call and the headers; when the budget
   // cannot take that, the request goes on without fallback (counted), never with an error.
   private canHold(bodyLen: i32): bool {
-    if (this.account.take(<i64>bodyLen * 2 + HELD_HEADERS_BYTES)) return true;
+    const need = <i64>bodyLen * 2 + HELD_HEADERS_BYTES;
+    // Held bodies come and go in sizes of their own, and small objects settle in the holes they leave:
+    // linear memory must have room too, not only the charges.
+    if (vmBudget.roomInMemory(need, <i64>arenaBytes() + FIXED_MEMORY_BYTES) && this.account.take(need)) return true;
     this.gateway.countUnprotected();
     return false;
   }

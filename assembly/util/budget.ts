@@ -27,6 +27,13 @@ export class MemoryBudget {
     return true;
   }
 
+  // Whether linear memory could grow by n and stay within the budget plus `fixed` (what the VM keeps
+  // whatever the load: runtime, static data, the body arena). Charges count live bytes; this also counts
+  // what fragmentation costs, for the allocations that are large enough to matter.
+  roomInMemory(n: i64, fixed: i64): bool {
+    return (<i64>memory.size() << 16) + n <= this.limit + fixed;
+  }
+
   give(n: i64): void {
     this.used -= n;
     if (this.used < 0) this.used = 0;

@@ -32,6 +32,16 @@ export function modelCluster(o: ModelClusterOptions): Record<string, unknown> {
     // worker takes a moment to see a connection complete (a burst of long prompts).
     connect_timeout: '10s',
     per_connection_buffer_limit_bytes: o.bufferLimitBytes,
+    // vLLM's server (uvicorn) closes a keep-alive connection after 5 s idle; a request Envoy sends on it
+    // at that moment is lost ("connection termination"). Envoy closing idle connections first avoids
+    // the race.
+    typed_extension_protocol_options: {
+      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+        '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+        explicit_http_config: { http_protocol_options: {} },
+        common_http_protocol_options: { idle_timeout: '4s' },
+      },
+    },
     load_assignment: {
       cluster_name: o.name,
       endpoints: [{

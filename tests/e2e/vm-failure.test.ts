@@ -29,29 +29,35 @@ describe("a VM that traps is reloaded", () => {
     assert.equal(trapped.status, 503);
     await trapped.body?.cancel();
 
-    // Envoy reloads the VM after its backoff (1 s by default); meanwhile requests get 503.
+    // Envoy reloads the VM after its backoff (1 s by default); meanwhile requests get 503. The attempt
+    // stage (the upstream filter) shares the VM and is reloaded on its own next use, so poll with a chat
+    // request, which passes both.
+    const chat = { model: "gemma-2-2b", messages: [{ role: "user", content: "hi" }] };
     const start = Date.now();
     let status = 0;
     let during503 = 0;
     while (Date.now() - start < 15000) {
-      const r = await fetch(`${seed.gateway.url}/v1/models`);
+      const r = await post(`${seed.gateway.url}/v1/chat/completions`, chat);
       status = r.status;
       await r.body?.cancel();
       if (status === 200) break;
-      assert.equal(status, 503, "while the VM is down the filter answers 503");
+      assert.equal(status, 503, "while the VM is down the filters answer 503");
       during503++;
       await new Promise((res) => setTimeout(res, 100));
     }
     assert.equal(status, 200, `the plugin answers again (after ${Date.now() - start} ms, ${during503} requests refused meanwhile)`);
     assert.match(seed.gateway.log(), /Uncaught RuntimeError: unreachable/, "Envoy logged the trap");
 
-    // The new VM routes by model like the old one.
-    const r = await post(`${seed.gateway.url}/v1/chat/completions`, { model: "gemma-2-2b", messages: [{ role: "user", content: "hi" }] });
+    // The new VM routes by model like the old one, and serves the model list.
+    const r = await post(`${seed.gateway.url}/v1/chat/completions`, chat);
     assert.equal(r.status, 200);
     assert.equal(((await r.json()) as { model: string }).model, "gemma-2-2b");
+    const list = await fetch(`${seed.gateway.url}/v1/models`);
+    assert.equal(list.status, 200);
+    await list.body?.cancel();
 
     assert.equal(await stat(seed, "wasm.llm-gateway.vm_reload_success"), 1, "the reload is counted");
-    const refused = await stat(seed, "wasm.llm-gateway.vm_reload_backoff");
+    const refused = await stat(seed, "wasm.llm-gateway.vm_reload_backoff") + await stat(seed, "wasm.llm-gateway-attempt.vm_reload_backoff");
     assert.ok(refused >= during503, `requests refused during the backoff are counted (${refused} >= ${during503})`);
     // The same figure on the Prometheus endpoint operators scrape.
     const prom = await (await fetch(`${seed.gateway.adminUrl}/stats/prometheus`)).text();

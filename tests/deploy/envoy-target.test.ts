@@ -16,7 +16,7 @@ import { run } from '../../deploy-scripts/cli.ts';
 import { pluginCode } from '../../deploy-scripts/envoy/plugin-code.ts';
 import { ENVOY_SEED_DIR, ENVOY_SEED_FILE, SEED_FILE } from '../../deploy-scripts/gen-manifests.ts';
 import { helmCommands } from '../../deploy-scripts/helm.ts';
-import type { Io } from '../../deploy-scripts/io.ts';
+import { capture } from './capture.ts';
 import { renderEnvoyYaml, renderObjects } from '../../deploy-scripts/render.ts';
 import { validateSpec, type DeploySpec } from '../../deploy-scripts/spec.ts';
 import { startStub, type StubHandle } from '../backends/vllm-stub.ts';
@@ -37,15 +37,6 @@ function specFrom(raw: unknown): DeploySpec {
   return r.spec;
 }
 
-function capture(env: NodeJS.ProcessEnv = {}): { io: Io; out: () => string; err: () => string } {
-  let out = '';
-  let err = '';
-  return {
-    io: { out: { write: (t: string) => (out += t) }, err: { write: (t: string) => (err += t) }, env },
-    out: () => out,
-    err: () => err,
-  };
-}
 
 describe('gateway.type envoy: render', () => {
   it('render -f prints the Envoy bootstrap, which is manifests/seed-envoy/envoy.yaml', async () => {

@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { run } from '../../deploy-scripts/cli.ts';
 import { GENERATED_DIRS, SEED_DIR, SEED_FILE, listFiles, loadSeed, manifestFiles } from '../../deploy-scripts/gen-manifests.ts';
-import type { Io } from '../../deploy-scripts/io.ts';
+import { capture } from './capture.ts';
 import { objectsToApply } from '../../deploy-scripts/apply.ts';
 import { renderGroups, renderObjects, renderYaml } from '../../deploy-scripts/render.ts';
 import { PLUGIN_CONFIG_KEYS, parseSpec, validateSpec, type DeploySpec } from '../../deploy-scripts/spec.ts';
@@ -29,15 +29,6 @@ function errorsOf(raw: unknown): string[] {
   return r.ok ? [] : r.errors;
 }
 
-function capture(env: NodeJS.ProcessEnv = {}): { io: Io; out: () => string; err: () => string } {
-  let out = '';
-  let err = '';
-  return {
-    io: { out: { write: (t: string) => (out += t) }, err: { write: (t: string) => (err += t) }, env },
-    out: () => out,
-    err: () => err,
-  };
-}
 
 type Raw = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 

@@ -41,6 +41,14 @@ describe("a backup's answer streams", () => {
     return { times, text, models };
   }
 
+  // The whole answer, from gemma-2-2b, one chunk per token, spread over its generation.
+  async function assertBackupStreamed(): Promise<void> {
+    const { times, text, models } = await streamTimes();
+    assert.deepEqual([...models], ["gemma-2-2b"]);
+    assert.equal(text, expectedText("gemma-2-2b", TOKENS));
+    assertStreamed(times);
+  }
+
   function assertStreamed(times: number[]): void {
     assert.equal(times.length, TOKENS, "one chunk per token");
     const first = times[0] ?? 0;
@@ -55,10 +63,7 @@ describe("a backup's answer streams", () => {
       const qwen = backend(seed, "qwen2-1-5b");
       await fetch(`${qwen.url}/stub/faults`, { method: "POST", body: JSON.stringify({ status }), headers: { "content-type": "application/json" } });
       try {
-        const { times, text, models } = await streamTimes();
-        assert.deepEqual([...models], ["gemma-2-2b"]);
-        assert.equal(text, expectedText("gemma-2-2b", TOKENS));
-        assertStreamed(times);
+        await assertBackupStreamed();
       } finally {
         await fetch(`${qwen.url}/stub/faults`, { method: "DELETE" });
       }
@@ -70,10 +75,7 @@ describe("a backup's answer streams", () => {
     const port = qwen.port;
     await qwen.close();
     try {
-      const { times, text, models } = await streamTimes();
-      assert.deepEqual([...models], ["gemma-2-2b"]);
-      assert.equal(text, expectedText("gemma-2-2b", TOKENS));
-      assertStreamed(times);
+      await assertBackupStreamed();
     } finally {
       seed.backends.set("qwen2-1-5b", await startStub({ model: "qwen2-1-5b", port }));
     }

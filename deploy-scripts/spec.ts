@@ -423,7 +423,42 @@ function parseResources(c: Checker, m: Obj, path: string): Resources | undefined
     }
     out[part] = quantities;
   }
+  // llmaz's Playground webhook (fail closed) refuses a limit below the request of the same resource.
+  for (const [res, limit] of Object.entries(out.limits ?? {})) {
+    const request = out.requests?.[res];
+    if (request === undefined) continue;
+    const cmp = compareQuantities(limit, request);
+    if (cmp !== undefined && cmp < 0) c.fail(`${path}.limits.${res}`, `must be at least the request (${request})`, limit);
+  }
   return out;
+}
+
+/** A Kubernetes quantity as num * 10^exp10 * 1024^exp1024, exactly. */
+function parseQuantity(q: Quantity): { num: bigint; exp10: number; exp1024: number } | undefined {
+  const m = /^\+?([0-9]*)(?:\.([0-9]*))?(([KMGTPE]i)|[numkMGTPE]|[eE]([+-]?[0-9]+))?$/.exec(String(q));
+  if (m === null || (m[1] === '' && (m[2] ?? '') === '')) return undefined;
+  const frac = m[2] ?? '';
+  const num = BigInt(`${m[1]}${frac}` || '0');
+  let exp10 = -frac.length;
+  let exp1024 = 0;
+  const suffix = m[3] ?? '';
+  if (m[4] !== undefined) exp1024 = 'KMGTPE'.indexOf(suffix[0] ?? '') + 1;
+  else if (m[5] !== undefined) exp10 += Number(m[5]);
+  else if (suffix !== '') exp10 += { n: -9, u: -6, m: -3, k: 3, M: 6, G: 9, T: 12, P: 15, E: 18 }[suffix] ?? 0;
+  return { num, exp10, exp1024 };
+}
+
+/** Sign of a - b for two Kubernetes quantities; undefined if either does not parse. */
+export function compareQuantities(a: Quantity, b: Quantity): number | undefined {
+  const x = parseQuantity(a);
+  const y = parseQuantity(b);
+  if (x === undefined || y === undefined) return undefined;
+  const e10 = Math.min(x.exp10, y.exp10);
+  const e1024 = Math.min(x.exp1024, y.exp1024);
+  const scale = (q: { num: bigint; exp10: number; exp1024: number }): bigint =>
+    q.num * 10n ** BigInt(q.exp10 - e10) * 1024n ** BigInt(q.exp1024 - e1024);
+  const d = scale(x) - scale(y);
+  return d > 0n ? 1 : d < 0n ? -1 : 0;
 }
 
 /** The routing header the plugin writes and the Ingresses match on. */

@@ -319,6 +319,8 @@ describe('validation', () => {
     { name: 'duplicate route', break: (r) => (r['models'][1].route = 'qwen2-1-5b'), message: 'models[1].route: duplicates the route of models[0] (routes name Ingresses), got "qwen2-1-5b"' },
     { name: 'bad quantity', break: (r) => (r['models'][0].resources.limits.memory = 'lots'), message: 'models[0].resources.limits.memory: must be a Kubernetes quantity such as 4, 500m or 16Gi, got "lots"' },
     { name: 'GPU in resources', break: (r) => (r['models'][0].resources.limits['nvidia.com/gpu'] = 1), message: 'models[0].resources.limits.nvidia.com/gpu: GPUs are set with gpus (llmaz takes them from the model flavor and overwrites this), got 1' },
+    { name: 'limit below the request', break: (r) => (r['models'][0].resources.limits.cpu = '2'), message: 'models[0].resources.limits.cpu: must be at least the request (4), got "2"' },
+    { name: 'limit below the request in other units', break: (r) => { r['models'][1].resources.requests.memory = '16Gi'; r['models'][1].resources.limits.memory = '16G'; }, message: 'models[1].resources.limits.memory: must be at least the request (16Gi), got "16G"' },
     { name: 'unknown resources part', break: (r) => (r['models'][0].resources.request = {}), message: 'models[0].resources.request: unknown field (allowed: requests, limits)' },
     { name: 'args not strings', break: (r) => (r['models'][0].args = ['--max-model-len', 4096]), message: 'models[0].args[1]: must be a non-empty string, got 4096' },
     { name: 'needsHfToken', break: (r) => (r['models'][1].needsHfToken = 'yes'), message: 'models[1].needsHfToken: must be true or false, got "yes"' },
@@ -333,6 +335,13 @@ describe('validation', () => {
       assert.deepEqual(errorsOf(raw), [c.message]);
     });
   }
+
+  it('compares requests and limits as quantities, as llmaz\'s Playground webhook does', () => {
+    const raw = seedRaw() as Raw;
+    raw['models'][0].resources = { requests: { cpu: '4', memory: '16Gi', 'ephemeral-storage': '10G' }, limits: { cpu: '4000m', memory: '17179869184', 'ephemeral-storage': '1e10' } };
+    raw['models'][1].resources = { requests: { cpu: '500m' }, limits: { memory: '1Gi' } };
+    specFrom(raw);
+  });
 
   it('refuses plugin.config.stage: the renderer sets it for each filter', () => {
     const raw = seedRaw() as Raw;

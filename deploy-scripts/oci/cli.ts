@@ -5,7 +5,11 @@
 //       (tar mtime 0, or SOURCE_DATE_EPOCH).
 //   push --layout build/oci --image registry/name[:tag] [--insecure] [--ref NAME] [--timeout SECONDS]
 //       Pushes that layout through the OCI distribution API; credentials from
-//       $DOCKER_CONFIG/config.json or ~/.docker/config.json.
+//       $DOCKER_CONFIG/config.json or ~/.docker/config.json. Ends with the value to pin: a WasmPlugin's
+//       `sha256` for an oci:// url is the hex of the MANIFEST digest (sha256 of the manifest bytes as pushed, what
+//       the registry answers as Docker-Content-Digest), not plugin.wasm's sha256: Higress's fetcher (istio's
+//       pkg/wasm, cache.go: PrepareFetch returns the image's manifest digest) compares that. For an http(s):// url
+//       of the raw .wasm it is the file's sha256 (sha256sum build/plugin.wasm).
 //
 // Exit codes: 0 ok, 1 failure (one line on stderr), 2 usage.
 
@@ -78,7 +82,7 @@ function runImage(args: string[], env: NodeJS.ProcessEnv, io: Io): void {
   writeLayout(outDir, image, tag);
 
   io.out(`image ${outDir} tag ${tag}`);
-  io.out(`manifest ${image.manifestDigest} ${image.manifestBytes.length} B`);
+  io.out(`manifest ${image.manifestDigest} ${image.manifestBytes.length} B (pushed as is: its hex is the plugin.sha256 of an oci:// plugin.url)`);
   io.out(`config   ${image.manifest.config.digest} ${image.manifest.config.size} B ${image.manifest.config.mediaType}`);
   image.manifest.layers.forEach((l, i) => {
     const title = l.annotations?.["org.opencontainers.image.title"] ?? "";
@@ -126,6 +130,19 @@ async function runPush(args: string[], env: NodeJS.ProcessEnv, io: Io): Promise<
     log: io.out,
   });
   io.out(`pushed ${ref.registry}/${ref.repository}:${tag}@${result.digest} (${result.uploaded} uploaded, ${result.skipped} already present)`);
+  for (const l of pinLines(`${ref.registry}/${ref.repository}`, result.digest)) io.out(l);
+}
+
+/**
+ * What to put in the deployment file to pin this image: for an oci:// plugin.url, Higress compares plugin.sha256
+ * with the manifest digest's hex (no "sha256:" prefix), never with plugin.wasm's sha256.
+ */
+export function pinLines(repository: string, manifestDigest: string): string[] {
+  const hex = manifestDigest.replace(/^sha256:/, "");
+  return [
+    `pin      plugin.sha256: "${hex}"  (the manifest digest: what Higress checks for an oci:// plugin.url, not plugin.wasm's sha256)`,
+    `         or plugin.url: oci://${repository}@${manifestDigest}`,
+  ];
 }
 
 /** Runs one subcommand; returns the exit code. Never throws. */

@@ -4,6 +4,7 @@
 
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -65,6 +66,11 @@ function readOciManifest(dir: string, tag: string): { digest: string; manifest: 
   assert.ok(entry, `no manifest tagged ${tag} in ${dir}/index.json`);
   const blob = (digest: string): Buffer => readFileSync(join(dir, "blobs", "sha256", digest.slice(7)));
   return { digest: entry.digest, manifest: JSON.parse(blob(entry.digest).toString("utf8")) as Manifest };
+}
+
+/** The "pushed …" line: push prints it, then the lines that say what to pin. */
+function pushedLine(out: string[]): string | undefined {
+  return out.find((l) => /^pushed \S+@sha256:/.test(l));
 }
 
 function blobOf(dir: string, digest: string): Buffer {
@@ -201,7 +207,7 @@ describe("push to a registry without auth", () => {
     const ref = `${registry.host}/plugins/llm-gateway:${TAG}`;
     const r = await cli(["push", "--layout", layout, "--image", ref], baseEnv);
     assert.equal(r.code, 0, r.err.join("\n"));
-    assert.equal(r.out.at(-1), `pushed ${ref}@${builtDigest} (4 uploaded, 0 already present)`);
+    assert.equal(pushedLine(r.out), `pushed ${ref}@${builtDigest} (4 uploaded, 0 already present)`);
 
     const pulled = join(work, "pulled");
     skopeoPull(ref, pulled, TAG);
@@ -228,7 +234,28 @@ describe("push to a registry without auth", () => {
     const r = await cli(["push", "--layout", layout, "--image", ref], baseEnv);
     assert.equal(r.code, 0, r.err.join("\n"));
     assert.equal(r.out.filter((l) => l.startsWith("exists ")).length, 4);
-    assert.equal(r.out.at(-1), `pushed ${ref}:${TAG}@${builtDigest} (0 uploaded, 4 already present)`);
+    assert.equal(pushedLine(r.out), `pushed ${ref}:${TAG}@${builtDigest} (0 uploaded, 4 already present)`);
+  });
+
+  test("the sha256 to pin is the manifest digest: the registry's Docker-Content-Digest and the sha256 of the manifest bytes it serves, not plugin.wasm's", async () => {
+    const ref = `${registry.host}/plugins/pinned:${TAG}`;
+    const r = await cli(["push", "--layout", layout, "--image", ref], baseEnv);
+    assert.equal(r.code, 0, r.err.join("\n"));
+    const pin = r.out.find((l) => l.startsWith("pin "));
+    assert.ok(pin !== undefined, r.out.join("\n"));
+    const hex = /plugin\.sha256: "([0-9a-f]{64})"/.exec(pin)?.[1];
+    assert.ok(hex !== undefined, pin);
+    assert.ok(r.out.includes(`         or plugin.url: oci://${registry.host}/plugins/pinned@sha256:${hex}`), r.out.join("\n"));
+
+    const answer = await fetch(`http://${registry.host}/v2/plugins/pinned/manifests/${TAG}`, {
+      headers: { accept: "application/vnd.oci.image.manifest.v1+json" },
+    });
+    assert.equal(answer.status, 200);
+    const served = Buffer.from(await answer.arrayBuffer());
+    assert.equal(answer.headers.get("docker-content-digest"), `sha256:${hex}`);
+    assert.equal(createHash("sha256").update(served).digest("hex"), hex);
+    assert.equal(`sha256:${hex}`, builtDigest);
+    assert.notEqual(hex, createHash("sha256").update(wasm).digest("hex"), "plugin.wasm's own sha256 is not what Higress compares");
   });
 
   test("the CLI as a process prints the digest and exits 0", () => {
@@ -279,7 +306,7 @@ describe("push to a registry with htpasswd basic auth", () => {
       const ref = `${registry.host}/plugins/llm-gateway:${TAG}`;
       const r = await cli(["push", "--layout", layout, "--image", ref], { ...baseEnv, DOCKER_CONFIG: cfg });
       assert.equal(r.code, 0, r.err.join("\n"));
-      assert.equal(r.out.at(-1), `pushed ${ref}@${builtDigest} (4 uploaded, 0 already present)`);
+      assert.equal(pushedLine(r.out), `pushed ${ref}@${builtDigest} (4 uploaded, 0 already present)`);
       assert.ok(!r.out.join("\n").includes(PASSWORD));
       const pulled = join(work, "pulled-basic");
       skopeoPull(ref, pulled, TAG, { user: USER, password: PASSWORD });
@@ -311,7 +338,7 @@ describe("push to a registry with token (Bearer) auth", () => {
       const ref = `${registry.host}/plugins/llm-gateway:${TAG}`;
       const r = await cli(["push", "--layout", layout, "--image", ref], { ...baseEnv, DOCKER_CONFIG: cfg });
       assert.equal(r.code, 0, r.err.join("\n"));
-      assert.equal(r.out.at(-1), `pushed ${ref}@${builtDigest} (4 uploaded, 0 already present)`);
+      assert.equal(pushedLine(r.out), `pushed ${ref}@${builtDigest} (4 uploaded, 0 already present)`);
       assert.ok(tokens.requests.some((l) => l.includes("scope=repository%3Aplugins%2Fllm-gateway%3Apull%2Cpush")), tokens.requests.join("\n"));
     } finally {
       rmSync(cfg, { recursive: true, force: true });

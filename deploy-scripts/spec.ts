@@ -184,11 +184,26 @@ function parsePlugin(c: Checker, raw: Obj, modelNames: Set<string>): DeploySpec[
   if (pull) plugin.imagePullPolicy = pull;
   const secret = c.string(p, 'imagePullSecret', 'plugin.imagePullSecret', { pattern: DNS_SUBDOMAIN, what: DNS_SUBDOMAIN_WHAT });
   if (secret) plugin.imagePullSecret = secret;
-  const sha = c.string(p, 'sha256', 'plugin.sha256', { pattern: SHA256, what: '64 lowercase hex digits' });
+  const sha = c.string(p, 'sha256', 'plugin.sha256', { pattern: SHA256, what: `64 lowercase hex digits (${sha256Meaning(url)})` });
   if (sha) plugin.sha256 = sha;
+  const pinned = url === undefined ? undefined : /^oci:\/\/[^@]+@sha256:([a-f0-9]{64})$/.exec(url)?.[1];
+  if (sha && pinned !== undefined && pinned !== sha) {
+    c.fail('plugin.sha256', `must equal the digest in plugin.url (${pinned}) when the url pins one`, sha);
+  }
   const config = c.object(p, 'config', 'plugin.config', false);
   if (config) plugin.config = parsePluginConfig(c, config, modelNames);
   return url === undefined ? undefined : plugin;
+}
+
+/**
+ * What plugin.sha256 is checked against, by URL scheme. oci://: the image's MANIFEST digest, hex without "sha256:"
+ * (Higress's fetcher is istio's pkg/wasm: cache.go compares it with what imagefetcher.go PrepareFetch returns, the
+ * manifest digest; `make push` prints it). http(s)://: the sha256 of the fetched .wasm file (sha256sum plugin.wasm).
+ */
+function sha256Meaning(url: string | undefined): string {
+  if (url?.startsWith('oci://')) return 'for oci://: the image manifest digest without "sha256:", as make push prints it; not plugin.wasm\'s sha256';
+  if (url !== undefined && /^https?:/.test(url)) return 'for http(s)://: sha256sum of the .wasm file';
+  return 'oci://: the image manifest digest; http(s)://: sha256sum of the .wasm file';
 }
 
 // The plugin's top-level configuration keys (assembly/plugin/config.ts KNOWN_KEYS; the README's table).

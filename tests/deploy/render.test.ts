@@ -287,7 +287,15 @@ describe('validation', () => {
     { name: 'missing plugin url', break: (r) => delete r['plugin'].url, message: 'plugin.url: is required (an oci://, http(s):// or file:// URL of the plugin), got nothing' },
     { name: 'plugin url scheme', break: (r) => (r['plugin'].url = 'ghcr.io/llm-gateway/plugin:0.1.0'), message: 'plugin.url: must be an oci://, http(s):// or file:// URL of the plugin, got "ghcr.io/llm-gateway/plugin:0.1.0"' },
     { name: 'pull policy', break: (r) => (r['plugin'].imagePullPolicy = 'Sometimes'), message: 'plugin.imagePullPolicy: must be one of IfNotPresent, Always, UNSPECIFIED_POLICY, got "Sometimes"' },
-    { name: 'sha256', break: (r) => (r['plugin'].sha256 = 'abc'), message: 'plugin.sha256: must be 64 lowercase hex digits, got "abc"' },
+    { name: 'sha256', break: (r) => (r['plugin'].sha256 = 'abc'), message: 'plugin.sha256: must be 64 lowercase hex digits (for oci://: the image manifest digest without "sha256:", as make push prints it; not plugin.wasm\'s sha256), got "abc"' },
+    {
+      name: 'sha256 not matching a digest-pinned oci url',
+      break: (r) => {
+        r['plugin'].url = `oci://registry.example.com/llm-gateway/plugin@sha256:${'a'.repeat(64)}`;
+        r['plugin'].sha256 = 'b'.repeat(64);
+      },
+      message: `plugin.sha256: must equal the digest in plugin.url (${'a'.repeat(64)}) when the url pins one, got "${'b'.repeat(56)}...`,
+    },
     { name: 'plugin.config not a mapping', break: (r) => (r['plugin'].config = ['x']), message: 'plugin.config: must be a mapping, got ["x"]' },
     { name: 'plugin.config.models', break: (r) => (r['plugin'].config.models = []), message: 'plugin.config.models: is derived from models[]; set name, route, upstreamModel and fallback there' },
     { name: 'routingHeader', break: (r) => (r['plugin'].config.routingHeader = 'X Model'), message: 'plugin.config.routingHeader: must be a lowercase HTTP header name such as x-higress-llm-model, got "X Model"' },

@@ -27,6 +27,7 @@ export const STAGE_REQUEST = "request";
 export const STAGE_ATTEMPT = "attempt";
 export const USAGE_PATH_SUFFIXES: Array<string> = ["/v1/chat/completions", "/v1/completions"];
 export const MODEL_LIST_SUFFIX = "/v1/models";
+export const MODEL_RETRIEVE_INFIX = "/v1/models/"; // GET …/v1/models/{id}
 export const MAX_MODEL_NAME_BYTES: i32 = 256;
 
 export class ModelRoute {
@@ -61,6 +62,8 @@ export class GatewayConfig {
   fallback: FallbackPolicy = new FallbackPolicy();
 
   // Compiled at configure time.
+  maxBodyBytesText: string = "";     // maxBodyBytes in decimal, for set_decoder_buffer_limit
+  maxResponseBytesText: string = ""; // maxResponseBytes in decimal, for set_encoder_buffer_limit
   exact: Map<string, ModelRoute> = new Map<string, ModelRoute>();
   prefixes: Array<ModelRoute> = new Array<ModelRoute>(); // longest prefix first
   servedNames: Array<string> = new Array<string>();
@@ -317,6 +320,8 @@ function compile(c: Checker, g: GatewayConfig, path: string): void {
     c.fail(path + "defaultModel", "is not one of the configured models: " + jsonString(g.defaultModel));
   }
   g.modelListBody = renderModelList(g);
+  g.maxBodyBytesText = g.maxBodyBytes.toString();
+  g.maxResponseBytesText = g.maxResponseBytes.toString();
 }
 
 // The OpenAI list format of GET /v1/models; prefix patterns cannot be listed.

@@ -72,3 +72,15 @@ export function allAttemptsFailed(attempts: Array<string>, status: u32): LocalRe
 export function overloaded(): LocalReply {
   return new LocalReply(503, "server_overloaded", "The gateway is at its memory budget for requests in flight; please retry shortly.", "");
 }
+
+// Envoy's own answers to a routed request (its response.code_details say why), in OpenAI's shape:
+// clients of an OpenAI API parse error bodies. null for statuses left as they are.
+export function envoyError(status: i32, details: string): LocalReply | null {
+  switch (status) {
+    case 413: return new LocalReply(413, "request_too_large", "The request body is larger than the gateway's buffer allows (" + details + ").", "");
+    case 502: return new LocalReply(502, "upstream_error", "The model server's answer could not be used (" + details + ").", "");
+    case 503: return new LocalReply(503, "upstream_unavailable", "No model server could take the request (" + details + ").", "");
+    case 504: return new LocalReply(504, "upstream_timeout", "The model server did not answer in time (" + details + ").", "");
+    default: return null;
+  }
+}

@@ -7,8 +7,8 @@ import * as host from "../abi/host";
 import { HeaderPair, deserializeHeaders } from "../abi/headers";
 import { HostBytes } from "../abi/memory";
 import { JsonScan } from "../json/reader";
-import { GatewayConfig, MODEL_LIST_SUFFIX } from "./config";
-import { LocalReply, allAttemptsFailed, bodyTooLarge, emptyBody, overloaded } from "./errors";
+import { GatewayConfig, MODEL_LIST_SUFFIX, MODEL_RETRIEVE_INFIX } from "./config";
+import { LocalReply, allAttemptsFailed, bodyTooLarge, emptyBody, envoyError, modelNotFound, overloaded } from "./errors";
 import * as cooldown from "./cooldown-store";
 import { Gate, MECHANISM_DISPATCH, Reason, failureReason, reasonName } from "./fallback";
 import { failuresOf } from "./attempt-journal";
@@ -21,7 +21,7 @@ import { AttemptFacts, RequestFacts } from "./exchange";
 import * as metrics from "./metrics";
 import { aiLog, countResponse, recordMetrics, summarize } from "./report";
 import { ResponseObserver, observeWholeBody } from "./response";
-import { REQUEST_KEYS, RoutingResult, modelSpan, routeRequest } from "./routing";
+import { REQUEST_KEYS, RoutingResult, modelObject, modelSpan, percentDecode, routeRequest } from "./routing";
 import { applyEdits, declaredTooLarge } from "./request-body";
 import { parseDigits } from "./digits";
 import { requestLabels } from "./labels";
@@ -58,6 +58,9 @@ const MAX_REPORTED_ATTEMPTS: i32 = 16;
 const COLLECT_AFTER_BYTES: i64 = 1024 * 1024;
 
 const CODE_DETAILS: Array<string> = ["response", "code_details"];
+// Higress's Envoy: per-request buffer limits (set_property), decimal bytes.
+const DECODER_BUFFER_LIMIT: Array<string> = ["set_decoder_buffer_limit"];
+const ENCODER_BUFFER_LIMIT: Array<string> = ["set_encoder_buffer_limit"];
 const RESPONSE_CODE: Array<string> = ["response", "code"];
 const AI_LOG: Array<string> = ["ai_log"];
 
@@ -84,6 +87,8 @@ export class GatewayHttp extends HttpContext {
   private plannedModel: string = "";
   // What this request holds in the VM, against the memory budget (util/budget.ts).
   private account: Account = new Account();
+  private envoyReply: LocalReply | null = null; // Envoy's error answer, being reshaped
+  private envoyReplySent: bool = false;
   private admitted: bool;
 
   constructor(id: u32, private gateway: GatewayRoot) {
@@ -111,11 +116,16 @@ export class GatewayHttp extends HttpContext {
     const q = rawPath.indexOf("?");
     const path = q >= 0 ? rawPath.substring(0, q) : rawPath;
 
-    if (method == "GET" && cfg.serveModelList && path.endsWith(MODEL_LIST_SUFFIX)) {
-      const headers: Array<HeaderPair> = [new HeaderPair("content-type", "application/json")];
-      host.sendLocalResponse(200, "llm_gateway_model_list", cfg.modelListBody, headers);
-      this.phase = Phase.Answered;
-      return Action.Pause;
+    if (method == "GET" && cfg.serveModelList) {
+      if (path.endsWith(MODEL_LIST_SUFFIX)) return this.answerJson(200, "llm_gateway_model_list", cfg.modelListBody);
+      const at = path.indexOf(MODEL_RETRIEVE_INFIX);
+      if (at >= 0) {
+        const id = path.substring(at + MODEL_RETRIEVE_INFIX.length);
+        const model = modelObject(cfg, id);
+        if (model != null) return this.answerJson(200, "llm_gateway_model", model);
+        const decoded = percentDecode(id);
+        return this.answer(modelNotFound(decoded != null ? decoded : id, cfg.servedNames));
+      }
     }
     if (method != "POST" || !cfg.isRoutedPath(path)) return Action.Continue;
     this.wantsUsage = cfg.carriesStreamUsage(path);
@@ -126,6 +136,10 @@ export class GatewayHttp extends HttpContext {
     this.hasContentLength = cl != null;
     if (cl != null && declaredTooLarge(cl, cfg.maxBodyBytes)) return this.answer(bodyTooLarge(cfg.maxBodyBytes));
     if (endOfStream) return this.answer(emptyBody());
+    // Higress's Envoy gives a connection a 32 KiB buffer by default: raise this request's to
+    // maxBodyBytes, or Envoy answers 413 before the plugin sees the body. Higress's Envoy honours the
+    // property; upstream Envoy only keeps it in filter state (there the limit is configuration).
+    host.setProperty(DECODER_BUFFER_LIMIT, cfg.maxBodyBytesText);
     // Hold the headers: the routing header is only known once the whole body is read, and Envoy
     // re-picks the route when they change.
     this.phase = Phase.ReadingBody;
@@ -261,9 +275,11 @@ export class GatewayHttp extends HttpContext {
     this.attempt = a;
   }
 
-  onResponseHeaders(_numHeaders: u32, _endOfStream: bool): Action {
+  onResponseHeaders(_numHeaders: u32, endOfStream: bool): Action {
     // A primary answering after its first-byte timeout sent the request to a backup: held, never sent.
     if (this.phase == Phase.FallingBack) return Action.Pause;
+    // Envoy answered before the body was whole (413: over its buffer limit).
+    if (this.phase == Phase.ReadingBody) this.shapeEnvoyReply(endOfStream);
     if (this.phase != Phase.Routed) return Action.Continue;
     this.gateway.unwatchFirstByte(this);
     if (this.plannedModel.length > 0) this.noteAttemptStage();
@@ -297,6 +313,7 @@ export class GatewayHttp extends HttpContext {
     } else if (this.plannedModel.length > 0 && this.allAttemptsFailed(a)) {
       return Action.Pause;
     }
+    if (!a.viaUpstream && a.status >= 400) this.shapeEnvoyReply(endOfStream);
     const ct = host.getHeader(MapType.HttpResponseHeaders, "content-type");
     a.isStream = ct != null && ct.startsWith("text/event-stream");
     const drop = a.isStream && this.req.usageInjected;
@@ -311,6 +328,15 @@ export class GatewayHttp extends HttpContext {
   onResponseBody(bodySize: u32, endOfStream: bool): Action {
     // The failed attempt's body stays here (buffered, never sent) until the backup's answer replaces it.
     if (this.phase == Phase.FallingBack) return Action.Pause;
+    const shaped = this.envoyReply;
+    if (shaped != null) {
+      // Envoy's text becomes the OpenAI-shaped error: the first chunk is replaced, the rest dropped.
+      const text = this.envoyReplySent ? "" : shaped.body();
+      const b = String.UTF8.encode(text);
+      host.setBufferBytes(BufferType.HttpResponseBody, 0, bodySize, changetype<usize>(b), <usize>b.byteLength);
+      this.envoyReplySent = true;
+      return Action.Continue;
+    }
     const o = this.observer;
     if (o == null) return Action.Continue;
     o.onChunk(bodySize, endOfStream, host.nowNanos());
@@ -344,6 +370,8 @@ export class GatewayHttp extends HttpContext {
       this.attempt.cluster = cluster;
       if (token != 0) {
         this.phase = Phase.FallingBack;
+        // The primary's answer waits in Envoy's buffer until the backup's replaces it.
+        host.setProperty(ENCODER_BUFFER_LIMIT, this.cfg.maxResponseBytesText);
         return true;
       }
       req.attemptsTried.push(name + " (call refused)");
@@ -393,6 +421,20 @@ export class GatewayHttp extends HttpContext {
     if (body != null) body.release();
     this.phase = Phase.Relayed;
     this.releaseFallbackState();
+  }
+
+  // Envoy's own error answer to a routed request (413 over its buffer limit, 503 no healthy upstream
+  // or a refused connection, 504 a timeout), with its text body, becomes an OpenAI-shaped error.
+  private shapeEnvoyReply(endOfStream: bool): void {
+    if (endOfStream || this.envoyReply != null) return;
+    const details = host.getProperty(CODE_DETAILS);
+    if (details == null || details == "via_upstream" || details.startsWith("llm_gateway")) return;
+    const status = host.getHeader(MapType.HttpResponseHeaders, ":status");
+    const reply = envoyError(status != null ? <i32>parseDigits(status) : 0, details);
+    if (reply == null) return;
+    host.replaceHeader(MapType.HttpResponseHeaders, "content-type", "application/json");
+    host.removeHeader(MapType.HttpResponseHeaders, "content-length");
+    this.envoyReply = reply;
   }
 
   // fallback.mechanism "envoy": the attempt stage marks an answer from another model than the planned
@@ -523,6 +565,15 @@ export class GatewayHttp extends HttpContext {
       req.fallbackReason = reason;
     }
     this.onPrimary = false;
+  }
+
+  private answerJson(status: u32, details: string, body: string): Action {
+    const headers: Array<HeaderPair> = [new HeaderPair("content-type", "application/json")];
+    host.sendLocalResponse(status, details, body, headers);
+    this.phase = Phase.Answered;
+    this.attempt.status = <i32>status;
+    this.attempt.viaUpstream = false;
+    return Action.Pause;
   }
 
   private answer(reply: LocalReply): Action {

@@ -110,7 +110,8 @@ export function routeRequest(cfg: GatewayConfig, p: usize, len: i32, scan: JsonS
   } else {
     if (f.type != JsonType.String) return answer(r, errors.modelNotString());
     const s = decodeString(p, f.start, f.end, MAX_MODEL_NAME_BYTES);
-    if (s == null || s.length == 0) return answer(r, errors.badModelName());
+    // A control character (a trailing newline, say) is a malformed name, not an unknown model.
+    if (s == null || s.length == 0 || hasControl(s)) return answer(r, errors.badModelName());
     requested = s;
   }
   r.model = requested;
@@ -143,6 +144,53 @@ export function routeRequest(cfg: GatewayConfig, p: usize, len: i32, scan: JsonS
   if (r.modelStart < 0 || r.rootExtra.length > 0) r.rootObjectEdit = insertAtRoot(p, len, "");
   r.edits = r.editsFor(route.servedFor(requested));
   return r;
+}
+
+function hasControl(s: string): bool {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c == 0x7f) return true;
+  }
+  return false;
+}
+
+// GET …/v1/models/{id} (the OpenAI clients' models.retrieve): the model object, or null when no
+// configured model (exact name or pattern) serves `id`. `id` is the path's percent-encoded segment.
+export function modelObject(cfg: GatewayConfig, encodedId: string): string | null {
+  const id = percentDecode(encodedId);
+  if (id == null || id.length == 0 || hasControl(id) || cfg.findRoute(id) == null) return null;
+  return "{\"id\":" + jsonString(id) + ",\"object\":\"model\",\"created\":0,\"owned_by\":" + jsonString(cfg.ownedBy) + "}";
+}
+
+// %XX escapes of a URL path segment (clients encode '/' in ids like "Qwen/Qwen2.5-1.5B"); null when
+// malformed.
+export function percentDecode(s: string): string | null {
+  if (s.indexOf("%") < 0) return s;
+  const bytes = new Uint8Array(s.length);
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c != 0x25) {
+      if (c > 0x7e) return null;
+      bytes[n++] = <u8>c;
+      continue;
+    }
+    if (i + 2 >= s.length) return null;
+    const h = hexValue(s.charCodeAt(i + 1));
+    const l = hexValue(s.charCodeAt(i + 2));
+    if (h < 0 || l < 0) return null;
+    bytes[n++] = <u8>((h << 4) | l);
+    i += 2;
+  }
+  // Lenient decoding never aborts; bytes that are not UTF-8 make a name no configured model has.
+  return String.UTF8.decodeUnsafe(bytes.dataStart, <usize>n);
+}
+
+function hexValue(c: i32): i32 {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  if (c >= 0x41 && c <= 0x46) return c - 0x41 + 10;
+  if (c >= 0x61 && c <= 0x66) return c - 0x61 + 10;
+  return -1;
 }
 
 // Makes stream_options (the object at [start, end)) say include_usage: true; null when it already does.

@@ -28,6 +28,9 @@ export function accessLog(target: AccessLogTarget): Record<string, unknown> {
       cluster: '%UPSTREAM_CLUSTER%',
       duration_ms: '%DURATION%',
       ai_log: '%FILTER_STATE(wasm.ai_log:PLAIN)%',
+      // The request buffer limit the plugin asked for (set_decoder_buffer_limit): Higress's Envoy applies
+      // it; upstream Envoy only keeps it in filter state, which shows here.
+      decoder_buffer_limit: '%FILTER_STATE(wasm.set_decoder_buffer_limit:PLAIN)%',
     },
   };
   return target === 'stdout'

@@ -2,7 +2,7 @@
 // the plugin gives instead, and the body edits it asks Envoy to make (checked by applying them).
 import { JsonScan, decodeString } from "../../assembly/json/reader";
 import { GatewayConfig, parseConfig } from "../../assembly/plugin/config";
-import { BodyEdit, F_MODEL, REQUEST_KEYS, RoutingResult, modelSpan, routeRequest } from "../../assembly/plugin/routing";
+import { BodyEdit, F_MODEL, REQUEST_KEYS, RoutingResult, modelObject, modelSpan, percentDecode, routeRequest } from "../../assembly/plugin/routing";
 import { jsonString } from "../../assembly/json/writer";
 import { NO_KEYS, concat, errorName, fieldText, hold, scanBuf, utf8 } from "./helpers";
 
@@ -357,5 +357,26 @@ describe("modelSpan: where the model lies in the edited body", () => {
       if (text != jsonString(c[3])) expect<string>(decodeString(hold(body), span.start, span.end, 256)!).toBe(c[3], c[1]);
       else expect<string>(text).toBe(jsonString(c[3]), c[1]);
     }
+  });
+});
+
+describe("models.retrieve and names with control characters", () => {
+  test("a configured name or pattern gets its model object; anything else, null", () => {
+    expect<string>(modelObject(PLAIN, "qwen2-7b")!).toBe("{\"id\":\"qwen2-7b\",\"object\":\"model\",\"created\":0,\"owned_by\":\"llm-gateway\"}");
+    expect<string>(modelObject(PLAIN, "qwen2-72b%2Finstruct")!).toBe("{\"id\":\"qwen2-72b/instruct\",\"object\":\"model\",\"created\":0,\"owned_by\":\"llm-gateway\"}");
+    expect<bool>(modelObject(PLAIN, "mistral") == null).toBe(true);
+    expect<bool>(modelObject(PLAIN, "") == null).toBe(true);
+    expect<bool>(modelObject(PLAIN, "qwen2-7b%0A") == null).toBe(true, "a control character is no model");
+  });
+  test("percent-decoding never aborts: malformed escapes are null, bytes that are not UTF-8 decode leniently", () => {
+    expect<string>(percentDecode("a%20b%2fc")!).toBe("a b/c");
+    expect<string>(percentDecode("plain")!).toBe("plain");
+    const bad = ["%", "%2", "%ZZ", "a%g1", "%41é"];
+    for (let i = 0; i < bad.length; i++) expect<bool>(percentDecode(bad[i]) == null).toBe(true, bad[i]);
+    expect<bool>(percentDecode("%FF%FE") != null).toBe(true);
+  });
+  test("a body's model with a control character is 400 invalid_value", () => {
+    const names = ["qwen2-7b\\n", "qwen2-7b\\u0000", "\\u007fqwen2-7b"];
+    for (let i = 0; i < names.length; i++) expectReply(route(PLAIN, "{\"model\":\"" + names[i] + "\"}"), 400, "invalid_value", names[i]);
   });
 });

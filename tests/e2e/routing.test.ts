@@ -125,3 +125,27 @@ test("other methods on routed paths pass through untouched", async () => {
   assert.equal(r.status, 404);
   assert.equal(((await r.json()) as { error: { code: string } }).error.code, "no_route");
 });
+
+test("GET /v1/models/{id}: the official client's models.retrieve gets the model, or a 404 model_not_found", async () => {
+  const m = await openai.models.retrieve("gemma-2-2b");
+  assert.equal(m.id, "gemma-2-2b");
+  assert.equal(m.object, "model");
+  // A name a pattern serves, percent-encoded by the client as it must be.
+  const viaPattern = await openai.models.retrieve("qwen2-7b/instruct");
+  assert.equal(viaPattern.id, "qwen2-7b/instruct");
+  await assert.rejects(openai.models.retrieve("llama-3"),
+    (e: unknown) => e instanceof OpenAI.NotFoundError && e.code === "model_not_found" && /'llama-3'/.test(e.message));
+  const raw = await fetch(`${seed.gateway.url}/v1/models/%ZZ`);
+  assert.equal(raw.status, 404);
+  assert.equal(((await raw.json()) as { error: { code: string } }).error.code, "model_not_found");
+});
+
+test("a model name with a control character (a trailing newline) is 400 invalid_value, not an unknown model", async () => {
+  for (const name of ["gemma-2-2b\n", "gemma\u0000", "qwen2-1-5b\u007f"]) {
+    const r = await post(`${seed.gateway.url}/v1/chat/completions`, chat(name));
+    assert.equal(r.status, 400, JSON.stringify(name));
+    const body = await r.json() as { error: { code: string; param: string } };
+    assert.equal(body.error.code, "invalid_value");
+    assert.equal(body.error.param, "model");
+  }
+});

@@ -41,7 +41,16 @@ export interface EnvoyLayout {
   // false: the same listener without the Wasm filter, one static route (prefix "/") to the first
   // backend's cluster; the benchmarks' baseline (plain Envoy). Default true.
   plugin?: boolean;
+  // The AI routes' timeout; "0s" is none, as in Higress (Istio's default). Default "300s".
+  routeTimeout?: string;
 }
+
+// Higress's defaults where they differ from this harness's (checked in Higress v2.2's source and
+// Istio's): a 32 KiB connection buffer limit (downstream.connectionBufferLimits), which the plugin raises
+// per request with set_decoder_buffer_limit where Higress's Envoy honours it (upstream Envoy does not:
+// there bodies over 32 KiB get Envoy's 413), and no route timeout. The 10 s connect timeout is the
+// harness's default already.
+export const HIGRESS_PROFILE = { bufferLimitBytes: 32 * 1024, routeTimeout: "0s" } as const;
 
 export function clusterName(model: string): string {
   return modelClusterName(model);
@@ -81,7 +90,7 @@ export function listenerResource(l: EnvoyLayout): Record<string, unknown> {
         name: routeName(b.model),
         header,
         value: b.model,
-        timeout: "300s",
+        timeout: l.routeTimeout ?? "300s",
         ...(backups === undefined
           ? { cluster: clusterName(b.model) }
           : { cluster: fallbackClusterName(b.model), retryPolicy: fallbackRetryPolicy(l.pluginConfig, backups.length) }),

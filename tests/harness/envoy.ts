@@ -4,7 +4,7 @@ import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, writeFileSync, renameSync, readFileSync, rmSync, existsSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { bootstrapDocument, cdsDocument, ldsDocument, pluginStages, type EnvoyLayout, type BackendTarget } from "./envoy-config.ts";
+import { HIGRESS_PROFILE, bootstrapDocument, cdsDocument, ldsDocument, pluginStages, type EnvoyLayout, type BackendTarget } from "./envoy-config.ts";
 import { freePort, waitFor } from "./net.ts";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
@@ -35,6 +35,7 @@ export interface GatewayOptions {
   wasmPath?: string;
   bufferLimitBytes?: number;
   plugin?: boolean; // false: no Wasm filter, a static route to the first backend (see EnvoyLayout.plugin)
+  profile?: "harness" | "higress"; // "higress": Higress's defaults where they differ (HIGRESS_PROFILE)
 }
 
 export interface Gateway {
@@ -63,6 +64,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     backends: opts.backends,
     pluginConfig: opts.pluginConfig,
     accessLogPath: join(workDir, "access.log"),
+    ...(opts.profile === "higress" ? HIGRESS_PROFILE : {}),
     ...(opts.bufferLimitBytes !== undefined ? { bufferLimitBytes: opts.bufferLimitBytes } : {}),
     ...(opts.plugin !== undefined ? { plugin: opts.plugin } : {}),
   };

@@ -285,6 +285,52 @@ const INVALID: { name: string; obj: Obj; field: string; applyCode: 422 | 500 }[]
     applyCode: 422,
   },
   {
+    name: 'OpenModel named with a dot (llmaz webhook: DNS-1123 label)',
+    obj: { apiVersion: 'llmaz.io/v1alpha1', kind: 'OpenModel', metadata: { name: 'qwen2.5' }, spec: { familyName: 'qwen2', source: { uri: 'host:///models/x' } } },
+    field: 'metadata.name must be a DNS-1123 label',
+    applyCode: 422,
+  },
+  {
+    name: 'Playground named with a dot (llmaz webhook: DNS-1123 label)',
+    obj: playground('qwen2.5', 'sample-model'),
+    field: 'metadata.name must be a DNS-1123 label',
+    applyCode: 422,
+  },
+  {
+    name: 'Playground with a limit below its request (llmaz webhook)',
+    obj: { ...playground('low-limit', 'sample-model'), spec: { modelClaim: { modelName: 'sample-model' }, backendRuntimeConfig: { resources: { requests: { cpu: '4', memory: '16Gi' }, limits: { cpu: '4000m', memory: '16G' } } } } },
+    field: 'spec.backendRuntimeConfig.resources',
+    applyCode: 422,
+  },
+  {
+    name: 'EnvoyFilter with targetRefs (Higress\'s EnvoyFilter has none)',
+    obj: { apiVersion: 'networking.istio.io/v1alpha3', kind: 'EnvoyFilter', metadata: { name: 'bad-target', namespace: HIGRESS_NS }, spec: { targetRefs: [{ kind: 'Gateway', name: 'x' }] } },
+    field: 'spec.targetRefs',
+    applyCode: 500,
+  },
+  {
+    name: 'EnvoyFilter matching a listener and a route configuration at once (oneOf)',
+    obj: {
+      apiVersion: 'networking.istio.io/v1alpha3',
+      kind: 'EnvoyFilter',
+      metadata: { name: 'bad-match', namespace: HIGRESS_NS },
+      spec: { configPatches: [{ applyTo: 'HTTP_ROUTE', match: { listener: { name: 'x' }, routeConfiguration: { vhost: { route: { name: 'r' } } } }, patch: { operation: 'MERGE', value: {} } }] },
+    },
+    field: 'spec.configPatches[0].match',
+    applyCode: 422,
+  },
+  {
+    name: 'EnvoyFilter with a field the match does not declare (routeConfiguration.vhost.route.nam)',
+    obj: {
+      apiVersion: 'networking.istio.io/v1alpha3',
+      kind: 'EnvoyFilter',
+      metadata: { name: 'bad-route', namespace: HIGRESS_NS },
+      spec: { configPatches: [{ applyTo: 'HTTP_ROUTE', match: { routeConfiguration: { vhost: { route: { nam: 'r' } } } }, patch: { operation: 'MERGE', value: {} } }] },
+    },
+    field: 'nam',
+    applyCode: 500,
+  },
+  {
     name: 'McpBridge with a port that is not a number',
     obj: { apiVersion: 'networking.higress.io/v1', kind: 'McpBridge', metadata: { name: 'bad-port', namespace: HIGRESS_NS }, spec: { registries: [{ name: 'a', type: 'dns', domain: 'a.b', port: 'http' }] } },
     field: 'spec.registries[0].port',

@@ -6,6 +6,7 @@ import { CliError, EXIT, explain } from './errors.ts';
 import { line, type Io } from './io.ts';
 import { readOrNull, type Cluster } from './kube.ts';
 import { mergeBridge } from './mcpbridge.ts';
+import { disableModelRouters, warnAboutModelRouter } from './modelrouter.ts';
 import { FIELD_MANAGER, HF_SECRET_NAME, HF_TOKEN_ENV, KINDS, MCP_BRIDGE_NAME } from './names.ts';
 import { describeRef, type K8sObject } from './objects.ts';
 import { takeoverConflict } from './ownership.ts';
@@ -19,6 +20,8 @@ export interface ApplyOptions {
   wait?: WaitOptions;
   /** gateway.type envoy: where the Envoy bootstrap is (what to tell the user; apply does not run Envoy). */
   envoyBootstrap?: string;
+  /** --disable-model-router: disable Higress's model-router WasmPlugins instead of warning about them. */
+  disableModelRouter?: boolean;
 }
 
 type Outcome = 'created' | 'configured' | 'unchanged';
@@ -93,6 +96,8 @@ export async function apply(spec: DeploySpec, cluster: Cluster, io: Io, opts: Ap
     line(io.out, `${outcome.padEnd(10)} ${describeRef(step.desired)}`);
   }
 
+  if (opts.disableModelRouter === true) await disableModelRouters(cluster, spec, io);
+  else await warnAboutModelRouter(cluster, spec, io);
   await warnAboutToken(cluster, spec, io);
   if (opts.wait !== undefined) {
     line(io.out, '');

@@ -3,7 +3,7 @@
 //
 //   render -f FILE [--kubernetes]        print all objects (multi-document YAML); same as apply --dry-run
 //                                        gateway.type envoy: the Envoy bootstrap (--kubernetes: the llmaz objects)
-//   apply  -f FILE [--install-helm] [--timeout 30m] [--no-wait] [--dry-run] [--envoy-config PATH]
+//   apply  -f FILE [--install-helm] [--timeout 30m] [--no-wait] [--dry-run] [--envoy-config PATH] [--disable-model-router]
 //   status -f FILE
 //   delete -f FILE
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -34,6 +34,8 @@ commands:
           --timeout DURATION     how long to wait for the models (default 30m)
           --poll-interval DUR    how often to check them (default 5s)
           --no-wait              return after applying
+          --disable-model-router set spec.defaultConfigDisable on Higress's model-router WasmPlugin (which the console
+                                 enables with AI routes and which writes the routing header too) instead of warning
   status  -f FILE                each model's Playground conditions, pods and Service, and the gateway endpoint
   delete  -f FILE                remove what apply created for this file's deployment, nothing else
 
@@ -65,6 +67,8 @@ interface Args {
   kubernetes: boolean;
   /** apply, gateway.type envoy: where to write the Envoy bootstrap. */
   envoyConfig?: string;
+  /** apply, Higress: disable Higress's model-router WasmPlugins (modelrouter.ts). */
+  disableModelRouter: boolean;
 }
 
 export function parseCommandLine(argv: string[]): Args | 'help' {
@@ -83,6 +87,7 @@ export function parseCommandLine(argv: string[]): Args | 'help' {
         'no-wait': { type: 'boolean' },
         kubernetes: { type: 'boolean' },
         'envoy-config': { type: 'string' },
+        'disable-model-router': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -96,7 +101,7 @@ export function parseCommandLine(argv: string[]): Args | 'help' {
   if (!(COMMANDS as readonly string[]).includes(command)) throw new UsageError(`unknown command "${command}"`);
   if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1] ?? ''}"`);
   if (values.file === undefined) throw new UsageError(`${command}: -f FILE is required`);
-  const applyOnly = (['install-helm', 'timeout', 'poll-interval', 'no-wait', 'envoy-config'] as const).filter((k) => values[k] !== undefined);
+  const applyOnly = (['install-helm', 'timeout', 'poll-interval', 'no-wait', 'envoy-config', 'disable-model-router'] as const).filter((k) => values[k] !== undefined);
   if (command !== 'apply' && applyOnly.length > 0) throw new UsageError(`${command}: --${applyOnly[0] ?? ''} is only for apply`);
   if (command !== 'render' && values.kubernetes !== undefined) throw new UsageError(`${command}: --kubernetes is only for render`);
   if (values['dry-run'] === true && command !== 'apply' && command !== 'render') {
@@ -113,13 +118,17 @@ export function parseCommandLine(argv: string[]): Args | 'help' {
     timeoutMs: parseDuration(values.timeout ?? '30m', '--timeout'),
     intervalMs,
     kubernetes: values.kubernetes === true,
+    disableModelRouter: values['disable-model-router'] === true,
     ...(values['envoy-config'] !== undefined ? { envoyConfig: values['envoy-config'] } : {}),
   };
 }
 
 /** Options that only mean something for gateway.type envoy are refused for Higress, not ignored. */
 function checkArgsForGateway(args: Args, spec: DeploySpec): void {
-  if (spec.gateway.type === 'envoy') return;
+  if (spec.gateway.type === 'envoy') {
+    if (args.disableModelRouter) throw new UsageError(`${args.command}: --disable-model-router is only for gateway.type higress (${args.file} deploys to envoy)`);
+    return;
+  }
   const option = args.kubernetes ? '--kubernetes' : args.envoyConfig !== undefined ? '--envoy-config' : undefined;
   if (option !== undefined) {
     throw new UsageError(`${args.command}: ${option} is only for gateway.type envoy (${args.file} deploys to ${spec.gateway.type})`);
@@ -182,6 +191,7 @@ async function runCommand(args: Args, spec: DeploySpec, io: Io): Promise<number>
       case 'apply':
         return await apply(spec, cluster, io, {
           envoyBootstrap: bootstrap,
+          disableModelRouter: args.disableModelRouter,
           ...(args.wait ? { wait: { timeoutMs: args.timeoutMs, intervalMs: args.intervalMs } } : {}),
         });
       case 'status':

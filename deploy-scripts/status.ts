@@ -4,6 +4,7 @@ import { gatewayEndpoint, printEndpoint, printEnvoyGateway } from './endpoint.ts
 import { EXIT, explain } from './errors.ts';
 import { line, type Io } from './io.ts';
 import { readOrNull, type Cluster } from './kube.ts';
+import { warnAboutModelRouter } from './modelrouter.ts';
 import { KINDS, LABEL_LLMAZ_MODEL, MODEL_SERVICE_PORT, modelServiceName } from './names.ts';
 import { conditionsOf, playgroundState, type PlaygroundLike } from './wait.ts';
 import type { DeploySpec } from './spec.ts';
@@ -56,6 +57,7 @@ export async function status(spec: DeploySpec, cluster: Cluster, io: Io, envoyBo
     line(io.out, `  service     ${serviceLine(svcName, await readOrNull<V1Service & typeof svcRef>(cluster, svcRef))}`);
   }
   line(io.out, '');
+  await warnAboutModelRouter(cluster, spec, io);
   if (spec.gateway.type === 'envoy') printEnvoyGateway(io, spec, envoyBootstrap);
   else printEndpoint(io, spec, await gatewayEndpoint(cluster, spec));
   return EXIT.ok;

@@ -304,6 +304,58 @@ describe('deploy CLI against a real API server', { timeout: 240_000 }, () => {
     assert.equal(await read({ apiVersion: 'llmaz.io/v1alpha1', kind: 'OpenModel', metadata: { name: 'lost' } }), null);
   });
 
+  it("a model-router the Higress console enabled: status and apply warn, apply --disable-model-router disables it", async () => {
+    // What the console writes once an AI route exists (higress-console: AiRouteServiceImpl.writeModelRouterResources,
+    // KubernetesModelConverter.wasmPluginToCr): the internal instance of the built-in plugin, enabled globally.
+    const ref = { apiVersion: 'extensions.higress.io/v1alpha1', kind: 'WasmPlugin', metadata: { name: 'model-router.internal', namespace: 'higress-system' } };
+    await objects.create({
+      ...ref,
+      metadata: {
+        ...ref.metadata,
+        labels: {
+          'higress.io/wasm-plugin-name': 'model-router',
+          'higress.io/wasm-plugin-version': '1.0.0',
+          'higress.io/wasm-plugin-category': 'ai',
+          'higress.io/wasm-plugin-built-in': 'true',
+        },
+      },
+      spec: {
+        url: 'oci://higress-registry.cn-hangzhou.cr.aliyuncs.com/plugins/model-router:1.0.0',
+        phase: 'AUTHN',
+        priority: 900,
+        defaultConfig: { modelToHeader: 'x-higress-llm-model' },
+        defaultConfigDisable: false,
+      },
+    } as Obj);
+    const warning = /^warning: WasmPlugin higress-system\/model-router\.internal is Higress's model-router .*--disable-model-router .*AI_ROUTE_AUTO_ENABLE_MODEL_ROUTER=false/m;
+    try {
+      const st = await cli(['status', '-f', SEED_FILE], kube, 'node');
+      assert.equal(st.code, 0, explainResult(st));
+      assert.match(st.stderr, warning, explainResult(st));
+
+      const warned = await cli(['apply', '-f', SEED_FILE, '--no-wait'], { ...kube, HF_TOKEN: TOKEN }, 'node');
+      assert.equal(warned.code, 0, explainResult(warned));
+      assert.match(warned.stderr, warning, explainResult(warned));
+      assert.equal((await read(ref))?.['spec'].defaultConfigDisable, false, 'a warning changes nothing');
+
+      const disabled = await cli(['apply', '-f', SEED_FILE, '--no-wait', '--disable-model-router'], { ...kube, HF_TOKEN: TOKEN }, 'node');
+      assert.equal(disabled.code, 0, explainResult(disabled));
+      assert.ok(disabled.stdout.includes("disabled   WasmPlugin higress-system/model-router.internal (Higress's model-router: spec.defaultConfigDisable true)\n"), explainResult(disabled));
+      assert.doesNotMatch(disabled.stderr, warning);
+      const after = await read(ref);
+      assert.equal(after?.['spec'].defaultConfigDisable, true);
+      assert.equal(after?.metadata?.annotations?.['llm-gateway.io/disabled-model-router'], 'seed');
+      assert.deepEqual(after?.['spec'].defaultConfig, { modelToHeader: 'x-higress-llm-model' }, 'its configuration is kept');
+      assert.equal(after?.metadata?.labels?.['higress.io/wasm-plugin-name'], 'model-router', 'its labels are kept');
+
+      const quiet = await cli(['status', '-f', SEED_FILE], kube, 'node');
+      assert.equal(quiet.code, 0, explainResult(quiet));
+      assert.doesNotMatch(quiet.stderr, warning, explainResult(quiet));
+    } finally {
+      await objects.delete(ref);
+    }
+  });
+
   it('delete removes exactly what apply created and leaves everything else alone', async () => {
     const r = await cli(['delete', '-f', SEED_FILE], kube);
     assert.equal(r.code, 0, explainResult(r));

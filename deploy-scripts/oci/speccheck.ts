@@ -1,5 +1,6 @@
-// Sanity check of the console-facing spec.yaml before it goes into an image: the fields Higress's
-// console reads (wasm-image-spec "metadata file format") must be present and well-typed.
+// Sanity check of spec.yaml before it goes into an image: the fields of the wasm-image-spec "metadata
+// file format" (what Higress's console reads for its bundled plugins; it reads none from a custom image)
+// must be present and well-typed.
 
 import { parse } from "yaml";
 

@@ -36,7 +36,9 @@ async function burst(g: Gateway): Promise<{ statuses: Map<number, number>; serve
   const lister = (async () => {
     while (running) {
       const t0 = Date.now();
-      const r = await fetch(`${g.url}/v1/models`, { signal: AbortSignal.timeout(30000) }).catch((e: unknown) => String(e));
+      // A generous timeout: this process is also pushing 3 GB through the gateway, and on a busy
+      // machine its own event loop answers late; a model list that never comes still fails.
+      const r = await fetch(`${g.url}/v1/models`, { signal: AbortSignal.timeout(90000) }).catch((e: unknown) => String(e));
       listChecks++;
       if (typeof r === "string" || r.status !== 200) {
         listFailures++;

@@ -30,7 +30,6 @@ export const HF_SECRET_KEY = 'HF_TOKEN';
 
 export const BACKEND_NAME = 'vllm';
 export const GPU_RESOURCE = 'nvidia.com/gpu';
-export const GPU_FLAVOR = 'nvidia-gpu';
 /** llmaz's per-Playground Service `<model>-lb` listens here; vLLM serves on it too. */
 export const MODEL_SERVICE_PORT = 8080;
 

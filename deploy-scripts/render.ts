@@ -6,7 +6,6 @@ import { renderFallback } from './fallback.ts';
 import {
   ANNOTATION_REGISTRIES_PREFIX,
   BACKEND_NAME,
-  GPU_FLAVOR,
   GPU_RESOURCE,
   HF_SECRET_KEY,
   HF_SECRET_NAME,
@@ -55,25 +54,26 @@ export function openModel(spec: DeploySpec, m: ModelSpec): K8sObject {
   if (m.revision !== undefined) modelHub['revision'] = m.revision;
   return {
     ...header(KINDS.OpenModel, spec, m.name),
-    spec: {
-      familyName: m.familyName,
-      source: { modelHub },
-      inferenceConfig: { flavors: [{ name: GPU_FLAVOR, limits: { [GPU_RESOURCE]: m.gpus } }] },
-    },
+    spec: { familyName: m.familyName, source: { modelHub } },
   };
 }
 
 export function playground(spec: DeploySpec, m: ModelSpec): K8sObject {
-  // GPUs live on the OpenModel flavor: llmaz overwrites accelerator resources given here with the flavor's.
+  // GPUs are asked for here, as requests and limits, like the reference scenario's Playgrounds; no OpenModel
+  // flavor, which would also put the annotation llmaz.io/inference-service-flavors on the pods. llmaz merges these
+  // resources over the BackendRuntime's recommended ones (vllm: cpu 4, memory 8Gi).
   const backend: Record<string, unknown> = { backendName: BACKEND_NAME };
   if (m.backendVersion !== undefined) backend['version'] = m.backendVersion;
   if (m.args.length > 0) backend['args'] = [...m.args];
-  if (m.resources !== undefined) backend['resources'] = m.resources;
+  backend['resources'] = {
+    requests: { ...m.resources?.requests, [GPU_RESOURCE]: m.gpus },
+    limits: { ...m.resources?.limits, [GPU_RESOURCE]: m.gpus },
+  };
   return {
     ...header(KINDS.Playground, spec, m.name, spec.namespace),
     spec: {
       replicas: m.replicas,
-      modelClaim: { modelName: m.name, inferenceFlavors: [GPU_FLAVOR] },
+      modelClaim: { modelName: m.name },
       backendRuntimeConfig: backend,
     },
   };

@@ -429,7 +429,7 @@ function parseResources(c: Checker, m: Obj, path: string): Resources | undefined
     for (const [res, q] of Object.entries(list)) {
       const at = `${path}.${part}.${res}`;
       if (res === 'nvidia.com/gpu') {
-        c.fail(at, 'GPUs are set with gpus (llmaz takes them from the model flavor and overwrites this)', q);
+        c.fail(at, 'GPUs are set with gpus (rendered as nvidia.com/gpu in both requests and limits)', q);
       } else if (typeof q === 'number' ? !(q >= 0) : typeof q !== 'string' || !QUANTITY.test(q)) {
         c.fail(at, 'must be a Kubernetes quantity such as 4, 500m or 16Gi', q);
       } else {

@@ -84,17 +84,34 @@ describe('render of the seed file', () => {
     }
   });
 
-  it('asks llmaz for one GPU per model through the OpenModel flavor', () => {
-    const om = find('OpenModel', 'gemma-2-2b');
-    assert.equal(om.metadata.namespace, undefined, 'OpenModel is cluster-scoped');
-    assert.deepEqual(om.spec.source, { modelHub: { name: 'Huggingface', modelID: 'google/gemma-2-2b-it' } });
-    assert.deepEqual(om.spec.inferenceConfig.flavors, [{ name: 'nvidia-gpu', limits: { 'nvidia.com/gpu': 1 } }]);
-    const pg = find('Playground', 'gemma-2-2b');
-    assert.equal(pg.metadata.namespace, 'default');
-    assert.equal(pg.spec.replicas, 1);
-    assert.deepEqual(pg.spec.modelClaim, { modelName: 'gemma-2-2b', inferenceFlavors: ['nvidia-gpu'] });
-    assert.equal(pg.spec.backendRuntimeConfig.backendName, 'vllm');
-    assert.deepEqual(pg.spec.backendRuntimeConfig.resources.limits, { cpu: '8', memory: '16Gi' });
+  it('deploys what the reference scenario deploys: its models, families and Playground resources', () => {
+    // The scenario serves qwen2-1-5b from Qwen/Qwen2.5-1.5B-Instruct and gemma-2-2b from google/gemma-2-2b-it;
+    // each Playground asks for cpu 4, memory 16Gi and one GPU, as requests and as limits.
+    const scenario = { resources: { cpu: '4', memory: '16Gi', 'nvidia.com/gpu': 1 } };
+    for (const [name, modelID, familyName] of [
+      ['qwen2-1-5b', 'Qwen/Qwen2.5-1.5B-Instruct', 'qwen2'],
+      ['gemma-2-2b', 'google/gemma-2-2b-it', 'gemma'],
+    ] as const) {
+      const om = find('OpenModel', name);
+      assert.equal(om.metadata.namespace, undefined, 'OpenModel is cluster-scoped');
+      assert.deepEqual(om.spec, { familyName, source: { modelHub: { name: 'Huggingface', modelID } } });
+      const pg = find('Playground', name);
+      assert.equal(pg.metadata.namespace, 'default');
+      assert.equal(pg.spec.replicas, 1);
+      assert.deepEqual(pg.spec.modelClaim, { modelName: name });
+      assert.deepEqual(pg.spec.backendRuntimeConfig, {
+        backendName: 'vllm',
+        resources: { requests: scenario.resources, limits: scenario.resources },
+      });
+    }
+  });
+
+  it('asks for gpus as nvidia.com/gpu requests and limits, also without other resources', () => {
+    const raw = seedRaw() as Raw;
+    raw['models'][0].gpus = 2;
+    delete raw['models'][0].resources;
+    const pg = renderObjects(specFrom(raw), { hfTokenSet: false }).find((o) => o.kind === 'Playground' && o.metadata.name === 'qwen2-1-5b');
+    assert.deepEqual((pg?.['spec'] as Raw | undefined)?.['backendRuntimeConfig'].resources, { requests: { 'nvidia.com/gpu': 2 }, limits: { 'nvidia.com/gpu': 2 } });
   });
 
   it('registers each model service in McpBridge default and routes on the model header', () => {
@@ -326,7 +343,7 @@ describe('validation', () => {
     { name: 'fallback as a string', break: (r) => (r['models'][0].fallback = 'gemma-2-2b'), message: 'models[0].fallback: must be a list of model names (write [name]), got "gemma-2-2b"' },
     { name: 'duplicate route', break: (r) => (r['models'][1].route = 'qwen2-1-5b'), message: 'models[1].route: duplicates the route of models[0] (routes name Ingresses), got "qwen2-1-5b"' },
     { name: 'bad quantity', break: (r) => (r['models'][0].resources.limits.memory = 'lots'), message: 'models[0].resources.limits.memory: must be a Kubernetes quantity such as 4, 500m or 16Gi, got "lots"' },
-    { name: 'GPU in resources', break: (r) => (r['models'][0].resources.limits['nvidia.com/gpu'] = 1), message: 'models[0].resources.limits.nvidia.com/gpu: GPUs are set with gpus (llmaz takes them from the model flavor and overwrites this), got 1' },
+    { name: 'GPU in resources', break: (r) => (r['models'][0].resources.limits['nvidia.com/gpu'] = 1), message: 'models[0].resources.limits.nvidia.com/gpu: GPUs are set with gpus (rendered as nvidia.com/gpu in both requests and limits), got 1' },
     { name: 'limit below the request', break: (r) => (r['models'][0].resources.limits.cpu = '2'), message: 'models[0].resources.limits.cpu: must be at least the request (4), got "2"' },
     { name: 'limit below the request in other units', break: (r) => { r['models'][1].resources.requests.memory = '16Gi'; r['models'][1].resources.limits.memory = '16G'; }, message: 'models[1].resources.limits.memory: must be at least the request (16Gi), got "16G"' },
     { name: 'unknown resources part', break: (r) => (r['models'][0].resources.request = {}), message: 'models[0].resources.request: unknown field (allowed: requests, limits)' },

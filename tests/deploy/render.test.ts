@@ -1,6 +1,8 @@
 // The renderer and the deployment-file validation: pure functions, no cluster.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { run } from '../../deploy-scripts/cli.ts';
@@ -414,6 +416,21 @@ describe('validation', () => {
     assert.equal(m?.route, 'm');
     assert.equal(m?.familyName, 'm');
     assert.equal(m?.hub, 'Huggingface');
+  });
+
+  it('apply refuses a limit below its request before it touches the cluster (llmaz\'s webhook would refuse it)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'llmgw-limits-'));
+    try {
+      const file = join(dir, 'seed.yaml');
+      writeFileSync(file, SEED_TEXT.replace('limits: { cpu: "4", memory: 16Gi }', 'limits: { cpu: "2", memory: 16Gi }'));
+      const c = capture({ KUBECONFIG: join(dir, 'no-such-kubeconfig') });
+      const code = await run(['apply', '-f', file], c.io);
+      assert.equal(code, 2, c.err());
+      assert.deepEqual(c.err().trim().split('\n'), [`error: ${file}: models[0].resources.limits.cpu: must be at least the request (4), got "2"`]);
+      assert.equal(c.out(), '');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('prints one line per bad field from the CLI, no stack, exit 2', async () => {

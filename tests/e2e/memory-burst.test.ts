@@ -6,7 +6,7 @@
 // unprotected (counted).
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startGateway, type Gateway } from "../harness/envoy.ts";
+import { defaultProfile, startGateway, type Gateway } from "../harness/envoy.ts";
 import { startStubProcess, type StubProcess } from "../backends/stub-process.ts";
 
 const CONCURRENT = 300;
@@ -70,8 +70,12 @@ async function burst(g: Gateway): Promise<{ statuses: Map<number, number>; serve
   return { statuses, servedBy, listFailures, listChecks, errors };
 }
 
+// Bodies over 32 KiB cannot pass upstream Envoy under Higress's buffer limit (it ignores the
+// set_decoder_buffer_limit the plugin sends; Higress's Envoy honours it): this test needs the harness's.
+const SKIP_UNDER_HIGRESS = defaultProfile() === "higress" ? "10 MB bodies need set_decoder_buffer_limit, which upstream Envoy ignores" : false;
+
 for (const mechanism of (process.env.BURST_ONLY ? [process.env.BURST_ONLY] : ["envoy", "dispatch"]) as ("envoy" | "dispatch")[]) {
-  describe(`${CONCURRENT} concurrent 10 MB prompts to a slow model with a fallback (mechanism ${mechanism})`, () => {
+  describe(`${CONCURRENT} concurrent 10 MB prompts to a slow model with a fallback (mechanism ${mechanism})`, { skip: SKIP_UNDER_HIGRESS }, () => {
     let g: Gateway;
     const stubs: StubProcess[] = [];
     before(async () => {

@@ -40,7 +40,11 @@ export async function startStubProcess(model: string, heapMb = 8192): Promise<St
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const model = process.argv[2];
   if (model === undefined) throw new Error('usage: stub-process.ts MODEL');
-  const stub = await startStub({ model });
+  // Idle connections stay open longer than vLLM's 5 s here: under a burst that saturates the machine,
+  // Envoy's 4 s idle timer fires late and a request can meet a connection the server is closing
+  // (a reset with nothing to retry on for a dispatch request sent unprotected), which is not what
+  // the tests that use this process measure.
+  const stub = await startStub({ model, keepAliveTimeoutMs: 65000 });
   process.stdout.write(`ready ${stub.port}\n`);
   process.on('SIGTERM', () => { void stub.close().then(() => process.exit(0)); });
 }

@@ -54,6 +54,8 @@ export interface StubOptions {
   ttftMs?: number;
   tokenIntervalMs?: number;
   completionTokens?: number;
+  /** How long an idle keep-alive connection stays open; default 5000, as vLLM's server (uvicorn) does. */
+  keepAliveTimeoutMs?: number;
 }
 
 export interface StubHandle {
@@ -278,6 +280,7 @@ export async function startStub(opts: StubOptions): Promise<StubHandle> {
       else res.destroy();
     });
   });
+  server.keepAliveTimeout = opts.keepAliveTimeoutMs ?? 5000;
   server.listen(opts.port ?? STUB_DEFAULTS.port, host);
   await once(server, 'listening');
   const address = server.address();

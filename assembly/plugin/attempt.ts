@@ -14,12 +14,11 @@ import { Action, BufferType, MapType } from "../abi/enums";
 import * as host from "../abi/host";
 import { jsonString } from "../json/writer";
 import { GatewayConfig, ModelRoute } from "./config";
-import { Plan } from "./plan";
 import * as cooldown from "./cooldown-store";
 import { Reason, failureReason, reasonName } from "./fallback";
 import { noteFailure, failuresOf } from "./attempt-journal";
 import { parseDigits } from "./digits";
-import { FALLBACK_FROM_HEADER, FALLBACK_REASON_HEADER, MODEL_HEADER, PLAN_PROPERTY, REQUEST_ID_HEADER } from "./plan";
+import { FALLBACK_FROM_HEADER, FALLBACK_REASON_HEADER, MODEL_HEADER, PLAN_PROPERTY, REQUEST_ID_HEADER, Plan } from "./plan";
 
 export const ATTEMPT_COUNT_HEADER = "x-envoy-attempt-count";
 const HOST_MODEL: Array<string> = ["xds", "upstream_host_metadata", "filter_metadata", "llm-gateway", "model"];
@@ -27,6 +26,7 @@ const NS_PER_MS: u64 = 1_000_000;
 
 export class AttemptHttp extends HttpContext {
   private plan: Plan | null = null;
+  private route: ModelRoute | null = null; // the planned model's route (its fallback chain, route value)
   private model: string = "";      // the model this attempt goes to
   private served: string = "";     // the name its server must see ("" = no rewrite)
   private requestId: string = "";
@@ -49,6 +49,7 @@ export class AttemptHttp extends HttpContext {
     const route = plan != null ? cfg.findRoute(plan.model) : null;
     if (plan == null || route == null) return Action.Continue;
     this.plan = plan;
+    this.route = route;
     this.startNs = host.nowNanos();
     const rid = host.getHeader(MapType.HttpRequestHeaders, REQUEST_ID_HEADER);
     if (rid != null) this.requestId = rid;
@@ -151,7 +152,7 @@ export class AttemptHttp extends HttpContext {
     if (failed) noteFailure(this.requestId, this.attempt, this.model + " (" + what + ")", reason);
     // The cooldown circuit is the routed model's: only its own attempts open or close it.
     if (this.model == plan.model) {
-      cooldown.record(this.cfg.fallback, routeValueOf(this.cfg, plan.model), failed, <i64>(host.nowNanos() / NS_PER_MS), plan.probe);
+      cooldown.record(this.cfg.fallback, this.route!.routeFor(plan.model), failed, <i64>(host.nowNanos() / NS_PER_MS), plan.probe);
     }
   }
 }
@@ -172,9 +173,4 @@ export function chainModel(routed: string, route: ModelRoute, attempt: i32): str
   if (chain.length == 0) return routed;
   const k = attempt - 2;
   return k < chain.length ? unchecked(chain[k]) : unchecked(chain[chain.length - 1]);
-}
-
-function routeValueOf(cfg: GatewayConfig, model: string): string {
-  const r = cfg.findRoute(model);
-  return r != null ? r.routeFor(model) : model;
 }

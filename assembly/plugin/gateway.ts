@@ -120,11 +120,11 @@ export class GatewayHttp extends HttpContext {
       if (path.endsWith(MODEL_LIST_SUFFIX)) return this.answerJson(200, "llm_gateway_model_list", cfg.modelListBody);
       const at = path.indexOf(MODEL_RETRIEVE_INFIX);
       if (at >= 0) {
-        const id = path.substring(at + MODEL_RETRIEVE_INFIX.length);
-        const model = modelObject(cfg, id);
+        const raw = path.substring(at + MODEL_RETRIEVE_INFIX.length);
+        const id = percentDecode(raw);
+        const model = id != null ? modelObject(cfg, id) : null;
         if (model != null) return this.answerJson(200, "llm_gateway_model", model);
-        const decoded = percentDecode(id);
-        return this.answer(modelNotFound(decoded != null ? decoded : id, cfg.servedNames));
+        return this.answer(modelNotFound(id != null ? id : raw, cfg.servedNames));
       }
     }
     if (method != "POST" || !cfg.isRoutedPath(path)) return Action.Continue;
@@ -577,12 +577,7 @@ export class GatewayHttp extends HttpContext {
   }
 
   private answer(reply: LocalReply): Action {
-    const headers: Array<HeaderPair> = [new HeaderPair("content-type", "application/json")];
-    host.sendLocalResponse(reply.status, reply.details(), reply.body(), headers);
-    this.phase = Phase.Answered;
-    this.attempt.status = <i32>reply.status;
-    this.attempt.viaUpstream = false;
-    return Action.Pause;
+    return this.answerJson(reply.status, reply.details(), reply.body());
   }
 }
 

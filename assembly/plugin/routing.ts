@@ -155,10 +155,9 @@ function hasControl(s: string): bool {
 }
 
 // GET …/v1/models/{id} (the OpenAI clients' models.retrieve): the model object, or null when no
-// configured model (exact name or pattern) serves `id`. `id` is the path's percent-encoded segment.
-export function modelObject(cfg: GatewayConfig, encodedId: string): string | null {
-  const id = percentDecode(encodedId);
-  if (id == null || id.length == 0 || hasControl(id) || cfg.findRoute(id) == null) return null;
+// configured model (exact name or pattern) serves `id` (the path segment, percent-decoded).
+export function modelObject(cfg: GatewayConfig, id: string): string | null {
+  if (id.length == 0 || hasControl(id) || cfg.findRoute(id) == null) return null;
   return "{\"id\":" + jsonString(id) + ",\"object\":\"model\",\"created\":0,\"owned_by\":" + jsonString(cfg.ownedBy) + "}";
 }
 

@@ -9,6 +9,7 @@
 
 // proxy-wasm-cpp-host (Envoy, Higress) caps a VM's linear memory at 1 GiB (limits.h). The configuration's
 // ranges (config.ts) keep budget + one transient body + 64 MiB for the runtime under that cap.
+
 // Charged for each request the plugin tracks (its context, request and attempt facts, labels):
 // an upper estimate of what one request's objects take.
 export const REQUEST_STATE_BYTES: i64 = 4 * 1024;

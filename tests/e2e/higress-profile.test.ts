@@ -13,20 +13,22 @@ import { expectedText } from "../backends/tokens.ts";
 
 const MAX_BODY = 10 * 1024 * 1024; // the plugin's default maxBodyBytes
 
-function lastLog(seed: Seed, path: string): Record<string, string> {
-  const lines = readFileSync(seed.gateway.accessLogPath, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, string>);
-  const found = lines.filter((l) => l["path"] === path).pop();
-  assert.ok(found !== undefined, `an access log line for ${path}`);
-  return found;
+type LogLine = Record<string, unknown>;
+
+function logLines(seed: Seed): LogLine[] {
+  const text = readFileSync(seed.gateway.accessLogPath, "utf8").trim();
+  return text === "" ? [] : text.split("\n").map((l) => JSON.parse(l) as LogLine);
 }
 
-async function logged(seed: Seed, path: string, count: number): Promise<Record<string, string>> {
+// The newest access-log line matching `which`, once more than `seen` such lines exist (Envoy writes the
+// file every 200 ms).
+async function nextLog(seed: Seed, which: (l: LogLine) => boolean, seen: number): Promise<LogLine> {
   for (let i = 0; i < 50; i++) {
-    const lines = readFileSync(seed.gateway.accessLogPath, "utf8").trim().split("\n").filter((l) => l.includes(`"path":"${path}"`));
-    if (lines.length >= count) return lastLog(seed, path);
+    const found = logLines(seed).filter(which);
+    if (found.length > seen) return found[found.length - 1] as LogLine;
     await new Promise((res) => setTimeout(res, 100));
   }
-  return lastLog(seed, path);
+  assert.fail(`no new access log line after ${seen} matching lines`);
 }
 
 describe("Higress's defaults (32 KiB buffer limit, no route timeout)", () => {
@@ -50,8 +52,8 @@ describe("Higress's defaults (32 KiB buffer limit, no route timeout)", () => {
     const plain = await openai.chat.completions.create({ model: "gemma-2-2b", messages: [{ role: "user", content: "x".repeat(20 * 1024) }] });
     assert.equal(plain.model, "gemma-2-2b");
     assert.equal(plain.choices[0]?.message.content, expectedText("gemma-2-2b", 16));
-    const line = await logged(seed, "/v1/chat/completions", 1);
-    assert.equal(line["decoder_buffer_limit"], String(MAX_BODY), "set_decoder_buffer_limit = maxBodyBytes");
+    const line = await nextLog(seed, (l) => l["path"] === "/v1/chat/completions", 0);
+    assert.equal(String(line["decoder_buffer_limit"]), String(MAX_BODY), "set_decoder_buffer_limit = maxBodyBytes");
 
     const qwen = backend(seed, "qwen2-1-5b");
     await fetch(`${qwen.url}/stub/faults`, { method: "POST", body: JSON.stringify({ status: 503 }), headers: { "content-type": "application/json" } });
@@ -69,7 +71,8 @@ describe("Higress's defaults (32 KiB buffer limit, no route timeout)", () => {
   });
 
   test("over 32 KiB: upstream Envoy answers 413 itself (Higress would not); the client gets it in OpenAI's shape", async () => {
-    const before = readFileSync(seed.gateway.accessLogPath, "utf8").split("\n").filter((l) => l.includes('"status":"413"') || l.includes('"status":413')).length;
+    const is413 = (l: LogLine): boolean => String(l["status"]) === "413";
+    const before = logLines(seed).filter(is413).length;
     const r = await post(`${seed.gateway.url}/v1/chat/completions`, { model: "gemma-2-2b", messages: [{ role: "user", content: "x".repeat(100 * 1024) }] });
     assert.equal(r.status, 413);
     assert.match(r.headers.get("content-type") ?? "", /application\/json/);
@@ -78,14 +81,7 @@ describe("Higress's defaults (32 KiB buffer limit, no route timeout)", () => {
     assert.equal(body.error.type, "invalid_request_error");
     assert.match(body.error.message, /request_payload_too_large/);
     // The plugin had asked for maxBodyBytes: on Higress's Envoy this request would have been read whole.
-    let line: Record<string, string> | undefined;
-    for (let i = 0; i < 50 && line === undefined; i++) {
-      const lines = readFileSync(seed.gateway.accessLogPath, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
-      const found = lines.filter((l) => String(l["status"]) === "413");
-      if (found.length > before) line = found.pop() as Record<string, string>;
-      else await new Promise((res) => setTimeout(res, 100));
-    }
-    assert.ok(line !== undefined, "the 413 is in the access log");
+    const line = await nextLog(seed, is413, before);
     assert.equal(String(line["decoder_buffer_limit"]), String(MAX_BODY));
 
     // The official client parses it as an API error with the status and code.

@@ -1,4 +1,4 @@
-// The whole plugin in V8 without Envoy (mock-host.ts): time per request for the request shapes the
+// The whole plugin in V8 without Envoy (tests/host/proxy-wasm-host.ts): time per request for the request shapes the
 // Envoy sections use, the cost per SSE chunk, linear memory over many requests, and a V8 CPU profile
 // (node --cpu-prof, in a child process, on a build that keeps function names) of where the plugin's
 // own time goes. This is the profile Envoy cannot give: it names the AssemblyScript functions.
@@ -14,7 +14,7 @@ import { tokenTexts } from "../backends/tokens.ts";
 import { chatBody } from "./bodies.ts";
 import type { BenchContext } from "./context.ts";
 import { BENCH_BUILD, compileAs } from "./gateways.ts";
-import { MockHost, int64Property, phaseTimes, type Exchange, type PhaseTimes } from "./mock-host.ts";
+import { MockHost, int64Property, phaseTimes, type Exchange, type PhaseTimes } from "../host/proxy-wasm-host.ts";
 import { fixedBodies } from "./nginx.ts";
 
 const MODEL = "qwen2-1-5b";

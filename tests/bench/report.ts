@@ -292,7 +292,7 @@ function pluginInV8(raw: RawResults): string[] {
   if (pn === null) return [];
   const L: string[] = [];
   const total = (t: Record<string, number>): number => Object.values(t).reduce((a, b) => a + b, 0);
-  L.push("The plugin in V8 without Envoy (tests/bench/mock-host.ts answers the host calls as Envoy does; Node runs the same V8; " +
+  L.push("The plugin in V8 without Envoy (tests/host/proxy-wasm-host.ts answers the host calls as Envoy does; Node runs the same V8; " +
     `check: routed to \`${pn.checks.routedTo ?? "nothing"}\`${pn.checks.localReply !== null ? `, local reply ${pn.checks.localReply}` : ""}). µs per request by callback:`, "");
   L.push("| Callback | 1 KB chat → JSON answer | 1 KB chat → 16-token SSE stream |", "|---|---|---|");
   for (const k of Object.keys(PHASE_TEXT)) {

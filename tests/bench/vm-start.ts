@@ -5,7 +5,7 @@
 // Usage: node [V8 flags] --import tsx tests/bench/vm-start.ts PLUGIN.wasm CONFIG_JSON
 import { readFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
-import { MockHost } from "./mock-host.ts";
+import { MockHost } from "../host/proxy-wasm-host.ts";
 
 export interface VmStartTimes {
   compileMs: number;

@@ -85,7 +85,7 @@ bench: build venv bench-deps
 
 # manifests/grafana/: the dashboard JSON and its ConfigMap (tests/e2e/dashboard.test.ts runs --check).
 dashboard: node_modules/.stamp
-	npx tsx deploy-scripts/gen-dashboard.ts
+	npx tsx deploy-scripts/generators/gen-dashboard.ts
 
 # manifests/grafana/dashboard.png from five minutes of load (installs Debian's prometheus and matplotlib if missing).
 dashboard-png: build venv

@@ -9,17 +9,17 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { apply } from './apply.ts';
-import { del } from './delete.ts';
+import { apply } from './cluster/apply.ts';
+import { del } from './cluster/delete.ts';
 import { CliError, EXIT, explain } from './errors.ts';
-import { helmCommandText, helmCommands, installHelm } from './helm.ts';
+import { helmCommandText, helmCommands, installHelm } from './cluster/helm.ts';
 import { line, redacting, type Io } from './io.ts';
-import { connect, type Cluster } from './kube.ts';
-import { renderEnvoyYaml, renderYaml } from './render.ts';
-import { hfToken, redactor } from './secret.ts';
+import { connect, type Cluster } from './cluster/kube.ts';
+import { renderEnvoyYaml, renderYaml } from './render/render.ts';
+import { hfToken, redactor } from './cluster/secret.ts';
 import { parseSpec, type DeploySpec } from './spec.ts';
-import { status } from './status.ts';
-import { parseDuration } from './wait.ts';
+import { status } from './cluster/status.ts';
+import { parseDuration } from './cluster/wait.ts';
 
 export const USAGE = `usage: cli.ts <command> -f FILE [options]
 

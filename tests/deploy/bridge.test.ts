@@ -1,10 +1,10 @@
 // The shared McpBridge: merging this deployment's registries in, and taking them out again.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { loadSeed } from '../../deploy-scripts/gen-manifests.ts';
-import { mergeBridge, removeFromBridge } from '../../deploy-scripts/mcpbridge.ts';
-import type { K8sObject } from '../../deploy-scripts/objects.ts';
-import { mcpBridge } from '../../deploy-scripts/render.ts';
+import { loadSeed } from '../../deploy-scripts/generators/gen-manifests.ts';
+import { mergeBridge, removeFromBridge } from '../../deploy-scripts/cluster/mcpbridge.ts';
+import type { K8sObject } from '../../deploy-scripts/render/objects.ts';
+import { mcpBridge } from '../../deploy-scripts/render/render.ts';
 import type { DeploySpec } from '../../deploy-scripts/spec.ts';
 
 const seed = loadSeed();

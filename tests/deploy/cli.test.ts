@@ -11,8 +11,8 @@ import { delimiter, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy, setHeaderOptions, type KubernetesObject } from '@kubernetes/client-node';
 import { parse, stringify } from 'yaml';
-import { SEED_FILE, ROOT, loadSeed } from '../../deploy-scripts/gen-manifests.ts';
-import { renderObjects } from '../../deploy-scripts/render.ts';
+import { SEED_FILE, ROOT, loadSeed } from '../../deploy-scripts/generators/gen-manifests.ts';
+import { renderObjects } from '../../deploy-scripts/render/render.ts';
 import { CRD_DIR, startKubeEnv, type KubeEnv } from '../k8s/env.ts';
 import { FAIL_ANNOTATION, startFakeController, type FakeController } from '../k8s/fake-llmaz-controller.ts';
 

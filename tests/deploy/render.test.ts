@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { run } from '../../deploy-scripts/cli.ts';
-import { GENERATED_DIRS, SEED_DIR, SEED_FILE, listFiles, loadSeed, manifestFiles } from '../../deploy-scripts/gen-manifests.ts';
+import { GENERATED_DIRS, SEED_DIR, SEED_FILE, listFiles, loadSeed, manifestFiles } from '../../deploy-scripts/generators/gen-manifests.ts';
 import { capture } from './capture.ts';
-import { objectsToApply } from '../../deploy-scripts/apply.ts';
-import { renderGroups, renderObjects, renderYaml } from '../../deploy-scripts/render.ts';
+import { objectsToApply } from '../../deploy-scripts/cluster/apply.ts';
+import { renderGroups, renderObjects, renderYaml } from '../../deploy-scripts/render/render.ts';
 import { PLUGIN_CONFIG_KEYS, parseSpec, validateSpec, type DeploySpec } from '../../deploy-scripts/spec.ts';
 
 const SEED_TEXT = readFileSync(SEED_FILE, 'utf8');
@@ -38,7 +38,7 @@ describe('manifests/seed', () => {
   it('is exactly what the renderer makes of deploy-scripts/examples/seed.yaml, byte for byte', () => {
     const expected = manifestFiles();
     for (const f of expected) {
-      assert.equal(readFileSync(f.path, 'utf8'), f.content, `${f.path} is stale: run npx tsx deploy-scripts/gen-manifests.ts`);
+      assert.equal(readFileSync(f.path, 'utf8'), f.content, `${f.path} is stale: run npx tsx deploy-scripts/generators/gen-manifests.ts`);
     }
     const present = GENERATED_DIRS.flatMap((d) => listFiles(d));
     assert.deepEqual(present.sort(), expected.map((f) => f.path).sort(), 'manifests/seed* holds files the generator does not make');

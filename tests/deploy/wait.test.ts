@@ -1,10 +1,10 @@
 // Reading llmaz's Playground conditions, the progress display, durations, and the gateway endpoint.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { curlCommand, endpointOf } from '../../deploy-scripts/endpoint.ts';
-import { loadSeed } from '../../deploy-scripts/gen-manifests.ts';
-import { ProgressDisplay, formatDuration, type ModelState, type Phase } from '../../deploy-scripts/progress.ts';
-import { parseDuration, playgroundState, type Condition } from '../../deploy-scripts/wait.ts';
+import { curlCommand, endpointOf } from '../../deploy-scripts/cluster/endpoint.ts';
+import { loadSeed } from '../../deploy-scripts/generators/gen-manifests.ts';
+import { ProgressDisplay, formatDuration, type ModelState, type Phase } from '../../deploy-scripts/cluster/progress.ts';
+import { parseDuration, playgroundState, type Condition } from '../../deploy-scripts/cluster/wait.ts';
 
 const pg = (...conditions: Condition[]): { status: { conditions: Condition[] } } => ({ status: { conditions } });
 

@@ -1,4 +1,4 @@
-// The Grafana dashboard (manifests/grafana/, from deploy-scripts/gen-dashboard.ts) against the real
+// The Grafana dashboard (manifests/grafana/, from deploy-scripts/generators/gen-dashboard.ts) against the real
 // Envoy's /stats/prometheus: every metric a query names is exported, with the type the query
 // assumes (rate() over counters and histogram parts, histogram_quantile() over buckets, a bare
 // gauge), and every label a query filters or groups by is on those series. Traffic covers plain and
@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { startSeed, post, type Seed } from "../harness/seed.ts";
 import { AI_PREFIX, parsePrometheus, scrapeUntil, type Sample } from "../harness/metrics.ts";
-import { CONFIGMAP_FILE, CONFIGMAP_KEY, DASHBOARD_FILE, DS_VAR, ROOT } from "../../deploy-scripts/gen-dashboard.ts";
+import { CONFIGMAP_FILE, CONFIGMAP_KEY, DASHBOARD_FILE, DS_VAR, ROOT } from "../../deploy-scripts/generators/gen-dashboard.ts";
 
 // ---- a small PromQL reader: the metric selectors, label matchers and groupings of an expression ----
 
@@ -166,7 +166,7 @@ test("the ConfigMap carries exactly the dashboard JSON, labelled for the Grafana
 });
 
 test("the generator's --check passes: the committed files are what it generates", () => {
-  execFileSync(process.execPath, ["--import", "tsx", join(ROOT, "deploy-scripts/gen-dashboard.ts"), "--check"], { cwd: ROOT, stdio: "pipe" });
+  execFileSync(process.execPath, ["--import", "tsx", join(ROOT, "deploy-scripts/generators/gen-dashboard.ts"), "--check"], { cwd: ROOT, stdio: "pipe" });
 });
 
 // ---- against the real Envoy ---------------------------------------------------------------------

@@ -4,22 +4,22 @@
 // McpBridge DNS registries (`outbound|8080||llm-<model>.dns`).
 //
 // The pieces a deployment needs too (fallback chains, retry policy, aggregate cluster, the plugin's two
-// stages, endpoint metadata, stats) come from deploy-scripts/envoy/, which the deploy CLI's upstream-Envoy
+// stages, endpoint metadata, stats) come from deploy-scripts/render/envoy/, which the deploy CLI's upstream-Envoy
 // target renders from as well, so the tests run the configuration users get.
 import { stringify } from "yaml";
-import { aggregateCluster, modelCluster } from "../../deploy-scripts/envoy/clusters.ts";
-import { fallbackChains } from "../../deploy-scripts/envoy/fallback-chains.ts";
-import { DEFAULT_BUFFER_LIMIT, listener } from "../../deploy-scripts/envoy/listener.ts";
-import { fallbackClusterName, modelClusterName } from "../../deploy-scripts/envoy/names.ts";
-import { httpFilters, pluginStages as stagesOf } from "../../deploy-scripts/envoy/plugin-filters.ts";
-import { fallbackRetryPolicy } from "../../deploy-scripts/envoy/retry-policy.ts";
-import { modelRoute, noRoute } from "../../deploy-scripts/envoy/routes.ts";
-import { statsConfig } from "../../deploy-scripts/envoy/stats.ts";
+import { aggregateCluster, modelCluster } from "../../deploy-scripts/render/envoy/clusters.ts";
+import { fallbackChains } from "../../deploy-scripts/render/envoy/fallback-chains.ts";
+import { DEFAULT_BUFFER_LIMIT, listener } from "../../deploy-scripts/render/envoy/listener.ts";
+import { fallbackClusterName, modelClusterName } from "../../deploy-scripts/render/envoy/names.ts";
+import { httpFilters, pluginStages as stagesOf } from "../../deploy-scripts/render/envoy/plugin-filters.ts";
+import { fallbackRetryPolicy } from "../../deploy-scripts/render/envoy/retry-policy.ts";
+import { modelRoute, noRoute } from "../../deploy-scripts/render/envoy/routes.ts";
+import { statsConfig } from "../../deploy-scripts/render/envoy/stats.ts";
 
-export { DEFAULT_BUFFER_LIMIT } from "../../deploy-scripts/envoy/listener.ts";
-export { fallbackClusterName } from "../../deploy-scripts/envoy/names.ts";
-export { fallbackRetryPolicy } from "../../deploy-scripts/envoy/retry-policy.ts";
-export { FALLBACK_STATS_TAGS, HIGRESS_STATS_TAGS, PLUGIN_HISTOGRAM_BUCKETS } from "../../deploy-scripts/envoy/stats.ts";
+export { DEFAULT_BUFFER_LIMIT } from "../../deploy-scripts/render/envoy/listener.ts";
+export { fallbackClusterName } from "../../deploy-scripts/render/envoy/names.ts";
+export { fallbackRetryPolicy } from "../../deploy-scripts/render/envoy/retry-policy.ts";
+export { FALLBACK_STATS_TAGS, HIGRESS_STATS_TAGS, PLUGIN_HISTOGRAM_BUCKETS } from "../../deploy-scripts/render/envoy/stats.ts";
 
 export interface BackendTarget {
   model: string;      // routing header value the route matches
@@ -64,7 +64,7 @@ export function routeName(model: string): string {
 // A model with backups is routed to an aggregate cluster whose priorities are the model and its
 // backups in order; the route's retry policy retries a failed attempt on the next priority; the
 // plugin's attempt stage, an upstream HTTP filter, puts each backup's name in the body (see
-// deploy-scripts/envoy/fallback-chains.ts).
+// deploy-scripts/render/envoy/fallback-chains.ts).
 
 // model -> its backups (only models with a backend here), when Envoy does the fallback.
 export function envoyFallbackChains(l: EnvoyLayout): Map<string, string[]> {

@@ -14,12 +14,12 @@
 // llm-gateway rewrote it to upstreamModel, or filled in defaultModel) over the route llm-gateway chose, and the
 // request misses its route or takes another. apply and status warn; `apply --disable-model-router` disables it.
 import { PatchStrategy } from '@kubernetes/client-node';
-import { CliError, explain } from './errors.ts';
-import { line, type Io } from './io.ts';
+import { CliError, explain } from '../errors.ts';
+import { line, type Io } from '../io.ts';
 import { listByLabels, type Cluster } from './kube.ts';
-import { FIELD_MANAGER, KINDS } from './names.ts';
-import { describeRef, type K8sObject } from './objects.ts';
-import type { DeploySpec } from './spec.ts';
+import { FIELD_MANAGER, KINDS } from '../names.ts';
+import { describeRef, type K8sObject } from '../render/objects.ts';
+import type { DeploySpec } from '../spec.ts';
 
 export const MODEL_ROUTER_SELECTOR = 'higress.io/wasm-plugin-name=model-router';
 /** Set on a model-router that `apply --disable-model-router` disabled: which deployment did it. */

@@ -1,10 +1,10 @@
 // How to reach the gateway once the models are up: the higress-gateway Service's LoadBalancer address, or a
 // port-forward when it has none (kind, minikube, bare metal without a load balancer).
 import type { V1Service } from '@kubernetes/client-node';
-import { CliError } from './errors.ts';
-import { line, type Io } from './io.ts';
+import { CliError } from '../errors.ts';
+import { line, type Io } from '../io.ts';
 import { readOrNull, type Cluster } from './kube.ts';
-import type { DeploySpec } from './spec.ts';
+import type { DeploySpec } from '../spec.ts';
 
 const LOCAL_PORT = 8080;
 

@@ -3,10 +3,10 @@
 import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { CliError } from './errors.ts';
-import { line, type Io } from './io.ts';
-import { HELM } from './names.ts';
-import type { DeploySpec } from './spec.ts';
+import { CliError } from '../errors.ts';
+import { line, type Io } from '../io.ts';
+import { HELM } from '../names.ts';
+import type { DeploySpec } from '../spec.ts';
 
 /** Higress (not for gateway.type envoy: that gateway is an Envoy you run) and llmaz. */
 export function helmCommands(spec: DeploySpec): string[][] {

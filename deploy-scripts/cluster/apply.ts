@@ -2,17 +2,17 @@
 // then (optionally) waiting for the models and printing how to reach them.
 import { PatchStrategy } from '@kubernetes/client-node';
 import { gatewayEndpoint, printEndpoint, printEnvoyGateway } from './endpoint.ts';
-import { CliError, EXIT, explain } from './errors.ts';
-import { line, type Io } from './io.ts';
+import { CliError, EXIT, explain } from '../errors.ts';
+import { line, type Io } from '../io.ts';
 import { readOrNull, type Cluster } from './kube.ts';
 import { mergeBridge } from './mcpbridge.ts';
 import { disableModelRouters, warnAboutModelRouter } from './modelrouter.ts';
-import { FIELD_MANAGER, HF_SECRET_NAME, HF_TOKEN_ENV, KINDS, MCP_BRIDGE_NAME } from './names.ts';
-import { describeRef, type K8sObject } from './objects.ts';
+import { FIELD_MANAGER, HF_SECRET_NAME, HF_TOKEN_ENV, KINDS, MCP_BRIDGE_NAME } from '../names.ts';
+import { describeRef, type K8sObject } from '../render/objects.ts';
 import { takeoverConflict } from './ownership.ts';
-import { renderObjects } from './render.ts';
+import { renderObjects } from '../render/render.ts';
 import { hfToken, hfTokenSecret } from './secret.ts';
-import type { DeploySpec } from './spec.ts';
+import type { DeploySpec } from '../spec.ts';
 import { waitForModels, type WaitOptions } from './wait.ts';
 
 export interface ApplyOptions {

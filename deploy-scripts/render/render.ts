@@ -20,10 +20,10 @@ import {
   modelServiceName,
   registryDestination,
   registryName,
-} from './names.ts';
+} from '../names.ts';
 import { header, higressIngress, type K8sObject } from './objects.ts';
 import { pluginConfig } from './plugin-config.ts';
-import { routingHeader, type DeploySpec, type ModelSpec } from './spec.ts';
+import { routingHeader, type DeploySpec, type ModelSpec } from '../spec.ts';
 
 export interface RenderOptions {
   /** Whether HF_TOKEN is set where apply runs: only changes the note about the Secret. */
@@ -189,7 +189,7 @@ export function renderGroups(spec: DeploySpec, opts: RenderOptions): Group[] {
       file: '30-fallback.yaml',
       notes: [
         `Fallback, as Higress does it natively: on ${spec.fallback.on.join('/')} the custom_response filter replays the request`,
-        'with x-higress-fallback-from: <route>, which the <route>.fallback Ingress matches (see deploy-scripts/fallback.ts).',
+        'with x-higress-fallback-from: <route>, which the <route>.fallback Ingress matches (see deploy-scripts/render/fallback.ts).',
         'This is the fallback in Higress (the backup\'s answer streams); the plugin rewrites the replay\'s model.',
       ],
       objects: renderFallback(spec),

@@ -1,8 +1,8 @@
 // The Hugging Face token Secret llmaz's model loader reads. Built only by apply, from the environment, and never
 // rendered, printed or written: render.ts only learns whether the token is set.
-import { HF_SECRET_KEY, HF_SECRET_NAME, HF_TOKEN_ENV, KINDS } from './names.ts';
-import { header, type K8sObject } from './objects.ts';
-import type { DeploySpec } from './spec.ts';
+import { HF_SECRET_KEY, HF_SECRET_NAME, HF_TOKEN_ENV, KINDS } from '../names.ts';
+import { header, type K8sObject } from '../render/objects.ts';
+import type { DeploySpec } from '../spec.ts';
 
 export function hfToken(env: NodeJS.ProcessEnv): string | undefined {
   const token = env[HF_TOKEN_ENV];

@@ -1,6 +1,6 @@
 // Small builders shared by the renderers: object metadata and the Higress-flavoured Ingress.
-import { KINDS, MCP_BRIDGE_NAME, ownerLabels, type KindInfo } from './names.ts';
-import type { DeploySpec } from './spec.ts';
+import { KINDS, MCP_BRIDGE_NAME, ownerLabels, type KindInfo } from '../names.ts';
+import type { DeploySpec } from '../spec.ts';
 
 export interface ObjectMeta {
   name: string;

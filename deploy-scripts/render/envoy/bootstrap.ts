@@ -1,9 +1,9 @@
 // gateway.type envoy: the deployment file as one upstream-Envoy bootstrap (static resources, `envoy -c FILE`).
 // Same routes, fallback and plugin stages as the local harness (tests/harness/envoy-config.ts), whose end-to-end
 // tests run these pieces against the real Envoy; here the clusters are llmaz's Services.
-import { MODEL_SERVICE_PORT, modelServiceName } from '../names.ts';
+import { MODEL_SERVICE_PORT, modelServiceName } from '../../names.ts';
 import { pluginConfig } from '../plugin-config.ts';
-import { routingHeader, type DeploySpec } from '../spec.ts';
+import { routingHeader, type DeploySpec } from '../../spec.ts';
 import { aggregateCluster, modelCluster } from './clusters.ts';
 import { fallbackChains } from './fallback-chains.ts';
 import { bufferLimitFor, listener } from './listener.ts';

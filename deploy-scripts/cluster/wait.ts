@@ -1,11 +1,11 @@
 // Waiting for llmaz: a Playground is ready at Available=True and hopeless at Progressing=False with reason
 // AbortProcessing (its message says why). Polls rather than watches: a handful of objects, and no re-watch loop.
-import { CliError, EXIT } from './errors.ts';
-import type { Io } from './io.ts';
+import { CliError, EXIT } from '../errors.ts';
+import type { Io } from '../io.ts';
 import { readOrNull, type Cluster } from './kube.ts';
-import { KINDS } from './names.ts';
+import { KINDS } from '../names.ts';
 import { ProgressDisplay, formatDuration, type ModelState } from './progress.ts';
-import type { DeploySpec } from './spec.ts';
+import type { DeploySpec } from '../spec.ts';
 
 export interface WaitOptions {
   timeoutMs: number;

@@ -36,8 +36,8 @@ import {
   GLOBAL_CUSTOM_RESPONSE_FILTER,
   KINDS,
   registryDestination,
-} from './names.ts';
-import { routingHeader, type DeploySpec, type ModelSpec } from './spec.ts';
+} from '../names.ts';
+import { routingHeader, type DeploySpec, type ModelSpec } from '../spec.ts';
 
 const CUSTOM_RESPONSE_FILTER = 'envoy.filters.http.custom_response';
 const TYPED_STRUCT = 'type.googleapis.com/udpa.type.v1.TypedStruct';

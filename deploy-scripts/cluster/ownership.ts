@@ -1,7 +1,7 @@
 // Which objects a deployment may change or delete: those carrying both of our labels with its name. Anything
 // else with the same name belongs to someone else and is left alone.
-import { FIELD_MANAGER, LABEL_DEPLOYMENT, LABEL_MANAGED_BY, ownerLabels } from './names.ts';
-import { describeRef, type K8sObject } from './objects.ts';
+import { FIELD_MANAGER, LABEL_DEPLOYMENT, LABEL_MANAGED_BY, ownerLabels } from '../names.ts';
+import { describeRef, type K8sObject } from '../render/objects.ts';
 
 export function ownedBy(o: { metadata: { labels?: Record<string, string> } }, deployment: string): boolean {
   const labels = o.metadata.labels ?? {};

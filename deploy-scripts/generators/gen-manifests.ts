@@ -2,17 +2,17 @@
 // Envoy bootstrap) from deploy-scripts/examples/seed-envoy.yaml, with the same renderer the CLI uses, so the
 // checked-in manifests cannot drift (tests/deploy/render.test.ts compares them byte for byte).
 //
-//   npx tsx deploy-scripts/gen-manifests.ts           write the files
-//   npx tsx deploy-scripts/gen-manifests.ts --check   exit 1 if any file differs (CI)
+//   npx tsx deploy-scripts/generators/gen-manifests.ts           write the files
+//   npx tsx deploy-scripts/generators/gen-manifests.ts --check   exit 1 if any file differs (CI)
 import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { syncGeneratedFiles } from './generated-files.ts';
-import { globalCustomResponseFilter } from './fallback.ts';
-import { formatGroup, renderEnvoyYaml, renderGroups, type Group, type RenderOptions } from './render.ts';
-import { parseSpec, type DeploySpec } from './spec.ts';
+import { globalCustomResponseFilter } from '../render/fallback.ts';
+import { formatGroup, renderEnvoyYaml, renderGroups, type Group, type RenderOptions } from '../render/render.ts';
+import { parseSpec, type DeploySpec } from '../spec.ts';
 
-export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const SEED_FILE = join(ROOT, 'deploy-scripts', 'examples', 'seed.yaml');
 export const SEED_DIR = join(ROOT, 'manifests', 'seed');
 export const ENVOY_SEED_FILE = join(ROOT, 'deploy-scripts', 'examples', 'seed-envoy.yaml');
@@ -85,7 +85,7 @@ export function listFiles(dir: string): string[] {
 function main(argv: string[]): number {
   const check = argv.includes('--check');
   const files = manifestFiles();
-  const stale = syncGeneratedFiles(files, check, ROOT, 'npx tsx deploy-scripts/gen-manifests.ts');
+  const stale = syncGeneratedFiles(files, check, ROOT, 'npx tsx deploy-scripts/generators/gen-manifests.ts');
 
   const expected = new Set(files.map((f) => f.path));
   const extra: string[] = [];

@@ -2,15 +2,15 @@
 // of the file go too), and this deployment's registries from the shared McpBridge. Everything else stays, even
 // objects with the same names.
 import { PatchStrategy } from '@kubernetes/client-node';
-import { EXIT, MissingKindError, explain, isNotFound } from './errors.ts';
-import { line, type Io } from './io.ts';
+import { EXIT, MissingKindError, explain, isNotFound } from '../errors.ts';
+import { line, type Io } from '../io.ts';
 import { listByLabels, readOrNull, type Cluster } from './kube.ts';
 import { removeFromBridge } from './mcpbridge.ts';
-import { FIELD_MANAGER, KINDS, type KindInfo } from './names.ts';
-import { describeRef, type K8sObject } from './objects.ts';
+import { FIELD_MANAGER, KINDS, type KindInfo } from '../names.ts';
+import { describeRef, type K8sObject } from '../render/objects.ts';
 import { ownedBy, ownerSelector } from './ownership.ts';
-import { mcpBridge, renderObjects } from './render.ts';
-import type { DeploySpec } from './spec.ts';
+import { mcpBridge, renderObjects } from '../render/render.ts';
+import type { DeploySpec } from '../spec.ts';
 
 /** Reverse of apply order: the plugin and routes go before the registries and models they point at. */
 const DELETE_ORDER: ({ kind: KindInfo; where: 'models' | 'gateway' } | 'registries')[] = [

@@ -3,10 +3,10 @@
 // whole list. We therefore merge: keep everyone else's entries, replace the ones this deployment recorded in its
 // `registries.llm-gateway.io/<deployment>` annotation, and send the result with the resourceVersion we read, so a
 // concurrent writer makes the apply fail (409) instead of losing an entry. These functions are pure.
-import { ANNOTATION_REGISTRIES_PREFIX, FIELD_MANAGER, LABEL_DEPLOYMENT, LABEL_MANAGED_BY } from './names.ts';
-import type { K8sObject } from './objects.ts';
-import { registriesAnnotation } from './render.ts';
-import type { DeploySpec } from './spec.ts';
+import { ANNOTATION_REGISTRIES_PREFIX, FIELD_MANAGER, LABEL_DEPLOYMENT, LABEL_MANAGED_BY } from '../names.ts';
+import type { K8sObject } from '../render/objects.ts';
+import { registriesAnnotation } from '../render/render.ts';
+import type { DeploySpec } from '../spec.ts';
 
 type Registry = Record<string, unknown> & { name?: unknown };
 

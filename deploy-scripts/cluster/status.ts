@@ -1,13 +1,13 @@
 // status: per model, what llmaz reports (Playground conditions), its pods and its Service, then the gateway.
 import type { V1Pod, V1Service } from '@kubernetes/client-node';
 import { gatewayEndpoint, printEndpoint, printEnvoyGateway } from './endpoint.ts';
-import { EXIT, explain } from './errors.ts';
-import { line, type Io } from './io.ts';
+import { EXIT, explain } from '../errors.ts';
+import { line, type Io } from '../io.ts';
 import { readOrNull, type Cluster } from './kube.ts';
 import { warnAboutModelRouter } from './modelrouter.ts';
-import { KINDS, LABEL_LLMAZ_MODEL, MODEL_SERVICE_PORT, modelServiceName } from './names.ts';
+import { KINDS, LABEL_LLMAZ_MODEL, MODEL_SERVICE_PORT, modelServiceName } from '../names.ts';
 import { conditionsOf, playgroundState, type PlaygroundLike } from './wait.ts';
-import type { DeploySpec } from './spec.ts';
+import type { DeploySpec } from '../spec.ts';
 
 export function podLine(pod: V1Pod): string {
   const statuses = pod.status?.containerStatuses ?? [];

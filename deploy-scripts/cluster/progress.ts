@@ -1,5 +1,5 @@
 // Live progress, one line per model: rewritten in place on a terminal, printed on change otherwise (CI logs).
-import type { Writer } from './io.ts';
+import type { Writer } from '../io.ts';
 
 export type Phase = 'waiting' | 'ready' | 'failed';
 

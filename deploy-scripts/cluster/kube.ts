@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { CoreV1Api, KubeConfig, KubernetesObjectApi } from '@kubernetes/client-node';
-import { CliError, explain, isNotFound, pointAtClusterHint, type ObjectRef } from './errors.ts';
+import { CliError, explain, isNotFound, pointAtClusterHint, type ObjectRef } from '../errors.ts';
 
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 

@@ -1,6 +1,6 @@
 // The plugin's defaultConfig, derived from the deployment file so routes, fallbacks and the plugin agree.
 import { MECHANISM_ENVOY } from './envoy/fallback-chains.ts';
-import { routingHeader, type DeploySpec } from './spec.ts';
+import { routingHeader, type DeploySpec } from '../spec.ts';
 
 export interface PluginModel {
   name: string;

@@ -2,9 +2,9 @@
 import { RootContext, HttpContext } from "../abi/context";
 import { BufferType, MapType, MetricType } from "../abi/enums";
 import * as host from "../abi/host";
-import { GatewayConfig, PluginConfig, STAGE_ATTEMPT, parseConfig } from "./config";
-import { GatewayHttp } from "./gateway";
-import { AttemptHttp } from "./attempt";
+import { GatewayConfig, PluginConfig, STAGE_ATTEMPT, parseConfig } from "./config/gateway-config";
+import { GatewayHttp } from "./stages/request-stage";
+import { AttemptHttp } from "./stages/attempt-stage";
 import { vmBudget } from "../util/budget";
 
 export const CONFIG_APPLIED = "llm_gateway.configurations_applied";

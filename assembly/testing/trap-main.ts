@@ -6,8 +6,8 @@ import { HttpContext, RootContext } from "../abi/context";
 import { Action, MapType } from "../abi/enums";
 import * as host from "../abi/host";
 import { GatewayRoot } from "../plugin/root";
-import { GatewayHttp } from "../plugin/gateway";
-import { STAGE_ATTEMPT } from "../plugin/config";
+import { GatewayHttp } from "../plugin/stages/request-stage";
+import { STAGE_ATTEMPT } from "../plugin/config/gateway-config";
 
 export * from "../abi/exports";
 

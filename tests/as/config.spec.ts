@@ -4,7 +4,7 @@ import {
   ConfigResult, DEFAULT_CONSUMER_HEADER, DEFAULT_INJECT_STREAM_USAGE, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_RESPONSE_BYTES,
   DEFAULT_MAX_SSE_EVENT_BYTES, DEFAULT_OWNED_BY, DEFAULT_PATH_SUFFIXES, DEFAULT_ROUTING_HEADER, DEFAULT_SERVE_MODEL_LIST,
   GatewayConfig, ModelRoute, PluginConfig, parseConfig,
-} from "../../assembly/plugin/config";
+} from "../../assembly/plugin/config/gateway-config";
 import { JsonType } from "../../assembly/json/reader";
 import { parseJson } from "../../assembly/json/value";
 import { NO_KEYS, errorName, scanText } from "./helpers";

@@ -3,7 +3,7 @@
 import {
   LocalReply, badModelName, bodyTooLarge, duplicateKey, emptyBody, invalidJson, missingModel, modelNotFound, modelNotString,
   notAnObject,
-} from "../../assembly/plugin/errors";
+} from "../../assembly/plugin/replies";
 import { decodeString } from "../../assembly/json/reader";
 import { errorName, hold, scanBuf, utf8 } from "./helpers";
 

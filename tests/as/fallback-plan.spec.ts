@@ -1,9 +1,9 @@
 // What the request stage hands the attempt stage (assembly/plugin/plan.ts), the journal of failed
 // attempts (attempt-journal.ts), and which model each attempt goes to (attempt.ts chainModel).
-import { Plan } from "../../assembly/plugin/plan";
-import { failuresOf, noteFailure } from "../../assembly/plugin/attempt-journal";
-import { chainModel } from "../../assembly/plugin/attempt";
-import { parseConfig } from "../../assembly/plugin/config";
+import { Plan } from "../../assembly/plugin/fallback/plan";
+import { failuresOf, noteFailure } from "../../assembly/plugin/fallback/attempt-journal";
+import { chainModel } from "../../assembly/plugin/stages/attempt-stage";
+import { parseConfig } from "../../assembly/plugin/config/gateway-config";
 
 describe("Plan", () => {
   test("round-trips, model names with ';' included", () => {

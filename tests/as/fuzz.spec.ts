@@ -8,12 +8,12 @@ import {
 } from "../../assembly/json/reader";
 import { parseJson } from "../../assembly/json/value";
 import { jsonString } from "../../assembly/json/writer";
-import { GatewayConfig, parseConfig } from "../../assembly/plugin/config";
-import { isHeaderValue } from "../../assembly/plugin/config-check";
-import { F_MODEL, REQUEST_KEYS, RoutingResult, routeRequest } from "../../assembly/plugin/routing";
+import { GatewayConfig, parseConfig } from "../../assembly/plugin/config/gateway-config";
+import { isHeaderValue } from "../../assembly/plugin/config/checker";
+import { F_MODEL, REQUEST_KEYS, RoutingResult, routeRequest } from "../../assembly/plugin/routing/route-request";
 import { errorName, show, typeName } from "./helpers";
 
-import { SseUsageTracker, readJsonResponse } from "../../assembly/plugin/usage";
+import { SseUsageTracker, readJsonResponse } from "../../assembly/plugin/response/usage";
 @external("fuzz", "iterations") declare function fuzzIterations(): u32;
 @external("fuzz", "configIterations") declare function fuzzConfigIterations(): u32;
 @external("fuzz", "seed") declare function fuzzSeed(): u32;

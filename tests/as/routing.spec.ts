@@ -1,8 +1,8 @@
 // Routing by the body's `model` (assembly/plugin/routing.ts): where a request goes, which local replies
 // the plugin gives instead, and the body edits it asks Envoy to make (checked by applying them).
 import { JsonScan, decodeString } from "../../assembly/json/reader";
-import { GatewayConfig, parseConfig } from "../../assembly/plugin/config";
-import { BodyEdit, F_MODEL, REQUEST_KEYS, RoutingResult, modelObject, modelSpan, percentDecode, routeRequest } from "../../assembly/plugin/routing";
+import { GatewayConfig, parseConfig } from "../../assembly/plugin/config/gateway-config";
+import { BodyEdit, F_MODEL, REQUEST_KEYS, RoutingResult, modelObject, modelSpan, percentDecode, routeRequest } from "../../assembly/plugin/routing/route-request";
 import { jsonString } from "../../assembly/json/writer";
 import { NO_KEYS, concat, errorName, fieldText, hold, scanBuf, utf8 } from "./helpers";
 

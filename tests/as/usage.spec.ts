@@ -3,7 +3,7 @@
 import { XorShift, randomCuts } from "./helpers";
 import {
   SseUsageTracker, UsageRecord, readJsonResponse, estimatePromptTokens, completeUsage, NOT_REPORTED,
-} from "../../assembly/plugin/usage";
+} from "../../assembly/plugin/response/usage";
 
 // Recorded from tests/backends/vllm-wire.ts (planStream), one event per element.
 const CHAT_EVENTS: Array<string> = [

@@ -19,9 +19,9 @@ import { ROOT } from "../harness/envoy.ts";
 import { seedPluginConfig, startSeed, type Seed } from "../harness/seed.ts";
 
 // The configuration parser spans three files; their sources are read as one.
-const CONFIG_TS = ["config.ts", "config-check.ts", "fallback-config.ts"]
+const CONFIG_TS = ["config/gateway-config.ts", "config/checker.ts", "config/fallback-config.ts"]
   .map((f) => readFileSync(join(ROOT, "assembly/plugin", f), "utf8")).join("\n");
-const FALLBACK_TS = readFileSync(join(ROOT, "assembly/plugin/fallback.ts"), "utf8");
+const FALLBACK_TS = readFileSync(join(ROOT, "assembly/plugin/fallback/policy.ts"), "utf8");
 const README = readFileSync(join(ROOT, "README.md"), "utf8");
 const SPEC_TEXT = readFileSync(join(ROOT, "deploy-scripts/oci/spec.yaml"), "utf8");
 

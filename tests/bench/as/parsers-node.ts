@@ -2,8 +2,8 @@
 // (V8, the engine Envoy embeds) can time and profile them without Envoy: scanJson alone, and
 // routeRequest (scan + model lookup + body edits) with a configuration parsed by parseConfig.
 import { JsonScan, scanJson } from "../../../assembly/json/reader";
-import { GatewayConfig, parseConfig } from "../../../assembly/plugin/config";
-import { REQUEST_KEYS, routeRequest } from "../../../assembly/plugin/routing";
+import { GatewayConfig, parseConfig } from "../../../assembly/plugin/config/gateway-config";
+import { REQUEST_KEYS, routeRequest } from "../../../assembly/plugin/routing/route-request";
 
 const scan = new JsonScan(REQUEST_KEYS);
 let config: GatewayConfig | null = null;

@@ -2,8 +2,8 @@
 // client's request (arrival, requested model, the body we may have to send again) apart from facts
 // about one upstream attempt (which model served it, status, timings, usage).
 import { HostBytes } from "../abi/memory";
-import { ModelRoute } from "./config";
-import { UsageRecord } from "./usage";
+import { ModelRoute } from "./config/gateway-config";
+import { UsageRecord } from "./response/usage";
 
 export class RequestFacts {
   startNs: u64 = 0;

@@ -1,9 +1,9 @@
 // Request-body helpers of the routing phase: the declared size check and the in-place rewrite.
-import { BufferType } from "../abi/enums";
-import * as host from "../abi/host";
-import { HostBytes } from "../abi/memory";
-import { BodyEdit } from "./routing";
-import { parseDigits } from "./digits";
+import { BufferType } from "../../abi/enums";
+import * as host from "../../abi/host";
+import { HostBytes } from "../../abi/memory";
+import { BodyEdit } from "./route-request";
+import { parseDigits } from "../../util/digits";
 
 const APPEND: u32 = u32.MAX_VALUE; // start offset meaning "append" to Envoy
 

@@ -2,7 +2,7 @@
 // that sends a failing model's requests straight to its backup for a while. The phase glue
 // (gateway.ts, fallback-call.ts) applies these; the cooldown state lives in proxy shared data so every
 // Envoy worker sees the same (cooldown-store.ts).
-import { parseDigits } from "./digits";
+import { parseDigits } from "../../util/digits";
 
 // A trigger: one status code (e.g. 503) or a class (5 = any 5xx).
 export class StatusTrigger {

@@ -1,11 +1,11 @@
 // The plugin configuration: parsed and checked once at configure time into an immutable runtime form
 // (route table built, /v1/models answer rendered). A bad configuration is refused with the JSON path of
 // the offending field, so Envoy keeps the previous one.
-import { JsonValue, parseJson } from "../json/value";
-import { JsonType } from "../json/reader";
-import { jsonString } from "../json/writer";
-import { FallbackPolicy, clusterFor } from "./fallback";
-import { Checker, describe, isHeaderName, isHeaderValue, readBoolField, readBytes, readString, readStringArray } from "./config-check";
+import { JsonValue, parseJson } from "../../json/value";
+import { JsonType } from "../../json/reader";
+import { jsonString } from "../../json/writer";
+import { FallbackPolicy, clusterFor } from "../fallback/policy";
+import { Checker, describe, isHeaderName, isHeaderValue, readBoolField, readBytes, readString, readStringArray } from "./checker";
 import { parseFallback } from "./fallback-config";
 
 // Defaults: the README's configuration table lists these same values.

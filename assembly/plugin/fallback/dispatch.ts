@@ -1,9 +1,9 @@
 // The portable fallback mechanism's pieces: the request sent to a backup model's cluster (the body we
 // held, with `model` rewritten) and the answer relayed to the client from the backup's response.
 // Works in upstream Envoy and in Higress alike (dispatch_http_call + a local reply).
-import { HeaderPair } from "../abi/headers";
-import { HostBytes } from "../abi/memory";
-import { BodyEdit } from "./routing";
+import { HeaderPair } from "../../abi/headers";
+import { HostBytes } from "../../abi/memory";
+import { BodyEdit } from "../routing/route-request";
 
 // Headers not copied to the backup call: hop-by-hop ones, the framing (Envoy recomputes it), and the
 // routing header (set explicitly).

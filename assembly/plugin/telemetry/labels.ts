@@ -1,7 +1,7 @@
 // The metric labels of the current request, read from Envoy: the route and cluster it picked, the
 // consumer an auth plugin named, and the model that served. Sanitised and bounded by metrics.ts.
-import { MapType } from "../abi/enums";
-import * as host from "../abi/host";
+import { MapType } from "../../abi/enums";
+import * as host from "../../abi/host";
 import * as metrics from "./metrics";
 
 // Higress's Envoy answers "route_name"/"cluster_name"; upstream Envoy's attributes are "xds.*".

@@ -1,10 +1,10 @@
 // At the end of a request: the metrics and the `ai_log` access-log field, computed once from the
 // request's and the serving attempt's facts. Every request is counted, including those without usage
 // (estimated and marked so) and those the plugin or Envoy answered locally.
-import { jsonString } from "../json/writer";
-import { AttemptFacts, RequestFacts } from "./exchange";
+import { jsonString } from "../../json/writer";
+import { AttemptFacts, RequestFacts } from "../request-facts";
 import * as m from "./metrics";
-import { completeUsage, UsageRecord } from "./usage";
+import { completeUsage, UsageRecord } from "../response/usage";
 
 const NS_PER_MS: u64 = 1_000_000;
 

@@ -9,16 +9,16 @@
 // Which model an attempt goes to: the host's metadata filter_metadata["llm-gateway"].model when the
 // cluster sets it (exact, also when Envoy skips an unhealthy priority), else the attempt number
 // (x-envoy-attempt-count) counted along the route's fallback chain.
-import { HttpContext, RootContext } from "../abi/context";
-import { Action, BufferType, MapType } from "../abi/enums";
-import * as host from "../abi/host";
-import { jsonString } from "../json/writer";
-import { GatewayConfig, ModelRoute } from "./config";
-import * as cooldown from "./cooldown-store";
-import { Reason, failureReason, reasonName } from "./fallback";
-import { noteFailure, failuresOf } from "./attempt-journal";
-import { parseDigits } from "./digits";
-import { FALLBACK_FROM_HEADER, FALLBACK_REASON_HEADER, MODEL_HEADER, PLAN_PROPERTY, REQUEST_ID_HEADER, Plan } from "./plan";
+import { HttpContext, RootContext } from "../../abi/context";
+import { Action, BufferType, MapType } from "../../abi/enums";
+import * as host from "../../abi/host";
+import { jsonString } from "../../json/writer";
+import { GatewayConfig, ModelRoute } from "../config/gateway-config";
+import * as cooldown from "../fallback/cooldown-store";
+import { Reason, failureReason, reasonName } from "../fallback/policy";
+import { noteFailure, failuresOf } from "../fallback/attempt-journal";
+import { parseDigits } from "../../util/digits";
+import { FALLBACK_FROM_HEADER, FALLBACK_REASON_HEADER, MODEL_HEADER, PLAN_PROPERTY, REQUEST_ID_HEADER, Plan } from "../fallback/plan";
 
 export const ATTEMPT_COUNT_HEADER = "x-envoy-attempt-count";
 const HOST_MODEL: Array<string> = ["xds", "upstream_host_metadata", "filter_metadata", "llm-gateway", "model"];

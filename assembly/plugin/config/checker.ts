@@ -1,9 +1,9 @@
 // Reading configuration fields with errors that name the JSON path and the offending value. Shared by
 // the gateway settings (config.ts) and the fallback policy (fallback-config.ts).
-import { JsonValue } from "../json/value";
-import { JsonType } from "../json/reader";
-import { jsonString } from "../json/writer";
-import { MAX_MODEL_NAME_BYTES } from "./config";
+import { JsonValue } from "../../json/value";
+import { JsonType } from "../../json/reader";
+import { jsonString } from "../../json/writer";
+import { MAX_MODEL_NAME_BYTES } from "./gateway-config";
 
 export class Checker {
   error: string = "";

@@ -7,9 +7,9 @@
 //   first content-bearing event is reported for time-to-first-token; usage-only events (`choices: []`)
 //   are located in the chunk so the glue can cut them out when the client did not ask for them.
 // - estimatePromptTokens / completeUsage: estimates for when the upstream reports nothing.
-import { JsonField, JsonScan, JsonType, scanJson, scanString, decodeString, readInt } from "../json/reader";
-import { SseHandler, SseReader } from "../sse/reader";
-import { Account } from "../util/budget";
+import { JsonField, JsonScan, JsonType, scanJson, scanString, decodeString, readInt } from "../../json/reader";
+import { SseHandler, SseReader } from "../../sse/reader";
+import { Account } from "../../util/budget";
 
 export const NOT_REPORTED: i64 = -1;
 export const MAX_SERVED_MODEL_BYTES: i32 = 256;

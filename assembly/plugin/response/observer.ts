@@ -3,12 +3,12 @@
 // for, and tells the client when a stream ended without [DONE]. Bytes are never held back, except the
 // incomplete tail of an SSE event while usage chunks are being removed (an SSE client acts only on
 // complete events, so holding a partial one delays nothing it can see).
-import { BufferType } from "../abi/enums";
-import * as host from "../abi/host";
-import { BoundedBytes } from "../sse/buffer";
-import { AttemptFacts } from "./exchange";
+import { BufferType } from "../../abi/enums";
+import * as host from "../../abi/host";
+import { BoundedBytes } from "../../sse/buffer";
+import { AttemptFacts } from "../request-facts";
 import { SseUsageTracker, readJsonResponse } from "./usage";
-import { Account } from "../util/budget";
+import { Account } from "../../util/budget";
 
 const APPEND: u32 = u32.MAX_VALUE;
 

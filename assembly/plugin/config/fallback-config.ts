@@ -1,10 +1,10 @@
 // The `fallback` object of the configuration, read into a FallbackPolicy (fallback.ts).
-import { JsonValue } from "../json/value";
-import { JsonType } from "../json/reader";
-import { Checker, describe, readBoolField, readInt, readString, unknownKeys } from "./config-check";
-import { FallbackPolicy, MECHANISM_DISPATCH, MECHANISM_ENVOY, StatusTrigger } from "./fallback";
-import { jsonString } from "../json/writer";
-import { parseDigits } from "./digits";
+import { JsonValue } from "../../json/value";
+import { JsonType } from "../../json/reader";
+import { Checker, describe, readBoolField, readInt, readString, unknownKeys } from "./checker";
+import { FallbackPolicy, MECHANISM_DISPATCH, MECHANISM_ENVOY, StatusTrigger } from "../fallback/policy";
+import { jsonString } from "../../json/writer";
+import { parseDigits } from "../../util/digits";
 
 export const FALLBACK_KEYS: Array<string> = ["enabled", "mechanism", "onStatus", "onUpstreamUnreachable", "maxAttempts", "attemptTimeoutMs",
   "slowFailureMs", "firstByteTimeoutMs", "cooldown", "clusterTemplate"];

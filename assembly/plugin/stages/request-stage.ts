@@ -1,32 +1,32 @@
 // Per-request phase glue: which feature runs in which phase. Decisions live in routing.ts,
 // response.ts, report.ts and fallback.ts; this file reads what Envoy gives, applies the results and
 // answers when the plugin must.
-import { HttpContext } from "../abi/context";
-import { Action, BufferType, MapType } from "../abi/enums";
-import * as host from "../abi/host";
-import { HeaderPair, deserializeHeaders } from "../abi/headers";
-import { HostBytes } from "../abi/memory";
-import { JsonScan } from "../json/reader";
-import { GatewayConfig, MODEL_LIST_SUFFIX, MODEL_RETRIEVE_INFIX } from "./config";
-import { LocalReply, allAttemptsFailed, bodyTooLarge, emptyBody, envoyError, modelNotFound, overloaded } from "./errors";
-import * as cooldown from "./cooldown-store";
-import { Gate, MECHANISM_DISPATCH, Reason, failureReason, reasonName } from "./fallback";
-import { failuresOf } from "./attempt-journal";
-import { ATTEMPT_COUNT_HEADER, chainModel } from "./attempt";
-import { FALLBACK_FROM_HEADER, FALLBACK_REASON_HEADER, MODEL_HEADER, PLAN_PROPERTY, REQUEST_ID_HEADER, Plan } from "./plan";
-import { Account, REQUEST_STATE_BYTES, vmBudget } from "../util/budget";
-import { arenaBytes, collectSoon } from "../abi/memory";
-import { backupRequestHeaders, headerValue, materialize, relayedResponseHeaders } from "./fallback-call";
-import { AttemptFacts, RequestFacts } from "./exchange";
-import * as metrics from "./metrics";
-import { aiLog, countResponse, recordMetrics, summarize } from "./report";
-import { ResponseObserver, observeWholeBody } from "./response";
-import { REQUEST_KEYS, RoutingResult, modelObject, modelSpan, percentDecode, routeRequest } from "./routing";
-import { applyEdits, declaredTooLarge } from "./request-body";
-import { parseDigits } from "./digits";
-import { requestLabels } from "./labels";
-import { GatewayRoot } from "./root";
-import { estimatePromptTokens } from "./usage";
+import { HttpContext } from "../../abi/context";
+import { Action, BufferType, MapType } from "../../abi/enums";
+import * as host from "../../abi/host";
+import { HeaderPair, deserializeHeaders } from "../../abi/headers";
+import { HostBytes } from "../../abi/memory";
+import { JsonScan } from "../../json/reader";
+import { GatewayConfig, MODEL_LIST_SUFFIX, MODEL_RETRIEVE_INFIX } from "../config/gateway-config";
+import { LocalReply, allAttemptsFailed, bodyTooLarge, emptyBody, envoyError, modelNotFound, overloaded } from "../replies";
+import * as cooldown from "../fallback/cooldown-store";
+import { Gate, MECHANISM_DISPATCH, Reason, failureReason, reasonName } from "../fallback/policy";
+import { failuresOf } from "../fallback/attempt-journal";
+import { ATTEMPT_COUNT_HEADER, chainModel } from "./attempt-stage";
+import { FALLBACK_FROM_HEADER, FALLBACK_REASON_HEADER, MODEL_HEADER, PLAN_PROPERTY, REQUEST_ID_HEADER, Plan } from "../fallback/plan";
+import { Account, REQUEST_STATE_BYTES, vmBudget } from "../../util/budget";
+import { arenaBytes, collectSoon } from "../../abi/memory";
+import { backupRequestHeaders, headerValue, materialize, relayedResponseHeaders } from "../fallback/dispatch";
+import { AttemptFacts, RequestFacts } from "../request-facts";
+import * as metrics from "../telemetry/metrics";
+import { aiLog, countResponse, recordMetrics, summarize } from "../telemetry/report";
+import { ResponseObserver, observeWholeBody } from "../response/observer";
+import { REQUEST_KEYS, RoutingResult, modelObject, modelSpan, percentDecode, routeRequest } from "../routing/route-request";
+import { applyEdits, declaredTooLarge } from "../routing/request-body";
+import { parseDigits } from "../../util/digits";
+import { requestLabels } from "../telemetry/labels";
+import { GatewayRoot } from "../root";
+import { estimatePromptTokens } from "../response/usage";
 
 // One scan object per VM, reused by every request (a VM runs one callback at a time).
 const requestScan = new JsonScan(REQUEST_KEYS);

@@ -1,10 +1,10 @@
 // Routing by the request body's `model`: pure functions over the body bytes and the compiled config,
 // so they are unit-tested without a host. The phase glue in gateway.ts applies the result.
-import { JsonScan, JsonType, JsonError, scanJson, decodeString, errorText } from "../json/reader";
-import { jsonString } from "../json/writer";
-import { GatewayConfig, ModelRoute, MAX_MODEL_NAME_BYTES } from "./config";
-import { isHeaderValue } from "./config-check";
-import * as errors from "./errors";
+import { JsonScan, JsonType, JsonError, scanJson, decodeString, errorText } from "../../json/reader";
+import { jsonString } from "../../json/writer";
+import { GatewayConfig, ModelRoute, MAX_MODEL_NAME_BYTES } from "../config/gateway-config";
+import { isHeaderValue } from "../config/checker";
+import * as errors from "../replies";
 
 // Root members of a request body the plugin reads; indices into JsonScan.fields.
 export const REQUEST_KEYS: Array<string> = ["model", "stream", "stream_options"];

@@ -2,8 +2,8 @@
 // plugin, `route.<route>.upstream.<cluster>.model.<model>.consumer.<consumer>.metric.<name>`, so the
 // stats tags in Higress's bootstrap (and in our harness) turn the parts into the labels ai_route,
 // ai_cluster, ai_model and ai_consumer, and Higress's AI dashboard works unchanged.
-import { MetricType } from "../abi/enums";
-import { defineMetric, incrementMetric, recordMetric, NO_METRIC } from "../abi/host";
+import { MetricType } from "../../abi/enums";
+import { defineMetric, incrementMetric, recordMetric, NO_METRIC } from "../../abi/host";
 
 // Higress's counters (same names and meanings).
 export const INPUT_TOKEN = "input_token";

@@ -6,7 +6,7 @@
 //   <model>;<start>;<end>;<probe>
 // model: the configured model the request was routed to; [start, end): where the JSON string of
 // `model` lies in the body as sent upstream; probe: 1 when this request holds the cooldown probe slot.
-import { parseDigits } from "./digits";
+import { parseDigits } from "../../util/digits";
 
 export const PLAN_PROPERTY: Array<string> = ["llm_gateway_plan"];
 // Response headers: the model that answered, and the one it stands in for (client-visible).

@@ -1,8 +1,8 @@
 // The cooldown circuits in proxy shared data, so every Envoy worker (each its own VM) sees the same
 // state. Updates are compare-and-swap, retried a few times when another worker wrote in between.
-import { Status } from "../abi/enums";
-import { getSharedData, setSharedData } from "../abi/host";
-import { Circuit, FallbackPolicy, Gate, admitRequest, recordOutcome } from "./fallback";
+import { Status } from "../../abi/enums";
+import { getSharedData, setSharedData } from "../../abi/host";
+import { Circuit, FallbackPolicy, Gate, admitRequest, recordOutcome } from "./policy";
 
 const KEY_PREFIX = "llm-gateway/circuit/";
 const CAS_RETRIES: i32 = 8;

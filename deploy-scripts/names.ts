@@ -47,6 +47,11 @@ export const FALLBACK_FROM_HEADER = 'x-higress-fallback-from';
 export const FALLBACK_INGRESS_SUFFIX = '.fallback';
 export const GLOBAL_CUSTOM_RESPONSE_FILTER = 'llm-gateway-global-custom-response';
 
+// Higress's gateway as its Helm chart names it, and our addition to its Envoy bootstrap (manifests/higress-bootstrap/).
+export const HIGRESS_GATEWAY_DEPLOYMENT = 'higress-gateway';
+export const HIGRESS_GATEWAY_CONTAINER = 'higress-gateway';
+export const BOOTSTRAP_CONFIGMAP_NAME = 'llm-gateway-bootstrap';
+
 export const HELM = {
   higressRepoName: 'higress.io',
   higressRepoUrl: 'https://higress.io/helm-charts',

@@ -1,6 +1,7 @@
-// Writes manifests/seed/ from deploy-scripts/examples/seed.yaml, and manifests/seed-envoy/envoy.yaml (the upstream
-// Envoy bootstrap) from deploy-scripts/examples/seed-envoy.yaml, with the same renderer the CLI uses, so the
-// checked-in manifests cannot drift (tests/deploy/render.test.ts compares them byte for byte).
+// Writes manifests/seed/ from deploy-scripts/examples/seed.yaml, manifests/seed-envoy/envoy.yaml (the upstream
+// Envoy bootstrap) from deploy-scripts/examples/seed-envoy.yaml, and manifests/higress-bootstrap/ (stats tags and
+// histogram buckets for Higress's bootstrap), with the same renderer the CLI uses, so the checked-in manifests
+// cannot drift (tests/deploy/render.test.ts compares them byte for byte).
 //
 //   npx tsx deploy-scripts/generators/gen-manifests.ts           write the files
 //   npx tsx deploy-scripts/generators/gen-manifests.ts --check   exit 1 if any file differs (CI)
@@ -9,6 +10,7 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { syncGeneratedFiles } from './generated-files.ts';
 import { globalCustomResponseFilter } from '../render/fallback.ts';
+import { higressBootstrapFiles } from '../render/higress-bootstrap.ts';
 import { formatGroup, renderEnvoyYaml, renderGroups, type Group, type RenderOptions } from '../render/render.ts';
 import { parseSpec, type DeploySpec } from '../spec.ts';
 
@@ -17,8 +19,9 @@ export const SEED_FILE = join(ROOT, 'deploy-scripts', 'examples', 'seed.yaml');
 export const SEED_DIR = join(ROOT, 'manifests', 'seed');
 export const ENVOY_SEED_FILE = join(ROOT, 'deploy-scripts', 'examples', 'seed-envoy.yaml');
 export const ENVOY_SEED_DIR = join(ROOT, 'manifests', 'seed-envoy');
+export const HIGRESS_BOOTSTRAP_DIR = join(ROOT, 'manifests', 'higress-bootstrap');
 /** The directories this generator owns: every file in them is generated. */
-export const GENERATED_DIRS = [SEED_DIR, ENVOY_SEED_DIR];
+export const GENERATED_DIRS = [SEED_DIR, ENVOY_SEED_DIR, HIGRESS_BOOTSTRAP_DIR];
 /** Placeholder for a plain-HTTP plugin URL: a .wasm file served inside the cluster. */
 export const HTTP_URL_EXAMPLE = 'http://llm-gateway-plugin.higress-system.svc.cluster.local/llm-gateway/0.1.0/plugin.wasm';
 /** Manifests are generated as if HF_TOKEN were unset: they carry no Secret, only the note on how to make it. */
@@ -65,13 +68,14 @@ function alternatives(seed: DeploySpec): { file: string; group: Group; spec: Dep
   ];
 }
 
-/** Every file under manifests/seed/ and its exact content. */
+/** Every file this generator owns (GENERATED_DIRS) and its exact content. */
 export function manifestFiles(): { path: string; content: string }[] {
   const seed = loadSeed();
   const files = renderGroups(seed, MANIFEST_OPTIONS).map((g) => ({ path: join(SEED_DIR, g.file), content: formatGroup(seed, g) }));
   for (const alt of alternatives(seed)) files.push({ path: join(SEED_DIR, alt.file), content: formatGroup(alt.spec, alt.group) });
   // The llmaz objects of the Envoy example are those of manifests/seed/10-models.yaml but for the deployment label.
   files.push({ path: join(ENVOY_SEED_DIR, 'envoy.yaml'), content: renderEnvoyYaml(loadSeed(ENVOY_SEED_FILE)) });
+  for (const f of higressBootstrapFiles()) files.push({ path: join(HIGRESS_BOOTSTRAP_DIR, f.file), content: f.content });
   return files;
 }
 
@@ -98,7 +102,7 @@ function main(argv: string[]): number {
   }
   for (const p of extra) console.error(`not generated (remove it): ${relative(ROOT, p)}`);
   if (check && (stale > 0 || extra.length > 0)) return 1;
-  if (!check && stale === 0) console.log('manifests/seed and manifests/seed-envoy are up to date');
+  if (!check && stale === 0) console.log('manifests/seed, manifests/seed-envoy and manifests/higress-bootstrap are up to date');
   return extra.length > 0 ? 1 : 0;
 }
 

@@ -126,7 +126,7 @@ export function bootstrap(l: EnvoyLayout, ldsDir: string, cdsDir: string): Recor
     node: { id: "llm-gateway-local", cluster: "llm-gateway" },
     admin: { address: { socket_address: { address: "127.0.0.1", port_value: l.adminPort } } },
     // Higress's stats tags, ours for the fallback counter, and histogram buckets fitted to LLM
-    // latencies (Higress: add the same histogram_bucket_settings to its bootstrap; README, Metrics).
+    // latencies (Higress gets ours from manifests/higress-bootstrap/).
     stats_config: statsConfig(),
     // Histograms reach /stats/prometheus at each flush; 1 s keeps tests and dashboards current.
     stats_flush_interval: "1s",

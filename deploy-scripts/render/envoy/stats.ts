@@ -10,8 +10,8 @@ export const HIGRESS_STATS_TAGS = [
   { tag_name: 'ai_consumer', regex: '^wasmcustom\\..*?\\.consumer\\.((.*?)\\.)metric' },
 ];
 
-// Ours, for the fallback counter `….metric.fallback.to.<model>.reason.<reason>`: add these to Higress's bootstrap
-// stats tags too (README, Metrics) to get them as labels there.
+// Ours, for the fallback counter `….metric.fallback.to.<model>.reason.<reason>`: Higress gets them from
+// manifests/higress-bootstrap/ (higressStatsOverride).
 export const FALLBACK_STATS_TAGS = [
   { tag_name: 'ai_fallback_to', regex: '^wasmcustom\\..*?\\.metric\\.fallback\\.to\\.((.*?)\\.)reason' },
   { tag_name: 'ai_fallback_reason', regex: '^wasmcustom\\..*?\\.metric\\.fallback\\.to\\..*?\\.reason(\\.(.*))$' },
@@ -28,6 +28,19 @@ export const PLUGIN_HISTOGRAM_BUCKETS = [
   { match: { suffix: '.metric.output_tokens' }, buckets: [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2000, 4000, 8000, 16000, 32000] },
   { match: { suffix: '.metric.output_tokens_per_second' }, buckets: [1, 5, 10, 15, 20, 30, 40, 50, 75, 100, 150, 200, 300, 500, 1000, 2000, 5000] },
 ];
+
+/**
+ * What Higress's bootstrap lacks of statsConfig(): our tags and the buckets, not Higress's own tags (its bootstrap
+ * has them) nor use_all_default_tags (a singular field, which an override would replace). Envoy merges a bootstrap
+ * override by appending repeated fields, so Higress's bootstrap plus this has statsConfig()'s tags and buckets
+ * (manifests/higress-bootstrap/).
+ */
+export function higressStatsOverride(): Record<string, unknown> {
+  return {
+    stats_tags: FALLBACK_STATS_TAGS,
+    histogram_bucket_settings: PLUGIN_HISTOGRAM_BUCKETS,
+  };
+}
 
 /** The bootstrap's stats_config. */
 export function statsConfig(): Record<string, unknown> {

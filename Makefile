@@ -6,7 +6,7 @@ ENVOY_VERSION := 1.39.3
 PYTHON ?= python3
 NODE_TEST := node --import tsx --test --test-concurrency=1
 
-.PHONY: all build build-debug deps venv system-deps k8s-env demo test test-as test-e2e test-e2e-higress test-node typecheck fuzz image push dashboard dashboard-png bench bench-deps clean
+.PHONY: all build build-debug deps venv system-deps k8s-env demo test test-as test-e2e test-e2e-higress test-node typecheck format format-check fuzz image push dashboard dashboard-png bench bench-deps clean
 
 all: build
 
@@ -50,6 +50,15 @@ k8s-env: system-deps
 typecheck: node_modules/.stamp
 	npx tsc -p tsconfig.json
 
+# Prettier (pinned in package.json, .prettierrc.json) over every TypeScript and JavaScript file not in .prettierignore.
+PRETTIER_FILES := '**/*.{ts,js}'
+
+format: node_modules/.stamp
+	npx prettier --write $(PRETTIER_FILES)
+
+format-check: node_modules/.stamp
+	npx prettier --check $(PRETTIER_FILES)
+
 demo: build venv
 	npx tsx tests/harness/demo.ts
 
@@ -73,7 +82,7 @@ test-node: build build/plugin.trap.wasm venv k8s-env bench-deps
 test-e2e-higress: build build/plugin.trap.wasm venv
 	LLM_GATEWAY_PROFILE=higress $(NODE_TEST) tests/e2e/*.test.ts
 
-test: build venv system-deps bench-deps k8s-env typecheck test-as test-node test-e2e-higress
+test: build venv system-deps bench-deps k8s-env format-check typecheck test-as test-node test-e2e-higress
 
 # wrk, nginx-light and matplotlib (into .venv) for the benchmarks; installs only what is missing.
 bench-deps: venv

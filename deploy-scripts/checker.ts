@@ -5,7 +5,7 @@ export type Obj = Record<string, unknown>;
 
 /** Formats an offending value for a message: JSON, shortened. */
 export function show(value: unknown): string {
-  if (value === undefined) return 'nothing';
+  if (value === undefined) return "nothing";
   let text: string;
   try {
     text = JSON.stringify(value) ?? String(value);
@@ -23,17 +23,17 @@ export class Checker {
   }
 
   isObject(v: unknown): v is Obj {
-    return typeof v === 'object' && v !== null && !Array.isArray(v);
+    return typeof v === "object" && v !== null && !Array.isArray(v);
   }
 
   object(parent: Obj, key: string, path: string, required: boolean): Obj | undefined {
     const v = parent[key];
     if (v === undefined || v === null) {
-      if (required) this.fail(path, 'is required (a mapping)', v);
+      if (required) this.fail(path, "is required (a mapping)", v);
       return required ? undefined : {};
     }
     if (!this.isObject(v)) {
-      this.fail(path, 'must be a mapping', v);
+      this.fail(path, "must be a mapping", v);
       return undefined;
     }
     return v;
@@ -43,20 +43,25 @@ export class Checker {
   keys(o: Obj, path: string, allowed: readonly string[]): void {
     for (const k of Object.keys(o)) {
       if (!allowed.includes(k)) {
-        const where = path === '' ? k : `${path}.${k}`;
-        this.errors.push(`${where}: unknown field (allowed: ${allowed.join(', ')})`);
+        const where = path === "" ? k : `${path}.${k}`;
+        this.errors.push(`${where}: unknown field (allowed: ${allowed.join(", ")})`);
       }
     }
   }
 
-  string(o: Obj, key: string, path: string, opts: { required?: boolean; pattern?: RegExp; what?: string; max?: number }): string | undefined {
+  string(
+    o: Obj,
+    key: string,
+    path: string,
+    opts: { required?: boolean; pattern?: RegExp; what?: string; max?: number },
+  ): string | undefined {
     const v = o[key];
     if (v === undefined || v === null) {
-      if (opts.required) this.fail(path, `is required (${opts.what ?? 'a string'})`, v);
+      if (opts.required) this.fail(path, `is required (${opts.what ?? "a string"})`, v);
       return undefined;
     }
-    if (typeof v !== 'string' || v === '') {
-      this.fail(path, `must be ${opts.what ?? 'a non-empty string'}`, v);
+    if (typeof v !== "string" || v === "") {
+      this.fail(path, `must be ${opts.what ?? "a non-empty string"}`, v);
       return undefined;
     }
     if (opts.max !== undefined && v.length > opts.max) {
@@ -73,8 +78,8 @@ export class Checker {
   integer(o: Obj, key: string, path: string, min: number, fallback: number): number {
     const v = o[key];
     if (v === undefined || v === null) return fallback;
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) {
-      this.fail(path, min === 1 ? 'must be a positive integer' : `must be an integer >= ${min}`, v);
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min) {
+      this.fail(path, min === 1 ? "must be a positive integer" : `must be an integer >= ${min}`, v);
       return fallback;
     }
     return v;
@@ -83,8 +88,8 @@ export class Checker {
   boolean(o: Obj, key: string, path: string, fallback: boolean): boolean {
     const v = o[key];
     if (v === undefined || v === null) return fallback;
-    if (typeof v !== 'boolean') {
-      this.fail(path, 'must be true or false', v);
+    if (typeof v !== "boolean") {
+      this.fail(path, "must be true or false", v);
       return fallback;
     }
     return v;
@@ -93,8 +98,8 @@ export class Checker {
   oneOf<T extends string>(o: Obj, key: string, path: string, allowed: readonly T[]): T | undefined {
     const v = o[key];
     if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
-      this.fail(path, `must be one of ${allowed.join(', ')}`, v);
+    if (typeof v !== "string" || !(allowed as readonly string[]).includes(v)) {
+      this.fail(path, `must be one of ${allowed.join(", ")}`, v);
       return undefined;
     }
     return v as T;
@@ -104,16 +109,15 @@ export class Checker {
     const v = o[key];
     if (v === undefined || v === null) return undefined;
     if (!Array.isArray(v)) {
-      this.fail(path, 'must be a list of strings', v);
+      this.fail(path, "must be a list of strings", v);
       return undefined;
     }
     const out: string[] = [];
     v.forEach((x: unknown, i: number) => {
-      if (typeof x !== 'string' || x === '') this.fail(`${path}[${i}]`, 'must be a non-empty string', x);
+      if (typeof x !== "string" || x === "") this.fail(`${path}[${i}]`, "must be a non-empty string", x);
       else if (item && !item.pattern.test(x)) this.fail(`${path}[${i}]`, `must be ${item.what}`, x);
       else out.push(x);
     });
     return out;
   }
 }
-

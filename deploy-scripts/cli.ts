@@ -6,20 +6,20 @@
 //   apply  -f FILE [--install-helm] [--timeout 30m] [--no-wait] [--dry-run] [--envoy-config PATH] [--disable-model-router]
 //   status -f FILE
 //   delete -f FILE
-import { readFileSync, writeFileSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
-import { apply } from './cluster/apply.ts';
-import { del } from './cluster/delete.ts';
-import { CliError, EXIT, explain } from './errors.ts';
-import { helmCommandText, helmCommands, installHelm } from './cluster/helm.ts';
-import { line, redacting, type Io } from './io.ts';
-import { connect, type Cluster } from './cluster/kube.ts';
-import { renderEnvoyYaml, renderYaml } from './render/render.ts';
-import { hfToken, redactor } from './cluster/secret.ts';
-import { parseSpec, type DeploySpec } from './spec.ts';
-import { status } from './cluster/status.ts';
-import { parseDuration } from './cluster/wait.ts';
+import { readFileSync, writeFileSync } from "node:fs";
+import { pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+import { apply } from "./cluster/apply.ts";
+import { del } from "./cluster/delete.ts";
+import { CliError, EXIT, explain } from "./errors.ts";
+import { helmCommandText, helmCommands, installHelm } from "./cluster/helm.ts";
+import { line, redacting, type Io } from "./io.ts";
+import { connect, type Cluster } from "./cluster/kube.ts";
+import { renderEnvoyYaml, renderYaml } from "./render/render.ts";
+import { hfToken, redactor } from "./cluster/secret.ts";
+import { parseSpec, type DeploySpec } from "./spec.ts";
+import { status } from "./cluster/status.ts";
+import { parseDuration } from "./cluster/wait.ts";
 
 export const USAGE = `usage: cli.ts <command> -f FILE [options]
 
@@ -52,7 +52,7 @@ class UsageError extends CliError {
   }
 }
 
-const COMMANDS = ['render', 'apply', 'status', 'delete'] as const;
+const COMMANDS = ["render", "apply", "status", "delete"] as const;
 type Command = (typeof COMMANDS)[number];
 
 interface Args {
@@ -71,7 +71,7 @@ interface Args {
   disableModelRouter: boolean;
 }
 
-export function parseCommandLine(argv: string[]): Args | 'help' {
+export function parseCommandLine(argv: string[]): Args | "help" {
   let parsed;
   try {
     parsed = parseArgs({
@@ -79,57 +79,60 @@ export function parseCommandLine(argv: string[]): Args | 'help' {
       allowPositionals: true,
       strict: true,
       options: {
-        file: { type: 'string', short: 'f' },
-        'dry-run': { type: 'boolean' },
-        'install-helm': { type: 'boolean' },
-        timeout: { type: 'string' },
-        'poll-interval': { type: 'string' },
-        'no-wait': { type: 'boolean' },
-        kubernetes: { type: 'boolean' },
-        'envoy-config': { type: 'string' },
-        'disable-model-router': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
+        file: { type: "string", short: "f" },
+        "dry-run": { type: "boolean" },
+        "install-helm": { type: "boolean" },
+        timeout: { type: "string" },
+        "poll-interval": { type: "string" },
+        "no-wait": { type: "boolean" },
+        kubernetes: { type: "boolean" },
+        "envoy-config": { type: "string" },
+        "disable-model-router": { type: "boolean" },
+        help: { type: "boolean", short: "h" },
       },
     });
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
   const { values, positionals } = parsed;
-  if (values.help === true || positionals[0] === 'help') return 'help';
+  if (values.help === true || positionals[0] === "help") return "help";
   const command = positionals[0];
-  if (command === undefined) throw new UsageError('missing command');
+  if (command === undefined) throw new UsageError("missing command");
   if (!(COMMANDS as readonly string[]).includes(command)) throw new UsageError(`unknown command "${command}"`);
-  if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1] ?? ''}"`);
+  if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1] ?? ""}"`);
   if (values.file === undefined) throw new UsageError(`${command}: -f FILE is required`);
-  const applyOnly = (['install-helm', 'timeout', 'poll-interval', 'no-wait', 'envoy-config', 'disable-model-router'] as const).filter((k) => values[k] !== undefined);
-  if (command !== 'apply' && applyOnly.length > 0) throw new UsageError(`${command}: --${applyOnly[0] ?? ''} is only for apply`);
-  if (command !== 'render' && values.kubernetes !== undefined) throw new UsageError(`${command}: --kubernetes is only for render`);
-  if (values['dry-run'] === true && command !== 'apply' && command !== 'render') {
+  const applyOnly = (["install-helm", "timeout", "poll-interval", "no-wait", "envoy-config", "disable-model-router"] as const).filter(
+    (k) => values[k] !== undefined,
+  );
+  if (command !== "apply" && applyOnly.length > 0) throw new UsageError(`${command}: --${applyOnly[0] ?? ""} is only for apply`);
+  if (command !== "render" && values.kubernetes !== undefined) throw new UsageError(`${command}: --kubernetes is only for render`);
+  if (values["dry-run"] === true && command !== "apply" && command !== "render") {
     throw new UsageError(`${command}: --dry-run is only for render and apply`);
   }
-  const intervalMs = parseDuration(values['poll-interval'] ?? '5s', '--poll-interval');
-  if (intervalMs <= 0) throw new UsageError('--poll-interval: must be more than 0');
+  const intervalMs = parseDuration(values["poll-interval"] ?? "5s", "--poll-interval");
+  if (intervalMs <= 0) throw new UsageError("--poll-interval: must be more than 0");
   return {
     command: command as Command,
     file: values.file,
-    dryRun: command === 'render' || values['dry-run'] === true,
-    installHelm: values['install-helm'] === true,
-    wait: values['no-wait'] !== true,
-    timeoutMs: parseDuration(values.timeout ?? '30m', '--timeout'),
+    dryRun: command === "render" || values["dry-run"] === true,
+    installHelm: values["install-helm"] === true,
+    wait: values["no-wait"] !== true,
+    timeoutMs: parseDuration(values.timeout ?? "30m", "--timeout"),
     intervalMs,
     kubernetes: values.kubernetes === true,
-    disableModelRouter: values['disable-model-router'] === true,
-    ...(values['envoy-config'] !== undefined ? { envoyConfig: values['envoy-config'] } : {}),
+    disableModelRouter: values["disable-model-router"] === true,
+    ...(values["envoy-config"] !== undefined ? { envoyConfig: values["envoy-config"] } : {}),
   };
 }
 
 /** Options that only mean something for gateway.type envoy are refused for Higress, not ignored. */
 function checkArgsForGateway(args: Args, spec: DeploySpec): void {
-  if (spec.gateway.type === 'envoy') {
-    if (args.disableModelRouter) throw new UsageError(`${args.command}: --disable-model-router is only for gateway.type higress (${args.file} deploys to envoy)`);
+  if (spec.gateway.type === "envoy") {
+    if (args.disableModelRouter)
+      throw new UsageError(`${args.command}: --disable-model-router is only for gateway.type higress (${args.file} deploys to envoy)`);
     return;
   }
-  const option = args.kubernetes ? '--kubernetes' : args.envoyConfig !== undefined ? '--envoy-config' : undefined;
+  const option = args.kubernetes ? "--kubernetes" : args.envoyConfig !== undefined ? "--envoy-config" : undefined;
   if (option !== undefined) {
     throw new UsageError(`${args.command}: ${option} is only for gateway.type envoy (${args.file} deploys to ${spec.gateway.type})`);
   }
@@ -138,28 +141,30 @@ function checkArgsForGateway(args: Args, spec: DeploySpec): void {
 export function loadSpec(file: string): DeploySpec {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readFileSync(file, "utf8");
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new CliError(`${file}: cannot read it (${code === 'ENOENT' ? 'no such file' : (code ?? String(err))})`, EXIT.usage);
+    throw new CliError(`${file}: cannot read it (${code === "ENOENT" ? "no such file" : (code ?? String(err))})`, EXIT.usage);
   }
   const result = parseSpec(text);
-  if (!result.ok) throw new CliError(result.errors.map((e) => `${file}: ${e}`).join('\n'), EXIT.usage);
+  if (!result.ok) throw new CliError(result.errors.map((e) => `${file}: ${e}`).join("\n"), EXIT.usage);
   return result.spec;
 }
 
 function printDryRun(spec: DeploySpec, args: Args, io: Io): void {
-  if (args.command === 'render' && spec.gateway.type === 'envoy' && !args.kubernetes) {
+  if (args.command === "render" && spec.gateway.type === "envoy" && !args.kubernetes) {
     io.out.write(renderEnvoyYaml(spec));
     return;
   }
   if (args.installHelm) {
-    io.out.write('# --install-helm would first run:\n');
+    io.out.write("# --install-helm would first run:\n");
     for (const c of helmCommands(spec)) io.out.write(`#   ${helmCommandText(c)}\n`);
   }
-  if (args.command === 'apply' && spec.gateway.type === 'envoy') {
-    const where = args.envoyConfig !== undefined ? `written to ${args.envoyConfig}` : 'not written (--envoy-config PATH writes it)';
-    io.out.write(`# gateway.type envoy: apply applies these Kubernetes objects only; the Envoy bootstrap would be ${where}; render -f ${args.file} prints it.\n`);
+  if (args.command === "apply" && spec.gateway.type === "envoy") {
+    const where = args.envoyConfig !== undefined ? `written to ${args.envoyConfig}` : "not written (--envoy-config PATH writes it)";
+    io.out.write(
+      `# gateway.type envoy: apply applies these Kubernetes objects only; the Envoy bootstrap would be ${where}; render -f ${args.file} prints it.\n`,
+    );
   }
   io.out.write(renderYaml(spec, { hfTokenSet: hfToken(io.env) !== undefined }));
 }
@@ -188,21 +193,21 @@ async function runCommand(args: Args, spec: DeploySpec, io: Io): Promise<number>
   try {
     cluster = connect(io.env);
     switch (args.command) {
-      case 'apply':
+      case "apply":
         return await apply(spec, cluster, io, {
           envoyBootstrap: bootstrap,
           disableModelRouter: args.disableModelRouter,
           ...(args.wait ? { wait: { timeoutMs: args.timeoutMs, intervalMs: args.intervalMs } } : {}),
         });
-      case 'status':
+      case "status":
         return await status(spec, cluster, io, bootstrap);
-      case 'delete':
+      case "delete":
         return await del(spec, cluster, io);
-      case 'render':
+      case "render":
         return EXIT.ok; // handled by dryRun
     }
   } catch (err) {
-    throw explain(err, cluster?.server ?? '(no cluster)');
+    throw explain(err, cluster?.server ?? "(no cluster)");
   }
 }
 
@@ -211,14 +216,14 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const safe: Io = { ...io, out: redacting(io.out, redactor(hfToken(io.env))), err: redacting(io.err, redactor(hfToken(io.env))) };
   try {
     const args = parseCommandLine(argv);
-    if (args === 'help') {
+    if (args === "help") {
       line(safe.out, USAGE);
       return EXIT.ok;
     }
     return await runCommand(args, loadSpec(args.file), safe);
   } catch (err) {
     if (err instanceof CliError) {
-      line(safe.err, `error: ${err.message.split('\n').join('\nerror: ')}`);
+      line(safe.err, `error: ${err.message.split("\n").join("\nerror: ")}`);
       if (err instanceof UsageError) line(safe.err, `\n${USAGE}`);
       return err.exitCode;
     }

@@ -1,7 +1,7 @@
 // User-facing errors: every failure the CLI knows about becomes one line that says what to do. Internal errors
 // (bugs) keep their stack; everything here does not.
-import { ApiException } from '@kubernetes/client-node';
-import { installHint, kindInfo } from './names.ts';
+import { ApiException } from "@kubernetes/client-node";
+import { installHint, kindInfo } from "./names.ts";
 
 export const EXIT = {
   ok: 0,
@@ -17,7 +17,7 @@ export class CliError extends Error {
   readonly exitCode: number;
   constructor(message: string, exitCode: number = EXIT.failure) {
     super(message);
-    this.name = 'CliError';
+    this.name = "CliError";
     this.exitCode = exitCode;
   }
 }
@@ -26,8 +26,8 @@ export class CliError extends Error {
 export class MissingKindError extends CliError {
   constructor(apiVersion: string, kind: string) {
     const info = kindInfo(apiVersion, kind);
-    const what = info && info.crd !== '' ? `CRD ${info.crd} (${kind} ${apiVersion})` : `${kind} ${apiVersion}`;
-    super(`the cluster does not know ${what}: ${info ? installHint(info.installer) : 'install the CRD that defines it'}`);
+    const what = info && info.crd !== "" ? `CRD ${info.crd} (${kind} ${apiVersion})` : `${kind} ${apiVersion}`;
+    super(`the cluster does not know ${what}: ${info ? installHint(info.installer) : "install the CRD that defines it"}`);
   }
 }
 
@@ -38,38 +38,38 @@ export interface ObjectRef {
 }
 
 const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ECONNRESET',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-  'CERT_HAS_EXPIRED',
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ECONNRESET",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+  "CERT_HAS_EXPIRED",
 ]);
 
 /** A Node network error code anywhere in the cause chain (node-fetch puts it on the error itself). */
 export function networkCode(err: unknown): string | undefined {
-  for (let e: unknown = err, depth = 0; e !== null && typeof e === 'object' && depth < 5; depth++) {
+  for (let e: unknown = err, depth = 0; e !== null && typeof e === "object" && depth < 5; depth++) {
     const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && NETWORK_CODES.has(code)) return code;
+    if (typeof code === "string" && NETWORK_CODES.has(code)) return code;
     e = (e as { cause?: unknown }).cause;
   }
   return undefined;
 }
 
 export function pointAtClusterHint(): string {
-  return 'point KUBECONFIG at a kubeconfig file, create ~/.kube/config, or run inside a cluster';
+  return "point KUBECONFIG at a kubeconfig file, create ~/.kube/config, or run inside a cluster";
 }
 
 /** The `message` of a Kubernetes Status body, however client-node handed it over. */
 export function statusMessage(err: ApiException<unknown>): string {
   let body: unknown = err.body;
-  if (typeof body === 'string') {
+  if (typeof body === "string") {
     const text = body;
     try {
       body = JSON.parse(text) as unknown;
@@ -77,9 +77,9 @@ export function statusMessage(err: ApiException<unknown>): string {
       return text.trim() || `HTTP ${err.code}`;
     }
   }
-  if (body !== null && typeof body === 'object') {
+  if (body !== null && typeof body === "object") {
     const m = (body as { message?: unknown }).message;
-    if (typeof m === 'string' && m !== '') return m;
+    if (typeof m === "string" && m !== "") return m;
   }
   return `HTTP ${err.code}`;
 }
@@ -91,13 +91,13 @@ export function isNotFound(err: unknown): boolean {
 /** client-node's discovery failures: an unknown group/version (404), or a known group without this kind. */
 export function isMissingKind(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
-  if (err.message.startsWith('Unrecognized API version and kind')) return true;
-  return err instanceof ApiException && err.code === 404 && err.message.startsWith('Failed to fetch resource metadata');
+  if (err.message.startsWith("Unrecognized API version and kind")) return true;
+  return err instanceof ApiException && err.code === 404 && err.message.startsWith("Failed to fetch resource metadata");
 }
 
 function refText(ref: ObjectRef): string {
   const ns = ref.metadata.namespace;
-  return `${ref.kind} ${ns ? `${ns}/` : ''}${ref.metadata.name ?? ''}`.trim();
+  return `${ref.kind} ${ns ? `${ns}/` : ""}${ref.metadata.name ?? ""}`.trim();
 }
 
 /**
@@ -113,7 +113,7 @@ export function explain(err: unknown, server: string, ref?: ObjectRef): unknown 
   if (isMissingKind(err) && ref) return new MissingKindError(ref.apiVersion, ref.kind);
   if (err instanceof ApiException) {
     const msg = statusMessage(err);
-    const what = ref ? refText(ref) : 'the request';
+    const what = ref ? refText(ref) : "the request";
     switch (err.code) {
       case 401:
         return new CliError(`the API server at ${server} refused the credentials (401 Unauthorized): check the kubeconfig's user`);
@@ -121,7 +121,7 @@ export function explain(err: unknown, server: string, ref?: ObjectRef): unknown 
         return new CliError(`not allowed to change ${what} (403 Forbidden): ${msg}`);
       case 404:
         if (/namespaces? "[^"]+" not found/.test(msg)) {
-          const ns = ref?.metadata.namespace ?? '';
+          const ns = ref?.metadata.namespace ?? "";
           return new CliError(`the API server rejected ${what}: ${msg} (create it: kubectl create namespace ${ns})`);
         }
         return new CliError(`the API server rejected ${what}: ${msg}`);

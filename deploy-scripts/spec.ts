@@ -1,7 +1,7 @@
 // The deployment file: its schema, defaults and validation. parseSpec never throws on bad input: it returns
 // every problem it finds, one line each, naming the field path and the offending value.
-import { parseDocument } from 'yaml';
-import { Checker, show, type Obj } from './checker.ts';
+import { parseDocument } from "yaml";
+import { Checker, show, type Obj } from "./checker.ts";
 import {
   DEFAULT_FALLBACK_MAX_REQUEST_BYTES,
   DEFAULT_ENVOY_ADMIN_PORT,
@@ -13,13 +13,13 @@ import {
   DEFAULT_MODEL_HUB,
   DEFAULT_MODELS_NAMESPACE,
   DEFAULT_ROUTING_HEADER,
-} from './names.ts';
+} from "./names.ts";
 
-export type ModelHub = 'Huggingface' | 'ModelScope';
+export type ModelHub = "Huggingface" | "ModelScope";
 /** What the file deploys to: Higress (Kubernetes objects) or upstream Envoy (a bootstrap file, plus the llmaz objects). */
-export type GatewayType = 'higress' | 'envoy';
-export type ResponseClass = '4xx' | '5xx';
-export type PullPolicy = 'IfNotPresent' | 'Always' | 'UNSPECIFIED_POLICY';
+export type GatewayType = "higress" | "envoy";
+export type ResponseClass = "4xx" | "5xx";
+export type PullPolicy = "IfNotPresent" | "Always" | "UNSPECIFIED_POLICY";
 export type Quantity = string | number;
 
 export interface Resources {
@@ -84,26 +84,26 @@ const FILE_URL = /^file:\/\/\/\S+$/;
 /** `<model>-lb` must stay a DNS label (63). */
 const MAX_MODEL_NAME = 60;
 
-const ROOT_KEYS = ['name', 'namespace', 'gateway', 'plugin', 'fallback', 'models'] as const;
-const GATEWAY_KEYS = ['type', 'namespace', 'host', 'ingressClassName', 'service', 'listenPort', 'adminPort'] as const;
-const GATEWAY_TYPES = ['higress', 'envoy'] as const;
-const PLUGIN_KEYS = ['url', 'imagePullPolicy', 'imagePullSecret', 'sha256', 'config'] as const;
-const FALLBACK_KEYS = ['on', 'bufferRequestBody', 'maxRequestBytes', 'globalFilter'] as const;
+const ROOT_KEYS = ["name", "namespace", "gateway", "plugin", "fallback", "models"] as const;
+const GATEWAY_KEYS = ["type", "namespace", "host", "ingressClassName", "service", "listenPort", "adminPort"] as const;
+const GATEWAY_TYPES = ["higress", "envoy"] as const;
+const PLUGIN_KEYS = ["url", "imagePullPolicy", "imagePullSecret", "sha256", "config"] as const;
+const FALLBACK_KEYS = ["on", "bufferRequestBody", "maxRequestBytes", "globalFilter"] as const;
 const MODEL_KEYS = [
-  'name',
-  'modelID',
-  'hub',
-  'revision',
-  'familyName',
-  'gpus',
-  'replicas',
-  'fallback',
-  'route',
-  'upstreamModel',
-  'needsHfToken',
-  'resources',
-  'args',
-  'backendVersion',
+  "name",
+  "modelID",
+  "hub",
+  "revision",
+  "familyName",
+  "gpus",
+  "replicas",
+  "fallback",
+  "route",
+  "upstreamModel",
+  "needsHfToken",
+  "resources",
+  "args",
+  "backendVersion",
 ] as const;
 
 const DNS_LABEL_WHAT = 'a DNS-1123 label (lowercase letters, digits, "-"; starts and ends alphanumeric)';
@@ -112,7 +112,7 @@ const DNS_SUBDOMAIN_WHAT = 'a DNS-1123 subdomain (lowercase letters, digits, "-"
 export function parseSpec(text: string): ParseResult {
   const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
-    return { ok: false, errors: doc.errors.map((e) => `file: invalid YAML: ${e.message.split('\n')[0] ?? e.message}`) };
+    return { ok: false, errors: doc.errors.map((e) => `file: invalid YAML: ${e.message.split("\n")[0] ?? e.message}`) };
   }
   return validateSpec(doc.toJS({ maxAliasCount: 100 }) as unknown);
 }
@@ -120,17 +120,17 @@ export function parseSpec(text: string): ParseResult {
 export function validateSpec(raw: unknown): ParseResult {
   const c = new Checker();
   if (!c.isObject(raw)) {
-    return { ok: false, errors: [`file: must be a mapping with ${ROOT_KEYS.join(', ')}, got ${show(raw)}`] };
+    return { ok: false, errors: [`file: must be a mapping with ${ROOT_KEYS.join(", ")}, got ${show(raw)}`] };
   }
-  c.keys(raw, '', ROOT_KEYS);
+  c.keys(raw, "", ROOT_KEYS);
 
-  const name = c.string(raw, 'name', 'name', { required: true, pattern: DNS_LABEL, what: DNS_LABEL_WHAT, max: 63 });
+  const name = c.string(raw, "name", "name", { required: true, pattern: DNS_LABEL, what: DNS_LABEL_WHAT, max: 63 });
   const namespace =
-    c.string(raw, 'namespace', 'namespace', { pattern: DNS_LABEL, what: DNS_LABEL_WHAT, max: 63 }) ?? DEFAULT_MODELS_NAMESPACE;
+    c.string(raw, "namespace", "namespace", { pattern: DNS_LABEL, what: DNS_LABEL_WHAT, max: 63 }) ?? DEFAULT_MODELS_NAMESPACE;
 
-  const gatewayRaw = c.object(raw, 'gateway', 'gateway', false);
-  const gateway: DeploySpec['gateway'] = {
-    type: 'higress',
+  const gatewayRaw = c.object(raw, "gateway", "gateway", false);
+  const gateway: DeploySpec["gateway"] = {
+    type: "higress",
     namespace: DEFAULT_GATEWAY_NAMESPACE,
     ingressClassName: DEFAULT_INGRESS_CLASS,
     service: DEFAULT_GATEWAY_SERVICE,
@@ -138,24 +138,23 @@ export function validateSpec(raw: unknown): ParseResult {
     adminPort: DEFAULT_ENVOY_ADMIN_PORT,
   };
   if (gatewayRaw) {
-    c.keys(gatewayRaw, 'gateway', GATEWAY_KEYS);
-    gateway.type = c.oneOf(gatewayRaw, 'type', 'gateway.type', GATEWAY_TYPES) ?? gateway.type;
+    c.keys(gatewayRaw, "gateway", GATEWAY_KEYS);
+    gateway.type = c.oneOf(gatewayRaw, "type", "gateway.type", GATEWAY_TYPES) ?? gateway.type;
     gateway.namespace =
-      c.string(gatewayRaw, 'namespace', 'gateway.namespace', { pattern: DNS_LABEL, what: DNS_LABEL_WHAT, max: 63 }) ??
-      gateway.namespace;
-    const host = c.string(gatewayRaw, 'host', 'gateway.host', {
+      c.string(gatewayRaw, "namespace", "gateway.namespace", { pattern: DNS_LABEL, what: DNS_LABEL_WHAT, max: 63 }) ?? gateway.namespace;
+    const host = c.string(gatewayRaw, "host", "gateway.host", {
       pattern: /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/,
-      what: 'a DNS name such as llm.example.com (optionally *.example.com), without scheme or port',
+      what: "a DNS name such as llm.example.com (optionally *.example.com), without scheme or port",
       max: 253,
     });
     if (host !== undefined) gateway.host = host;
     gateway.ingressClassName =
-      c.string(gatewayRaw, 'ingressClassName', 'gateway.ingressClassName', { pattern: DNS_SUBDOMAIN, what: DNS_SUBDOMAIN_WHAT }) ??
+      c.string(gatewayRaw, "ingressClassName", "gateway.ingressClassName", { pattern: DNS_SUBDOMAIN, what: DNS_SUBDOMAIN_WHAT }) ??
       gateway.ingressClassName;
     gateway.service =
-      c.string(gatewayRaw, 'service', 'gateway.service', { pattern: DNS_LABEL, what: DNS_LABEL_WHAT, max: 63 }) ?? gateway.service;
-    gateway.listenPort = port(c, gatewayRaw, 'listenPort', 'gateway.listenPort', gateway.listenPort);
-    gateway.adminPort = port(c, gatewayRaw, 'adminPort', 'gateway.adminPort', gateway.adminPort);
+      c.string(gatewayRaw, "service", "gateway.service", { pattern: DNS_LABEL, what: DNS_LABEL_WHAT, max: 63 }) ?? gateway.service;
+    gateway.listenPort = port(c, gatewayRaw, "listenPort", "gateway.listenPort", gateway.listenPort);
+    gateway.adminPort = port(c, gatewayRaw, "adminPort", "gateway.adminPort", gateway.adminPort);
   }
 
   const models = parseModels(c, raw);
@@ -165,32 +164,32 @@ export function validateSpec(raw: unknown): ParseResult {
   checkGatewayType(c, raw, gateway.type);
 
   if (c.errors.length > 0 || name === undefined || plugin === undefined || fallback === undefined) {
-    return { ok: false, errors: c.errors.length > 0 ? c.errors : ['file: invalid'] };
+    return { ok: false, errors: c.errors.length > 0 ? c.errors : ["file: invalid"] };
   }
   return { ok: true, spec: { name, namespace, gateway, plugin, fallback, models } };
 }
 
-function parsePlugin(c: Checker, raw: Obj, modelNames: Set<string>): DeploySpec['plugin'] | undefined {
-  const p = c.object(raw, 'plugin', 'plugin', true);
+function parsePlugin(c: Checker, raw: Obj, modelNames: Set<string>): DeploySpec["plugin"] | undefined {
+  const p = c.object(raw, "plugin", "plugin", true);
   if (!p) return undefined;
-  c.keys(p, 'plugin', PLUGIN_KEYS);
-  const url = c.string(p, 'url', 'plugin.url', {
+  c.keys(p, "plugin", PLUGIN_KEYS);
+  const url = c.string(p, "url", "plugin.url", {
     required: true,
     pattern: PLUGIN_URL,
-    what: 'an oci://, http(s):// or file:// URL of the plugin',
+    what: "an oci://, http(s):// or file:// URL of the plugin",
   });
-  const plugin: DeploySpec['plugin'] = { url: url ?? '', config: {} };
-  const pull = c.oneOf(p, 'imagePullPolicy', 'plugin.imagePullPolicy', ['IfNotPresent', 'Always', 'UNSPECIFIED_POLICY'] as const);
+  const plugin: DeploySpec["plugin"] = { url: url ?? "", config: {} };
+  const pull = c.oneOf(p, "imagePullPolicy", "plugin.imagePullPolicy", ["IfNotPresent", "Always", "UNSPECIFIED_POLICY"] as const);
   if (pull) plugin.imagePullPolicy = pull;
-  const secret = c.string(p, 'imagePullSecret', 'plugin.imagePullSecret', { pattern: DNS_SUBDOMAIN, what: DNS_SUBDOMAIN_WHAT });
+  const secret = c.string(p, "imagePullSecret", "plugin.imagePullSecret", { pattern: DNS_SUBDOMAIN, what: DNS_SUBDOMAIN_WHAT });
   if (secret) plugin.imagePullSecret = secret;
-  const sha = c.string(p, 'sha256', 'plugin.sha256', { pattern: SHA256, what: `64 lowercase hex digits (${sha256Meaning(url)})` });
+  const sha = c.string(p, "sha256", "plugin.sha256", { pattern: SHA256, what: `64 lowercase hex digits (${sha256Meaning(url)})` });
   if (sha) plugin.sha256 = sha;
   const pinned = url === undefined ? undefined : /^oci:\/\/[^@]+@sha256:([a-f0-9]{64})$/.exec(url)?.[1];
   if (sha && pinned !== undefined && pinned !== sha) {
-    c.fail('plugin.sha256', `must equal the digest in plugin.url (${pinned}) when the url pins one`, sha);
+    c.fail("plugin.sha256", `must equal the digest in plugin.url (${pinned}) when the url pins one`, sha);
   }
-  const config = c.object(p, 'config', 'plugin.config', false);
+  const config = c.object(p, "config", "plugin.config", false);
   if (config) plugin.config = parsePluginConfig(c, config, modelNames);
   return url === undefined ? undefined : plugin;
 }
@@ -201,66 +200,80 @@ function parsePlugin(c: Checker, raw: Obj, modelNames: Set<string>): DeploySpec[
  * manifest digest; `make push` prints it). http(s)://: the sha256 of the fetched .wasm file (sha256sum plugin.wasm).
  */
 function sha256Meaning(url: string | undefined): string {
-  if (url?.startsWith('oci://')) return 'for oci://: the image manifest digest without "sha256:", as make push prints it; not plugin.wasm\'s sha256';
-  if (url !== undefined && /^https?:/.test(url)) return 'for http(s)://: sha256sum of the .wasm file';
-  return 'oci://: the image manifest digest; http(s)://: sha256sum of the .wasm file';
+  if (url?.startsWith("oci://"))
+    return 'for oci://: the image manifest digest without "sha256:", as make push prints it; not plugin.wasm\'s sha256';
+  if (url !== undefined && /^https?:/.test(url)) return "for http(s)://: sha256sum of the .wasm file";
+  return "oci://: the image manifest digest; http(s)://: sha256sum of the .wasm file";
 }
 
 // The plugin's top-level configuration keys (assembly/plugin/config.ts KNOWN_KEYS; the README's table).
 // The plugin refuses any other key, so the CLI refuses it first, with the file's path.
-export const PLUGIN_CONFIG_KEYS = ['routingHeader', 'pathSuffixes', 'maxBodyBytes', 'serveModelList', 'defaultModel', 'ownedBy',
-  'injectStreamUsage', 'consumerHeader', 'maxSseEventBytes', 'maxResponseBytes', 'memoryBudgetBytes', 'stage', 'fallback'] as const;
+export const PLUGIN_CONFIG_KEYS = [
+  "routingHeader",
+  "pathSuffixes",
+  "maxBodyBytes",
+  "serveModelList",
+  "defaultModel",
+  "ownedBy",
+  "injectStreamUsage",
+  "consumerHeader",
+  "maxSseEventBytes",
+  "maxResponseBytes",
+  "memoryBudgetBytes",
+  "stage",
+  "fallback",
+] as const;
 
 /** Checks the plugin settings: only keys the plugin knows, with the types it takes where we can tell. */
 function parsePluginConfig(c: Checker, config: Obj, modelNames: Set<string>): Record<string, unknown> {
   const at = (k: string): string => `plugin.config.${k}`;
-  if ('models' in config) {
-    c.errors.push(`${at('models')}: is derived from models[]; set name, route, upstreamModel and fallback there`);
+  if ("models" in config) {
+    c.errors.push(`${at("models")}: is derived from models[]; set name, route, upstreamModel and fallback there`);
   }
   for (const k of Object.keys(config)) {
-    if (k !== 'models' && !(PLUGIN_CONFIG_KEYS as readonly string[]).includes(k)) {
-      c.errors.push(`${at(k)}: unknown plugin setting (known: ${PLUGIN_CONFIG_KEYS.join(', ')})`);
+    if (k !== "models" && !(PLUGIN_CONFIG_KEYS as readonly string[]).includes(k)) {
+      c.errors.push(`${at(k)}: unknown plugin setting (known: ${PLUGIN_CONFIG_KEYS.join(", ")})`);
     }
   }
-  c.string(config, 'routingHeader', at('routingHeader'), {
+  c.string(config, "routingHeader", at("routingHeader"), {
     pattern: HEADER_NAME,
-    what: 'a lowercase HTTP header name such as x-higress-llm-model',
+    what: "a lowercase HTTP header name such as x-higress-llm-model",
   });
-  c.stringList(config, 'pathSuffixes', at('pathSuffixes'), { pattern: /^\/\S*$/, what: 'a path suffix starting with "/"' });
-  c.integer(config, 'maxBodyBytes', at('maxBodyBytes'), 1, 0);
-  c.boolean(config, 'serveModelList', at('serveModelList'), false);
-  const defaultModel = c.string(config, 'defaultModel', at('defaultModel'), { what: 'a model name' });
+  c.stringList(config, "pathSuffixes", at("pathSuffixes"), { pattern: /^\/\S*$/, what: 'a path suffix starting with "/"' });
+  c.integer(config, "maxBodyBytes", at("maxBodyBytes"), 1, 0);
+  c.boolean(config, "serveModelList", at("serveModelList"), false);
+  const defaultModel = c.string(config, "defaultModel", at("defaultModel"), { what: "a model name" });
   if (defaultModel !== undefined && !modelNames.has(defaultModel)) {
-    c.fail(at('defaultModel'), `must name one of models[] (${[...modelNames].join(', ')})`, defaultModel);
+    c.fail(at("defaultModel"), `must name one of models[] (${[...modelNames].join(", ")})`, defaultModel);
   }
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(config)) if (k !== 'models') out[k] = v;
+  for (const [k, v] of Object.entries(config)) if (k !== "models") out[k] = v;
   return out;
 }
 
-function parseFallback(c: Checker, raw: Obj, pluginConfig: Record<string, unknown> | undefined): DeploySpec['fallback'] | undefined {
-  const f = c.object(raw, 'fallback', 'fallback', false);
+function parseFallback(c: Checker, raw: Obj, pluginConfig: Record<string, unknown> | undefined): DeploySpec["fallback"] | undefined {
+  const f = c.object(raw, "fallback", "fallback", false);
   if (!f) return undefined;
-  c.keys(f, 'fallback', FALLBACK_KEYS);
+  c.keys(f, "fallback", FALLBACK_KEYS);
   let on = [...DEFAULT_FALLBACK_ON] as ResponseClass[];
-  if (f['on'] !== undefined) {
-    const list = c.stringList(f, 'on', 'fallback.on', { pattern: /^[45]xx$/, what: '4xx or 5xx' });
-    if (Array.isArray(f['on']) && f['on'].length === 0) c.fail('fallback.on', 'must list at least one of 4xx, 5xx', f['on']);
+  if (f["on"] !== undefined) {
+    const list = c.stringList(f, "on", "fallback.on", { pattern: /^[45]xx$/, what: "4xx or 5xx" });
+    if (Array.isArray(f["on"]) && f["on"].length === 0) c.fail("fallback.on", "must list at least one of 4xx, 5xx", f["on"]);
     else if (list !== undefined) on = [...new Set(list)].sort() as ResponseClass[];
   }
-  const bodyLimit = typeof pluginConfig?.['maxBodyBytes'] === 'number' ? pluginConfig['maxBodyBytes'] : DEFAULT_FALLBACK_MAX_REQUEST_BYTES;
+  const bodyLimit = typeof pluginConfig?.["maxBodyBytes"] === "number" ? pluginConfig["maxBodyBytes"] : DEFAULT_FALLBACK_MAX_REQUEST_BYTES;
   return {
     on,
-    bufferRequestBody: c.boolean(f, 'bufferRequestBody', 'fallback.bufferRequestBody', true),
-    maxRequestBytes: c.integer(f, 'maxRequestBytes', 'fallback.maxRequestBytes', 1, bodyLimit),
-    globalFilter: c.boolean(f, 'globalFilter', 'fallback.globalFilter', false),
+    bufferRequestBody: c.boolean(f, "bufferRequestBody", "fallback.bufferRequestBody", true),
+    maxRequestBytes: c.integer(f, "maxRequestBytes", "fallback.maxRequestBytes", 1, bodyLimit),
+    globalFilter: c.boolean(f, "globalFilter", "fallback.globalFilter", false),
   };
 }
 
 function port(c: Checker, o: Obj, key: string, path: string, fallback: number): number {
   const p = c.integer(o, key, path, 1, fallback);
   if (p > 65535) {
-    c.fail(path, 'must be a port number (1 to 65535)', p);
+    c.fail(path, "must be a port number (1 to 65535)", p);
     return fallback;
   }
   return p;
@@ -268,20 +281,20 @@ function port(c: Checker, o: Obj, key: string, path: string, fallback: number): 
 
 // Settings that only one gateway type uses: set for the other, they would silently do nothing, so they are refused.
 const HIGRESS_ONLY: readonly { path: string; why: string }[] = [
-  { path: 'gateway.namespace', why: 'where Higress runs' },
-  { path: 'gateway.ingressClassName', why: 'Higress\'s Ingresses' },
-  { path: 'gateway.service', why: 'Higress\'s gateway Service' },
-  { path: 'plugin.imagePullPolicy', why: 'Envoy pulls no images' },
-  { path: 'plugin.imagePullSecret', why: 'Envoy pulls no images' },
-  { path: 'fallback.bufferRequestBody', why: 'Higress\'s native fallback; Envoy\'s router keeps the body for its retries' },
-  { path: 'fallback.maxRequestBytes', why: 'Higress\'s native fallback; Envoy\'s router keeps the body for its retries' },
-  { path: 'fallback.globalFilter', why: 'Higress\'s native fallback' },
+  { path: "gateway.namespace", why: "where Higress runs" },
+  { path: "gateway.ingressClassName", why: "Higress's Ingresses" },
+  { path: "gateway.service", why: "Higress's gateway Service" },
+  { path: "plugin.imagePullPolicy", why: "Envoy pulls no images" },
+  { path: "plugin.imagePullSecret", why: "Envoy pulls no images" },
+  { path: "fallback.bufferRequestBody", why: "Higress's native fallback; Envoy's router keeps the body for its retries" },
+  { path: "fallback.maxRequestBytes", why: "Higress's native fallback; Envoy's router keeps the body for its retries" },
+  { path: "fallback.globalFilter", why: "Higress's native fallback" },
 ];
-const ENVOY_ONLY: readonly string[] = ['gateway.listenPort', 'gateway.adminPort'];
+const ENVOY_ONLY: readonly string[] = ["gateway.listenPort", "gateway.adminPort"];
 
 function valueAt(raw: Obj, path: string): unknown {
   let v: unknown = raw;
-  for (const k of path.split('.')) v = v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj)[k] : undefined;
+  for (const k of path.split(".")) v = v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Obj)[k] : undefined;
   return v;
 }
 
@@ -290,14 +303,18 @@ function valueAt(raw: Obj, path: string): unknown {
  * local file or over http(s) (its `remote` code source, which requires the sha256), and cannot fetch OCI images.
  */
 function checkGatewayType(c: Checker, raw: Obj, type: GatewayType): void {
-  const stage = valueAt(raw, 'plugin.config.stage');
+  const stage = valueAt(raw, "plugin.config.stage");
   if (stage !== undefined) {
-    c.fail('plugin.config.stage', 'is set per filter by the renderer (the request stage; on Envoy also the attempt stage): leave it out', stage);
+    c.fail(
+      "plugin.config.stage",
+      "is set per filter by the renderer (the request stage; on Envoy also the attempt stage): leave it out",
+      stage,
+    );
   }
-  if (type === 'higress') {
+  if (type === "higress") {
     for (const path of ENVOY_ONLY) {
       const v = valueAt(raw, path);
-      if (v !== undefined && v !== null) c.fail(path, 'only for gateway.type envoy', v);
+      if (v !== undefined && v !== null) c.fail(path, "only for gateway.type envoy", v);
     }
     return;
   }
@@ -305,21 +322,29 @@ function checkGatewayType(c: Checker, raw: Obj, type: GatewayType): void {
     const v = valueAt(raw, path);
     if (v !== undefined && v !== null) c.fail(path, `only for gateway.type higress (${why})`, v);
   }
-  const url = valueAt(raw, 'plugin.url');
-  if (typeof url !== 'string' || !PLUGIN_URL.test(url)) return; // already reported
-  if (url.startsWith('oci://')) {
-    c.fail('plugin.url', 'must be an http(s):// URL of plugin.wasm or a file:/// path for gateway.type envoy (plain Envoy cannot fetch OCI images)', url);
-  } else if (url.startsWith('file://') && !FILE_URL.test(url)) {
-    c.fail('plugin.url', 'must be file:///absolute/path/plugin.wasm (a path on Envoy\'s host)', url);
-  } else if (/^https?:/.test(url) && valueAt(raw, 'plugin.sha256') === undefined) {
-    c.fail('plugin.sha256', 'is required with an http(s):// plugin.url for gateway.type envoy (Envoy checks the fetched code against it)', undefined);
+  const url = valueAt(raw, "plugin.url");
+  if (typeof url !== "string" || !PLUGIN_URL.test(url)) return; // already reported
+  if (url.startsWith("oci://")) {
+    c.fail(
+      "plugin.url",
+      "must be an http(s):// URL of plugin.wasm or a file:/// path for gateway.type envoy (plain Envoy cannot fetch OCI images)",
+      url,
+    );
+  } else if (url.startsWith("file://") && !FILE_URL.test(url)) {
+    c.fail("plugin.url", "must be file:///absolute/path/plugin.wasm (a path on Envoy's host)", url);
+  } else if (/^https?:/.test(url) && valueAt(raw, "plugin.sha256") === undefined) {
+    c.fail(
+      "plugin.sha256",
+      "is required with an http(s):// plugin.url for gateway.type envoy (Envoy checks the fetched code against it)",
+      undefined,
+    );
   }
 }
 
 function parseModels(c: Checker, raw: Obj): ModelSpec[] {
-  const list = raw['models'];
+  const list = raw["models"];
   if (!Array.isArray(list) || list.length === 0) {
-    c.fail('models', 'must be a non-empty list of models', list);
+    c.fail("models", "must be a non-empty list of models", list);
     return [];
   }
   const parsed: { index: number; model: ModelSpec }[] = [];
@@ -345,15 +370,15 @@ function parseModels(c: Checker, raw: Obj): ModelSpec[] {
   if (parsed.length !== list.length) return models;
   const names = new Set(models.map((m) => m.name));
   list.forEach((m: unknown, i: number) => {
-    if (!c.isObject(m) || !Array.isArray(m['fallback'])) return;
-    const self = m['name'];
+    if (!c.isObject(m) || !Array.isArray(m["fallback"])) return;
+    const self = m["name"];
     const seen = new Set<string>();
-    (m['fallback'] as unknown[]).forEach((f, j) => {
-      if (typeof f !== 'string') return;
+    (m["fallback"] as unknown[]).forEach((f, j) => {
+      if (typeof f !== "string") return;
       const path = `models[${i}].fallback[${j}]`;
-      if (f === self) c.fail(path, 'must not be the model itself', f);
-      else if (!names.has(f)) c.fail(path, `must name another model in models[] (${[...names].join(', ')})`, f);
-      else if (seen.has(f)) c.fail(path, 'is listed twice', f);
+      if (f === self) c.fail(path, "must not be the model itself", f);
+      else if (!names.has(f)) c.fail(path, `must name another model in models[] (${[...names].join(", ")})`, f);
+      else if (seen.has(f)) c.fail(path, "is listed twice", f);
       seen.add(f);
     });
   });
@@ -362,38 +387,38 @@ function parseModels(c: Checker, raw: Obj): ModelSpec[] {
 
 function parseModel(c: Checker, m: unknown, path: string): ModelSpec | undefined {
   if (!c.isObject(m)) {
-    c.fail(path, 'must be a mapping with name, modelID, gpus, ...', m);
+    c.fail(path, "must be a mapping with name, modelID, gpus, ...", m);
     return undefined;
   }
   c.keys(m, path, MODEL_KEYS);
-  const name = c.string(m, 'name', `${path}.name`, {
+  const name = c.string(m, "name", `${path}.name`, {
     required: true,
     pattern: DNS_LABEL,
     what: `${DNS_LABEL_WHAT}, at most ${MAX_MODEL_NAME} characters so that "<name>-lb" is a valid Service name`,
     max: MAX_MODEL_NAME,
   });
-  const modelID = c.string(m, 'modelID', `${path}.modelID`, {
+  const modelID = c.string(m, "modelID", `${path}.modelID`, {
     required: true,
     pattern: MODEL_ID,
-    what: 'a model hub ID such as Qwen/Qwen2-1.5B-Instruct',
+    what: "a model hub ID such as Qwen/Qwen2-1.5B-Instruct",
   });
-  const hub = c.oneOf(m, 'hub', `${path}.hub`, ['Huggingface', 'ModelScope'] as const) ?? DEFAULT_MODEL_HUB;
-  const revision = c.string(m, 'revision', `${path}.revision`, { pattern: /^\S+$/, what: 'a revision without spaces' });
-  const familyName = c.string(m, 'familyName', `${path}.familyName`, { pattern: DNS_LABEL, what: DNS_LABEL_WHAT });
-  const gpus = c.integer(m, 'gpus', `${path}.gpus`, 1, 1);
-  const replicas = c.integer(m, 'replicas', `${path}.replicas`, 1, 1);
+  const hub = c.oneOf(m, "hub", `${path}.hub`, ["Huggingface", "ModelScope"] as const) ?? DEFAULT_MODEL_HUB;
+  const revision = c.string(m, "revision", `${path}.revision`, { pattern: /^\S+$/, what: "a revision without spaces" });
+  const familyName = c.string(m, "familyName", `${path}.familyName`, { pattern: DNS_LABEL, what: DNS_LABEL_WHAT });
+  const gpus = c.integer(m, "gpus", `${path}.gpus`, 1, 1);
+  const replicas = c.integer(m, "replicas", `${path}.replicas`, 1, 1);
   let fallback: string[] = [];
-  if (typeof m['fallback'] === 'string') {
-    c.fail(`${path}.fallback`, 'must be a list of model names (write [name])', m['fallback']);
+  if (typeof m["fallback"] === "string") {
+    c.fail(`${path}.fallback`, "must be a list of model names (write [name])", m["fallback"]);
   } else {
-    fallback = c.stringList(m, 'fallback', `${path}.fallback`) ?? [];
+    fallback = c.stringList(m, "fallback", `${path}.fallback`) ?? [];
   }
-  const route = c.string(m, 'route', `${path}.route`, { pattern: DNS_LABEL, what: DNS_LABEL_WHAT, max: MAX_MODEL_NAME });
-  const upstreamModel = c.string(m, 'upstreamModel', `${path}.upstreamModel`, { what: 'a non-empty string' });
-  const needsHfToken = c.boolean(m, 'needsHfToken', `${path}.needsHfToken`, false);
+  const route = c.string(m, "route", `${path}.route`, { pattern: DNS_LABEL, what: DNS_LABEL_WHAT, max: MAX_MODEL_NAME });
+  const upstreamModel = c.string(m, "upstreamModel", `${path}.upstreamModel`, { what: "a non-empty string" });
+  const needsHfToken = c.boolean(m, "needsHfToken", `${path}.needsHfToken`, false);
   const resources = parseResources(c, m, `${path}.resources`);
-  const args = c.stringList(m, 'args', `${path}.args`) ?? [];
-  const backendVersion = c.string(m, 'backendVersion', `${path}.backendVersion`, { pattern: /^\S+$/, what: 'an image tag' });
+  const args = c.stringList(m, "args", `${path}.args`) ?? [];
+  const backendVersion = c.string(m, "backendVersion", `${path}.backendVersion`, { pattern: /^\S+$/, what: "an image tag" });
 
   if (name === undefined || modelID === undefined) return undefined;
   const model: ModelSpec = {
@@ -416,22 +441,22 @@ function parseModel(c: Checker, m: unknown, path: string): ModelSpec | undefined
 }
 
 function parseResources(c: Checker, m: Obj, path: string): Resources | undefined {
-  if (m['resources'] === undefined || m['resources'] === null) return undefined;
-  const r = c.object(m, 'resources', path, false);
+  if (m["resources"] === undefined || m["resources"] === null) return undefined;
+  const r = c.object(m, "resources", path, false);
   if (!r) return undefined;
-  c.keys(r, path, ['requests', 'limits']);
+  c.keys(r, path, ["requests", "limits"]);
   const out: Resources = {};
-  for (const part of ['requests', 'limits'] as const) {
+  for (const part of ["requests", "limits"] as const) {
     if (r[part] === undefined) continue;
     const list = c.object(r, part, `${path}.${part}`, false);
     if (!list) continue;
     const quantities: Record<string, Quantity> = {};
     for (const [res, q] of Object.entries(list)) {
       const at = `${path}.${part}.${res}`;
-      if (res === 'nvidia.com/gpu') {
-        c.fail(at, 'GPUs are set with gpus (rendered as nvidia.com/gpu in both requests and limits)', q);
-      } else if (typeof q === 'number' ? !(q >= 0) : typeof q !== 'string' || !QUANTITY.test(q)) {
-        c.fail(at, 'must be a Kubernetes quantity such as 4, 500m or 16Gi', q);
+      if (res === "nvidia.com/gpu") {
+        c.fail(at, "GPUs are set with gpus (rendered as nvidia.com/gpu in both requests and limits)", q);
+      } else if (typeof q === "number" ? !(q >= 0) : typeof q !== "string" || !QUANTITY.test(q)) {
+        c.fail(at, "must be a Kubernetes quantity such as 4, 500m or 16Gi", q);
       } else {
         quantities[res] = q as Quantity;
       }
@@ -451,15 +476,15 @@ function parseResources(c: Checker, m: Obj, path: string): Resources | undefined
 /** A Kubernetes quantity as num * 10^exp10 * 1024^exp1024, exactly. */
 function parseQuantity(q: Quantity): { num: bigint; exp10: number; exp1024: number } | undefined {
   const m = /^\+?([0-9]*)(?:\.([0-9]*))?(([KMGTPE]i)|[numkMGTPE]|[eE]([+-]?[0-9]+))?$/.exec(String(q));
-  if (m === null || (m[1] === '' && (m[2] ?? '') === '')) return undefined;
-  const frac = m[2] ?? '';
-  const num = BigInt(`${m[1]}${frac}` || '0');
+  if (m === null || (m[1] === "" && (m[2] ?? "") === "")) return undefined;
+  const frac = m[2] ?? "";
+  const num = BigInt(`${m[1]}${frac}` || "0");
   let exp10 = -frac.length;
   let exp1024 = 0;
-  const suffix = m[3] ?? '';
-  if (m[4] !== undefined) exp1024 = 'KMGTPE'.indexOf(suffix[0] ?? '') + 1;
+  const suffix = m[3] ?? "";
+  if (m[4] !== undefined) exp1024 = "KMGTPE".indexOf(suffix[0] ?? "") + 1;
   else if (m[5] !== undefined) exp10 += Number(m[5]);
-  else if (suffix !== '') exp10 += { n: -9, u: -6, m: -3, k: 3, M: 6, G: 9, T: 12, P: 15, E: 18 }[suffix] ?? 0;
+  else if (suffix !== "") exp10 += { n: -9, u: -6, m: -3, k: 3, M: 6, G: 9, T: 12, P: 15, E: 18 }[suffix] ?? 0;
   return { num, exp10, exp1024 };
 }
 
@@ -478,6 +503,6 @@ export function compareQuantities(a: Quantity, b: Quantity): number | undefined 
 
 /** The routing header the plugin writes and the Ingresses match on. */
 export function routingHeader(spec: DeploySpec): string {
-  const h = spec.plugin.config['routingHeader'];
-  return typeof h === 'string' ? h : DEFAULT_ROUTING_HEADER;
+  const h = spec.plugin.config["routingHeader"];
+  return typeof h === "string" ? h : DEFAULT_ROUTING_HEADER;
 }

@@ -1,19 +1,19 @@
 // apply: server-side apply of every object of the deployment, refusing to take over objects that are not ours,
 // then (optionally) waiting for the models and printing how to reach them.
-import { PatchStrategy } from '@kubernetes/client-node';
-import { gatewayEndpoint, printEndpoint, printEnvoyGateway } from './endpoint.ts';
-import { CliError, EXIT, explain } from '../errors.ts';
-import { line, type Io } from '../io.ts';
-import { readOrNull, type Cluster } from './kube.ts';
-import { mergeBridge } from './mcpbridge.ts';
-import { disableModelRouters, warnAboutModelRouter } from './modelrouter.ts';
-import { FIELD_MANAGER, HF_SECRET_NAME, HF_TOKEN_ENV, KINDS, MCP_BRIDGE_NAME } from '../names.ts';
-import { describeRef, type K8sObject } from '../render/objects.ts';
-import { takeoverConflict } from './ownership.ts';
-import { renderObjects } from '../render/render.ts';
-import { hfToken, hfTokenSecret } from './secret.ts';
-import type { DeploySpec } from '../spec.ts';
-import { waitForModels, type WaitOptions } from './wait.ts';
+import { PatchStrategy } from "@kubernetes/client-node";
+import { gatewayEndpoint, printEndpoint, printEnvoyGateway } from "./endpoint.ts";
+import { CliError, EXIT, explain } from "../errors.ts";
+import { line, type Io } from "../io.ts";
+import { readOrNull, type Cluster } from "./kube.ts";
+import { mergeBridge } from "./mcpbridge.ts";
+import { disableModelRouters, warnAboutModelRouter } from "./modelrouter.ts";
+import { FIELD_MANAGER, HF_SECRET_NAME, HF_TOKEN_ENV, KINDS, MCP_BRIDGE_NAME } from "../names.ts";
+import { describeRef, type K8sObject } from "../render/objects.ts";
+import { takeoverConflict } from "./ownership.ts";
+import { renderObjects } from "../render/render.ts";
+import { hfToken, hfTokenSecret } from "./secret.ts";
+import type { DeploySpec } from "../spec.ts";
+import { waitForModels, type WaitOptions } from "./wait.ts";
 
 export interface ApplyOptions {
   /** Skip waiting for the Playgrounds when undefined. */
@@ -24,7 +24,7 @@ export interface ApplyOptions {
   disableModelRouter?: boolean;
 }
 
-type Outcome = 'created' | 'configured' | 'unchanged';
+type Outcome = "created" | "configured" | "unchanged";
 
 function isBridge(o: K8sObject): boolean {
   return o.kind === KINDS.McpBridge.kind && o.apiVersion === KINDS.McpBridge.apiVersion && o.metadata.name === MCP_BRIDGE_NAME;
@@ -64,7 +64,7 @@ async function plan(cluster: Cluster, spec: DeploySpec, objects: K8sObject[]): P
     else steps.push({ desired, existing });
   }
   if (conflicts.length > 0) {
-    throw new CliError(`refusing to apply, nothing was changed:\n${conflicts.map((c) => `  ${c}`).join('\n')}`);
+    throw new CliError(`refusing to apply, nothing was changed:\n${conflicts.map((c) => `  ${c}`).join("\n")}`);
   }
   return steps;
 }
@@ -74,11 +74,11 @@ async function applyBridge(cluster: Cluster, spec: DeploySpec, step: Step): Prom
   let existing = step.existing;
   for (let attempt = 1; ; attempt++) {
     const merged = mergeBridge(spec, step.desired, existing);
-    if (!merged.ok) throw new CliError(merged.conflicts.join('\n'));
+    if (!merged.ok) throw new CliError(merged.conflicts.join("\n"));
     try {
       return { result: await serverSideApply(cluster, merged.object), existing };
     } catch (err) {
-      if (attempt >= 3 || !(err instanceof CliError) || !err.message.startsWith('conflict on')) throw err;
+      if (attempt >= 3 || !(err instanceof CliError) || !err.message.startsWith("conflict on")) throw err;
     }
     existing = await readOrNull<K8sObject>(cluster, step.desired);
   }
@@ -92,7 +92,7 @@ export async function apply(spec: DeploySpec, cluster: Cluster, io: Io, opts: Ap
       ? await applyBridge(cluster, spec, step)
       : { result: await serverSideApply(cluster, step.desired), existing: step.existing };
     const outcome: Outcome =
-      existing === null ? 'created' : existing.metadata.resourceVersion === result.metadata.resourceVersion ? 'unchanged' : 'configured';
+      existing === null ? "created" : existing.metadata.resourceVersion === result.metadata.resourceVersion ? "unchanged" : "configured";
     line(io.out, `${outcome.padEnd(10)} ${describeRef(step.desired)}`);
   }
 
@@ -100,15 +100,15 @@ export async function apply(spec: DeploySpec, cluster: Cluster, io: Io, opts: Ap
   else await warnAboutModelRouter(cluster, spec, io);
   await warnAboutToken(cluster, spec, io);
   if (opts.wait !== undefined) {
-    line(io.out, '');
+    line(io.out, "");
     const result = await waitForModels(cluster, spec, io, opts.wait);
     if (!result.ok) {
       line(io.err, result.message);
       return EXIT.notReady;
     }
   }
-  line(io.out, '');
-  if (spec.gateway.type === 'envoy') printEnvoyGateway(io, spec, opts.envoyBootstrap ?? '(render -f FILE prints it)');
+  line(io.out, "");
+  if (spec.gateway.type === "envoy") printEnvoyGateway(io, spec, opts.envoyBootstrap ?? "(render -f FILE prints it)");
   else printEndpoint(io, spec, await gatewayEndpoint(cluster, spec));
   return EXIT.ok;
 }
@@ -117,7 +117,7 @@ export async function apply(spec: DeploySpec, cluster: Cluster, io: Io, opts: Ap
 async function warnAboutToken(cluster: Cluster, spec: DeploySpec, io: Io): Promise<void> {
   const gated = spec.models.filter((m) => m.needsHfToken).map((m) => m.name);
   if (gated.length === 0 || hfToken(io.env) !== undefined) return;
-  const ref = { apiVersion: 'v1', kind: 'Secret', metadata: { name: HF_SECRET_NAME, namespace: spec.namespace } };
+  const ref = { apiVersion: "v1", kind: "Secret", metadata: { name: HF_SECRET_NAME, namespace: spec.namespace } };
   try {
     if ((await readOrNull(cluster, ref)) !== null) return;
   } catch (err) {
@@ -127,7 +127,7 @@ async function warnAboutToken(cluster: Cluster, spec: DeploySpec, io: Io): Promi
   }
   line(
     io.err,
-    `warning: ${gated.join(', ')} needs a Hugging Face token, but ${HF_TOKEN_ENV} is not set and Secret ` +
+    `warning: ${gated.join(", ")} needs a Hugging Face token, but ${HF_TOKEN_ENV} is not set and Secret ` +
       `${spec.namespace}/${HF_SECRET_NAME} does not exist: set ${HF_TOKEN_ENV} and apply again`,
   );
 }

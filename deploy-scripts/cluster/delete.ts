@@ -1,26 +1,26 @@
 // delete: removes what apply created for this deployment, found by our labels (so objects from an older version
 // of the file go too), and this deployment's registries from the shared McpBridge. Everything else stays, even
 // objects with the same names.
-import { PatchStrategy } from '@kubernetes/client-node';
-import { EXIT, MissingKindError, explain, isNotFound } from '../errors.ts';
-import { line, type Io } from '../io.ts';
-import { listByLabels, readOrNull, type Cluster } from './kube.ts';
-import { removeFromBridge } from './mcpbridge.ts';
-import { FIELD_MANAGER, KINDS, type KindInfo } from '../names.ts';
-import { describeRef, type K8sObject } from '../render/objects.ts';
-import { ownedBy, ownerSelector } from './ownership.ts';
-import { mcpBridge, renderObjects } from '../render/render.ts';
-import type { DeploySpec } from '../spec.ts';
+import { PatchStrategy } from "@kubernetes/client-node";
+import { EXIT, MissingKindError, explain, isNotFound } from "../errors.ts";
+import { line, type Io } from "../io.ts";
+import { listByLabels, readOrNull, type Cluster } from "./kube.ts";
+import { removeFromBridge } from "./mcpbridge.ts";
+import { FIELD_MANAGER, KINDS, type KindInfo } from "../names.ts";
+import { describeRef, type K8sObject } from "../render/objects.ts";
+import { ownedBy, ownerSelector } from "./ownership.ts";
+import { mcpBridge, renderObjects } from "../render/render.ts";
+import type { DeploySpec } from "../spec.ts";
 
 /** Reverse of apply order: the plugin and routes go before the registries and models they point at. */
-const DELETE_ORDER: ({ kind: KindInfo; where: 'models' | 'gateway' } | 'registries')[] = [
-  { kind: KINDS.WasmPlugin, where: 'gateway' },
-  { kind: KINDS.EnvoyFilter, where: 'gateway' },
-  { kind: KINDS.Ingress, where: 'gateway' },
-  'registries',
-  { kind: KINDS.Playground, where: 'models' },
-  { kind: KINDS.OpenModel, where: 'models' },
-  { kind: KINDS.Secret, where: 'models' },
+const DELETE_ORDER: ({ kind: KindInfo; where: "models" | "gateway" } | "registries")[] = [
+  { kind: KINDS.WasmPlugin, where: "gateway" },
+  { kind: KINDS.EnvoyFilter, where: "gateway" },
+  { kind: KINDS.Ingress, where: "gateway" },
+  "registries",
+  { kind: KINDS.Playground, where: "models" },
+  { kind: KINDS.OpenModel, where: "models" },
+  { kind: KINDS.Secret, where: "models" },
 ];
 
 async function deleteOne(cluster: Cluster, o: K8sObject): Promise<boolean> {
@@ -44,8 +44,8 @@ async function removeRegistries(cluster: Cluster, spec: DeploySpec, io: Io): Pro
     throw err;
   }
   const removal = removeFromBridge(spec, desired, existing);
-  if (removal.action === 'none') return false;
-  if (removal.action === 'delete') {
+  if (removal.action === "none") return false;
+  if (removal.action === "delete") {
     const deleted = await deleteOne(cluster, desired);
     if (deleted) line(io.out, `deleted    ${describeRef(desired)}`);
     return deleted;
@@ -55,7 +55,7 @@ async function removeRegistries(cluster: Cluster, spec: DeploySpec, io: Io): Pro
   } catch (err) {
     throw explain(err, cluster.server, removal.object);
   }
-  const what = removal.removed.length > 0 ? `registries ${removal.removed.join(', ')}` : 'its record';
+  const what = removal.removed.length > 0 ? `registries ${removal.removed.join(", ")}` : "its record";
   line(io.out, `updated    ${describeRef(desired)} (removed ${what} of deployment ${spec.name}; kept the rest)`);
   return true;
 }
@@ -65,12 +65,12 @@ export async function del(spec: DeploySpec, cluster: Cluster, io: Io): Promise<n
   const named = renderObjects(spec, { hfTokenSet: false });
   let changed = 0;
   for (const step of DELETE_ORDER) {
-    if (step === 'registries') {
+    if (step === "registries") {
       if (await removeRegistries(cluster, spec, io)) changed++;
       continue;
     }
     const { kind, where } = step;
-    const namespace = where === 'models' ? spec.namespace : spec.gateway.namespace;
+    const namespace = where === "models" ? spec.namespace : spec.gateway.namespace;
     let owned: K8sObject[];
     try {
       owned = await listByLabels<K8sObject>(cluster, kind, namespace, selector);

@@ -1,37 +1,59 @@
 // --install-helm: the documented Helm installs of Higress and llmaz, run only when asked. `upgrade --install` keeps
 // them idempotent; `--wait` matters for llmaz, whose webhooks fail closed until its controller runs.
-import { spawn } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
-import { delimiter, join } from 'node:path';
-import { CliError } from '../errors.ts';
-import { line, type Io } from '../io.ts';
-import { HELM } from '../names.ts';
-import type { DeploySpec } from '../spec.ts';
+import { spawn } from "node:child_process";
+import { accessSync, constants } from "node:fs";
+import { delimiter, join } from "node:path";
+import { CliError } from "../errors.ts";
+import { line, type Io } from "../io.ts";
+import { HELM } from "../names.ts";
+import type { DeploySpec } from "../spec.ts";
 
 /** Higress (not for gateway.type envoy: that gateway is an Envoy you run) and llmaz. */
 export function helmCommands(spec: DeploySpec): string[][] {
-  const higress = spec.gateway.type === 'envoy' ? [] : [
-    ['repo', 'add', HELM.higressRepoName, HELM.higressRepoUrl, '--force-update'],
-    [
-      'upgrade', '--install', 'higress', HELM.higressChart,
-      '--namespace', spec.gateway.namespace, '--create-namespace', '--render-subchart-notes', '--wait',
-    ],
-  ];
+  const higress =
+    spec.gateway.type === "envoy"
+      ? []
+      : [
+          ["repo", "add", HELM.higressRepoName, HELM.higressRepoUrl, "--force-update"],
+          [
+            "upgrade",
+            "--install",
+            "higress",
+            HELM.higressChart,
+            "--namespace",
+            spec.gateway.namespace,
+            "--create-namespace",
+            "--render-subchart-notes",
+            "--wait",
+          ],
+        ];
   return [
     ...higress,
     [
-      'upgrade', '--install', 'llmaz', HELM.llmazChart,
-      '--namespace', HELM.llmazNamespace, '--create-namespace', '--version', HELM.llmazVersion,
+      "upgrade",
+      "--install",
+      "llmaz",
+      HELM.llmazChart,
+      "--namespace",
+      HELM.llmazNamespace,
+      "--create-namespace",
+      "--version",
+      HELM.llmazVersion,
       // The chart also brings Envoy Gateway, Envoy AI Gateway and Open WebUI: Higress is our gateway.
-      '--set', 'envoy-gateway.enabled=false', '--set', 'envoy-ai-gateway.enabled=false', '--set', 'open-webui.enabled=false',
-      '--wait',
+      "--set",
+      "envoy-gateway.enabled=false",
+      "--set",
+      "envoy-ai-gateway.enabled=false",
+      "--set",
+      "open-webui.enabled=false",
+      "--wait",
     ],
   ];
 }
 
 export function findOnPath(command: string, env: NodeJS.ProcessEnv): string | undefined {
-  for (const dir of (env['PATH'] ?? '').split(delimiter)) {
-    if (dir === '') continue;
+  for (const dir of (env["PATH"] ?? "").split(delimiter)) {
+    if (dir === "") continue;
     const candidate = join(dir, command);
     try {
       accessSync(candidate, constants.X_OK);
@@ -45,22 +67,24 @@ export function findOnPath(command: string, env: NodeJS.ProcessEnv): string | un
 
 function run(helm: string, args: string[], io: Io): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn(helm, args, { env: io.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout.on('data', (b: Buffer) => io.out.write(b.toString()));
-    child.stderr.on('data', (b: Buffer) => io.err.write(b.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve(code ?? 1));
+    const child = spawn(helm, args, { env: io.env, stdio: ["ignore", "pipe", "pipe"] });
+    child.stdout.on("data", (b: Buffer) => io.out.write(b.toString()));
+    child.stderr.on("data", (b: Buffer) => io.err.write(b.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => resolve(code ?? 1));
   });
 }
 
 export function helmCommandText(args: string[]): string {
-  return ['helm', ...args].join(' ');
+  return ["helm", ...args].join(" ");
 }
 
 export async function installHelm(spec: DeploySpec, io: Io): Promise<void> {
-  const helm = findOnPath('helm', io.env);
+  const helm = findOnPath("helm", io.env);
   if (helm === undefined) {
-    throw new CliError('--install-helm: helm is not on PATH; install Helm 3 (https://helm.sh/docs/intro/install/) or leave out --install-helm');
+    throw new CliError(
+      "--install-helm: helm is not on PATH; install Helm 3 (https://helm.sh/docs/intro/install/) or leave out --install-helm",
+    );
   }
   for (const args of helmCommands(spec)) {
     line(io.out, `$ ${helmCommandText(args)}`);

@@ -13,17 +13,17 @@
 // last is not up to the user. When model-router runs after llm-gateway it writes the body's model (after
 // llm-gateway rewrote it to upstreamModel, or filled in defaultModel) over the route llm-gateway chose, and the
 // request misses its route or takes another. apply and status warn; `apply --disable-model-router` disables it.
-import { PatchStrategy } from '@kubernetes/client-node';
-import { CliError, explain } from '../errors.ts';
-import { line, type Io } from '../io.ts';
-import { listByLabels, type Cluster } from './kube.ts';
-import { FIELD_MANAGER, KINDS } from '../names.ts';
-import { describeRef, type K8sObject } from '../render/objects.ts';
-import type { DeploySpec } from '../spec.ts';
+import { PatchStrategy } from "@kubernetes/client-node";
+import { CliError, explain } from "../errors.ts";
+import { line, type Io } from "../io.ts";
+import { listByLabels, type Cluster } from "./kube.ts";
+import { FIELD_MANAGER, KINDS } from "../names.ts";
+import { describeRef, type K8sObject } from "../render/objects.ts";
+import type { DeploySpec } from "../spec.ts";
 
-export const MODEL_ROUTER_SELECTOR = 'higress.io/wasm-plugin-name=model-router';
+export const MODEL_ROUTER_SELECTOR = "higress.io/wasm-plugin-name=model-router";
 /** Set on a model-router that `apply --disable-model-router` disabled: which deployment did it. */
-export const DISABLED_BY_ANNOTATION = 'llm-gateway.io/disabled-model-router';
+export const DISABLED_BY_ANNOTATION = "llm-gateway.io/disabled-model-router";
 
 interface WasmPluginLike extends K8sObject {
   spec?: { defaultConfigDisable?: boolean; matchRules?: Array<Record<string, unknown> & { configDisable?: boolean }> };
@@ -37,13 +37,13 @@ export function isActive(p: WasmPluginLike): boolean {
 
 /** The model-router WasmPlugins that are active in the gateway namespace (none for gateway.type envoy). */
 export async function activeModelRouters(cluster: Cluster, spec: DeploySpec): Promise<WasmPluginLike[]> {
-  if (spec.gateway.type !== 'higress') return [];
+  if (spec.gateway.type !== "higress") return [];
   const all = await listByLabels<WasmPluginLike>(cluster, KINDS.WasmPlugin, spec.gateway.namespace, MODEL_ROUTER_SELECTOR);
-  return all.filter(isActive).sort((a, b) => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''));
+  return all.filter(isActive).sort((a, b) => (a.metadata.name ?? "").localeCompare(b.metadata.name ?? ""));
 }
 
 export function modelRouterWarning(p: WasmPluginLike, spec: DeploySpec): string {
-  const header = String(spec.plugin.config['routingHeader'] ?? 'x-higress-llm-model');
+  const header = String(spec.plugin.config["routingHeader"] ?? "x-higress-llm-model");
   return (
     `warning: ${describeRef(p)} is Higress's model-router (the console enables it once an AI route exists): it also ` +
     `writes x-higress-llm-model from the body's model, in llm-gateway's slot (AUTHN, priority 900), so it can ` +
@@ -93,6 +93,6 @@ export async function disableModelRouters(cluster: Cluster, spec: DeploySpec, io
     } catch (err) {
       throw explain(err, cluster.server, p);
     }
-    line(io.out, `${'disabled'.padEnd(10)} ${describeRef(p)} (Higress's model-router: spec.defaultConfigDisable true)`);
+    line(io.out, `${"disabled".padEnd(10)} ${describeRef(p)} (Higress's model-router: spec.defaultConfigDisable true)`);
   }
 }

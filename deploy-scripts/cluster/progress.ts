@@ -1,7 +1,7 @@
 // Live progress, one line per model: rewritten in place on a terminal, printed on change otherwise (CI logs).
-import type { Writer } from '../io.ts';
+import type { Writer } from "../io.ts";
 
-export type Phase = 'waiting' | 'ready' | 'failed';
+export type Phase = "waiting" | "ready" | "failed";
 
 export interface ModelState {
   model: string;
@@ -9,14 +9,14 @@ export interface ModelState {
   detail: string;
 }
 
-const CLEAR_LINE = '\x1b[2K';
+const CLEAR_LINE = "\x1b[2K";
 const cursorUp = (n: number): string => `\x1b[${n}A`;
 
 export function formatDuration(ms: number): string {
   const s = Math.floor(ms / 1000);
   if (s < 60) return `${s}s`;
   const m = Math.floor(s / 60);
-  return m < 60 ? `${m}m${String(s % 60).padStart(2, '0')}s` : `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
+  return m < 60 ? `${m}m${String(s % 60).padStart(2, "0")}s` : `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m`;
 }
 
 export class ProgressDisplay {
@@ -36,8 +36,8 @@ export class ProgressDisplay {
 
   update(states: ModelState[], elapsedMs: number): void {
     if (this.stream.isTTY === true) {
-      let out = this.drawn > 0 ? cursorUp(this.drawn) : '';
-      for (const s of states) out += `${CLEAR_LINE}${this.text(s)}${s.phase === 'waiting' ? ` (${formatDuration(elapsedMs)})` : ''}\n`;
+      let out = this.drawn > 0 ? cursorUp(this.drawn) : "";
+      for (const s of states) out += `${CLEAR_LINE}${this.text(s)}${s.phase === "waiting" ? ` (${formatDuration(elapsedMs)})` : ""}\n`;
       this.drawn = states.length;
       this.stream.write(out);
       return;

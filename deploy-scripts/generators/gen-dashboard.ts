@@ -8,30 +8,30 @@
 //
 // Metric names: assembly/plugin/metrics.ts (Higress's ai-statistics names under the stats tags
 // ai_route, ai_cluster, ai_model, ai_consumer) and assembly/plugin/root.ts (the VM memory gauge).
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { syncGeneratedFiles } from './generated-files.ts';
-import { stringify } from 'yaml';
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { syncGeneratedFiles } from "./generated-files.ts";
+import { stringify } from "yaml";
 
-export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const DASHBOARD_DIR = join(ROOT, 'manifests', 'grafana');
-export const DASHBOARD_FILE = join(DASHBOARD_DIR, 'llm-gateway-dashboard.json');
-export const CONFIGMAP_FILE = join(DASHBOARD_DIR, 'dashboard-configmap.yaml');
-export const DASHBOARD_UID = 'llm-gateway';
-export const CONFIGMAP_NAME = 'llm-gateway-dashboard';
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const DASHBOARD_DIR = join(ROOT, "manifests", "grafana");
+export const DASHBOARD_FILE = join(DASHBOARD_DIR, "llm-gateway-dashboard.json");
+export const CONFIGMAP_FILE = join(DASHBOARD_DIR, "dashboard-configmap.yaml");
+export const DASHBOARD_UID = "llm-gateway";
+export const CONFIGMAP_NAME = "llm-gateway-dashboard";
 /** Key of the dashboard in the ConfigMap; the sidecar writes it as this file name. */
-export const CONFIGMAP_KEY = 'llm-gateway-dashboard.json';
+export const CONFIGMAP_KEY = "llm-gateway-dashboard.json";
 
 /** Prometheus name prefix of every per-request metric (Envoy drops `wasmcustom.`, the stats tags take the labels out). */
-export const AI_PREFIX = 'route_upstream_model_consumer_metric_';
-export const VM_MEMORY = 'llm_gateway_vm_memory_bytes';
+export const AI_PREFIX = "route_upstream_model_consumer_metric_";
+export const VM_MEMORY = "llm_gateway_vm_memory_bytes";
 /** The dashboard's variable holding the Prometheus data source (also what `${DS_PROMETHEUS}` resolves to). */
-export const DS_VAR = 'DS_PROMETHEUS';
-const DS = { type: 'prometheus', uid: '${' + DS_VAR + '}' };
+export const DS_VAR = "DS_PROMETHEUS";
+const DS = { type: "prometheus", uid: "${" + DS_VAR + "}" };
 
 // Every per-request selector carries the three filters, so the variables apply to every panel.
 const FILTERS = 'ai_model=~"$ai_model", ai_route=~"$ai_route", ai_consumer=~"$ai_consumer"';
-const WINDOW = '[$__rate_interval]';
+const WINDOW = "[$__rate_interval]";
 
 /** `route_upstream_model_consumer_metric_<name>{filters}` */
 export function ai(name: string): string {
@@ -48,8 +48,8 @@ function sumRate(name: string, by?: string): string {
 }
 
 /** Quantile of a histogram from its buckets, per value of `by` (or over everything when null). */
-function quantile(q: number, histogram: string, by: string | null = 'ai_model'): string {
-  return `histogram_quantile(${q}, sum by (${by === null ? '' : `${by}, `}le) (${rate(`${histogram}_bucket`)}))`;
+function quantile(q: number, histogram: string, by: string | null = "ai_model"): string {
+  return `histogram_quantile(${q}, sum by (${by === null ? "" : `${by}, `}le) (${rate(`${histogram}_bucket`)}))`;
 }
 
 /** The share `num / den` of two counters; 0 (not "no data") while `num` has never been counted. */
@@ -59,13 +59,13 @@ function share(num: string, den: string): string {
 
 // responses_<origin>_<class>, one counter per pair (assembly/plugin/report.ts). Only the classes an
 // LLM API answers with; each becomes a `class` label so the panels can stack and total them.
-export const RESPONSE_CLASSES = ['upstream_2xx', 'upstream_4xx', 'upstream_5xx', 'local_2xx', 'local_4xx', 'local_5xx'] as const;
+export const RESPONSE_CLASSES = ["upstream_2xx", "upstream_4xx", "upstream_5xx", "local_2xx", "local_4xx", "local_5xx"] as const;
 
 // The rates of all response counters as one vector: rate() drops the metric name, so each is told
 // apart by a `class` label ("upstream 5xx", …) and `or` keeps them all.
 function responsesUnion(): string {
-  const parts = RESPONSE_CLASSES.map((c) => `label_replace(${rate(`responses_${c}`)}, "class", "${c.replace('_', ' ')}", "", "")`);
-  return `(\n  ${parts.join('\n  or ')}\n)`;
+  const parts = RESPONSE_CLASSES.map((c) => `label_replace(${rate(`responses_${c}`)}, "class", "${c.replace("_", " ")}", "", "")`);
+  return `(\n  ${parts.join("\n  or ")}\n)`;
 }
 
 function responseShare(cls: (typeof RESPONSE_CLASSES)[number]): string {
@@ -74,10 +74,13 @@ function responseShare(cls: (typeof RESPONSE_CLASSES)[number]): string {
 
 // ---- panel model -------------------------------------------------------------------------------
 
-export interface Target { expr: string; legend: string }
+export interface Target {
+  expr: string;
+  legend: string;
+}
 
 interface PanelSpec {
-  kind: 'timeseries' | 'stat';
+  kind: "timeseries" | "stat";
   title: string;
   description: string;
   unit: string;
@@ -90,98 +93,181 @@ interface PanelSpec {
   decimals?: number;
 }
 
-interface RowSpec { title: string; panels: PanelSpec[] }
+interface RowSpec {
+  title: string;
+  panels: PanelSpec[];
+}
 
 function ts(title: string, unit: string, description: string, targets: Target[], width = 8, extra: Partial<PanelSpec> = {}): PanelSpec {
-  return { kind: 'timeseries', title, unit, description, targets, width, height: 8, ...extra };
+  return { kind: "timeseries", title, unit, description, targets, width, height: 8, ...extra };
 }
 
 function stat(title: string, unit: string, description: string, expr: string, extra: Partial<PanelSpec> = {}): PanelSpec {
-  return { kind: 'stat', title, unit, description, targets: [{ expr, legend: title }], width: 4, height: 4, ...extra };
+  return { kind: "stat", title, unit, description, targets: [{ expr, legend: title }], width: 4, height: 4, ...extra };
 }
 
 function p50p99(histogram: string): Target[] {
   return [
-    { expr: quantile(0.5, histogram), legend: '{{ai_model}} p50' },
-    { expr: quantile(0.99, histogram), legend: '{{ai_model}} p99' },
+    { expr: quantile(0.5, histogram), legend: "{{ai_model}} p50" },
+    { expr: quantile(0.99, histogram), legend: "{{ai_model}} p99" },
   ];
 }
 
-const TTFT_NOTE = 'Time to first token: from the request reaching the gateway to the first SSE event carrying generated content (streamed requests only).';
+const TTFT_NOTE =
+  "Time to first token: from the request reaching the gateway to the first SSE event carrying generated content (streamed requests only).";
 
 export function rows(): RowSpec[] {
   return [
     {
-      title: 'Overview',
+      title: "Overview",
       panels: [
-        stat('Requests/s', 'reqps', 'Requests routed to a model (llm_duration_count).', sumRate('llm_duration_count')),
-        stat('Output tokens/s', 'short', 'Generated tokens per second, all models.', sumRate('output_token')),
-        stat('TTFT p99', 'ms', TTFT_NOTE, quantile(0.99, 'first_token_ms', null), { redFrom: 2000 }),
-        stat('Upstream 5xx', 'percentunit', 'Share of all responses that were a 5xx from the model server.', responseShare('upstream_5xx'), { redFrom: 0.01, decimals: 2 }),
-        stat('Estimated usage', 'percentunit', 'Share of requests whose token counts the gateway estimated (the server reported no usage).', share('usage_estimated', 'llm_duration_count'), { redFrom: 0.05, decimals: 1 }),
-        stat('Wasm VM memory', 'bytes', 'Largest linear memory of the plugin\'s Wasm VMs (not filtered by the variables).', `max(${VM_MEMORY})`),
+        stat("Requests/s", "reqps", "Requests routed to a model (llm_duration_count).", sumRate("llm_duration_count")),
+        stat("Output tokens/s", "short", "Generated tokens per second, all models.", sumRate("output_token")),
+        stat("TTFT p99", "ms", TTFT_NOTE, quantile(0.99, "first_token_ms", null), { redFrom: 2000 }),
+        stat(
+          "Upstream 5xx",
+          "percentunit",
+          "Share of all responses that were a 5xx from the model server.",
+          responseShare("upstream_5xx"),
+          { redFrom: 0.01, decimals: 2 },
+        ),
+        stat(
+          "Estimated usage",
+          "percentunit",
+          "Share of requests whose token counts the gateway estimated (the server reported no usage).",
+          share("usage_estimated", "llm_duration_count"),
+          { redFrom: 0.05, decimals: 1 },
+        ),
+        stat(
+          "Wasm VM memory",
+          "bytes",
+          "Largest linear memory of the plugin's Wasm VMs (not filtered by the variables).",
+          `max(${VM_MEMORY})`,
+        ),
       ],
     },
     {
-      title: 'Traffic and tokens',
+      title: "Traffic and tokens",
       panels: [
-        ts('Requests/s per model', 'reqps', 'Requests routed to each model, whatever their outcome (Higress\'s llm_duration_count).',
-          [{ expr: sumRate('llm_duration_count', 'ai_model'), legend: '{{ai_model}}' }]),
-        ts('Input tokens/s per model', 'short', 'Prompt tokens per second as the model servers reported them (estimated when they did not).',
-          [{ expr: sumRate('input_token', 'ai_model'), legend: '{{ai_model}}' }]),
-        ts('Output tokens/s per model', 'short', 'Generated tokens per second as the model servers reported them (estimated when they did not).',
-          [{ expr: sumRate('output_token', 'ai_model'), legend: '{{ai_model}}' }]),
+        ts("Requests/s per model", "reqps", "Requests routed to each model, whatever their outcome (Higress's llm_duration_count).", [
+          { expr: sumRate("llm_duration_count", "ai_model"), legend: "{{ai_model}}" },
+        ]),
+        ts(
+          "Input tokens/s per model",
+          "short",
+          "Prompt tokens per second as the model servers reported them (estimated when they did not).",
+          [{ expr: sumRate("input_token", "ai_model"), legend: "{{ai_model}}" }],
+        ),
+        ts(
+          "Output tokens/s per model",
+          "short",
+          "Generated tokens per second as the model servers reported them (estimated when they did not).",
+          [{ expr: sumRate("output_token", "ai_model"), legend: "{{ai_model}}" }],
+        ),
       ],
     },
     {
-      title: 'Latency',
+      title: "Latency",
       panels: [
-        ts('Time to first token', 'ms', `${TTFT_NOTE} p50 and p99 from the first_token_ms histogram.`, p50p99('first_token_ms')),
-        ts('Inter-token latency', 'ms', 'Per streamed request: (duration - TTFT) / (output tokens - 1). p50 and p99.', p50p99('inter_token_ms')),
-        ts('Request duration', 'ms', 'From the request reaching the gateway to the last byte of the response. p50 and p99.', p50p99('duration_ms')),
-        ts('Output tokens/s per request', 'short', 'Each request\'s output tokens over its duration; the median request.',
-          [{ expr: quantile(0.5, 'output_tokens_per_second'), legend: '{{ai_model}} p50' }]),
-        ts('Tokens per request', 'short', 'Median prompt and completion size per request.', [
-          { expr: quantile(0.5, 'input_tokens'), legend: '{{ai_model}} input p50' },
-          { expr: quantile(0.5, 'output_tokens'), legend: '{{ai_model}} output p50' },
+        ts("Time to first token", "ms", `${TTFT_NOTE} p50 and p99 from the first_token_ms histogram.`, p50p99("first_token_ms")),
+        ts(
+          "Inter-token latency",
+          "ms",
+          "Per streamed request: (duration - TTFT) / (output tokens - 1). p50 and p99.",
+          p50p99("inter_token_ms"),
+        ),
+        ts(
+          "Request duration",
+          "ms",
+          "From the request reaching the gateway to the last byte of the response. p50 and p99.",
+          p50p99("duration_ms"),
+        ),
+        ts("Output tokens/s per request", "short", "Each request's output tokens over its duration; the median request.", [
+          { expr: quantile(0.5, "output_tokens_per_second"), legend: "{{ai_model}} p50" },
         ]),
-        ts('Mean TTFT and duration (Higress counters)', 'ms', 'The same means Higress\'s own AI dashboard shows, from its summed-milliseconds counters.', [
-          { expr: `${sumRate('llm_first_token_duration', 'ai_model')} / ${sumRate('llm_stream_duration_count', 'ai_model')}`, legend: '{{ai_model}} TTFT' },
-          { expr: `${sumRate('llm_service_duration', 'ai_model')} / ${sumRate('llm_duration_count', 'ai_model')}`, legend: '{{ai_model}} duration' },
+        ts("Tokens per request", "short", "Median prompt and completion size per request.", [
+          { expr: quantile(0.5, "input_tokens"), legend: "{{ai_model}} input p50" },
+          { expr: quantile(0.5, "output_tokens"), legend: "{{ai_model}} output p50" },
         ]),
+        ts(
+          "Mean TTFT and duration (Higress counters)",
+          "ms",
+          "The same means Higress's own AI dashboard shows, from its summed-milliseconds counters.",
+          [
+            {
+              expr: `${sumRate("llm_first_token_duration", "ai_model")} / ${sumRate("llm_stream_duration_count", "ai_model")}`,
+              legend: "{{ai_model}} TTFT",
+            },
+            {
+              expr: `${sumRate("llm_service_duration", "ai_model")} / ${sumRate("llm_duration_count", "ai_model")}`,
+              legend: "{{ai_model}} duration",
+            },
+          ],
+        ),
       ],
     },
     {
-      title: 'Errors and stream health',
+      title: "Errors and stream health",
       panels: [
-        ts('Error share', 'percentunit', 'Share of all responses: 5xx from the model servers, and 4xx/5xx Envoy or the plugin answered itself (bad requests, unknown models, unreachable servers).', [
-          { expr: responseShare('upstream_5xx'), legend: 'upstream 5xx' },
-          { expr: responseShare('local_4xx'), legend: 'local 4xx' },
-          { expr: responseShare('local_5xx'), legend: 'local 5xx' },
-        ]),
-        ts('Responses/s by origin and class', 'reqps', 'upstream: the model server answered; local: Envoy or the plugin did.',
-          [{ expr: `sum by (class) ${responsesUnion()}`, legend: '{{class}}' }], 8, { stacked: true }),
-        ts('Stream and usage quality', 'percentunit', 'Incomplete: streams that ended without [DONE]. Unparsed: streams with an SSE event over maxSseEventBytes. Both as a share of streamed requests. Estimated: requests whose usage the gateway estimated, as a share of all.', [
-          { expr: share('stream_incomplete', 'llm_stream_duration_count'), legend: 'incomplete streams' },
-          { expr: share('stream_unparsed', 'llm_stream_duration_count'), legend: 'unparsed streams' },
-          { expr: share('usage_estimated', 'llm_duration_count'), legend: 'estimated usage' },
-        ]),
+        ts(
+          "Error share",
+          "percentunit",
+          "Share of all responses: 5xx from the model servers, and 4xx/5xx Envoy or the plugin answered itself (bad requests, unknown models, unreachable servers).",
+          [
+            { expr: responseShare("upstream_5xx"), legend: "upstream 5xx" },
+            { expr: responseShare("local_4xx"), legend: "local 4xx" },
+            { expr: responseShare("local_5xx"), legend: "local 5xx" },
+          ],
+        ),
+        ts(
+          "Responses/s by origin and class",
+          "reqps",
+          "upstream: the model server answered; local: Envoy or the plugin did.",
+          [{ expr: `sum by (class) ${responsesUnion()}`, legend: "{{class}}" }],
+          8,
+          { stacked: true },
+        ),
+        ts(
+          "Stream and usage quality",
+          "percentunit",
+          "Incomplete: streams that ended without [DONE]. Unparsed: streams with an SSE event over maxSseEventBytes. Both as a share of streamed requests. Estimated: requests whose usage the gateway estimated, as a share of all.",
+          [
+            { expr: share("stream_incomplete", "llm_stream_duration_count"), legend: "incomplete streams" },
+            { expr: share("stream_unparsed", "llm_stream_duration_count"), legend: "unparsed streams" },
+            { expr: share("usage_estimated", "llm_duration_count"), legend: "estimated usage" },
+          ],
+        ),
       ],
     },
     {
-      title: 'Gateway',
+      title: "Gateway",
       panels: [
-        ts('Wasm VM memory', 'bytes', 'Linear memory of the plugin\'s Wasm VM, per scraped gateway (each worker\'s VM writes the gauge in turn). It should stay flat under load.',
-          [{ expr: VM_MEMORY, legend: '{{instance}}' }], 12),
+        ts(
+          "Wasm VM memory",
+          "bytes",
+          "Linear memory of the plugin's Wasm VM, per scraped gateway (each worker's VM writes the gauge in turn). It should stay flat under load.",
+          [{ expr: VM_MEMORY, legend: "{{instance}}" }],
+          12,
+        ),
       ],
     },
     // FALLBACK ROW: extend here as the fallback metrics grow (assembly/plugin/metrics.ts `fallback`,
     // labels ai_fallback_to / ai_fallback_reason from the stats tags in tests/harness/envoy-config.ts).
     {
-      title: 'Fallback',
+      title: "Fallback",
       panels: [
-        ts('Fallbacks/s', 'reqps', 'Requests moved from a failing model (ai_model) to a backup, by backup and reason; backup "none" means every model failed.',
-          [{ expr: `sum by (ai_model, ai_fallback_to, ai_fallback_reason) (${rate('fallback_to_reason')})`, legend: '{{ai_model}} → {{ai_fallback_to}} ({{ai_fallback_reason}})' }], 12),
+        ts(
+          "Fallbacks/s",
+          "reqps",
+          'Requests moved from a failing model (ai_model) to a backup, by backup and reason; backup "none" means every model failed.',
+          [
+            {
+              expr: `sum by (ai_model, ai_fallback_to, ai_fallback_reason) (${rate("fallback_to_reason")})`,
+              legend: "{{ai_model}} → {{ai_fallback_to}} ({{ai_fallback_reason}})",
+            },
+          ],
+          12,
+        ),
       ],
     },
   ];
@@ -199,22 +285,37 @@ function panelJson(p: PanelSpec, id: number, x: number, y: number): Json {
     range: true,
     refId: String.fromCharCode(65 + i),
   }));
-  const base = { id, type: p.kind, title: p.title, description: p.description, datasource: DS, gridPos: { h: p.height, w: p.width, x, y }, targets };
-  if (p.kind === 'stat') {
+  const base = {
+    id,
+    type: p.kind,
+    title: p.title,
+    description: p.description,
+    datasource: DS,
+    gridPos: { h: p.height, w: p.width, x, y },
+    targets,
+  };
+  if (p.kind === "stat") {
     return {
       ...base,
       fieldConfig: {
         defaults: {
           unit: p.unit,
           ...(p.decimals !== undefined ? { decimals: p.decimals } : {}),
-          color: { mode: 'thresholds' },
-          thresholds: { mode: 'absolute', steps: [{ color: 'green', value: null }, ...(p.redFrom !== undefined ? [{ color: 'red', value: p.redFrom }] : [])] },
+          color: { mode: "thresholds" },
+          thresholds: {
+            mode: "absolute",
+            steps: [{ color: "green", value: null }, ...(p.redFrom !== undefined ? [{ color: "red", value: p.redFrom }] : [])],
+          },
         },
         overrides: [],
       },
       options: {
-        reduceOptions: { calcs: ['lastNotNull'], fields: '', values: false },
-        colorMode: 'value', graphMode: 'area', justifyMode: 'auto', orientation: 'auto', textMode: 'value',
+        reduceOptions: { calcs: ["lastNotNull"], fields: "", values: false },
+        colorMode: "value",
+        graphMode: "area",
+        justifyMode: "auto",
+        orientation: "auto",
+        textMode: "value",
       },
     };
   }
@@ -224,28 +325,43 @@ function panelJson(p: PanelSpec, id: number, x: number, y: number): Json {
       defaults: {
         unit: p.unit,
         min: 0,
-        color: { mode: 'palette-classic' },
+        color: { mode: "palette-classic" },
         custom: {
-          drawStyle: 'line', lineInterpolation: 'linear', lineWidth: 1, fillOpacity: p.stacked ? 60 : 10,
-          showPoints: 'never', spanNulls: false, stacking: { mode: p.stacked ? 'normal' : 'none', group: 'A' },
+          drawStyle: "line",
+          lineInterpolation: "linear",
+          lineWidth: 1,
+          fillOpacity: p.stacked ? 60 : 10,
+          showPoints: "never",
+          spanNulls: false,
+          stacking: { mode: p.stacked ? "normal" : "none", group: "A" },
         },
       },
       overrides: [],
     },
     options: {
-      legend: { displayMode: 'list', placement: 'bottom', showLegend: true, calcs: [] },
-      tooltip: { mode: 'multi', sort: 'desc' },
+      legend: { displayMode: "list", placement: "bottom", showLegend: true, calcs: [] },
+      tooltip: { mode: "multi", sort: "desc" },
     },
   };
 }
 
 function variable(name: string, label: string, query: string): Json {
   return {
-    name, label, type: 'query', datasource: DS,
-    query: { query, refId: 'StandardVariableQuery' }, definition: query,
-    multi: true, includeAll: true, allValue: '.*',
-    current: { selected: true, text: ['All'], value: ['$__all'] },
-    options: [], refresh: 2, regex: '', sort: 1, hide: 0,
+    name,
+    label,
+    type: "query",
+    datasource: DS,
+    query: { query, refId: "StandardVariableQuery" },
+    definition: query,
+    multi: true,
+    includeAll: true,
+    allValue: ".*",
+    current: { selected: true, text: ["All"], value: ["$__all"] },
+    options: [],
+    refresh: 2,
+    regex: "",
+    sort: 1,
+    hide: 0,
   };
 }
 
@@ -261,12 +377,16 @@ export function dashboard(): Json {
   let id = 1;
   let y = 0;
   for (const row of rows()) {
-    panels.push({ id: id++, type: 'row', title: row.title, collapsed: false, gridPos: { h: 1, w: 24, x: 0, y }, panels: [] });
+    panels.push({ id: id++, type: "row", title: row.title, collapsed: false, gridPos: { h: 1, w: 24, x: 0, y }, panels: [] });
     y += 1;
     let x = 0;
     let lineHeight = 0;
     for (const p of row.panels) {
-      if (x + p.width > 24) { y += lineHeight; x = 0; lineHeight = 0; }
+      if (x + p.width > 24) {
+        y += lineHeight;
+        x = 0;
+        lineHeight = 0;
+      }
       panels.push(panelJson(p, id++, x, y));
       x += p.width;
       lineHeight = Math.max(lineHeight, p.height);
@@ -274,28 +394,51 @@ export function dashboard(): Json {
     y += lineHeight;
   }
   return {
-    annotations: { list: [{ builtIn: 1, datasource: { type: 'grafana', uid: '-- Grafana --' }, enable: true, hide: true, iconColor: 'rgba(0, 211, 255, 1)', name: 'Annotations & Alerts', type: 'dashboard' }] },
-    description: 'llm-gateway (Higress/Envoy Wasm plugin): traffic, tokens, latency percentiles, errors and stream health per model. Generated by deploy-scripts/generators/gen-dashboard.ts.',
+    annotations: {
+      list: [
+        {
+          builtIn: 1,
+          datasource: { type: "grafana", uid: "-- Grafana --" },
+          enable: true,
+          hide: true,
+          iconColor: "rgba(0, 211, 255, 1)",
+          name: "Annotations & Alerts",
+          type: "dashboard",
+        },
+      ],
+    },
+    description:
+      "llm-gateway (Higress/Envoy Wasm plugin): traffic, tokens, latency percentiles, errors and stream health per model. Generated by deploy-scripts/generators/gen-dashboard.ts.",
     editable: true,
     fiscalYearStartMonth: 0,
     graphTooltip: 1,
     links: [],
     panels,
-    refresh: '30s',
+    refresh: "30s",
     schemaVersion: 39,
-    tags: ['llm-gateway', 'higress', 'llm'],
+    tags: ["llm-gateway", "higress", "llm"],
     templating: {
       list: [
-        { name: DS_VAR, label: 'Data source', type: 'datasource', query: 'prometheus', current: {}, options: [], refresh: 1, regex: '', hide: 0 },
-        variable('ai_model', 'Model', VARIABLE_QUERIES.ai_model),
-        variable('ai_route', 'Route', VARIABLE_QUERIES.ai_route),
-        variable('ai_consumer', 'Consumer', VARIABLE_QUERIES.ai_consumer),
+        {
+          name: DS_VAR,
+          label: "Data source",
+          type: "datasource",
+          query: "prometheus",
+          current: {},
+          options: [],
+          refresh: 1,
+          regex: "",
+          hide: 0,
+        },
+        variable("ai_model", "Model", VARIABLE_QUERIES.ai_model),
+        variable("ai_route", "Route", VARIABLE_QUERIES.ai_route),
+        variable("ai_consumer", "Consumer", VARIABLE_QUERIES.ai_consumer),
       ],
     },
-    time: { from: 'now-1h', to: 'now' },
+    time: { from: "now-1h", to: "now" },
     timepicker: {},
-    timezone: 'browser',
-    title: 'LLM gateway',
+    timezone: "browser",
+    title: "LLM gateway",
     uid: DASHBOARD_UID,
     version: 1,
   };
@@ -307,18 +450,18 @@ export function dashboardText(): string {
 
 export function configMapText(): string {
   const cm = {
-    apiVersion: 'v1',
-    kind: 'ConfigMap',
-    metadata: { name: CONFIGMAP_NAME, labels: { grafana_dashboard: '1', 'app.kubernetes.io/name': 'llm-gateway' } },
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { name: CONFIGMAP_NAME, labels: { grafana_dashboard: "1", "app.kubernetes.io/name": "llm-gateway" } },
     data: { [CONFIGMAP_KEY]: dashboardText() },
   };
   return [
-    '# Generated by deploy-scripts/generators/gen-dashboard.ts (same content as llm-gateway-dashboard.json); do not edit.',
-    '# The Grafana sidecar (kiwigrid k8s-sidecar, as in the grafana and kube-prometheus-stack Helm charts) loads',
+    "# Generated by deploy-scripts/generators/gen-dashboard.ts (same content as llm-gateway-dashboard.json); do not edit.",
+    "# The Grafana sidecar (kiwigrid k8s-sidecar, as in the grafana and kube-prometheus-stack Helm charts) loads",
     '# ConfigMaps labelled grafana_dashboard: "1". Apply it in a namespace the sidecar watches:',
-    '#   kubectl apply -n <grafana namespace> -f manifests/grafana/dashboard-configmap.yaml',
+    "#   kubectl apply -n <grafana namespace> -f manifests/grafana/dashboard-configmap.yaml",
     stringify(cm, { lineWidth: 0 }),
-  ].join('\n');
+  ].join("\n");
 }
 
 export function dashboardFiles(): { path: string; content: string }[] {
@@ -329,11 +472,11 @@ export function dashboardFiles(): { path: string; content: string }[] {
 }
 
 function main(argv: string[]): number {
-  const check = argv.includes('--check');
-  const stale = syncGeneratedFiles(dashboardFiles(), check, ROOT, 'npx tsx deploy-scripts/generators/gen-dashboard.ts');
+  const check = argv.includes("--check");
+  const stale = syncGeneratedFiles(dashboardFiles(), check, ROOT, "npx tsx deploy-scripts/generators/gen-dashboard.ts");
 
   if (check) return stale > 0 ? 1 : 0;
-  if (stale === 0) console.log('manifests/grafana is up to date');
+  if (stale === 0) console.log("manifests/grafana is up to date");
   return 0;
 }
 

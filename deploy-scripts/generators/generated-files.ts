@@ -1,7 +1,7 @@
 // Files generated from code and committed (manifests, the dashboard): write them, or with --check
 // report the ones that differ from what the generator makes, so a test can keep them from drifting.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, relative } from 'node:path';
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, relative } from "node:path";
 
 export interface GeneratedFile {
   path: string;
@@ -14,7 +14,7 @@ export function syncGeneratedFiles(files: GeneratedFile[], check: boolean, root:
   for (const f of files) {
     let current: string | undefined;
     try {
-      current = readFileSync(f.path, 'utf8');
+      current = readFileSync(f.path, "utf8");
     } catch {
       current = undefined;
     }

@@ -109,7 +109,10 @@ export function dockerConfigPath(env: NodeJS.ProcessEnv): string {
 
 /** "https://host:port/v1/" -> "host:port"; Docker Hub's many spellings -> "docker.io". */
 export function normaliseRegistryKey(key: string): string {
-  let k = key.trim().toLowerCase().replace(/^[a-z]+:\/\//, "");
+  let k = key
+    .trim()
+    .toLowerCase()
+    .replace(/^[a-z]+:\/\//, "");
   const slash = k.indexOf("/");
   if (slash >= 0) k = k.slice(0, slash);
   if (k === "index.docker.io" || k === "registry-1.docker.io" || k === "registry.hub.docker.com") {
@@ -167,7 +170,10 @@ export function lookupCredentials(registry: string, env: NodeJS.ProcessEnv): Cre
     }
   }
   const helpers = config["credHelpers"];
-  if (typeof config["credsStore"] === "string" || (isRecord(helpers) && Object.keys(helpers).some((k) => normaliseRegistryKey(k) === want))) {
+  if (
+    typeof config["credsStore"] === "string" ||
+    (isRecord(helpers) && Object.keys(helpers).some((k) => normaliseRegistryKey(k) === want))
+  ) {
     result.note = `${configPath} delegates to a credential helper, which this tool does not run; put an auths entry in a separate DOCKER_CONFIG`;
   }
   return result;

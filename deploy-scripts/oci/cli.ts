@@ -58,7 +58,13 @@ function readInput(path: string, what: string): Buffer {
 function runImage(args: string[], env: NodeJS.ProcessEnv, io: Io): void {
   const { values } = parseArgs({
     args,
-    options: { wasm: { type: "string" }, readme: { type: "string" }, spec: { type: "string" }, out: { type: "string" }, tag: { type: "string" } },
+    options: {
+      wasm: { type: "string" },
+      readme: { type: "string" },
+      spec: { type: "string" },
+      out: { type: "string" },
+      tag: { type: "string" },
+    },
     strict: true,
     allowPositionals: false,
   });
@@ -82,7 +88,9 @@ function runImage(args: string[], env: NodeJS.ProcessEnv, io: Io): void {
   writeLayout(outDir, image, tag);
 
   io.out(`image ${outDir} tag ${tag}`);
-  io.out(`manifest ${image.manifestDigest} ${image.manifestBytes.length} B (pushed as is: its hex is the plugin.sha256 of an oci:// plugin.url)`);
+  io.out(
+    `manifest ${image.manifestDigest} ${image.manifestBytes.length} B (pushed as is: its hex is the plugin.sha256 of an oci:// plugin.url)`,
+  );
   io.out(`config   ${image.manifest.config.digest} ${image.manifest.config.size} B ${image.manifest.config.mediaType}`);
   image.manifest.layers.forEach((l, i) => {
     const title = l.annotations?.["org.opencontainers.image.title"] ?? "";
@@ -129,7 +137,9 @@ async function runPush(args: string[], env: NodeJS.ProcessEnv, io: Io): Promise<
     timeoutMs,
     log: io.out,
   });
-  io.out(`pushed ${ref.registry}/${ref.repository}:${tag}@${result.digest} (${result.uploaded} uploaded, ${result.skipped} already present)`);
+  io.out(
+    `pushed ${ref.registry}/${ref.repository}:${tag}@${result.digest} (${result.uploaded} uploaded, ${result.skipped} already present)`,
+  );
   for (const l of pinLines(`${ref.registry}/${ref.repository}`, result.digest)) io.out(l);
 }
 
@@ -164,7 +174,11 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promi
         throw new UsageError(command === undefined ? "missing subcommand" : `unknown subcommand "${command}"`);
     }
   } catch (err) {
-    if (err instanceof UsageError || (err as { code?: unknown }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" || (err as { code?: unknown }).code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
+    if (
+      err instanceof UsageError ||
+      (err as { code?: unknown }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" ||
+      (err as { code?: unknown }).code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE"
+    ) {
       io.err(`oci: ${(err as Error).message}`);
       io.err(USAGE);
       return 2;

@@ -90,7 +90,12 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 function asDescriptor(value: unknown, where: string): Descriptor {
-  if (!isRecord(value) || typeof value["mediaType"] !== "string" || typeof value["digest"] !== "string" || typeof value["size"] !== "number") {
+  if (
+    !isRecord(value) ||
+    typeof value["mediaType"] !== "string" ||
+    typeof value["digest"] !== "string" ||
+    typeof value["size"] !== "number"
+  ) {
     throw new Error(`${where}: not a descriptor (mediaType, digest, size)`);
   }
   const d: Descriptor = { mediaType: value["mediaType"], digest: value["digest"], size: value["size"] };

@@ -137,10 +137,16 @@ export class RegistryClient {
     const where = `${spec.method} ${spec.url}`;
     const name = typeof err === "object" && err !== null ? (err as { name?: unknown }).name : undefined;
     if (name === "TimeoutError" || name === "AbortError") {
-      return new PushError("unreachable", `registry ${this.target.registry} unreachable: no answer within ${this.timeoutMs / 1000}s (${where})`);
+      return new PushError(
+        "unreachable",
+        `registry ${this.target.registry} unreachable: no answer within ${this.timeoutMs / 1000}s (${where})`,
+      );
     }
     const code = errorCode(err);
-    if (code !== undefined && (code.startsWith("HPE_") || code === "UND_ERR_INVALID_ARG" || code === "UND_ERR_RES_CONTENT_LENGTH_MISMATCH")) {
+    if (
+      code !== undefined &&
+      (code.startsWith("HPE_") || code === "UND_ERR_INVALID_ARG" || code === "UND_ERR_RES_CONTENT_LENGTH_MISMATCH")
+    ) {
       return new PushError("garbage", `registry ${this.target.registry} sent something that is not HTTP (${code}) to ${where}`);
     }
     const detail = code !== undefined ? code : errorText(err);
@@ -237,7 +243,10 @@ export class RegistryClient {
       throw this.missingCredentials(`Bearer token service ${url.host}: ${why}`);
     }
     if (res.status !== 200) {
-      throw this.statusError({ step: "token request", method: "GET", url: url.toString() }, { status: res.status, statusText: res.statusText, headers: res.headers, body });
+      throw this.statusError(
+        { step: "token request", method: "GET", url: url.toString() },
+        { status: res.status, statusText: res.statusText, headers: res.headers, body },
+      );
     }
     let token: unknown;
     try {
@@ -303,7 +312,11 @@ export class RegistryClient {
 
   /** True when the registry already holds the blob. */
   async hasBlob(d: Descriptor): Promise<boolean> {
-    const spec: RequestSpec = { step: `HEAD blob ${shortDigest(d.digest)}`, method: "HEAD", url: this.url(`/v2/${this.target.repository}/blobs/${d.digest}`) };
+    const spec: RequestSpec = {
+      step: `HEAD blob ${shortDigest(d.digest)}`,
+      method: "HEAD",
+      url: this.url(`/v2/${this.target.repository}/blobs/${d.digest}`),
+    };
     const answer = await this.request(spec);
     if (answer.status === 404) return false;
     if (answer.status === 200) {
@@ -321,7 +334,12 @@ export class RegistryClient {
   }
 
   async uploadBlob(d: Descriptor, data: Buffer): Promise<void> {
-    const start: RequestSpec = { step: `start upload of ${shortDigest(d.digest)}`, method: "POST", url: this.url(`/v2/${this.target.repository}/blobs/uploads/`), body: Buffer.alloc(0) };
+    const start: RequestSpec = {
+      step: `start upload of ${shortDigest(d.digest)}`,
+      method: "POST",
+      url: this.url(`/v2/${this.target.repository}/blobs/uploads/`),
+      body: Buffer.alloc(0),
+    };
     const started = await this.request(start);
     if (started.status !== 202) throw this.statusError(start, started);
     const location = started.headers.get("location");
@@ -346,7 +364,10 @@ export class RegistryClient {
     if (done.status !== 201) throw this.statusError(put, done);
     const echoed = done.headers.get("docker-content-digest");
     if (echoed !== null && echoed !== d.digest) {
-      throw new PushError("garbage", `registry ${this.target.registry} stored blob ${shortDigest(d.digest)} under another digest ${snippet(echoed)}`);
+      throw new PushError(
+        "garbage",
+        `registry ${this.target.registry} stored blob ${shortDigest(d.digest)} under another digest ${snippet(echoed)}`,
+      );
     }
   }
 
@@ -362,7 +383,10 @@ export class RegistryClient {
     if (answer.status !== 201) throw this.statusError(spec, answer);
     const echoed = answer.headers.get("docker-content-digest");
     if (echoed !== null && echoed !== digest) {
-      throw new PushError("garbage", `registry ${this.target.registry} stored the manifest under another digest ${snippet(echoed)} (expected ${digest})`);
+      throw new PushError(
+        "garbage",
+        `registry ${this.target.registry} stored the manifest under another digest ${snippet(echoed)} (expected ${digest})`,
+      );
     }
   }
 }

@@ -29,21 +29,15 @@
 // - Only the first entry of a model's fallback list gets a native fallback Ingress; the plugin sees the whole list.
 // - max_internal_redirects is 1: one hop is all this topology needs, and a wrong route order then costs one extra
 //   attempt instead of ten.
-import { higressIngress, header, type K8sObject } from './objects.ts';
-import {
-  FALLBACK_FROM_HEADER,
-  FALLBACK_INGRESS_SUFFIX,
-  GLOBAL_CUSTOM_RESPONSE_FILTER,
-  KINDS,
-  registryDestination,
-} from '../names.ts';
-import { routingHeader, type DeploySpec, type ModelSpec } from '../spec.ts';
+import { higressIngress, header, type K8sObject } from "./objects.ts";
+import { FALLBACK_FROM_HEADER, FALLBACK_INGRESS_SUFFIX, GLOBAL_CUSTOM_RESPONSE_FILTER, KINDS, registryDestination } from "../names.ts";
+import { routingHeader, type DeploySpec, type ModelSpec } from "../spec.ts";
 
-const CUSTOM_RESPONSE_FILTER = 'envoy.filters.http.custom_response';
-const TYPED_STRUCT = 'type.googleapis.com/udpa.type.v1.TypedStruct';
-const CUSTOM_RESPONSE_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.custom_response.v3.CustomResponse';
-const REDIRECT_POLICY_TYPE = 'type.googleapis.com/envoy.extensions.http.custom_response.redirect_policy.v3.RedirectPolicy';
-const STATUS_CLASS_INPUT = 'type.googleapis.com/envoy.type.matcher.v3.HttpResponseStatusCodeClassMatchInput';
+const CUSTOM_RESPONSE_FILTER = "envoy.filters.http.custom_response";
+const TYPED_STRUCT = "type.googleapis.com/udpa.type.v1.TypedStruct";
+const CUSTOM_RESPONSE_TYPE = "type.googleapis.com/envoy.extensions.filters.http.custom_response.v3.CustomResponse";
+const REDIRECT_POLICY_TYPE = "type.googleapis.com/envoy.extensions.http.custom_response.redirect_policy.v3.RedirectPolicy";
+const STATUS_CLASS_INPUT = "type.googleapis.com/envoy.type.matcher.v3.HttpResponseStatusCodeClassMatchInput";
 const MAX_INTERNAL_REDIRECTS = 1;
 
 export function fallbackIngressName(route: string): string {
@@ -57,7 +51,7 @@ export function nativeFallbackTarget(model: ModelSpec): string | undefined {
 
 export function fallbackIngress(spec: DeploySpec, model: ModelSpec, target: string): K8sObject {
   return higressIngress(spec, fallbackIngressName(model.route), {
-    'higress.io/destination': registryDestination(target),
+    "higress.io/destination": registryDestination(target),
     [`higress.io/exact-match-header-${FALLBACK_FROM_HEADER}`]: model.route,
     [`higress.io/exact-match-header-${routingHeader(spec)}`]: model.name,
   });
@@ -66,7 +60,7 @@ export function fallbackIngress(spec: DeploySpec, model: ModelSpec, target: stri
 function statusClassPredicate(cls: string): Record<string, unknown> {
   return {
     single_predicate: {
-      input: { name: `${cls}_response`, typed_config: { '@type': STATUS_CLASS_INPUT } },
+      input: { name: `${cls}_response`, typed_config: { "@type": STATUS_CLASS_INPUT } },
       value_match: { exact: cls },
     },
   };
@@ -79,9 +73,7 @@ export function routeFallbackFilter(spec: DeploySpec, model: ModelSpec, target: 
     classes.length === 1 && classes[0] !== undefined
       ? statusClassPredicate(classes[0])
       : { or_matcher: { predicate: classes.map(statusClassPredicate) } };
-  const fallbackHeader = [
-    { header: { key: FALLBACK_FROM_HEADER, value: model.route }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' },
-  ];
+  const fallbackHeader = [{ header: { key: FALLBACK_FROM_HEADER, value: model.route }, append_action: "OVERWRITE_IF_EXISTS_OR_ADD" }];
   const customResponse: Record<string, unknown> = {
     custom_response_matcher: {
       matcher_list: {
@@ -92,7 +84,7 @@ export function routeFallbackFilter(spec: DeploySpec, model: ModelSpec, target: 
               action: {
                 name: `fallback-to-${target}`,
                 typed_config: {
-                  '@type': TYPED_STRUCT,
+                  "@type": TYPED_STRUCT,
                   type_url: REDIRECT_POLICY_TYPE,
                   value: {
                     max_internal_redirects: MAX_INTERNAL_REDIRECTS,
@@ -113,20 +105,20 @@ export function routeFallbackFilter(spec: DeploySpec, model: ModelSpec, target: 
     },
   };
   if (spec.fallback.bufferRequestBody) {
-    customResponse['with_request_body'] = { max_request_bytes: spec.fallback.maxRequestBytes };
+    customResponse["with_request_body"] = { max_request_bytes: spec.fallback.maxRequestBytes };
   }
   return {
     ...header(KINDS.EnvoyFilter, spec, model.route, spec.gateway.namespace),
     spec: {
       configPatches: [
         {
-          applyTo: 'HTTP_ROUTE',
-          match: { context: 'GATEWAY', routeConfiguration: { vhost: { route: { name: model.route } } } },
+          applyTo: "HTTP_ROUTE",
+          match: { context: "GATEWAY", routeConfiguration: { vhost: { route: { name: model.route } } } },
           patch: {
-            operation: 'MERGE',
+            operation: "MERGE",
             value: {
               typed_per_filter_config: {
-                [CUSTOM_RESPONSE_FILTER]: { '@type': TYPED_STRUCT, type_url: CUSTOM_RESPONSE_TYPE, value: customResponse },
+                [CUSTOM_RESPONSE_FILTER]: { "@type": TYPED_STRUCT, type_url: CUSTOM_RESPONSE_TYPE, value: customResponse },
               },
             },
           },
@@ -143,14 +135,14 @@ export function globalCustomResponseFilter(spec: DeploySpec): K8sObject {
     spec: {
       configPatches: [
         {
-          applyTo: 'HTTP_FILTER',
+          applyTo: "HTTP_FILTER",
           match: {
-            context: 'GATEWAY',
-            listener: { filterChain: { filter: { name: 'envoy.filters.network.http_connection_manager' } } },
+            context: "GATEWAY",
+            listener: { filterChain: { filter: { name: "envoy.filters.network.http_connection_manager" } } },
           },
           patch: {
-            operation: 'INSERT_FIRST',
-            value: { name: CUSTOM_RESPONSE_FILTER, typed_config: { '@type': CUSTOM_RESPONSE_TYPE } },
+            operation: "INSERT_FIRST",
+            value: { name: CUSTOM_RESPONSE_FILTER, typed_config: { "@type": CUSTOM_RESPONSE_TYPE } },
           },
         },
       ],

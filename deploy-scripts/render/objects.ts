@@ -1,6 +1,6 @@
 // Small builders shared by the renderers: object metadata and the Higress-flavoured Ingress.
-import { KINDS, MCP_BRIDGE_NAME, ownerLabels, type KindInfo } from '../names.ts';
-import type { DeploySpec } from '../spec.ts';
+import { KINDS, MCP_BRIDGE_NAME, ownerLabels, type KindInfo } from "../names.ts";
+import type { DeploySpec } from "../spec.ts";
 
 export interface ObjectMeta {
   name: string;
@@ -18,7 +18,12 @@ export interface K8sObject {
   [field: string]: unknown;
 }
 
-export function header(kind: KindInfo, spec: DeploySpec, name: string, namespace?: string): Pick<K8sObject, 'apiVersion' | 'kind' | 'metadata'> {
+export function header(
+  kind: KindInfo,
+  spec: DeploySpec,
+  name: string,
+  namespace?: string,
+): Pick<K8sObject, "apiVersion" | "kind" | "metadata"> {
   const metadata: ObjectMeta = { name };
   if (kind.namespaced && namespace !== undefined) metadata.namespace = namespace;
   metadata.labels = ownerLabels(spec.name);
@@ -28,7 +33,7 @@ export function header(kind: KindInfo, spec: DeploySpec, name: string, namespace
 /** `Kind ns/name` (or `Kind name` when cluster-scoped), as messages print an object. */
 export function describeRef(o: { kind: string; metadata: { name?: string; namespace?: string } }): string {
   const ns = o.metadata.namespace;
-  return `${o.kind} ${ns ? `${ns}/` : ''}${o.metadata.name ?? '?'}`;
+  return `${o.kind} ${ns ? `${ns}/` : ""}${o.metadata.name ?? "?"}`;
 }
 
 /**
@@ -37,16 +42,16 @@ export function describeRef(o: { kind: string; metadata: { name?: string; namesp
  */
 export function higressIngress(spec: DeploySpec, name: string, annotations: Record<string, string>): K8sObject {
   const sorted: Record<string, string> = {};
-  for (const k of Object.keys(annotations).sort()) sorted[k] = annotations[k] ?? '';
+  for (const k of Object.keys(annotations).sort()) sorted[k] = annotations[k] ?? "";
   const h = header(KINDS.Ingress, spec, name, spec.gateway.namespace);
   const rule: Record<string, unknown> = {};
-  if (spec.gateway.host !== undefined) rule['host'] = spec.gateway.host;
-  rule['http'] = {
+  if (spec.gateway.host !== undefined) rule["host"] = spec.gateway.host;
+  rule["http"] = {
     paths: [
       {
-        path: '/',
-        pathType: 'Prefix',
-        backend: { resource: { apiGroup: 'networking.higress.io', kind: KINDS.McpBridge.kind, name: MCP_BRIDGE_NAME } },
+        path: "/",
+        pathType: "Prefix",
+        backend: { resource: { apiGroup: "networking.higress.io", kind: KINDS.McpBridge.kind, name: MCP_BRIDGE_NAME } },
       },
     ],
   };

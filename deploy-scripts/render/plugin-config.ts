@@ -1,6 +1,6 @@
 // The plugin's defaultConfig, derived from the deployment file so routes, fallbacks and the plugin agree.
-import { MECHANISM_ENVOY } from './envoy/fallback-chains.ts';
-import { routingHeader, type DeploySpec } from '../spec.ts';
+import { MECHANISM_ENVOY } from "./envoy/fallback-chains.ts";
+import { routingHeader, type DeploySpec } from "../spec.ts";
 
 export interface PluginModel {
   name: string;
@@ -29,8 +29,8 @@ export function pluginModels(spec: DeploySpec): PluginModel[] {
  * wins. A plugin.config.fallback that is not a mapping is passed on for the plugin to refuse.
  */
 export function pluginFallback(spec: DeploySpec): unknown {
-  const own = spec.plugin.config['fallback'];
-  if (own !== undefined && (typeof own !== 'object' || own === null || Array.isArray(own))) return own;
+  const own = spec.plugin.config["fallback"];
+  if (own !== undefined && (typeof own !== "object" || own === null || Array.isArray(own))) return own;
   return { mechanism: MECHANISM_ENVOY, onStatus: [...spec.fallback.on], ...(own as Record<string, unknown> | undefined) };
 }
 
@@ -41,8 +41,8 @@ export function pluginFallback(spec: DeploySpec): unknown {
  */
 export function pluginConfig(spec: DeploySpec): Record<string, unknown> {
   const out: Record<string, unknown> = { routingHeader: routingHeader(spec) };
-  for (const [k, v] of Object.entries(spec.plugin.config)) if (k !== 'routingHeader') out[k] = v;
-  out['fallback'] = pluginFallback(spec);
-  out['models'] = pluginModels(spec);
+  for (const [k, v] of Object.entries(spec.plugin.config)) if (k !== "routingHeader") out[k] = v;
+  out["fallback"] = pluginFallback(spec);
+  out["models"] = pluginModels(spec);
   return out;
 }

@@ -18,9 +18,25 @@ const STUB_PORTS: Record<string, number> = { "qwen2-1-5b": 18101, "gemma-2-2b": 
 const children: ChildProcess[] = [];
 
 function startStubProcess(model: string, port: number): Promise<BackendTarget> {
-  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "tests/backends/vllm-stub.ts"),
-    "--model", model, "--port", String(port), "--ttft-ms", "200", "--token-interval-ms", "40", "--completion-tokens", "24"],
-  { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      join(ROOT, "tests/backends/vllm-stub.ts"),
+      "--model",
+      model,
+      "--port",
+      String(port),
+      "--ttft-ms",
+      "200",
+      "--token-interval-ms",
+      "40",
+      "--completion-tokens",
+      "24",
+    ],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
   children.push(child);
   return new Promise((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`backend ${model} exited with ${code}`)));
@@ -45,9 +61,7 @@ async function main(): Promise<void> {
   const backends = external
     ? externalBackends(external)
     : await Promise.all(SEED_MODELS.map((m) => startStubProcess(m, STUB_PORTS[m] ?? 0)));
-  const pluginConfig = external
-    ? { models: backends.map((b) => ({ name: b.model })) }
-    : seedPluginConfig();
+  const pluginConfig = external ? { models: backends.map((b) => ({ name: b.model })) } : seedPluginConfig();
   const gateway = await startGateway({ backends, pluginConfig, listenPort: LISTEN_PORT, adminPort: ADMIN_PORT, logLevel: "info" });
 
   const stop = async (): Promise<void> => {

@@ -22,7 +22,7 @@ export { fallbackRetryPolicy } from "../../deploy-scripts/render/envoy/retry-pol
 export { FALLBACK_STATS_TAGS, HIGRESS_STATS_TAGS, PLUGIN_HISTOGRAM_BUCKETS } from "../../deploy-scripts/render/envoy/stats.ts";
 
 export interface BackendTarget {
-  model: string;      // routing header value the route matches
+  model: string; // routing header value the route matches
   host: string;
   port: number;
 }
@@ -82,20 +82,21 @@ export function listenerResource(l: EnvoyLayout): Record<string, unknown> {
   const withPlugin = l.plugin ?? true;
   const first = l.backends[0];
   const chains = envoyFallbackChains(l);
-  const routes: unknown[] = !withPlugin && first !== undefined
-    ? [{ name: "no-plugin-static", match: { prefix: "/" }, route: { cluster: clusterName(first.model), timeout: "300s" } }]
-    : l.backends.map((b) => {
-      const backups = chains.get(b.model);
-      return modelRoute({
-        name: routeName(b.model),
-        header,
-        value: b.model,
-        timeout: l.routeTimeout ?? "300s",
-        ...(backups === undefined
-          ? { cluster: clusterName(b.model) }
-          : { cluster: fallbackClusterName(b.model), retryPolicy: fallbackRetryPolicy(l.pluginConfig, backups.length) }),
-      });
-    });
+  const routes: unknown[] =
+    !withPlugin && first !== undefined
+      ? [{ name: "no-plugin-static", match: { prefix: "/" }, route: { cluster: clusterName(first.model), timeout: "300s" } }]
+      : l.backends.map((b) => {
+          const backups = chains.get(b.model);
+          return modelRoute({
+            name: routeName(b.model),
+            header,
+            value: b.model,
+            timeout: l.routeTimeout ?? "300s",
+            ...(backups === undefined
+              ? { cluster: clusterName(b.model) }
+              : { cluster: fallbackClusterName(b.model), retryPolicy: fallbackRetryPolicy(l.pluginConfig, backups.length) }),
+          });
+        });
   routes.push(noRoute());
   return {
     "@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
@@ -141,14 +142,16 @@ export function bootstrap(l: EnvoyLayout, ldsDir: string, cdsDir: string): Recor
       },
     },
     static_resources: {
-      clusters: l.backends.map((b) => modelCluster({
-        name: clusterName(b.model),
-        model: b.model,
-        type: "STATIC",
-        address: b.host,
-        port: b.port,
-        bufferLimitBytes: limit,
-      })),
+      clusters: l.backends.map((b) =>
+        modelCluster({
+          name: clusterName(b.model),
+          model: b.model,
+          type: "STATIC",
+          address: b.host,
+          port: b.port,
+          bufferLimitBytes: limit,
+        }),
+      ),
     },
   };
 }

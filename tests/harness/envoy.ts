@@ -4,7 +4,15 @@ import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, writeFileSync, renameSync, readFileSync, rmSync, existsSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { HIGRESS_PROFILE, bootstrapDocument, cdsDocument, ldsDocument, pluginStages, type EnvoyLayout, type BackendTarget } from "./envoy-config.ts";
+import {
+  HIGRESS_PROFILE,
+  bootstrapDocument,
+  cdsDocument,
+  ldsDocument,
+  pluginStages,
+  type EnvoyLayout,
+  type BackendTarget,
+} from "./envoy-config.ts";
 import { freePort, waitFor } from "./net.ts";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
@@ -90,23 +98,40 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   writeFileSync(bootstrapPath, bootstrapDocument(layout, ldsDir, cdsDir));
 
   const logPath = join(workDir, "envoy.log");
-  const child: ChildProcess = spawn(envoyBinary(), [
-    "-c", bootstrapPath,
-    "--disable-hot-restart",
-    // On a listener update the old listener's connections close within a second, so clients move to
-    // the new configuration promptly (Envoy's default drain lasts 10 minutes).
-    "--drain-time-s", "1", "--drain-strategy", "immediate",
-    // Access-log lines reach the file within 200 ms (Envoy's default is every 10 s).
-    "--file-flush-interval-msec", "200",
-    "--concurrency", String(opts.concurrency ?? 1),
-    "--log-level", opts.logLevel ?? "warn",
-    "--component-log-level", "wasm:info",
-    "--log-path", logPath,
-  ], { stdio: ["ignore", "ignore", "pipe"], detached: true });
+  const child: ChildProcess = spawn(
+    envoyBinary(),
+    [
+      "-c",
+      bootstrapPath,
+      "--disable-hot-restart",
+      // On a listener update the old listener's connections close within a second, so clients move to
+      // the new configuration promptly (Envoy's default drain lasts 10 minutes).
+      "--drain-time-s",
+      "1",
+      "--drain-strategy",
+      "immediate",
+      // Access-log lines reach the file within 200 ms (Envoy's default is every 10 s).
+      "--file-flush-interval-msec",
+      "200",
+      "--concurrency",
+      String(opts.concurrency ?? 1),
+      "--log-level",
+      opts.logLevel ?? "warn",
+      "--component-log-level",
+      "wasm:info",
+      "--log-path",
+      logPath,
+    ],
+    { stdio: ["ignore", "ignore", "pipe"], detached: true },
+  );
   let stderr = "";
-  child.stderr?.on("data", (d: Buffer) => { stderr += d.toString(); });
+  child.stderr?.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
   let exited = false;
-  child.on("exit", () => { exited = true; });
+  child.on("exit", () => {
+    exited = true;
+  });
 
   const adminUrl = `http://127.0.0.1:${layout.adminPort}`;
   const url = `http://127.0.0.1:${layout.listenPort}`;
@@ -114,26 +139,48 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
   const stop = async (): Promise<void> => {
     if (!exited && child.pid !== undefined) {
-      try { process.kill(-child.pid, "SIGTERM"); } catch { /* already gone */ }
+      try {
+        process.kill(-child.pid, "SIGTERM");
+      } catch {
+        /* already gone */
+      }
       const deadline = Date.now() + 5000;
       while (!exited && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      if (!exited) { try { process.kill(-child.pid, "SIGKILL"); } catch { /* gone */ } }
+      if (!exited) {
+        try {
+          process.kill(-child.pid, "SIGKILL");
+        } catch {
+          /* gone */
+        }
+      }
     }
     if (!process.env.KEEP_ENVOY_DIR) rmSync(workDir, { recursive: true, force: true });
   };
-  process.once("exit", () => { if (!exited && child.pid !== undefined) { try { process.kill(-child.pid, "SIGKILL"); } catch { /* gone */ } } });
+  process.once("exit", () => {
+    if (!exited && child.pid !== undefined) {
+      try {
+        process.kill(-child.pid, "SIGKILL");
+      } catch {
+        /* gone */
+      }
+    }
+  });
 
   try {
-    await waitFor(async () => {
-      if (exited) throw new Error(`Envoy exited during start-up:\n${readLog().slice(-4000)}`);
-      const r = await fetch(`${adminUrl}/listeners`).catch(() => null);
-      if (r === null || !r.ok) return false;
-      const text = await r.text();
-      if (!text.includes("llm-gateway")) return false;
-      // The listener exists once LDS applied; it accepts connections once its workers are ready.
-      const probe = await fetch(`${url}/`).catch(() => null);
-      return probe !== null;
-    }, 20000, "Envoy listener");
+    await waitFor(
+      async () => {
+        if (exited) throw new Error(`Envoy exited during start-up:\n${readLog().slice(-4000)}`);
+        const r = await fetch(`${adminUrl}/listeners`).catch(() => null);
+        if (r === null || !r.ok) return false;
+        const text = await r.text();
+        if (!text.includes("llm-gateway")) return false;
+        // The listener exists once LDS applied; it accepts connections once its workers are ready.
+        const probe = await fetch(`${url}/`).catch(() => null);
+        return probe !== null;
+      },
+      20000,
+      "Envoy listener",
+    );
   } catch (e) {
     const log = readLog();
     await stop();
@@ -147,7 +194,12 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   };
 
   return {
-    url, adminUrl, workDir, accessLogPath: layout.accessLogPath, layout, pid: child.pid ?? -1,
+    url,
+    adminUrl,
+    workDir,
+    accessLogPath: layout.accessLogPath,
+    layout,
+    pid: child.pid ?? -1,
     async reconfigure(pluginConfig: unknown) {
       const configuredBefore = await counter(CONFIGURED);
       const okBefore = await counter("listener_manager.lds.update_success");
@@ -156,14 +208,29 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       // Clusters first: the new routes may name an aggregate cluster that only the new CDS has.
       const cdsBefore = (await counter("cluster_manager.cds.update_success")) + (await counter("cluster_manager.cds.update_rejected"));
       writeCds(layout);
-      await waitFor(async () => (await counter("cluster_manager.cds.update_success")) + (await counter("cluster_manager.cds.update_rejected")) > cdsBefore, 15000, "CDS update");
+      await waitFor(
+        async () =>
+          (await counter("cluster_manager.cds.update_success")) + (await counter("cluster_manager.cds.update_rejected")) > cdsBefore,
+        15000,
+        "CDS update",
+      );
       writeLds(layout);
       let outcome = "rejected" as "accepted" | "rejected";
-      await waitFor(async () => {
-        if (await counter("listener_manager.lds.update_rejected") > badBefore) { outcome = "rejected"; return true; }
-        if (await counter("listener_manager.lds.update_success") > okBefore) { outcome = "accepted"; return true; }
-        return false;
-      }, 15000, "LDS update");
+      await waitFor(
+        async () => {
+          if ((await counter("listener_manager.lds.update_rejected")) > badBefore) {
+            outcome = "rejected";
+            return true;
+          }
+          if ((await counter("listener_manager.lds.update_success")) > okBefore) {
+            outcome = "accepted";
+            return true;
+          }
+          return false;
+        },
+        15000,
+        "LDS update",
+      );
       if (outcome === "accepted") {
         // Envoy configures the plugin twice on the main thread (validation, then the base VM), then on
         // each worker shortly after; requests arriving in between still see the old configuration.

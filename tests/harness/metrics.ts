@@ -1,7 +1,11 @@
 // Reads the gateway's Prometheus metrics (Envoy admin /stats/prometheus) the way a dashboard would:
 // by metric name and the Higress labels ai_route, ai_cluster, ai_model, ai_consumer.
 
-export interface Sample { name: string; labels: Record<string, string>; value: number }
+export interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
 
 export function parsePrometheus(text: string): Sample[] {
   const out: Sample[] = [];

@@ -30,13 +30,23 @@ const RATE_WINDOW = "30s"; // what $__rate_interval stands for in the picture
 // ---- set-up -------------------------------------------------------------------------------------
 
 function have(cmd: string, args: string[]): boolean {
-  try { execFileSync(cmd, args, { stdio: "ignore" }); return true; } catch { return false; }
+  try {
+    execFileSync(cmd, args, { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function installDeps(): void {
   if (!have("prometheus", ["--version"])) {
     const sudo = process.getuid?.() === 0 ? [] : ["sudo"];
-    const run = (args: string[]): void => { execFileSync(sudo[0] ?? args[0]!, sudo.length > 0 ? args : args.slice(1), { stdio: "inherit", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } }); };
+    const run = (args: string[]): void => {
+      execFileSync(sudo[0] ?? args[0]!, sudo.length > 0 ? args : args.slice(1), {
+        stdio: "inherit",
+        env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+      });
+    };
     console.log("render: installing Debian's prometheus");
     run(["apt-get", "update", "-qq"]);
     run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "prometheus"]);
@@ -47,35 +57,73 @@ function installDeps(): void {
   }
 }
 
-interface Prometheus { url: string; stop(): Promise<void> }
+interface Prometheus {
+  url: string;
+  stop(): Promise<void>;
+}
 
 async function startPrometheus(adminUrl: string, workDir: string): Promise<Prometheus> {
   const port = await freePort();
   const config = join(workDir, "prometheus.yml");
-  writeFileSync(config, stringify({
-    global: { scrape_interval: `${SCRAPE_S}s`, evaluation_interval: `${SCRAPE_S}s` },
-    scrape_configs: [{ job_name: "llm-gateway", metrics_path: "/stats/prometheus", static_configs: [{ targets: [new URL(adminUrl).host] }] }],
-  }));
-  const child: ChildProcess = spawn("prometheus", [
-    `--config.file=${config}`, `--storage.tsdb.path=${join(workDir, "tsdb")}`,
-    `--web.listen-address=127.0.0.1:${port}`, "--log.level=warn",
-  ], { stdio: ["ignore", "ignore", "inherit"], detached: true });
+  writeFileSync(
+    config,
+    stringify({
+      global: { scrape_interval: `${SCRAPE_S}s`, evaluation_interval: `${SCRAPE_S}s` },
+      scrape_configs: [
+        { job_name: "llm-gateway", metrics_path: "/stats/prometheus", static_configs: [{ targets: [new URL(adminUrl).host] }] },
+      ],
+    }),
+  );
+  const child: ChildProcess = spawn(
+    "prometheus",
+    [
+      `--config.file=${config}`,
+      `--storage.tsdb.path=${join(workDir, "tsdb")}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      "--log.level=warn",
+    ],
+    { stdio: ["ignore", "ignore", "inherit"], detached: true },
+  );
   let exited = false;
-  child.on("exit", () => { exited = true; });
+  child.on("exit", () => {
+    exited = true;
+  });
   const url = `http://127.0.0.1:${port}`;
   const stop = async (): Promise<void> => {
     if (exited || child.pid === undefined) return;
-    try { process.kill(-child.pid, "SIGTERM"); } catch { /* gone */ }
+    try {
+      process.kill(-child.pid, "SIGTERM");
+    } catch {
+      /* gone */
+    }
     for (let i = 0; i < 100 && !exited; i++) await new Promise((r) => setTimeout(r, 50));
-    if (!exited) { try { process.kill(-child.pid, "SIGKILL"); } catch { /* gone */ } }
+    if (!exited) {
+      try {
+        process.kill(-child.pid, "SIGKILL");
+      } catch {
+        /* gone */
+      }
+    }
   };
-  process.once("exit", () => { if (!exited && child.pid !== undefined) { try { process.kill(-child.pid, "SIGKILL"); } catch { /* gone */ } } });
+  process.once("exit", () => {
+    if (!exited && child.pid !== undefined) {
+      try {
+        process.kill(-child.pid, "SIGKILL");
+      } catch {
+        /* gone */
+      }
+    }
+  });
   try {
-    await waitFor(async () => {
-      if (exited) throw new Error("prometheus exited during start-up");
-      const r = await fetch(`${url}/-/ready`).catch(() => null);
-      return r !== null && r.ok;
-    }, 30000, "Prometheus ready");
+    await waitFor(
+      async () => {
+        if (exited) throw new Error("prometheus exited during start-up");
+        const r = await fetch(`${url}/-/ready`).catch(() => null);
+        return r !== null && r.ok;
+      },
+      30000,
+      "Prometheus ready",
+    );
   } catch (e) {
     await stop();
     throw e;
@@ -98,7 +146,11 @@ function prompt(): string {
   return Array.from({ length: n }, () => pick(WORDS)).join(" ");
 }
 
-interface Phase { outage: boolean; slowGemma: boolean; workers: number }
+interface Phase {
+  outage: boolean;
+  slowGemma: boolean;
+  workers: number;
+}
 
 // Fractions of the load's duration.
 const OUTAGE = { from: 0.35, to: 0.5, text: "qwen backend down: its requests fall back to gemma" };
@@ -130,11 +182,15 @@ async function oneRequest(seed: Seed, phase: Phase): Promise<void> {
   if (phase.slowGemma && !qwen) headers["x-stub-ttft-ms"] = String(Math.round(900 * (0.7 + Math.random() * 0.6)));
   const r = Math.random();
   let body: Record<string, unknown> = { model, stream, messages: [{ role: "user", content: prompt() }] };
-  if (r < 0.03) body = { ...body, model: "llama-3-8b" };                 // unknown model: local 404
-  else if (r < 0.045) headers["x-stub-drop"] = "1";                      // connection dropped: local 503
-  else if (r < 0.07 && !qwen) headers["x-stub-status"] = "503";          // a gemma 5xx
-  else if (r < 0.09 && stream) headers["x-stub-cut-after"] = "4";        // stream cut midway
-  else if (r < 0.14) headers["x-stub-no-usage"] = "1";                   // no usage: estimated
+  if (r < 0.03)
+    body = { ...body, model: "llama-3-8b" }; // unknown model: local 404
+  else if (r < 0.045)
+    headers["x-stub-drop"] = "1"; // connection dropped: local 503
+  else if (r < 0.07 && !qwen)
+    headers["x-stub-status"] = "503"; // a gemma 5xx
+  else if (r < 0.09 && stream)
+    headers["x-stub-cut-after"] = "4"; // stream cut midway
+  else if (r < 0.14) headers["x-stub-no-usage"] = "1"; // no usage: estimated
   const res = await post(`${seed.gateway.url}/v1/chat/completions`, body, headers).catch(() => null);
   await res?.text().catch(() => "");
 }
@@ -146,7 +202,10 @@ async function runLoad(seed: Seed, ms: number): Promise<void> {
   const worker = async (i: number): Promise<void> => {
     while (Date.now() - start < ms) {
       const phase = phaseAt((Date.now() - start) / ms);
-      if (i >= phase.workers) { await new Promise((r) => setTimeout(r, 500)); continue; }
+      if (i >= phase.workers) {
+        await new Promise((r) => setTimeout(r, 500));
+        continue;
+      }
       await oneRequest(seed, phase);
     }
   };
@@ -156,9 +215,12 @@ async function runLoad(seed: Seed, ms: number): Promise<void> {
       const want = phaseAt(f).outage;
       if (want !== outage) {
         outage = want;
-        await fetch(qwenFaults, want
-          ? { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ status: 503 }) }
-          : { method: "DELETE" });
+        await fetch(
+          qwenFaults,
+          want
+            ? { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ status: 503 }) }
+            : { method: "DELETE" },
+        );
         console.log(`render: ${Math.round(f * 100)}%: qwen outage ${want ? "begins" : "ends"}`);
       }
       await new Promise((r) => setTimeout(r, 1000));
@@ -170,9 +232,26 @@ async function runLoad(seed: Seed, ms: number): Promise<void> {
 
 // ---- the dashboard's queries --------------------------------------------------------------------
 
-interface GridPos { x: number; y: number; w: number; h: number }
-interface Defaults { unit?: string; decimals?: number; thresholds?: { steps: { color: string; value: number | null }[] }; custom?: { stacking?: { mode: string } } }
-interface DashPanel { id: number; type: string; title: string; gridPos: GridPos; fieldConfig?: { defaults?: Defaults }; targets?: { expr: string; legendFormat: string }[] }
+interface GridPos {
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+}
+interface Defaults {
+  unit?: string;
+  decimals?: number;
+  thresholds?: { steps: { color: string; value: number | null }[] };
+  custom?: { stacking?: { mode: string } };
+}
+interface DashPanel {
+  id: number;
+  type: string;
+  title: string;
+  gridPos: GridPos;
+  fieldConfig?: { defaults?: Defaults };
+  targets?: { expr: string; legendFormat: string }[];
+}
 
 function substitute(expr: string): string {
   return expr.replaceAll("$__rate_interval", RATE_WINDOW).replace(/\$(ai_model|ai_route|ai_consumer)\b/g, ".*");
@@ -182,10 +261,19 @@ function legend(format: string, labels: Record<string, string>): string {
   return format.replace(/\{\{\s*(\w+)\s*\}\}/g, (_, l: string) => labels[l] ?? "");
 }
 
-async function queryRange(prom: string, expr: string, start: number, end: number): Promise<{ metric: Record<string, string>; values: [number, string][] }[]> {
+async function queryRange(
+  prom: string,
+  expr: string,
+  start: number,
+  end: number,
+): Promise<{ metric: Record<string, string>; values: [number, string][] }[]> {
   const q = new URLSearchParams({ query: expr, start: String(start), end: String(end), step: String(STEP_S) });
   const r = await fetch(`${prom}/api/v1/query_range?${q}`);
-  const body = await r.json() as { status: string; error?: string; data?: { result: { metric: Record<string, string>; values: [number, string][] }[] } };
+  const body = (await r.json()) as {
+    status: string;
+    error?: string;
+    data?: { result: { metric: Record<string, string>; values: [number, string][] }[] };
+  };
   if (body.status !== "success" || body.data === undefined) throw new Error(`Prometheus refused ${expr}: ${body.error ?? r.status}`);
   return body.data.result;
 }
@@ -202,8 +290,14 @@ async function evaluate(prom: string, start: number, end: number, loadSeconds: n
     }
     const d = p.fieldConfig?.defaults ?? {};
     panels.push({
-      type: p.type, title: p.title, gridPos: p.gridPos, unit: d.unit ?? "short", decimals: d.decimals ?? null,
-      stacked: d.custom?.stacking?.mode === "normal", thresholds: d.thresholds?.steps ?? [], series,
+      type: p.type,
+      title: p.title,
+      gridPos: p.gridPos,
+      unit: d.unit ?? "short",
+      decimals: d.decimals ?? null,
+      stacked: d.custom?.stacking?.mode === "normal",
+      thresholds: d.thresholds?.steps ?? [],
+      series,
     });
   }
   // The load's phases, drawn like Grafana annotations (seconds from the start).
@@ -215,7 +309,13 @@ async function evaluate(prom: string, start: number, end: number, loadSeconds: n
 // ---- main ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { minutes: { type: "string", default: "5" }, out: { type: "string", default: join(ROOT, "manifests/grafana/dashboard.png") }, data: { type: "string" } } });
+  const { values } = parseArgs({
+    options: {
+      minutes: { type: "string", default: "5" },
+      out: { type: "string", default: join(ROOT, "manifests/grafana/dashboard.png") },
+      data: { type: "string" },
+    },
+  });
   const minutes = Number(values.minutes);
   if (!(minutes > 0)) throw new Error("--minutes must be a positive number");
   installDeps();
@@ -243,4 +343,7 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e: unknown) => { console.error(e); process.exitCode = 1; });
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exitCode = 1;
+});

@@ -8,10 +8,7 @@ export const SEED_MODELS = ["qwen2-1-5b", "gemma-2-2b"] as const;
 // The plugin configuration of the seed scenario (the README shows the same).
 export function seedPluginConfig(): Record<string, unknown> {
   return {
-    models: [
-      { name: "qwen2-1-5b", fallback: ["gemma-2-2b"] },
-      { name: "gemma-2-2b" },
-    ],
+    models: [{ name: "qwen2-1-5b", fallback: ["gemma-2-2b"] }, { name: "gemma-2-2b" }],
   };
 }
 

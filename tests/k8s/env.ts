@@ -15,21 +15,21 @@
 //
 // Node built-ins only, on purpose: this file must work before anything else of ours does.
 
-import { spawn, type ChildProcess } from 'node:child_process';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { existsSync, rmSync } from 'node:fs';
-import { mkdtemp, mkdir, open, readdir, readFile, rm, statfs, writeFile } from 'node:fs/promises';
-import { request, type RequestOptions } from 'node:https';
-import { createServer, type Socket } from 'node:net';
-import { homedir, tmpdir } from 'node:os';
-import { delimiter, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { spawn, type ChildProcess } from "node:child_process";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { existsSync, rmSync } from "node:fs";
+import { mkdtemp, mkdir, open, readdir, readFile, rm, statfs, writeFile } from "node:fs/promises";
+import { request, type RequestOptions } from "node:https";
+import { createServer, type Socket } from "node:net";
+import { homedir, tmpdir } from "node:os";
+import { delimiter, dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 
 /** Keep in step with KUBE_VERSION in tests/k8s/build-kube-apiserver.sh. */
-export const DEFAULT_KUBE_VERSION = 'v1.36.5';
+export const DEFAULT_KUBE_VERSION = "v1.36.5";
 
 /** Directory of the CRDs this env installs. */
-export const CRD_DIR = join(dirname(fileURLToPath(import.meta.url)), 'crds');
+export const CRD_DIR = join(dirname(fileURLToPath(import.meta.url)), "crds");
 
 export interface KubeEnv {
   /** kubeconfig with one context (cluster + admin token); load it with KubeConfig.loadFromFile. */
@@ -61,13 +61,13 @@ export interface KubeEnvOptions {
   log?: (message: string) => void;
 }
 
-const ADMIN_USER = 'llm-gateway-test-admin';
-const CRD_FIELD_MANAGER = 'llm-gateway-test-env';
+const ADMIN_USER = "llm-gateway-test-admin";
+const CRD_FIELD_MANAGER = "llm-gateway-test-env";
 const POLL_MS = 100;
 const REQUEST_TIMEOUT_MS = 10_000;
 const START_ATTEMPTS = 3; // a free port can be taken between our probe and the server's bind
 const LOG_TAIL_BYTES = 4_000;
-const SERVICE_CIDR = '10.96.0.0/16'; // cluster IPs are only allocated, never routed: no server runs there
+const SERVICE_CIDR = "10.96.0.0/16"; // cluster IPs are only allocated, never routed: no server runs there
 
 // ---------------------------------------------------------------------------------------------------
 // Process bookkeeping and last-resort cleanup
@@ -96,7 +96,7 @@ function killGroup(p: Running): void {
   if (pid === undefined || p.hasExited) return;
   try {
     // Spawned detached, the server leads its own process group; anything it forked goes with it.
-    process.kill(-pid, 'SIGKILL');
+    process.kill(-pid, "SIGKILL");
   } catch {
     // already gone
   }
@@ -104,7 +104,7 @@ function killGroup(p: Running): void {
 
 function killWatchdog(env: LiveEnv): void {
   try {
-    env.watchdog.kill('SIGKILL');
+    env.watchdog.kill("SIGKILL");
   } catch {
     // already gone
   }
@@ -120,10 +120,10 @@ function cleanupSync(env: LiveEnv): void {
 function installExitHooks(): void {
   if (exitHooksInstalled) return;
   exitHooksInstalled = true;
-  process.on('exit', () => {
+  process.on("exit", () => {
     for (const env of [...liveEnvs]) cleanupSync(env);
   });
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     const onSignal = (): void => {
       for (const env of [...liveEnvs]) cleanupSync(env);
       process.removeListener(signal, onSignal);
@@ -147,33 +147,33 @@ rm -rf -- "$@"
 `;
 
 function startWatchdog(dirs: string[]): ChildProcess {
-  const watchdog = spawn('bash', ['-c', WATCHDOG, 'llmgw-kube-watchdog', ...dirs], {
+  const watchdog = spawn("bash", ["-c", WATCHDOG, "llmgw-kube-watchdog", ...dirs], {
     detached: true, // not in our process group: a Ctrl-C must reach us, not it
-    stdio: ['pipe', 'ignore', 'ignore'],
+    stdio: ["pipe", "ignore", "ignore"],
   });
   // Neither it nor our end of its pipe may keep this process alive: a test that forgot stop() should
   // still end, and the exit handler then cleans up.
   watchdog.unref();
   (watchdog.stdin as Socket | null)?.unref();
   // Losing the watchdog (no bash, killed) only loses the last resort; it must not crash the tests.
-  watchdog.on('error', () => undefined);
-  watchdog.stdin?.on('error', () => undefined);
+  watchdog.on("error", () => undefined);
+  watchdog.stdin?.on("error", () => undefined);
   return watchdog;
 }
 
 async function startProcess(name: string, argv: string[], logPath: string, watchdog: ChildProcess): Promise<Running> {
-  const log = await open(logPath, 'a');
+  const log = await open(logPath, "a");
   const [command, ...args] = argv;
   if (command === undefined) throw new Error(`${name}: empty command`);
-  const child = spawn(command, args, { detached: true, stdio: ['ignore', log.fd, log.fd] });
+  const child = spawn(command, args, { detached: true, stdio: ["ignore", log.fd, log.fd] });
   await log.close(); // the child has its own copy of the descriptor
   let running: Running | undefined;
   const exited = new Promise<string>((resolve) => {
-    child.once('exit', (code, signal) => {
+    child.once("exit", (code, signal) => {
       if (running !== undefined) running.hasExited = true;
       resolve(signal !== null ? `killed by ${signal}` : `exited with code ${String(code)}`);
     });
-    child.once('error', (err) => {
+    child.once("error", (err) => {
       if (running !== undefined) running.hasExited = true;
       resolve(`failed to start: ${err.message}`);
     });
@@ -186,10 +186,10 @@ async function startProcess(name: string, argv: string[], logPath: string, watch
 
 async function logTail(path: string): Promise<string> {
   try {
-    const text = await readFile(path, 'utf8');
+    const text = await readFile(path, "utf8");
     return text.length > LOG_TAIL_BYTES ? `...${text.slice(-LOG_TAIL_BYTES)}` : text;
   } catch {
-    return '(no log)';
+    return "(no log)";
   }
 }
 
@@ -222,20 +222,20 @@ function watchForExit(processes: Running[]): { promise: Promise<never>; cancel: 
 // Small helpers
 
 function cacheRoot(): string {
-  const explicit = process.env['LLM_GATEWAY_CACHE'];
+  const explicit = process.env["LLM_GATEWAY_CACHE"];
   if (explicit) return explicit;
-  const xdg = process.env['XDG_CACHE_HOME'];
-  return join(xdg ? xdg : join(homedir(), '.cache'), 'llm-gateway');
+  const xdg = process.env["XDG_CACHE_HOME"];
+  return join(xdg ? xdg : join(homedir(), ".cache"), "llm-gateway");
 }
 
 /** The path build-kube-apiserver.sh caches the binary at (or $KUBE_APISERVER_BIN). */
-export function kubeApiserverPath(version: string = process.env['KUBE_VERSION'] ?? DEFAULT_KUBE_VERSION): string {
-  return process.env['KUBE_APISERVER_BIN'] ?? join(cacheRoot(), 'kube-apiserver', version, 'kube-apiserver');
+export function kubeApiserverPath(version: string = process.env["KUBE_VERSION"] ?? DEFAULT_KUBE_VERSION): string {
+  return process.env["KUBE_APISERVER_BIN"] ?? join(cacheRoot(), "kube-apiserver", version, "kube-apiserver");
 }
 
 function findOnPath(name: string): string | undefined {
-  for (const dir of (process.env['PATH'] ?? '').split(delimiter)) {
-    if (dir !== '' && existsSync(join(dir, name))) return join(dir, name);
+  for (const dir of (process.env["PATH"] ?? "").split(delimiter)) {
+    if (dir !== "" && existsSync(join(dir, name))) return join(dir, name);
   }
   return undefined;
 }
@@ -243,16 +243,16 @@ function findOnPath(name: string): string | undefined {
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
       const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => (port > 0 ? resolve(port) : reject(new Error('no port assigned'))));
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      server.close(() => (port > 0 ? resolve(port) : reject(new Error("no port assigned"))));
     });
   });
 }
 
-const SHM = '/dev/shm';
+const SHM = "/dev/shm";
 const SHM_NEEDED_BYTES = 512 * 1024 * 1024;
 
 async function shmHasRoom(): Promise<boolean> {
@@ -277,18 +277,12 @@ interface ApiTarget {
   ca: string;
 }
 
-function httpsRequest(
-  target: ApiTarget,
-  method: string,
-  path: string,
-  body?: string,
-  contentType?: string,
-): Promise<HttpResult> {
+function httpsRequest(target: ApiTarget, method: string, path: string, body?: string, contentType?: string): Promise<HttpResult> {
   const url = new URL(path, target.server);
-  const headers: Record<string, string> = { Authorization: `Bearer ${target.token}`, Accept: 'application/json' };
+  const headers: Record<string, string> = { Authorization: `Bearer ${target.token}`, Accept: "application/json" };
   if (body !== undefined) {
-    headers['Content-Type'] = contentType ?? 'application/json';
-    headers['Content-Length'] = String(Buffer.byteLength(body));
+    headers["Content-Type"] = contentType ?? "application/json";
+    headers["Content-Length"] = String(Buffer.byteLength(body));
   }
   const options: RequestOptions = {
     method,
@@ -303,19 +297,19 @@ function httpsRequest(
   return new Promise((resolve, reject) => {
     const req = request(options, (res) => {
       const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
+      res.on("data", (chunk: Buffer) => chunks.push(chunk));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }));
+      res.on("error", reject);
     });
-    req.on('timeout', () => req.destroy(new Error(`${method} ${path}: timed out`)));
-    req.on('error', reject);
+    req.on("timeout", () => req.destroy(new Error(`${method} ${path}: timed out`)));
+    req.on("error", reject);
     req.end(body);
   });
 }
 
 /** Polls check() every POLL_MS until it returns true; throws after the deadline with the last reason. */
 async function pollUntil(what: string, deadline: number, check: () => Promise<true | string>): Promise<void> {
-  let last = 'not checked yet';
+  let last = "not checked yet";
   while (Date.now() < deadline) {
     try {
       const result = await check();
@@ -352,8 +346,8 @@ function crdInfo(json: CrdJson, file: string): CrdInfo {
   const name = json.metadata?.name;
   const group = json.spec?.group;
   const plural = json.spec?.names?.plural;
-  const versions = (json.spec?.versions ?? []).filter((v) => v.served !== false).map((v) => v.name ?? '');
-  if (!name || !group || !plural || versions.length === 0 || versions.includes('')) {
+  const versions = (json.spec?.versions ?? []).filter((v) => v.served !== false).map((v) => v.name ?? "");
+  if (!name || !group || !plural || versions.length === 0 || versions.includes("")) {
     throw new Error(`${file}: the server returned a CRD without name/group/plural/versions`);
   }
   return { name, group, plural, versions };
@@ -365,31 +359,31 @@ function crdInfo(json: CrdJson, file: string): CrdInfo {
 function kubeconfigJson(server: string, ca: string, token: string): string {
   // JSON is YAML, and both kubectl and client-node read it.
   const config = {
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'llm-gateway-test', cluster: { server, 'certificate-authority-data': Buffer.from(ca).toString('base64') } }],
+    apiVersion: "v1",
+    kind: "Config",
+    clusters: [{ name: "llm-gateway-test", cluster: { server, "certificate-authority-data": Buffer.from(ca).toString("base64") } }],
     users: [{ name: ADMIN_USER, user: { token } }],
-    contexts: [{ name: 'llm-gateway-test', context: { cluster: 'llm-gateway-test', user: ADMIN_USER, namespace: 'default' } }],
-    'current-context': 'llm-gateway-test',
+    contexts: [{ name: "llm-gateway-test", context: { cluster: "llm-gateway-test", user: ADMIN_USER, namespace: "default" } }],
+    "current-context": "llm-gateway-test",
     preferences: {},
   };
   return `${JSON.stringify(config, null, 2)}\n`;
 }
 
 async function installCrds(target: ApiTarget, crdDir: string, deadline: number): Promise<CrdInfo[]> {
-  const files = (await readdir(crdDir)).filter((f) => f.endsWith('.yaml') || f.endsWith('.yml')).sort();
+  const files = (await readdir(crdDir)).filter((f) => f.endsWith(".yaml") || f.endsWith(".yml")).sort();
   if (files.length === 0) throw new Error(`no CRD manifests in ${crdDir}`);
   const crds: CrdInfo[] = [];
   // The API server reads YAML request bodies itself, which keeps a YAML parser out of this file.
   await Promise.all(
     files.map(async (file) => {
-      const yaml = await readFile(join(crdDir, file), 'utf8');
+      const yaml = await readFile(join(crdDir, file), "utf8");
       const res = await httpsRequest(
         target,
-        'POST',
+        "POST",
         `/apis/apiextensions.k8s.io/v1/customresourcedefinitions?fieldManager=${CRD_FIELD_MANAGER}&fieldValidation=Strict`,
         yaml,
-        'application/yaml',
+        "application/yaml",
       );
       if (res.status !== 201) throw new Error(`installing ${file}: HTTP ${res.status}: ${res.body}`);
       crds.push(crdInfo(JSON.parse(res.body) as CrdJson, file));
@@ -398,21 +392,21 @@ async function installCrds(target: ApiTarget, crdDir: string, deadline: number):
   await Promise.all(
     crds.map(async (crd) => {
       await pollUntil(`CRD ${crd.name} Established`, deadline, async () => {
-        const res = await httpsRequest(target, 'GET', `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.name}`);
+        const res = await httpsRequest(target, "GET", `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.name}`);
         if (res.status !== 200) return `HTTP ${res.status}`;
         const conditions = (JSON.parse(res.body) as CrdJson).status?.conditions ?? [];
-        const established = conditions.find((c) => c.type === 'Established');
-        if (established?.status === 'True') return true;
-        const names = conditions.find((c) => c.type === 'NamesAccepted');
-        return `Established=${established?.status ?? 'absent'} NamesAccepted=${names?.status ?? 'absent'} ${names?.message ?? ''}`;
+        const established = conditions.find((c) => c.type === "Established");
+        if (established?.status === "True") return true;
+        const names = conditions.find((c) => c.type === "NamesAccepted");
+        return `Established=${established?.status ?? "absent"} NamesAccepted=${names?.status ?? "absent"} ${names?.message ?? ""}`;
       });
       // Clients resolve kinds through discovery, which is updated a little after Established.
       for (const version of crd.versions) {
         await pollUntil(`${crd.plural}.${crd.group}/${version} in discovery`, deadline, async () => {
-          const res = await httpsRequest(target, 'GET', `/apis/${crd.group}/${version}`);
+          const res = await httpsRequest(target, "GET", `/apis/${crd.group}/${version}`);
           if (res.status !== 200) return `HTTP ${res.status}`;
           const resources = (JSON.parse(res.body) as { resources?: { name?: string }[] }).resources ?? [];
-          return resources.some((r) => r.name === crd.plural) ? true : 'not listed yet';
+          return resources.some((r) => r.name === crd.plural) ? true : "not listed yet";
         });
       }
     }),
@@ -421,34 +415,34 @@ async function installCrds(target: ApiTarget, crdDir: string, deadline: number):
 }
 
 async function startOnce(
-  opts: Required<Pick<KubeEnvOptions, 'kubeApiserverPath' | 'etcdPath' | 'crdDir' | 'startTimeoutMs'>>,
+  opts: Required<Pick<KubeEnvOptions, "kubeApiserverPath" | "etcdPath" | "crdDir" | "startTimeoutMs">>,
   log: (message: string) => void,
   t0: number,
 ): Promise<KubeEnv> {
   const deadline = Date.now() + opts.startTimeoutMs;
-  const root = await mkdtemp(join(tmpdir(), 'llmgw-kube-'));
+  const root = await mkdtemp(join(tmpdir(), "llmgw-kube-"));
   // etcd fsyncs every write; on tmpfs that costs nothing. Its WAL preallocates 64 MB, so only where
   // there is room (a container's /dev/shm is often 64 MB in all).
-  const etcdData = (await shmHasRoom()) ? await mkdtemp(join(SHM, 'llmgw-etcd-')) : join(root, 'etcd');
+  const etcdData = (await shmHasRoom()) ? await mkdtemp(join(SHM, "llmgw-etcd-")) : join(root, "etcd");
   const dirs = [root, etcdData];
   const env: LiveEnv = { processes: [], dirs, watchdog: startWatchdog(dirs) };
   liveEnvs.add(env);
   installExitHooks();
 
   try {
-    const certDir = join(root, 'certs');
+    const certDir = join(root, "certs");
     await mkdir(certDir, { recursive: true });
-    const token = randomBytes(24).toString('hex');
-    const tokenFile = join(root, 'tokens.csv');
+    const token = randomBytes(24).toString("hex");
+    const tokenFile = join(root, "tokens.csv");
     // token,user,uid,"groups"
     await writeFile(tokenFile, `${token},${ADMIN_USER},${ADMIN_USER},"system:masters"\n`, { mode: 0o600 });
-    const { publicKey, privateKey } = generateKeyPairSync('rsa', {
+    const { publicKey, privateKey } = generateKeyPairSync("rsa", {
       modulusLength: 2048,
-      publicKeyEncoding: { type: 'spki', format: 'pem' },
-      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+      publicKeyEncoding: { type: "spki", format: "pem" },
+      privateKeyEncoding: { type: "pkcs8", format: "pem" },
     });
-    const saPub = join(root, 'sa.pub');
-    const saKey = join(root, 'sa.key');
+    const saPub = join(root, "sa.pub");
+    const saKey = join(root, "sa.key");
     await writeFile(saPub, publicKey);
     await writeFile(saKey, privateKey, { mode: 0o600 });
 
@@ -458,21 +452,21 @@ async function startOnce(
     const server = `https://127.0.0.1:${apiPort}`;
 
     const etcd = await startProcess(
-      'etcd',
+      "etcd",
       [
         opts.etcdPath,
-        '--name=llmgw-test',
+        "--name=llmgw-test",
         `--data-dir=${etcdData}`,
         `--listen-client-urls=${etcdUrl}`,
         `--advertise-client-urls=${etcdUrl}`,
         `--listen-peer-urls=${peerUrl}`,
         `--initial-advertise-peer-urls=${peerUrl}`,
         `--initial-cluster=llmgw-test=${peerUrl}`,
-        '--initial-cluster-state=new',
-        '--logger=zap',
-        '--log-level=warn',
+        "--initial-cluster-state=new",
+        "--logger=zap",
+        "--log-level=warn",
       ],
-      join(root, 'etcd.log'),
+      join(root, "etcd.log"),
       env.watchdog,
     );
     env.processes.push(etcd);
@@ -480,30 +474,30 @@ async function startOnce(
     // Started together with etcd: the API server retries its etcd connection, which saves a round of
     // waiting for etcd's health first.
     const apiserver = await startProcess(
-      'kube-apiserver',
+      "kube-apiserver",
       [
         opts.kubeApiserverPath,
         `--etcd-servers=${etcdUrl}`,
-        '--bind-address=127.0.0.1',
-        '--advertise-address=127.0.0.1',
+        "--bind-address=127.0.0.1",
+        "--advertise-address=127.0.0.1",
         `--secure-port=${apiPort}`,
         // Self-signed serving cert (CA + cert, SANs include 127.0.0.1) generated into certDir.
         `--cert-dir=${certDir}`,
         `--token-auth-file=${tokenFile}`,
-        '--authorization-mode=RBAC',
+        "--authorization-mode=RBAC",
         `--service-account-issuer=https://kubernetes.default.svc.cluster.local`,
         `--service-account-key-file=${saPub}`,
         `--service-account-signing-key-file=${saKey}`,
         `--service-cluster-ip-range=${SERVICE_CIDR}`,
         // No controller-manager creates the default ServiceAccount, so this plugin would reject Pods.
-        '--disable-admission-plugins=ServiceAccount',
+        "--disable-admission-plugins=ServiceAccount",
         // No Endpoints for the kubernetes Service, no flow-control bootstrap: less start-up work.
-        '--endpoint-reconciler-type=none',
-        '--enable-priority-and-fairness=false',
-        '--profiling=false',
-        '--v=0',
+        "--endpoint-reconciler-type=none",
+        "--enable-priority-and-fairness=false",
+        "--profiling=false",
+        "--v=0",
       ],
-      join(root, 'kube-apiserver.log'),
+      join(root, "kube-apiserver.log"),
       env.watchdog,
     );
     env.processes.push(apiserver);
@@ -511,32 +505,37 @@ async function startOnce(
     const exitWatch = watchForExit(env.processes);
     const raced = <T>(p: Promise<T>): Promise<T> => Promise.race([p, exitWatch.promise]);
     try {
-      const caPath = join(certDir, 'apiserver.crt');
+      const caPath = join(certDir, "apiserver.crt");
       await raced(
-        pollUntil('the self-generated serving certificate', deadline, async () =>
-          existsSync(caPath) && (await readFile(caPath, 'utf8')).includes('END CERTIFICATE') ? true : 'not written yet',
+        pollUntil("the self-generated serving certificate", deadline, async () =>
+          existsSync(caPath) && (await readFile(caPath, "utf8")).includes("END CERTIFICATE") ? true : "not written yet",
         ),
       );
       // apiserver.crt holds the serving cert followed by the CA that signed it.
-      const ca = await readFile(caPath, 'utf8');
+      const ca = await readFile(caPath, "utf8");
       const target: ApiTarget = { server, token, ca };
       await raced(
-        pollUntil('/readyz', deadline, async () => {
-          const res = await httpsRequest(target, 'GET', '/readyz');
-          return res.status === 200 ? true : `HTTP ${res.status}: ${res.body.split('\n').filter((l) => l.startsWith('[-]')).join(' ')}`;
+        pollUntil("/readyz", deadline, async () => {
+          const res = await httpsRequest(target, "GET", "/readyz");
+          return res.status === 200
+            ? true
+            : `HTTP ${res.status}: ${res.body
+                .split("\n")
+                .filter((l) => l.startsWith("[-]"))
+                .join(" ")}`;
         }),
       );
       log(`kube-apiserver ready after ${Date.now() - t0} ms`);
       await raced(
-        pollUntil('namespace default', deadline, async () => {
-          const res = await httpsRequest(target, 'GET', '/api/v1/namespaces/default');
+        pollUntil("namespace default", deadline, async () => {
+          const res = await httpsRequest(target, "GET", "/api/v1/namespaces/default");
           return res.status === 200 ? true : `HTTP ${res.status}`;
         }),
       );
       const crds = await raced(installCrds(target, opts.crdDir, deadline));
       log(`${crds.length} CRDs established after ${Date.now() - t0} ms`);
 
-      const kubeconfigPath = join(root, 'kubeconfig');
+      const kubeconfigPath = join(root, "kubeconfig");
       await writeFile(kubeconfigPath, kubeconfigJson(server, ca, token), { mode: 0o600 });
       exitWatch.cancel();
 
@@ -592,9 +591,9 @@ export async function startKubeEnv(options: KubeEnvOptions = {}): Promise<KubeEn
   if (!existsSync(kubeApiserver)) {
     throw new Error(`kube-apiserver not found at ${kubeApiserver}: run tests/k8s/build-kube-apiserver.sh (or set KUBE_APISERVER_BIN)`);
   }
-  const etcd = options.etcdPath ?? process.env['ETCD_BIN'] ?? findOnPath('etcd');
+  const etcd = options.etcdPath ?? process.env["ETCD_BIN"] ?? findOnPath("etcd");
   if (etcd === undefined || !existsSync(etcd)) {
-    throw new Error('etcd not found: run tests/k8s/install-deps.sh (Debian package etcd-server) or set ETCD_BIN');
+    throw new Error("etcd not found: run tests/k8s/install-deps.sh (Debian package etcd-server) or set ETCD_BIN");
   }
   const resolved = {
     kubeApiserverPath: kubeApiserver,

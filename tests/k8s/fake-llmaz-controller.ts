@@ -23,21 +23,21 @@ import {
   Watch,
   setHeaderOptions,
   type V1Service,
-} from '@kubernetes/client-node';
+} from "@kubernetes/client-node";
 
-export const FAIL_ANNOTATION = 'test.llm-gateway/fail';
+export const FAIL_ANNOTATION = "test.llm-gateway/fail";
 
-export const PLAYGROUND_GROUP = 'inference.llmaz.io';
-export const PLAYGROUND_VERSION = 'v1alpha1';
-export const PLAYGROUND_PLURAL = 'playgrounds';
+export const PLAYGROUND_GROUP = "inference.llmaz.io";
+export const PLAYGROUND_VERSION = "v1alpha1";
+export const PLAYGROUND_PLURAL = "playgrounds";
 
 /** Condition types and reasons as llmaz writes them. */
-export const CONDITION_PROGRESSING = 'Progressing';
-export const CONDITION_AVAILABLE = 'Available';
-export const REASON_PENDING = 'Pending';
-export const REASON_READY = 'PlaygroundReady';
-export const REASON_ABORT = 'AbortProcessing';
-export const MESSAGE_MODEL_MISSING = 'Waiting for model creation';
+export const CONDITION_PROGRESSING = "Progressing";
+export const CONDITION_AVAILABLE = "Available";
+export const REASON_PENDING = "Pending";
+export const REASON_READY = "PlaygroundReady";
+export const REASON_ABORT = "AbortProcessing";
+export const MESSAGE_MODEL_MISSING = "Waiting for model creation";
 
 /** llmaz's backends listen here; the `<name>-lb` Service exposes it as port `http`. */
 export const BACKEND_PORT = 8080;
@@ -67,7 +67,7 @@ export interface FakeController {
 
 interface Condition {
   type: string;
-  status: 'True' | 'False' | 'Unknown';
+  status: "True" | "False" | "Unknown";
   reason: string;
   message: string;
   lastTransitionTime: string;
@@ -91,17 +91,13 @@ interface Playground {
 }
 
 type Step =
-  | { kind: 'abort'; message: string }
-  | { kind: 'waitModel'; model: string }
-  | { kind: 'progress' }
-  | { kind: 'ready' }
-  | { kind: 'done' };
+  { kind: "abort"; message: string } | { kind: "waitModel"; model: string } | { kind: "progress" } | { kind: "ready" } | { kind: "done" };
 
 const MODEL_RECHECK_MS = 250;
 const MAX_CONSECUTIVE_FAILURES = 30;
 const RETRY_MS = 200;
-const LWS_NAME_LABEL = 'leaderworkerset.sigs.k8s.io/name';
-const LWS_WORKER_INDEX_LABEL = 'leaderworkerset.sigs.k8s.io/worker-index';
+const LWS_NAME_LABEL = "leaderworkerset.sigs.k8s.io/name";
+const LWS_WORKER_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/worker-index";
 
 function findCondition(pg: Playground, type: string): Condition | undefined {
   return pg.status?.conditions?.find((c) => c.type === type);
@@ -113,19 +109,19 @@ export function nextStep(pg: Playground, modelExists: boolean | undefined): Step
   const available = findCondition(pg, CONDITION_AVAILABLE);
   const failMessage = pg.metadata.annotations?.[FAIL_ANNOTATION];
   if (failMessage !== undefined) {
-    const aborted = progressing?.status === 'False' && progressing.reason === REASON_ABORT && progressing.message === failMessage;
-    return aborted ? { kind: 'done' } : { kind: 'abort', message: failMessage };
+    const aborted = progressing?.status === "False" && progressing.reason === REASON_ABORT && progressing.message === failMessage;
+    return aborted ? { kind: "done" } : { kind: "abort", message: failMessage };
   }
   const model = pg.spec?.modelClaim?.modelName;
-  if (model !== undefined && modelExists === false) return { kind: 'waitModel', model };
-  if (progressing === undefined || progressing.status === 'False') return { kind: 'progress' };
-  if (available?.status !== 'True') return { kind: 'ready' };
-  return { kind: 'done' };
+  if (model !== undefined && modelExists === false) return { kind: "waitModel", model };
+  if (progressing === undefined || progressing.status === "False") return { kind: "progress" };
+  if (available?.status !== "True") return { kind: "ready" };
+  return { kind: "done" };
 }
 
 /** Like apimachinery's SetStatusCondition: lastTransitionTime changes only when status does. */
-function setCondition(conditions: Condition[], update: Omit<Condition, 'lastTransitionTime'>): Condition[] {
-  const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+function setCondition(conditions: Condition[], update: Omit<Condition, "lastTransitionTime">): Condition[] {
+  const now = new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
   const existing = conditions.find((c) => c.type === update.type);
   const lastTransitionTime = existing !== undefined && existing.status === update.status ? existing.lastTransitionTime : now;
   const next: Condition = { ...update, lastTransitionTime };
@@ -162,11 +158,11 @@ export async function startFakeController(kubeconfigPath: string, opts: FakeCont
   const custom = kc.makeApiClient(CustomObjectsApi);
   const core = kc.makeApiClient(CoreV1Api);
   const watch = new Watch(kc);
-  const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+  const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
 
   let stopped = false;
   const lifetime = new AbortController();
-  const timers = new Map<string, { step: Step['kind']; timer: NodeJS.Timeout }>();
+  const timers = new Map<string, { step: Step["kind"]; timer: NodeJS.Timeout }>();
   let currentWatch: AbortController | undefined;
 
   const keyOf = (pg: Playground): string => `${pg.metadata.namespace}/${pg.metadata.name}`;
@@ -188,7 +184,7 @@ export async function startFakeController(kubeconfigPath: string, opts: FakeCont
 
   async function modelExists(name: string): Promise<boolean> {
     try {
-      await custom.getClusterCustomObject({ group: 'llmaz.io', version: 'v1alpha1', plural: 'openmodels', name });
+      await custom.getClusterCustomObject({ group: "llmaz.io", version: "v1alpha1", plural: "openmodels", name });
       return true;
     } catch (err) {
       if (isNotFound(err)) return false;
@@ -196,7 +192,7 @@ export async function startFakeController(kubeconfigPath: string, opts: FakeCont
     }
   }
 
-  async function writeStatus(pg: Playground, status: NonNullable<Playground['status']>): Promise<Playground> {
+  async function writeStatus(pg: Playground, status: NonNullable<Playground["status"]>): Promise<Playground> {
     return (await custom.patchNamespacedCustomObjectStatus(
       {
         group: PLAYGROUND_GROUP,
@@ -212,20 +208,27 @@ export async function startFakeController(kubeconfigPath: string, opts: FakeCont
 
   async function ensureService(pg: Playground): Promise<void> {
     const body: V1Service = {
-      apiVersion: 'v1',
-      kind: 'Service',
+      apiVersion: "v1",
+      kind: "Service",
       metadata: {
         name: `${pg.metadata.name}-lb`,
         namespace: pg.metadata.namespace,
         ownerReferences:
           pg.metadata.uid === undefined
             ? undefined
-            : [{ apiVersion: `${PLAYGROUND_GROUP}/${PLAYGROUND_VERSION}`, kind: 'Playground', name: pg.metadata.name, uid: pg.metadata.uid }],
+            : [
+                {
+                  apiVersion: `${PLAYGROUND_GROUP}/${PLAYGROUND_VERSION}`,
+                  kind: "Playground",
+                  name: pg.metadata.name,
+                  uid: pg.metadata.uid,
+                },
+              ],
       },
       spec: {
-        type: 'ClusterIP',
-        ports: [{ name: 'http', protocol: 'TCP', port: BACKEND_PORT, targetPort: BACKEND_PORT }],
-        selector: { [LWS_NAME_LABEL]: pg.metadata.name, [LWS_WORKER_INDEX_LABEL]: '0' },
+        type: "ClusterIP",
+        ports: [{ name: "http", protocol: "TCP", port: BACKEND_PORT, targetPort: BACKEND_PORT }],
+        selector: { [LWS_NAME_LABEL]: pg.metadata.name, [LWS_WORKER_INDEX_LABEL]: "0" },
       },
     };
     try {
@@ -253,24 +256,24 @@ export async function startFakeController(kubeconfigPath: string, opts: FakeCont
     const generation = pg.metadata.generation;
     const replicasNow = pg.status?.replicas ?? 0;
     switch (step.kind) {
-      case 'abort':
+      case "abort":
         return writeStatus(pg, {
           conditions: setCondition(conditions, {
             type: CONDITION_PROGRESSING,
-            status: 'False',
+            status: "False",
             reason: REASON_ABORT,
             message: step.message,
             observedGeneration: generation,
           }),
           replicas: replicasNow,
         });
-      case 'waitModel': {
+      case "waitModel": {
         const current = findCondition(pg, CONDITION_PROGRESSING);
         if (current?.reason === REASON_ABORT && current.message === MESSAGE_MODEL_MISSING) return undefined;
         return writeStatus(pg, {
           conditions: setCondition(conditions, {
             type: CONDITION_PROGRESSING,
-            status: 'False',
+            status: "False",
             reason: REASON_ABORT,
             message: MESSAGE_MODEL_MISSING,
             observedGeneration: generation,
@@ -278,45 +281,45 @@ export async function startFakeController(kubeconfigPath: string, opts: FakeCont
           replicas: replicasNow,
         });
       }
-      case 'progress':
+      case "progress":
         if (createServices) await ensureService(pg);
         return writeStatus(pg, {
           conditions: setCondition(conditions, {
             type: CONDITION_PROGRESSING,
-            status: 'True',
+            status: "True",
             reason: REASON_PENDING,
-            message: 'Waiting for inference Service ready',
+            message: "Waiting for inference Service ready",
             observedGeneration: generation,
           }),
           replicas: replicasNow,
         });
-      case 'ready':
+      case "ready":
         return writeStatus(pg, {
           conditions: setCondition(conditions, {
             type: CONDITION_AVAILABLE,
-            status: 'True',
+            status: "True",
             reason: REASON_READY,
-            message: 'Playground is ready',
+            message: "Playground is ready",
             observedGeneration: generation,
           }),
           replicas: pg.spec?.replicas ?? 1,
           selector: `${LWS_NAME_LABEL}=${pg.metadata.name},${LWS_WORKER_INDEX_LABEL}=0`,
         });
-      case 'done':
+      case "done":
         return undefined;
     }
   }
 
   function delayFor(step: Step): number {
     switch (step.kind) {
-      case 'abort':
-      case 'progress':
+      case "abort":
+      case "progress":
         return progressDelayMs;
-      case 'ready':
+      case "ready":
         return readyDelayMs;
-      case 'waitModel':
+      case "waitModel":
         return 0;
-      case 'done':
+      case "done":
         return 0;
     }
   }
@@ -326,9 +329,10 @@ export async function startFakeController(kubeconfigPath: string, opts: FakeCont
     if (stopped || pg.metadata.deletionTimestamp !== undefined) return;
     const key = keyOf(pg);
     const model = pg.spec?.modelClaim?.modelName;
-    const exists = requireModel && model !== undefined && pg.metadata.annotations?.[FAIL_ANNOTATION] === undefined
-      ? await modelExists(model)
-      : undefined;
+    const exists =
+      requireModel && model !== undefined && pg.metadata.annotations?.[FAIL_ANNOTATION] === undefined
+        ? await modelExists(model)
+        : undefined;
     const step = nextStep(pg, exists);
     const pending = timers.get(key);
     if (pending !== undefined) {
@@ -336,15 +340,18 @@ export async function startFakeController(kubeconfigPath: string, opts: FakeCont
       clearTimeout(pending.timer);
       timers.delete(key);
     }
-    if (step.kind === 'done') return;
-    if (step.kind === 'waitModel') {
+    if (step.kind === "done") return;
+    if (step.kind === "waitModel") {
       const written = await apply(pg, step);
       if (written !== undefined) log(`${key}: ${REASON_ABORT} (${MESSAGE_MODEL_MISSING})`);
     }
-    const timer = setTimeout(() => {
-      timers.delete(key);
-      void fire(pg.metadata.namespace, pg.metadata.name, step).catch((err: unknown) => log(`${key}: ${describe(err)}`));
-    }, step.kind === 'waitModel' ? MODEL_RECHECK_MS : delayFor(step));
+    const timer = setTimeout(
+      () => {
+        timers.delete(key);
+        void fire(pg.metadata.namespace, pg.metadata.name, step).catch((err: unknown) => log(`${key}: ${describe(err)}`));
+      },
+      step.kind === "waitModel" ? MODEL_RECHECK_MS : delayFor(step),
+    );
     timers.set(key, { step: step.kind, timer });
   }
 
@@ -353,14 +360,15 @@ export async function startFakeController(kubeconfigPath: string, opts: FakeCont
     if (stopped) return;
     const fresh = await readPlayground(namespace, name);
     if (fresh === undefined) return;
-    if (planned.kind === 'waitModel') {
+    if (planned.kind === "waitModel") {
       await reconcile(fresh); // rechecks the model; moves on once it exists
       return;
     }
     const model = fresh.spec?.modelClaim?.modelName;
-    const exists = requireModel && model !== undefined && fresh.metadata.annotations?.[FAIL_ANNOTATION] === undefined
-      ? await modelExists(model)
-      : undefined;
+    const exists =
+      requireModel && model !== undefined && fresh.metadata.annotations?.[FAIL_ANNOTATION] === undefined
+        ? await modelExists(model)
+        : undefined;
     const step = nextStep(fresh, exists);
     if (step.kind !== planned.kind) {
       await reconcile(fresh);
@@ -374,9 +382,9 @@ export async function startFakeController(kubeconfigPath: string, opts: FakeCont
   }
 
   function onEvent(type: string, obj: unknown): void {
-    if (typeof obj !== 'object' || obj === null) return;
+    if (typeof obj !== "object" || obj === null) return;
     const pg = obj as Playground;
-    if (type === 'DELETED') {
+    if (type === "DELETED") {
       const key = keyOf(pg);
       const pending = timers.get(key);
       if (pending !== undefined) clearTimeout(pending.timer);
@@ -388,7 +396,7 @@ export async function startFakeController(kubeconfigPath: string, opts: FakeCont
       }
       return;
     }
-    if (type === 'ADDED' || type === 'MODIFIED') {
+    if (type === "ADDED" || type === "MODIFIED") {
       void reconcile(pg).catch((err: unknown) => log(`${keyOf(pg)}: ${describe(err)}`));
     }
   }
@@ -399,15 +407,17 @@ export async function startFakeController(kubeconfigPath: string, opts: FakeCont
       : `/apis/${PLAYGROUND_GROUP}/${PLAYGROUND_VERSION}/namespaces/${opts.namespace}/${PLAYGROUND_PLURAL}`;
 
   async function list(): Promise<{ items: Playground[]; resourceVersion: string }> {
-    const result = (opts.namespace === undefined
-      ? await custom.listCustomObjectForAllNamespaces({ group: PLAYGROUND_GROUP, version: PLAYGROUND_VERSION, plural: PLAYGROUND_PLURAL })
-      : await custom.listNamespacedCustomObject({
-          group: PLAYGROUND_GROUP,
-          version: PLAYGROUND_VERSION,
-          namespace: opts.namespace,
-          plural: PLAYGROUND_PLURAL,
-        })) as { items?: Playground[]; metadata?: { resourceVersion?: string } };
-    return { items: result.items ?? [], resourceVersion: result.metadata?.resourceVersion ?? '' };
+    const result = (
+      opts.namespace === undefined
+        ? await custom.listCustomObjectForAllNamespaces({ group: PLAYGROUND_GROUP, version: PLAYGROUND_VERSION, plural: PLAYGROUND_PLURAL })
+        : await custom.listNamespacedCustomObject({
+            group: PLAYGROUND_GROUP,
+            version: PLAYGROUND_VERSION,
+            namespace: opts.namespace,
+            plural: PLAYGROUND_PLURAL,
+          })
+    ) as { items?: Playground[]; metadata?: { resourceVersion?: string } };
+    return { items: result.items ?? [], resourceVersion: result.metadata?.resourceVersion ?? "" };
   }
 
   /** One list + watch round; resolves when the watch ends (server timeout, 410 Gone, error, stop). */
@@ -431,7 +441,7 @@ export async function startFakeController(kubeconfigPath: string, opts: FakeCont
           path,
           { resourceVersion, allowWatchBookmarks: true, timeoutSeconds: watchTimeoutSeconds },
           (type, obj) => {
-            if (type === 'ERROR') {
+            if (type === "ERROR") {
               // e.g. 410 Gone: the resourceVersion is too old; end this round and re-list.
               log(`watch error event: ${JSON.stringify(obj)}`);
               currentWatch?.abort();
@@ -465,24 +475,31 @@ export async function startFakeController(kubeconfigPath: string, opts: FakeCont
         failures++;
         log(`list/watch failed (${failures}/${MAX_CONSECUTIVE_FAILURES}): ${describe(err)}`);
         if (failures >= MAX_CONSECUTIVE_FAILURES) {
-          log('giving up: the API server is gone');
+          log("giving up: the API server is gone");
           break;
         }
         await new Promise<void>((resolve) => {
           const t = setTimeout(resolve, RETRY_MS);
-          lifetime.signal.addEventListener('abort', () => {
-            clearTimeout(t);
-            resolve();
-          }, { once: true });
+          lifetime.signal.addEventListener(
+            "abort",
+            () => {
+              clearTimeout(t);
+              resolve();
+            },
+            { once: true },
+          );
         });
       }
     }
   })();
 
-  const lifetimeTimer = setTimeout(() => {
-    log('maximum lifetime reached; stopping');
-    void stop();
-  }, opts.maxLifetimeMs ?? 15 * 60_000);
+  const lifetimeTimer = setTimeout(
+    () => {
+      log("maximum lifetime reached; stopping");
+      void stop();
+    },
+    opts.maxLifetimeMs ?? 15 * 60_000,
+  );
   lifetimeTimer.unref();
 
   let stopping: Promise<void> | undefined;

@@ -253,7 +253,10 @@ export function skopeoPull(ref: string, ociDir: string, tag: string, creds?: { u
   else args.push("--src-no-creds");
   args.push(`docker://${ref}`, `oci:${ociDir}:${tag}`);
   try {
-    execFileSync("skopeo", args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, REGISTRY_AUTH_FILE: join(policyDir, "auth.json") } });
+    execFileSync("skopeo", args, {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, REGISTRY_AUTH_FILE: join(policyDir, "auth.json") },
+    });
   } catch (err) {
     const e = err as { stderr?: Buffer };
     throw new Error(`skopeo copy failed: ${e.stderr?.toString() ?? String(err)}`);
@@ -286,8 +289,23 @@ export async function startTokenService(user: string, password: string): Promise
   try {
     execFileSync(
       "openssl",
-      ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-        "-subj", "/CN=llm-gateway test token issuer", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")],
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=llm-gateway test token issuer",
+        "-keyout",
+        join(dir, "key.pem"),
+        "-out",
+        join(dir, "cert.pem"),
+      ],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
   } catch (err) {
@@ -309,12 +327,15 @@ export async function startTokenService(user: string, password: string): Promise
       res.end(JSON.stringify({ errors: [{ code: "UNAUTHORIZED", message: "invalid username or password" }] }));
       return;
     }
-    const access = authz === undefined
-      ? []
-      : url.searchParams.getAll("scope").flatMap((scope) => {
-          const m = /^repository:([^:]+):(.+)$/.exec(scope);
-          return m === null || m[1] === undefined || m[2] === undefined ? [] : [{ type: "repository", name: m[1], actions: m[2].split(",") }];
-        });
+    const access =
+      authz === undefined
+        ? []
+        : url.searchParams.getAll("scope").flatMap((scope) => {
+            const m = /^repository:([^:]+):(.+)$/.exec(scope);
+            return m === null || m[1] === undefined || m[2] === undefined
+              ? []
+              : [{ type: "repository", name: m[1], actions: m[2].split(",") }];
+          });
     const now = Math.floor(Date.now() / 1000);
     const header = { typ: "JWT", alg: "ES256", x5c: [x5c] };
     const claims = {

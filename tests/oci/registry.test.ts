@@ -115,10 +115,14 @@ describe("image", () => {
     await buildLayout(dated, { ...baseEnv, SOURCE_DATE_EPOCH: "1700000000" });
     assert.notEqual(readOciManifest(dated, TAG).digest, builtDigest);
     const { manifest } = readOciManifest(dated, TAG);
-    const listing = execFileSync("tar", ["--numeric-owner", "--full-time", "-tvzf", join(dated, "blobs", "sha256", (manifest.layers[2]?.digest ?? "").slice(7))], {
-      encoding: "utf8",
-      env: { ...process.env, TZ: "UTC" },
-    });
+    const listing = execFileSync(
+      "tar",
+      ["--numeric-owner", "--full-time", "-tvzf", join(dated, "blobs", "sha256", (manifest.layers[2]?.digest ?? "").slice(7))],
+      {
+        encoding: "utf8",
+        env: { ...process.env, TZ: "UTC" },
+      },
+    );
     assert.match(listing, /2023-11-14 22:13:20 plugin\.wasm/);
   });
 
@@ -157,7 +161,10 @@ describe("image", () => {
   test("plugin layer holds only plugin.wasm at the root: mode 0644, owner 0/0, mtime 0 (GNU tar reads it)", () => {
     const { manifest } = readOciManifest(layout, TAG);
     const blob = join(layout, "blobs", "sha256", (manifest.layers[2]?.digest ?? "").slice(7));
-    const listing = execFileSync("tar", ["--numeric-owner", "--full-time", "-tvzf", blob], { encoding: "utf8", env: { ...process.env, TZ: "UTC" } })
+    const listing = execFileSync("tar", ["--numeric-owner", "--full-time", "-tvzf", blob], {
+      encoding: "utf8",
+      env: { ...process.env, TZ: "UTC" },
+    })
       .trim()
       .split("\n");
     assert.equal(listing.length, 1, listing.join("\n"));
@@ -214,11 +221,14 @@ describe("push to a registry without auth", () => {
     const { digest, manifest } = readOciManifest(pulled, TAG);
     assert.equal(digest, builtDigest, "the registry and skopeo kept the manifest bytes");
     assert.equal(manifest.config.mediaType, "application/vnd.oci.image.config.v1+json");
-    assert.deepEqual(manifest.layers.map((l) => l.mediaType), [
-      "application/vnd.module.wasm.doc.v1+markdown",
-      "application/vnd.module.wasm.spec.v1+yaml",
-      "application/vnd.oci.image.layer.v1.tar+gzip",
-    ]);
+    assert.deepEqual(
+      manifest.layers.map((l) => l.mediaType),
+      [
+        "application/vnd.module.wasm.doc.v1+markdown",
+        "application/vnd.module.wasm.spec.v1+yaml",
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+      ],
+    );
     const last = manifest.layers.at(-1);
     assert.ok(last);
     const extracted = join(work, "extract-pulled");
@@ -259,10 +269,14 @@ describe("push to a registry without auth", () => {
   });
 
   test("the CLI as a process prints the digest and exits 0", () => {
-    const p = spawnSync(process.execPath, ["--import", "tsx", "deploy-scripts/oci/cli.ts", "push", "--layout", layout, "--image", `${registry.host}/other/name:v1`], {
-      encoding: "utf8",
-      env: { ...process.env, DOCKER_CONFIG: emptyDockerConfig },
-    });
+    const p = spawnSync(
+      process.execPath,
+      ["--import", "tsx", "deploy-scripts/oci/cli.ts", "push", "--layout", layout, "--image", `${registry.host}/other/name:v1`],
+      {
+        encoding: "utf8",
+        env: { ...process.env, DOCKER_CONFIG: emptyDockerConfig },
+      },
+    );
     assert.equal(p.status, 0, p.stderr);
     assert.match(p.stdout, new RegExp(`pushed ${registry.host}/other/name:v1@${builtDigest}`));
   });
@@ -293,7 +307,12 @@ describe("push to a registry with htpasswd basic auth", () => {
       const r = await cli(["push", "--layout", layout, "--image", `${registry.host}/p/x:${TAG}`], { ...baseEnv, DOCKER_CONFIG: cfg });
       assert.equal(r.code, 1);
       assert.equal(r.err.length, 1);
-      assert.match(r.err[0] ?? "", new RegExp(`^oci: error: registry ${registry.host} rejected the credentials from ${join(cfg, "config.json")} \\(API check: UNAUTHORIZED: authentication required\\)$`));
+      assert.match(
+        r.err[0] ?? "",
+        new RegExp(
+          `^oci: error: registry ${registry.host} rejected the credentials from ${join(cfg, "config.json")} \\(API check: UNAUTHORIZED: authentication required\\)$`,
+        ),
+      );
       assert.ok(!r.err.concat(r.out).join("\n").includes("wrong-password"));
     } finally {
       rmSync(cfg, { recursive: true, force: true });
@@ -324,7 +343,13 @@ describe("push to a registry with token (Bearer) auth", () => {
   let started: Registry | undefined;
   before(async () => {
     tokens = startedTokens = await startTokenService(USER, PASSWORD);
-    registry = started = await startRegistry({ kind: "token", realm: tokens.realm, service: tokens.service, issuer: tokens.issuer, certPem: tokens.certPem });
+    registry = started = await startRegistry({
+      kind: "token",
+      realm: tokens.realm,
+      service: tokens.service,
+      issuer: tokens.issuer,
+      certPem: tokens.certPem,
+    });
   });
   after(async () => {
     // Stop whatever did start, even if the other half failed to.
@@ -339,7 +364,10 @@ describe("push to a registry with token (Bearer) auth", () => {
       const r = await cli(["push", "--layout", layout, "--image", ref], { ...baseEnv, DOCKER_CONFIG: cfg });
       assert.equal(r.code, 0, r.err.join("\n"));
       assert.equal(pushedLine(r.out), `pushed ${ref}@${builtDigest} (4 uploaded, 0 already present)`);
-      assert.ok(tokens.requests.some((l) => l.includes("scope=repository%3Aplugins%2Fllm-gateway%3Apull%2Cpush")), tokens.requests.join("\n"));
+      assert.ok(
+        tokens.requests.some((l) => l.includes("scope=repository%3Aplugins%2Fllm-gateway%3Apull%2Cpush")),
+        tokens.requests.join("\n"),
+      );
     } finally {
       rmSync(cfg, { recursive: true, force: true });
     }
@@ -362,7 +390,12 @@ describe("push to a registry with token (Bearer) auth", () => {
     const r = await cli(["push", "--layout", layout, "--image", `${registry.host}/p/x:${TAG}`], baseEnv);
     assert.equal(r.code, 1);
     assert.equal(r.err.length, 1);
-    assert.match(r.err[0] ?? "", new RegExp(`^oci: error: registry ${registry.host} requires authentication \\(.*\\) but there are no credentials: no auths entry for ${registry.host}`));
+    assert.match(
+      r.err[0] ?? "",
+      new RegExp(
+        `^oci: error: registry ${registry.host} requires authentication \\(.*\\) but there are no credentials: no auths entry for ${registry.host}`,
+      ),
+    );
   });
 });
 
@@ -393,7 +426,9 @@ describe("push failures against servers that are not a working registry", () => 
       assert.equal(r.err.length, 1);
       assert.match(
         r.err[0] ?? "",
-        new RegExp(`^oci: error: registry ${server.host} refused start upload of sha256:[0-9a-f]{12} \\(POST /v2/p/x/blobs/uploads/\\): 403 Forbidden: DENIED: requested access to the resource is denied$`),
+        new RegExp(
+          `^oci: error: registry ${server.host} refused start upload of sha256:[0-9a-f]{12} \\(POST /v2/p/x/blobs/uploads/\\): 403 Forbidden: DENIED: requested access to the resource is denied$`,
+        ),
       );
     } finally {
       await server.stop();
@@ -452,7 +487,12 @@ describe("push failures against servers that are not a working registry", () => 
       const r = await cli(["push", "--layout", layout, "--image", `${server.host}/p/x:${TAG}`], baseEnv);
       assert.equal(r.code, 1);
       assert.equal(r.err.length, 1);
-      assert.match(r.err[0] ?? "", new RegExp(`^oci: error: registry ${server.host} sent something that is not HTTP \\(HPE_[A-Z_]+\\) to GET http://${server.host}/v2/$`));
+      assert.match(
+        r.err[0] ?? "",
+        new RegExp(
+          `^oci: error: registry ${server.host} sent something that is not HTTP \\(HPE_[A-Z_]+\\) to GET http://${server.host}/v2/$`,
+        ),
+      );
     } finally {
       await server.stop();
     }
@@ -471,19 +511,28 @@ describe("push failures against servers that are not a working registry", () => 
     try {
       const r = await cli(["push", "--layout", layout, "--image", `${server.host}/p/x:${TAG}`], baseEnv);
       assert.equal(r.code, 1);
-      assert.match(r.err[0] ?? "", /failed HEAD blob sha256:[0-9a-f]{12} \(HEAD \/v2\/p\/x\/blobs\/sha256:[0-9a-f]{64}\): 500 Internal Server Error$/);
+      assert.match(
+        r.err[0] ?? "",
+        /failed HEAD blob sha256:[0-9a-f]{12} \(HEAD \/v2\/p\/x\/blobs\/sha256:[0-9a-f]{64}\): 500 Internal Server Error$/,
+      );
     } finally {
       await server.stop();
     }
   });
 
   test("usage errors exit 2 from the process; failures exit 1 with exactly one stderr line", () => {
-    const usage = spawnSync(process.execPath, ["--import", "tsx", "deploy-scripts/oci/cli.ts", "push", "--layout", layout], { encoding: "utf8" });
-    assert.equal(usage.status, 2);
-    assert.match(usage.stderr, /^oci: --image is required\n/);
-    const fail = spawnSync(process.execPath, ["--import", "tsx", "deploy-scripts/oci/cli.ts", "push", "--layout", join(work, "nope"), "--image", "127.0.0.1:1/p/x:t"], {
+    const usage = spawnSync(process.execPath, ["--import", "tsx", "deploy-scripts/oci/cli.ts", "push", "--layout", layout], {
       encoding: "utf8",
     });
+    assert.equal(usage.status, 2);
+    assert.match(usage.stderr, /^oci: --image is required\n/);
+    const fail = spawnSync(
+      process.execPath,
+      ["--import", "tsx", "deploy-scripts/oci/cli.ts", "push", "--layout", join(work, "nope"), "--image", "127.0.0.1:1/p/x:t"],
+      {
+        encoding: "utf8",
+      },
+    );
     assert.equal(fail.status, 1);
     assert.equal(fail.stderr, `oci: error: cannot read layout marker ${join(work, "nope", "oci-layout")}: ENOENT\n`);
   });

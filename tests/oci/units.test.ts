@@ -17,9 +17,18 @@ describe("parseWwwAuthenticate", () => {
     [
       "bearer with a comma inside a quoted scope",
       `Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a/b:pull,push"`,
-      [{ scheme: "bearer", params: { realm: "https://auth.example.com/token", service: "registry.example.com", scope: "repository:a/b:pull,push" } }],
+      [
+        {
+          scheme: "bearer",
+          params: { realm: "https://auth.example.com/token", service: "registry.example.com", scope: "repository:a/b:pull,push" },
+        },
+      ],
     ],
-    ["escaped quote and unquoted token", `Bearer realm="a\\"b", error=invalid_token`, [{ scheme: "bearer", params: { realm: 'a"b', error: "invalid_token" } }]],
+    [
+      "escaped quote and unquoted token",
+      `Bearer realm="a\\"b", error=invalid_token`,
+      [{ scheme: "bearer", params: { realm: 'a"b', error: "invalid_token" } }],
+    ],
     [
       "two challenges",
       `Bearer realm="r1", Basic realm="r2"`,
@@ -37,9 +46,17 @@ describe("parseWwwAuthenticate", () => {
 
 describe("parseReference and registryBaseUrl", () => {
   const cases: Array<[string, { registry: string; repository: string; tag: string | undefined }, string]> = [
-    ["127.0.0.1:5000/plugins/llm-gateway:0.1.0", { registry: "127.0.0.1:5000", repository: "plugins/llm-gateway", tag: "0.1.0" }, "http://127.0.0.1:5000"],
+    [
+      "127.0.0.1:5000/plugins/llm-gateway:0.1.0",
+      { registry: "127.0.0.1:5000", repository: "plugins/llm-gateway", tag: "0.1.0" },
+      "http://127.0.0.1:5000",
+    ],
     ["localhost/x", { registry: "localhost", repository: "x", tag: undefined }, "http://localhost"],
-    ["oci://registry.example.com/a/b:v1", { registry: "registry.example.com", repository: "a/b", tag: "v1" }, "https://registry.example.com"],
+    [
+      "oci://registry.example.com/a/b:v1",
+      { registry: "registry.example.com", repository: "a/b", tag: "v1" },
+      "https://registry.example.com",
+    ],
     ["[::1]:5000/a:b", { registry: "[::1]:5000", repository: "a", tag: "b" }, "http://[::1]:5000"],
     ["nginx:1.25", { registry: "docker.io", repository: "library/nginx", tag: "1.25" }, "https://registry-1.docker.io"],
     ["me/plugin", { registry: "docker.io", repository: "me/plugin", tag: undefined }, "https://registry-1.docker.io"],
@@ -51,7 +68,8 @@ describe("parseReference and registryBaseUrl", () => {
       assert.equal(registryBaseUrl(ref.registry, false), base);
     });
   }
-  test("--insecure turns a remote registry to http", () => assert.equal(registryBaseUrl("registry.example.com", true), "http://registry.example.com"));
+  test("--insecure turns a remote registry to http", () =>
+    assert.equal(registryBaseUrl("registry.example.com", true), "http://registry.example.com"));
   test("rejects digests, upper case names and bad tags", () => {
     assert.throws(() => parseReference("r.example.com/a@sha256:00"), /push needs a tag, not a digest/);
     assert.throws(() => parseReference("r.example.com/Upper:x"), /invalid repository name "Upper"/);
@@ -76,22 +94,36 @@ describe("lookupCredentials", () => {
       assert.equal(c?.password, "p:with:colons");
     }));
   test("username/password fields", () =>
-    withConfig({ auths: { "r.example.com": { username: "u", password: "p" } } }, (env) => assert.equal(lookupCredentials("r.example.com", env).credentials?.password, "p")));
+    withConfig({ auths: { "r.example.com": { username: "u", password: "p" } } }, (env) =>
+      assert.equal(lookupCredentials("r.example.com", env).credentials?.password, "p"),
+    ));
   test("docker hub spellings are one registry", () => {
     assert.equal(normaliseRegistryKey("https://index.docker.io/v1/"), "docker.io");
     assert.equal(normaliseRegistryKey("registry-1.docker.io"), "docker.io");
   });
   test("no entry: no credentials, the path is reported", () =>
-    withConfig({ auths: {} }, (env, path) => assert.deepEqual(lookupCredentials("r.example.com", env), { credentials: undefined, configPath: path, note: undefined })));
+    withConfig({ auths: {} }, (env, path) =>
+      assert.deepEqual(lookupCredentials("r.example.com", env), { credentials: undefined, configPath: path, note: undefined }),
+    ));
   test("credential helper: explained, not run", () =>
-    withConfig({ credsStore: "desktop" }, (env) => assert.match(lookupCredentials("r.example.com", env).note ?? "", /credential helper, which this tool does not run/)));
-  test("broken JSON: explained", () => withConfig("{nope", (env, path) => assert.equal(lookupCredentials("r.example.com", env).note, `${path} is not valid JSON`)));
+    withConfig({ credsStore: "desktop" }, (env) =>
+      assert.match(lookupCredentials("r.example.com", env).note ?? "", /credential helper, which this tool does not run/),
+    ));
+  test("broken JSON: explained", () =>
+    withConfig("{nope", (env, path) => assert.equal(lookupCredentials("r.example.com", env).note, `${path} is not valid JSON`)));
 });
 
 describe("error summaries", () => {
   test("distribution error JSON", () =>
     assert.equal(
-      summariseRegistryErrors(JSON.stringify({ errors: [{ code: "DENIED", message: "no" }, { code: "NAME_UNKNOWN", message: "repository name not known" }] })),
+      summariseRegistryErrors(
+        JSON.stringify({
+          errors: [
+            { code: "DENIED", message: "no" },
+            { code: "NAME_UNKNOWN", message: "repository name not known" },
+          ],
+        }),
+      ),
       "DENIED: no; NAME_UNKNOWN: repository name not known",
     ));
   test("non-JSON and other JSON are not summarised", () => {
@@ -110,7 +142,10 @@ describe("tar and gzip", () => {
     const stored = parseInt(h.subarray(148, 154).toString("ascii"), 8);
     const copy = Buffer.from(h);
     copy.fill(0x20, 148, 156);
-    assert.equal(stored, copy.reduce((a, b) => a + b, 0));
+    assert.equal(
+      stored,
+      copy.reduce((a, b) => a + b, 0),
+    );
   });
   test("unsafe names are refused", () => {
     assert.throws(() => tarHeader({ name: "../x", data: new Uint8Array(0), mtime: 0 }), /relative printable ASCII path/);

@@ -2,7 +2,7 @@
 // with backups (the fallback chain as priorities).
 
 /** Filter-metadata namespace the plugin's attempt stage reads (assembly/plugin/attempt.ts). */
-export const METADATA_NAMESPACE = 'llm-gateway';
+export const METADATA_NAMESPACE = "llm-gateway";
 
 /**
  * An endpoint's metadata naming the model it serves: the attempt stage reads
@@ -17,7 +17,7 @@ export interface ModelClusterOptions {
   name: string;
   model: string;
   /** STATIC for an IP address, STRICT_DNS for a name (every address it resolves to is an endpoint). */
-  type: 'STATIC' | 'STRICT_DNS';
+  type: "STATIC" | "STRICT_DNS";
   address: string;
   port: number;
   /** Above the plugin's maxBodyBytes: the router buffers the request body for retries up to it. */
@@ -30,26 +30,30 @@ export function modelCluster(o: ModelClusterOptions): Record<string, unknown> {
     type: o.type,
     // Istio's (and so Higress's) default connect timeout; a shorter one fails requests when a busy
     // worker takes a moment to see a connection complete (a burst of long prompts).
-    connect_timeout: '10s',
+    connect_timeout: "10s",
     per_connection_buffer_limit_bytes: o.bufferLimitBytes,
     // vLLM's server (uvicorn) closes a keep-alive connection after 5 s idle; a request Envoy sends on it
     // at that moment is lost ("connection termination"). Envoy closing idle connections first avoids
     // the race.
     typed_extension_protocol_options: {
-      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
-        '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+      "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
         explicit_http_config: { http_protocol_options: {} },
-        common_http_protocol_options: { idle_timeout: '4s' },
+        common_http_protocol_options: { idle_timeout: "4s" },
       },
     },
     load_assignment: {
       cluster_name: o.name,
-      endpoints: [{
-        lb_endpoints: [{
-          endpoint: { address: { socket_address: { address: o.address, port_value: o.port } } },
-          metadata: modelEndpointMetadata(o.model),
-        }],
-      }],
+      endpoints: [
+        {
+          lb_endpoints: [
+            {
+              endpoint: { address: { socket_address: { address: o.address, port_value: o.port } } },
+              metadata: modelEndpointMetadata(o.model),
+            },
+          ],
+        },
+      ],
     },
   };
 }
@@ -61,18 +65,18 @@ export function modelCluster(o: ModelClusterOptions): Record<string, unknown> {
 export function aggregateCluster(name: string, clusters: string[]): Record<string, unknown> {
   return {
     name,
-    connect_timeout: '10s',
-    lb_policy: 'CLUSTER_PROVIDED',
+    connect_timeout: "10s",
+    lb_policy: "CLUSTER_PROVIDED",
     // Retries are this cluster's (the route's): Envoy's default allows 3 at a time, so when a primary dies
     // under load most requests would get its 503 instead of the backup. A fallback is a retry of every
     // failed request: allow as many retries as requests in flight.
     circuit_breakers: {
-      thresholds: [{ priority: 'DEFAULT', retry_budget: { budget_percent: { value: 100 }, min_retry_concurrency: 64 } }],
+      thresholds: [{ priority: "DEFAULT", retry_budget: { budget_percent: { value: 100 }, min_retry_concurrency: 64 } }],
     },
     cluster_type: {
-      name: 'envoy.clusters.aggregate',
+      name: "envoy.clusters.aggregate",
       typed_config: {
-        '@type': 'type.googleapis.com/envoy.extensions.clusters.aggregate.v3.ClusterConfig',
+        "@type": "type.googleapis.com/envoy.extensions.clusters.aggregate.v3.ClusterConfig",
         clusters,
       },
     },

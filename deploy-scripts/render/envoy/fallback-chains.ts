@@ -7,7 +7,7 @@
 // upstream HTTP filter, puts each backup's name in the body. "dispatch": the plugin calls backups itself, and Envoy
 // needs none of this.
 
-export const MECHANISM_ENVOY = 'envoy';
+export const MECHANISM_ENVOY = "envoy";
 
 export interface FallbackSettings {
   mechanism: string;
@@ -28,13 +28,13 @@ interface ModelEntry {
 export function fallbackSettings(pluginConfig: unknown): FallbackSettings {
   const f = ((pluginConfig as { fallback?: Record<string, unknown> } | null)?.fallback ?? {}) as Record<string, unknown>;
   return {
-    mechanism: typeof f['mechanism'] === 'string' ? f['mechanism'] : MECHANISM_ENVOY,
-    enabled: f['enabled'] !== false,
-    maxAttempts: typeof f['maxAttempts'] === 'number' ? f['maxAttempts'] : 3,
-    attemptTimeoutMs: typeof f['attemptTimeoutMs'] === 'number' ? f['attemptTimeoutMs'] : 60000,
-    firstByteTimeoutMs: typeof f['firstByteTimeoutMs'] === 'number' ? f['firstByteTimeoutMs'] : 0,
-    onStatus: Array.isArray(f['onStatus']) ? (f['onStatus'] as (string | number)[]) : ['5xx', 429],
-    onUpstreamUnreachable: f['onUpstreamUnreachable'] !== false,
+    mechanism: typeof f["mechanism"] === "string" ? f["mechanism"] : MECHANISM_ENVOY,
+    enabled: f["enabled"] !== false,
+    maxAttempts: typeof f["maxAttempts"] === "number" ? f["maxAttempts"] : 3,
+    attemptTimeoutMs: typeof f["attemptTimeoutMs"] === "number" ? f["attemptTimeoutMs"] : 60000,
+    firstByteTimeoutMs: typeof f["firstByteTimeoutMs"] === "number" ? f["firstByteTimeoutMs"] : 0,
+    onStatus: Array.isArray(f["onStatus"]) ? (f["onStatus"] as (string | number)[]) : ["5xx", 429],
+    onUpstreamUnreachable: f["onUpstreamUnreachable"] !== false,
   };
 }
 
@@ -49,8 +49,8 @@ export function fallbackChains(pluginConfig: unknown, served: ReadonlySet<string
   if (!f.enabled || f.mechanism !== MECHANISM_ENVOY) return out;
   const models = (pluginConfig as { models?: ModelEntry[] } | null)?.models ?? [];
   for (const m of models) {
-    if (typeof m.name !== 'string' || !served.has(m.name) || !Array.isArray(m.fallback)) continue;
-    const chain = (m.fallback as unknown[]).filter((x): x is string => typeof x === 'string' && served.has(x));
+    if (typeof m.name !== "string" || !served.has(m.name) || !Array.isArray(m.fallback)) continue;
+    const chain = (m.fallback as unknown[]).filter((x): x is string => typeof x === "string" && served.has(x));
     const limited = chain.slice(0, Math.max(0, f.maxAttempts - 1));
     if (limited.length > 0) out.set(m.name, limited);
   }

@@ -4,10 +4,10 @@
 // the attempt journal and the memory budget) but need different root_ids: with one root_id they would share one
 // root context and its configuration, and the attempt stage would run as the request stage.
 
-const WASM_FILTER_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm';
-export const PLUGIN_VM_ID = 'llm-gateway';
+const WASM_FILTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+export const PLUGIN_VM_ID = "llm-gateway";
 
-export type Stage = 'request' | 'attempt';
+export type Stage = "request" | "attempt";
 
 /** vm_config.code: the module from a file on Envoy's host, or fetched over http(s) and checked against sha256. */
 export type WasmCode =
@@ -15,12 +15,12 @@ export type WasmCode =
   | { remote: { http_uri: { uri: string; cluster: string; timeout: string }; sha256: string; retry_policy?: Record<string, unknown> } };
 
 export function stageName(stage: Stage): string {
-  return stage === 'request' ? 'llm-gateway' : 'llm-gateway-attempt';
+  return stage === "request" ? "llm-gateway" : "llm-gateway-attempt";
 }
 
 /** The Wasm filter's plugin config for one stage; the attempt stage's configuration is the same plus "stage": "attempt". */
 export function wasmPluginConfig(pluginConfig: unknown, code: WasmCode, stage: Stage): Record<string, unknown> {
-  const configuration = stage === 'request' ? pluginConfig : { ...(pluginConfig as Record<string, unknown>), stage: 'attempt' };
+  const configuration = stage === "request" ? pluginConfig : { ...(pluginConfig as Record<string, unknown>), stage: "attempt" };
   return {
     name: stageName(stage),
     root_id: stageName(stage),
@@ -30,14 +30,14 @@ export function wasmPluginConfig(pluginConfig: unknown, code: WasmCode, stage: S
     allow_on_headers_stop_iteration: true,
     // A VM that failed (a trap) is replaced by a new one, after 1 s then backing off; meanwhile the filter
     // answers 503 (README, "When the VM fails").
-    failure_policy: 'FAIL_RELOAD',
+    failure_policy: "FAIL_RELOAD",
     configuration: {
-      '@type': 'type.googleapis.com/google.protobuf.StringValue',
+      "@type": "type.googleapis.com/google.protobuf.StringValue",
       value: JSON.stringify(configuration),
     },
     vm_config: {
       vm_id: PLUGIN_VM_ID,
-      runtime: 'envoy.wasm.runtime.v8',
+      runtime: "envoy.wasm.runtime.v8",
       // A copy per stage: one shared object would print as a YAML anchor and alias.
       code: structuredClone(code),
     },
@@ -56,21 +56,33 @@ export interface HttpFiltersOptions {
 /** The HTTP connection manager's http_filters: the request stage, then the router with the attempt stage. */
 export function httpFilters(o: HttpFiltersOptions): Record<string, unknown>[] {
   return [
-    ...(o.withPlugin ? [{
-      name: stageName('request'),
-      typed_config: { '@type': WASM_FILTER_TYPE, config: wasmPluginConfig(o.pluginConfig, o.code, 'request') },
-    }] : []),
+    ...(o.withPlugin
+      ? [
+          {
+            name: stageName("request"),
+            typed_config: { "@type": WASM_FILTER_TYPE, config: wasmPluginConfig(o.pluginConfig, o.code, "request") },
+          },
+        ]
+      : []),
     {
-      name: 'envoy.filters.http.router',
+      name: "envoy.filters.http.router",
       typed_config: {
-        '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
-        ...(o.withPlugin && o.attemptStage ? {
-          upstream_http_filters: [
-            { name: stageName('attempt'), typed_config: { '@type': WASM_FILTER_TYPE, config: wasmPluginConfig(o.pluginConfig, o.code, 'attempt') } },
-            // An upstream filter chain must end with the codec filter.
-            { name: 'envoy.filters.http.upstream_codec', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec' } },
-          ],
-        } : {}),
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router",
+        ...(o.withPlugin && o.attemptStage
+          ? {
+              upstream_http_filters: [
+                {
+                  name: stageName("attempt"),
+                  typed_config: { "@type": WASM_FILTER_TYPE, config: wasmPluginConfig(o.pluginConfig, o.code, "attempt") },
+                },
+                // An upstream filter chain must end with the codec filter.
+                {
+                  name: "envoy.filters.http.upstream_codec",
+                  typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec" },
+                },
+              ],
+            }
+          : {}),
       },
     },
   ];

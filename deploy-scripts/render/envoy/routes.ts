@@ -17,21 +17,24 @@ export interface ModelRouteOptions {
 export function modelRoute(o: ModelRouteOptions): Record<string, unknown> {
   return {
     name: o.name,
-    match: { prefix: '/', headers: [{ name: o.header, string_match: { exact: o.value } }] },
-    route: o.retryPolicy === undefined
-      ? { cluster: o.cluster, timeout: o.timeout }
-      : { cluster: o.cluster, timeout: o.timeout, retry_policy: o.retryPolicy },
+    match: { prefix: "/", headers: [{ name: o.header, string_match: { exact: o.value } }] },
+    route:
+      o.retryPolicy === undefined
+        ? { cluster: o.cluster, timeout: o.timeout }
+        : { cluster: o.cluster, timeout: o.timeout, retry_policy: o.retryPolicy },
   };
 }
 
 /** No routing header: nothing Higress would route either. */
 export function noRoute(): Record<string, unknown> {
   return {
-    name: 'no-ai-route',
-    match: { prefix: '/' },
+    name: "no-ai-route",
+    match: { prefix: "/" },
     direct_response: {
       status: 404,
-      body: { inline_string: '{"error":{"message":"No route for this request.","type":"invalid_request_error","param":null,"code":"no_route"}}' },
+      body: {
+        inline_string: '{"error":{"message":"No route for this request.","type":"invalid_request_error","param":null,"code":"no_route"}}',
+      },
     },
   };
 }

@@ -14,10 +14,92 @@ import { tokenTexts } from "../backends/tokens.ts";
 import { chatBody } from "./bodies.ts";
 import type { BenchContext } from "./context.ts";
 import { BENCH_BUILD, compileAs } from "./gateways.ts";
-import { MockHost, int64Property, phaseTimes, type Exchange, type PhaseTimes } from "../host/proxy-wasm-host.ts";
+import { FakeEnvoy, int64Property, type Pairs, type PluginRoot } from "../host/proxy-wasm-host.ts";
 import { fixedBodies } from "./nginx.ts";
 
 const MODEL = "qwen2-1-5b";
+
+export interface Exchange {
+  requestHeaders: Pairs;
+  requestBody: Buffer;
+  requestChunkBytes?: number;     // Envoy hands the body over in reads of about this size
+  responseHeaders: Pairs;
+  responseChunks: Buffer[];       // one proxy_on_response_body call each
+  properties: Record<string, Buffer>; // "response\0code" → bytes
+}
+
+export interface ExchangeOutcome {
+  localReplyStatus: number | null;
+  routedTo: string | null;        // the routing header the plugin set
+}
+
+// The plugin in one VM of an in-process Envoy (tests/host/proxy-wasm-host.ts), configured once.
+export class BenchPlugin {
+  readonly envoy = new FakeEnvoy();
+  private constructor(readonly root: PluginRoot) {}
+
+  static async start(wasm: Uint8Array, config: string): Promise<BenchPlugin> {
+    const envoy = new FakeEnvoy();
+    const vm = await envoy.startVm({ wasm });
+    return new BenchPlugin(vm.configure(config));
+  }
+
+  get configured(): boolean { return this.root.configured; }
+  get logs(): string[] { return this.root.vm.logs.map((l) => l.message); }
+  memoryBytes(): number { return this.root.vm.memoryBytes(); }
+
+  // One request through the plugin, in Envoy's order. With `phases`, adds each callback's time (ns).
+  exchange(e: Exchange, phases?: PhaseTimes): ExchangeOutcome {
+    const clock = phases === undefined ? null : new PhaseClock(phases);
+    clock?.start();
+    const s = this.root.stream({ properties: e.properties });
+    s.sendRequestHeaders(e.requestHeaders);
+    clock?.lap("requestHeaders");
+    const chunk = e.requestChunkBytes ?? e.requestBody.length;
+    for (let at = 0; at < e.requestBody.length && !s.answered; at += chunk) {
+      const end = Math.min(at + chunk, e.requestBody.length);
+      s.sendRequestData(e.requestBody.subarray(at, end), end >= e.requestBody.length);
+    }
+    clock?.lap("requestBody");
+    const routed = s.requestHeader("x-higress-llm-model") ?? null;
+    if (!s.answered) {
+      s.sendResponseHeaders(e.responseHeaders);
+      clock?.lap("responseHeaders");
+      e.responseChunks.forEach((c, i) => s.sendResponseData(c, i === e.responseChunks.length - 1));
+      clock?.lap("responseBody");
+    }
+    s.log();
+    clock?.lap("log");
+    s.finish();
+    clock?.lap("doneDelete");
+    return { localReplyStatus: s.localReply?.status ?? null, routedTo: routed };
+  }
+}
+
+// Time per phase of an exchange, summed over exchanges (ns): context create + request headers,
+// request body, response headers, response body (all chunks), log + done + delete.
+export type Phase = "requestHeaders" | "requestBody" | "responseHeaders" | "responseBody" | "log" | "doneDelete";
+export type PhaseTimes = Record<Phase, number>;
+
+export function phaseTimes(): PhaseTimes {
+  return { requestHeaders: 0, requestBody: 0, responseHeaders: 0, responseBody: 0, log: 0, doneDelete: 0 };
+}
+
+class PhaseClock {
+  private t = 0n;
+
+  constructor(private into: PhaseTimes) {}
+
+  start(): void {
+    this.t = process.hrtime.bigint();
+  }
+
+  lap(phase: Phase): void {
+    const now = process.hrtime.bigint();
+    this.into[phase] += Number(now - this.t);
+    this.t = now;
+  }
+}
 
 function properties(): Record<string, Buffer> {
   return {
@@ -69,7 +151,7 @@ export function sseExchange(tokens: number): Exchange {
 }
 
 // µs per request spent in each callback phase (after a warm-up).
-function phasesOf(host: MockHost, e: Exchange): PhaseTimes {
+function phasesOf(host: BenchPlugin, e: Exchange): PhaseTimes {
   for (let i = 0; i < 200; i++) host.exchange(e);
   const t = phaseTimes();
   const n = 2000;
@@ -79,7 +161,7 @@ function phasesOf(host: MockHost, e: Exchange): PhaseTimes {
 }
 
 // µs per exchange: warm-up, then the best of three timed rounds of about `targetMs`.
-function timeExchange(host: MockHost, e: Exchange, targetMs: number): { us: number; n: number } {
+function timeExchange(host: BenchPlugin, e: Exchange, targetMs: number): { us: number; n: number } {
   for (let i = 0; i < 50; i++) host.exchange(e);
   const t0 = process.hrtime.bigint();
   host.exchange(e);
@@ -116,8 +198,7 @@ export interface ProfileSummary {
 }
 
 export async function runPluginNode(ctx: BenchContext): Promise<PluginNodeResult> {
-  const host = new MockHost();
-  await host.start(readFileSync(ctx.probes.plugin), JSON.stringify(seedPluginConfig()));
+  const host = await BenchPlugin.start(readFileSync(ctx.probes.plugin), JSON.stringify(seedPluginConfig()));
   if (!host.configured) throw new Error(`the plugin refused the seed configuration: ${host.logs.join(" | ")}`);
   const targetMs = ctx.opts.smoke ? 5 : 150;
   const check = host.exchange(jsonExchange(1024));
@@ -201,7 +282,7 @@ export function summarizeProfile(p: CpuProfile, scenario: string): ProfileSummar
     if (onStack.size === 0) continue;
     inPlugin++;
     for (const fn of onStack) inclusive.set(fn, (inclusive.get(fn) ?? 0) + 1);
-    const selfName = leaf.url.startsWith("wasm://") ? leaf.functionName : "(host calls: the mock host's JavaScript)";
+    const selfName = leaf.url.startsWith("wasm://") ? leaf.functionName : "(host calls: the JS proxy-wasm host)";
     if (!leaf.url.startsWith("wasm://")) hostJs++;
     self.set(selfName, (self.get(selfName) ?? 0) + 1);
   }
@@ -215,8 +296,7 @@ export function summarizeProfile(p: CpuProfile, scenario: string): ProfileSummar
 }
 
 async function profileChild(wasm: string, scenario: string, seconds: number): Promise<void> {
-  const host = new MockHost();
-  await host.start(readFileSync(wasm), JSON.stringify(seedPluginConfig()));
+  const host = await BenchPlugin.start(readFileSync(wasm), JSON.stringify(seedPluginConfig()));
   const e = scenario === "sse16" ? sseExchange(16) : jsonExchange(1024);
   const deadline = process.hrtime.bigint() + BigInt(Math.round(seconds * 1e9));
   while (process.hrtime.bigint() < deadline) host.exchange(e);

@@ -212,6 +212,19 @@ test("Envoy's own 503 for a routed request becomes an OpenAI-shaped error (its f
   assert.deepEqual(s.bufferEdits.filter((e) => e.body === "response"), [{ body: "response", start: 0, length: 57, bytes: s.client.body.length }]);
 });
 
+test("Envoy's 413 while the body is still being read becomes the OpenAI-shaped error", async () => {
+  const root = await plugin();
+  const body = chat(QWEN, { pad: "x".repeat(100) });
+  const s = root.stream();
+  s.sendRequestHeaders(postHeaders(body));
+  assert.equal(s.sendRequestData(body.slice(0, 50), false), "Pause");
+  // Envoy's buffer limit was hit: it answers itself, through the filter's encode path.
+  s.sendEnvoyReply(413, "request_payload_too_large", "Payload Too Large");
+  assert.equal(s.clientStatus(), 413);
+  assert.equal(s.clientHeader("content-type"), "application/json");
+  assert.deepEqual(s.clientJson(), openAiError("The request body is larger than the gateway's buffer allows (request_payload_too_large).", "invalid_request_error", null, "request_too_large"));
+});
+
 test("at the memory budget a request is shed with a retryable 503 and counted; a finished one frees room", async () => {
   // 1 MiB of budget at 4 KiB of state per request in flight: 256 requests fit.
   const envoy = new FakeEnvoy();

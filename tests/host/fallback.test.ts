@@ -116,6 +116,19 @@ test("dispatch: a backup cluster Envoy does not know is refused and named", asyn
   assert.deepEqual(s.clientJson(), ALL_FAILED(`${QWEN} (status 503), ${GEMMA} (call refused)`));
 });
 
+test("dispatch: a client gone before the backup answers: the late answer is dropped, the VM keeps serving", async () => {
+  const root = await plugin(DISPATCH);
+  const s = routed(root, chat(QWEN));
+  s.sendResponseHeaders([[":status", "503"]]);
+  const call = s.calls[0]!;
+  s.finish(); // the client reset the stream: log, done, delete
+  s.answerCall(call, { status: 200, body: jsonAnswer(GEMMA, 1, 1) });
+  assert.equal(s.localReplies.length, 0);
+  const next = routed(root, chat(QWEN));
+  assert.equal(next.requestHeader("x-higress-llm-model"), QWEN);
+  assert.deepEqual(root.vm.logs.filter((l) => l.level === "error" || l.level === "critical"), []);
+});
+
 test("dispatch: with maxAttempts 1 the primary's own failure goes to the client", async () => {
   const root = await plugin({ ...DISPATCH, maxAttempts: 1 });
   const s = routed(root, chat(QWEN));

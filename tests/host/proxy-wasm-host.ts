@@ -4,7 +4,8 @@
 // the action each callback returned. Tests drive one HTTP stream phase by phase (as Higress tests its
 // Go plugins with a mock host); the benchmarks use it to time and CPU-profile the plugin.
 //
-// It follows Envoy 1.39's Wasm host (source/extensions/common/wasm/context.cc and proxy-wasm-cpp-host):
+// It follows Envoy's Wasm host as of the 1.3x releases (source/extensions/common/wasm/context.cc, read from a
+// recent main, not the 1.39.3 tag itself; proxy-wasm-cpp-host for shared data and exports):
 //  - call order: context create, request headers, request body per chunk, response headers, response
 //    body per chunk, then log, done, delete (the access log runs before the filters are destroyed);
 //  - a body callback that returned Pause (StopIterationAndBuffer) has its chunk buffered: the next

@@ -6,7 +6,7 @@ ENVOY_VERSION := 1.39.3
 PYTHON ?= python3
 NODE_TEST := node --import tsx --test --test-concurrency=1
 
-.PHONY: all build build-debug deps venv system-deps k8s-env demo test test-as test-e2e test-e2e-higress test-node typecheck format format-check fuzz image push dashboard dashboard-png bench bench-deps clean
+.PHONY: all build build-debug deps venv system-deps k8s-env demo test test-as test-e2e test-e2e-higress test-node typecheck format format-check generate fuzz image push dashboard dashboard-png bench bench-deps clean
 
 all: build
 
@@ -94,6 +94,13 @@ bench: build venv bench-deps
 
 # manifests/grafana/: the dashboard JSON and its ConfigMap (tests/e2e/dashboard.test.ts runs --check).
 dashboard: node_modules/.stamp
+	npx tsx deploy-scripts/generators/gen-dashboard.ts
+
+# Every generated file: the configuration's parser table, README tables and spec.yaml (from
+# assembly/plugin/config/schema.ts), the manifests and the dashboard. Tests fail when one is stale.
+generate: node_modules/.stamp
+	npx tsx deploy-scripts/generators/gen-config-schema.ts
+	npx tsx deploy-scripts/generators/gen-manifests.ts
 	npx tsx deploy-scripts/generators/gen-dashboard.ts
 
 # manifests/grafana/dashboard.png from five minutes of load (installs Debian's prometheus and matplotlib if missing).

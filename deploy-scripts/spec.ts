@@ -1,6 +1,7 @@
 // The deployment file: its schema, defaults and validation. parseSpec never throws on bad input: it returns
 // every problem it finds, one line each, naming the field path and the offending value.
 import { parseDocument } from "yaml";
+import { childKeys } from "../assembly/plugin/config/schema.ts";
 import { Checker, show, type Obj } from "./checker.ts";
 import {
   DEFAULT_FALLBACK_MAX_REQUEST_BYTES,
@@ -206,23 +207,9 @@ function sha256Meaning(url: string | undefined): string {
   return "oci://: the image manifest digest; http(s)://: sha256sum of the .wasm file";
 }
 
-// The plugin's top-level configuration keys (assembly/plugin/config.ts KNOWN_KEYS; the README's table).
-// The plugin refuses any other key, so the CLI refuses it first, with the file's path.
-export const PLUGIN_CONFIG_KEYS = [
-  "routingHeader",
-  "pathSuffixes",
-  "maxBodyBytes",
-  "serveModelList",
-  "defaultModel",
-  "ownedBy",
-  "injectStreamUsage",
-  "consumerHeader",
-  "maxSseEventBytes",
-  "maxResponseBytes",
-  "memoryBudgetBytes",
-  "stage",
-  "fallback",
-] as const;
+// The plugin's top-level configuration keys, from its schema table (`models` is derived from the
+// description's models). The plugin refuses any other key, so the CLI refuses it first, with the file's path.
+export const PLUGIN_CONFIG_KEYS: readonly string[] = childKeys("").filter((k) => k !== "models");
 
 /** Checks the plugin settings: only keys the plugin knows, with the types it takes where we can tell. */
 function parsePluginConfig(c: Checker, config: Obj, modelNames: Set<string>): Record<string, unknown> {
@@ -231,7 +218,7 @@ function parsePluginConfig(c: Checker, config: Obj, modelNames: Set<string>): Re
     c.errors.push(`${at("models")}: is derived from models[]; set name, route, upstreamModel and fallback there`);
   }
   for (const k of Object.keys(config)) {
-    if (k !== "models" && !(PLUGIN_CONFIG_KEYS as readonly string[]).includes(k)) {
+    if (k !== "models" && !PLUGIN_CONFIG_KEYS.includes(k)) {
       c.errors.push(`${at(k)}: unknown plugin setting (known: ${PLUGIN_CONFIG_KEYS.join(", ")})`);
     }
   }

@@ -59,6 +59,8 @@ export class HttpContext {
   onLog(): void {}
   onDone(): bool { return true; }
   onDelete(): void {}
+  // A deadline this context set (deadlines.ts) has passed; host calls act on its stream.
+  onDeadline(): void {}
 
   // Starts an http call whose response comes back to this context. Returns 0 if the host refused it.
   dispatchHttpCall(cluster: string, headers: Array<HeaderPair>, body: usize, bodyLen: usize, timeoutMs: u32): u32 {

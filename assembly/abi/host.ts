@@ -52,7 +52,9 @@ export function getBufferString(type: BufferType, length: u32): string | null {
 }
 
 // Envoy supports three shapes only: start = 0 (drain `length` bytes, then prepend), start >= size
-// (append), or a full replacement; edits in the middle are built from these by the caller.
+// (append), or a full replacement; edits in the middle are built from these (util/splice.ts).
+export const APPEND: u32 = u32.MAX_VALUE;
+
 export function setBufferBytes(type: BufferType, start: u32, length: u32, data: usize, size: usize): bool {
   return env.proxy_set_buffer_bytes(<u32>type, start, length, data, size) == Status.Ok;
 }

@@ -8,6 +8,7 @@ export class JsonValue {
   boolValue: bool = false;
   numValue: f64 = 0;
   isInteger: bool = false;
+  numText: string = "";      // a number as written (for messages: no float printer in the module)
   strValue: string = "";
   items: Array<JsonValue> = new Array<JsonValue>();
   keys: Array<string> = new Array<string>();
@@ -175,6 +176,7 @@ class Builder {
     v.type = JsonType.Number;
     v.numValue = decimalValue(this.p, start, this.pos);
     v.isInteger = integer;
+    v.numText = String.UTF8.decodeUnsafe(this.p + <usize>start, <usize>(this.pos - start));
     return v;
   }
 

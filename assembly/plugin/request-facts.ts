@@ -1,8 +1,8 @@
 // Per-request state, split like the request/attempt distinction fallback needs: facts about the
-// client's request (arrival, requested model, the body we may have to send again) apart from facts
-// about one upstream attempt (which model served it, status, timings, usage).
-import { HostBytes } from "../abi/memory";
+// client's request (arrival, requested model, how far fallback got) apart from facts about one
+// upstream attempt (which model served it, status, timings, usage).
 import { ModelRoute } from "./config/gateway-config";
+import { FallbackState } from "./fallback/fallback-state";
 import { UsageRecord } from "./response/usage";
 
 export class RequestFacts {
@@ -12,19 +12,7 @@ export class RequestFacts {
   stream: bool = false;            // the client asked for a stream
   usageInjected: bool = false;     // we asked for the usage chunk the client did not
   promptEstimate: i64 = -1;        // tokens, for when no usage comes back
-  // Kept only while a fallback may still need to send it again; released as soon as it can't.
-  body: HostBytes | null = null;
-  modelStart: i32 = -1;            // span of the body's model value (-1: the body had none)
-  modelEnd: i32 = -1;
-  fallbackFrom: string = "";       // the model this request fell back from ("" = none)
-  fallbackReason: string = "";
-  attemptsTried: Array<string> = new Array<string>(); // "model (why)" of failed attempts, for the error
-
-  releaseBody(): void {
-    const b = this.body;
-    if (b != null) b.release();
-    this.body = null;
-  }
+  fallback: FallbackState = new FallbackState(); // how far fallback got, and why
 }
 
 export class AttemptFacts {

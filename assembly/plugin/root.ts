@@ -1,10 +1,12 @@
-// The plugin's root context: owns the compiled configuration of one Envoy filter config.
+// The plugin's root context: owns the compiled configuration of one Envoy filter config, the VM-wide
+// gauges, and the per-request deadlines. Which HTTP context serves a request (the request or the
+// attempt stage) is given by the entry file, so this module does not depend on the stages.
 import { RootContext, HttpContext } from "../abi/context";
+import { Deadlines } from "../abi/deadlines";
 import { BufferType, MapType, MetricType } from "../abi/enums";
 import * as host from "../abi/host";
 import { GatewayConfig, PluginConfig, STAGE_ATTEMPT, parseConfig } from "./config/gateway-config";
-import { GatewayHttp } from "./stages/request-stage";
-import { AttemptHttp } from "./stages/attempt-stage";
+import { CLUSTER_NAME, ROUTE_NAME } from "./envoy-names";
 import { vmBudget } from "../util/budget";
 
 export const CONFIG_APPLIED = "llm_gateway.configurations_applied";
@@ -19,56 +21,14 @@ export const BUDGET_PEAK_BYTES = "llm_gateway.memory_budget_peak_bytes";
 export const REQUESTS_SHED = "llm_gateway.requests_shed.reason.memory_budget";
 export const FALLBACK_UNPROTECTED = "llm_gateway.fallback_unprotected.reason.memory_budget";
 
-const FIRST_BYTE_TICK_MS: u32 = 50;
+// How often deadlines (fallback.firstByteTimeoutMs) are checked.
+const DEADLINE_TICK_MS: u32 = 50;
 
-const ROUTE_NAME: Array<string> = ["route_name"];
-const CLUSTER_NAME: Array<string> = ["cluster_name"];
+export type StageFactory = (id: u32, root: GatewayRoot) => HttpContext;
 
 export class GatewayRoot extends RootContext {
   config: PluginConfig = new PluginConfig();
-  // Requests waiting for their primary's first byte, with deadlines (fallback.firstByteTimeoutMs).
-  private waiting: Array<GatewayHttp> = new Array<GatewayHttp>();
-  private deadlines: Array<u64> = new Array<u64>();
-  private ticking: bool = false;
-
-  watchFirstByte(ctx: GatewayHttp, deadlineNs: u64): void {
-    this.waiting.push(ctx);
-    this.deadlines.push(deadlineNs);
-    if (!this.ticking) {
-      // Proxy-wasm has no per-request timer: the root's tick checks the deadlines.
-      this.ticking = host.setTickPeriodMs(FIRST_BYTE_TICK_MS);
-    }
-  }
-
-  unwatchFirstByte(ctx: GatewayHttp): void {
-    for (let i = 0; i < this.waiting.length; i++) {
-      if (unchecked(this.waiting[i]) === ctx) {
-        this.removeWaiting(i);
-        return;
-      }
-    }
-  }
-
-  private removeWaiting(i: i32): void {
-    const last = this.waiting.length - 1;
-    unchecked((this.waiting[i] = unchecked(this.waiting[last])));
-    unchecked((this.deadlines[i] = unchecked(this.deadlines[last])));
-    this.waiting.pop();
-    this.deadlines.pop();
-  }
-
-  onTick(): void {
-    if (this.waiting.length == 0) return;
-    const now = host.nowNanos();
-    for (let i = this.waiting.length - 1; i >= 0; i--) {
-      if (unchecked(this.deadlines[i]) > now) continue;
-      const ctx = unchecked(this.waiting[i]);
-      this.removeWaiting(i);
-      // Host calls now act on that request's stream.
-      host.setEffectiveContext(ctx.id);
-      ctx.onFirstByteTimeout();
-    }
-  }
+  deadlines: Deadlines = new Deadlines(DEADLINE_TICK_MS);
   private memoryGauge: u32 = host.NO_METRIC;
   private budgetUsedGauge: u32 = host.NO_METRIC;
   private budgetPeakGauge: u32 = host.NO_METRIC;
@@ -76,6 +36,12 @@ export class GatewayRoot extends RootContext {
   private unprotectedCounter: u32 = host.NO_METRIC;
   private requests: u32 = 0;
   private attemptStage: bool = false;
+
+  constructor(id: u32, private requestStage: StageFactory, private attemptStageFactory: StageFactory) {
+    super(id);
+  }
+
+  onTick(): void { this.deadlines.expire(); }
 
   countShed(): void { host.incrementMetric(this.shedCounter, 1); }
   countUnprotected(): void { host.incrementMetric(this.unprotectedCounter, 1); }
@@ -122,8 +88,7 @@ export class GatewayRoot extends RootContext {
   }
 
   createHttpContext(id: u32): HttpContext | null {
-    if (this.attemptStage) return new AttemptHttp(id, this, this.config.global);
-    return new GatewayHttp(id, this);
+    return this.attemptStage ? this.attemptStageFactory(id, this) : this.requestStage(id, this);
   }
 
   // The configuration for the current request: the first `_rules_` entry matching its route, host or

@@ -6,25 +6,21 @@ import { HttpContext, RootContext } from "../abi/context";
 import { Action, MapType } from "../abi/enums";
 import * as host from "../abi/host";
 import { GatewayRoot } from "../plugin/root";
-import { GatewayHttp } from "../plugin/stages/request-stage";
-import { STAGE_ATTEMPT } from "../plugin/config/gateway-config";
+import { RequestStage } from "../plugin/stages/request-stage";
+import { AttemptStage } from "../plugin/stages/attempt-stage";
 
 export * from "../abi/exports";
 
 export const TRAP_HEADER = "x-llm-gateway-test-trap";
 
-class TrapHttp extends GatewayHttp {
+class TrapStage extends RequestStage {
   onRequestHeaders(numHeaders: u32, endOfStream: bool): Action {
     if (host.getHeader(MapType.HttpRequestHeaders, TRAP_HEADER) != null) unreachable();
     return super.onRequestHeaders(numHeaders, endOfStream);
   }
 }
 
-class TrapRoot extends GatewayRoot {
-  createHttpContext(id: u32): HttpContext | null {
-    if (this.config.global.stage == STAGE_ATTEMPT) return super.createHttpContext(id);
-    return new TrapHttp(id, this);
-  }
-}
+function requestStage(id: u32, root: GatewayRoot): HttpContext { return new TrapStage(id, root); }
+function attemptStage(id: u32, root: GatewayRoot): HttpContext { return new AttemptStage(id, root, root.config.global); }
 
-setRootFactory((id: u32): RootContext => new TrapRoot(id));
+setRootFactory((id: u32): RootContext => new GatewayRoot(id, requestStage, attemptStage));

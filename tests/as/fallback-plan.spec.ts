@@ -1,8 +1,7 @@
 // What the request stage hands the attempt stage (assembly/plugin/plan.ts), the journal of failed
 // attempts (attempt-journal.ts), and which model each attempt goes to (attempt.ts chainModel).
-import { Plan } from "../../assembly/plugin/fallback/plan";
 import { failuresOf, noteFailure } from "../../assembly/plugin/fallback/attempt-journal";
-import { chainModel } from "../../assembly/plugin/stages/attempt-stage";
+import { Plan, chainModel } from "../../assembly/plugin/fallback/plan";
 import { parseConfig } from "../../assembly/plugin/config/gateway-config";
 
 describe("Plan", () => {

@@ -9,7 +9,7 @@ import {
 import { parseJson } from "../../assembly/json/value";
 import { jsonString } from "../../assembly/json/writer";
 import { GatewayConfig, parseConfig } from "../../assembly/plugin/config/gateway-config";
-import { isHeaderValue } from "../../assembly/plugin/config/checker";
+import { isHeaderValue } from "../../assembly/util/ascii";
 import { F_MODEL, REQUEST_KEYS, RoutingResult, routeRequest } from "../../assembly/plugin/routing/route-request";
 import { errorName, show, typeName } from "./helpers";
 
@@ -605,7 +605,7 @@ function checkRouting(cfg: GatewayConfig, doc: Uint8Array, wantsUsage: bool): st
   if (r.reply != null) {
     const reply = r.reply!;
     if (reply.status != 400 && reply.status != 404) return "reply status " + reply.status.toString();
-    if (r.edits.length > 0) return "edits with a reply";
+    if (r.splice.edits.length > 0) return "edits with a reply";
     const body = String.UTF8.encode(reply.body());
     scanJson(pin(body), body.byteLength, bare);
     if (bare.error != JsonError.Ok) return "reply is not JSON: " + reply.body();
@@ -615,8 +615,8 @@ function checkRouting(cfg: GatewayConfig, doc: Uint8Array, wantsUsage: bool): st
   if (!isHeaderValue(r.routeValue)) return "route value is not a header value: " + r.routeValue;
   let out = new Uint8Array(0);
   let pos = 0;
-  for (let i = 0; i < r.edits.length; i++) {
-    const e = r.edits[i];
+  for (let i = 0; i < r.splice.edits.length; i++) {
+    const e = r.splice.edits[i];
     if (e.start < pos || e.end < e.start || e.end > doc.length) return "edit " + i.toString() + " out of order or bounds";
     out = join(join(out, part(doc, pos, e.start)), bytes(e.text));
     pos = e.end;

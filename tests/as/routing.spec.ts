@@ -2,7 +2,9 @@
 // the plugin gives instead, and the body edits it asks Envoy to make (checked by applying them).
 import { JsonScan, decodeString } from "../../assembly/json/reader";
 import { GatewayConfig, parseConfig } from "../../assembly/plugin/config/gateway-config";
-import { BodyEdit, F_MODEL, REQUEST_KEYS, RoutingResult, modelObject, modelSpan, percentDecode, routeRequest } from "../../assembly/plugin/routing/route-request";
+import { F_MODEL, REQUEST_KEYS, RoutingResult, modelSpan, routeRequest } from "../../assembly/plugin/routing/route-request";
+import { modelObject, percentDecode } from "../../assembly/plugin/routing/model-list";
+import { Edit } from "../../assembly/util/splice";
 import { jsonString } from "../../assembly/json/writer";
 import { NO_KEYS, concat, errorName, fieldText, hold, scanBuf, utf8 } from "./helpers";
 
@@ -34,8 +36,8 @@ function route(cfg: GatewayConfig, body: string, wantsUsage: bool = false): Rout
 function edited(r: RoutingResult): string {
   let out = new ArrayBuffer(0);
   let pos = 0;
-  for (let i = 0; i < r.edits.length; i++) {
-    const e: BodyEdit = r.edits[i];
+  for (let i = 0; i < r.splice.edits.length; i++) {
+    const e: Edit = r.splice.edits[i];
     expect<bool>(e.start >= pos && e.end >= e.start && e.end <= lastBody.byteLength).toBe(true, "edit " + i.toString() + " in order and in bounds");
     out = concat(concat(out, lastBody.slice(pos, e.start)), utf8(e.text));
     pos = e.end;
@@ -56,7 +58,7 @@ function expectReply(r: RoutingResult, status: u32, code: string, what: string):
   const reply = r.reply!;
   expect<u32>(reply.status).toBe(status, what);
   expect<string>(reply.code).toBe(code, what);
-  expect<i32>(r.edits.length).toBe(0, what + ": no edits with a reply");
+  expect<i32>(r.splice.edits.length).toBe(0, what + ": no edits with a reply");
   // Clients parse the reply: it must be valid JSON.
   expect<string>(errorName(scanBuf(utf8(reply.body()), NO_KEYS).error)).toBe("Ok", reply.body());
 }
@@ -100,16 +102,16 @@ describe("routeRequest: routes", () => {
 
   it("leaves the body alone when the upstream serves the requested name", () => {
     const bodies: Array<string> = ["{\"model\":\"qwen2-7b\"}", "{\"model\":\"qwen2-72b\"}", "{\"model\":\"qw\\u0065n2-7b\"}"];
-    for (let i = 0; i < bodies.length; i++) expect<i32>(route(PLAIN, bodies[i]).edits.length).toBe(0, bodies[i]);
+    for (let i = 0; i < bodies.length; i++) expect<i32>(route(PLAIN, bodies[i]).splice.edits.length).toBe(0, bodies[i]);
   });
 
   it("rewrites the model's exact span to upstreamModel", () => {
     const r = route(PLAIN, "{\"messages\":[], \"model\": \"gpt-4o\", \"n\":1}");
     expectRouted(r, "gpt-4o", "openai-pool", "gpt-4o");
-    expect<i32>(r.edits.length).toBe(1);
-    expect<i32>(r.edits[0].start).toBe(25);
-    expect<i32>(r.edits[0].end).toBe(33);
-    expect<string>(r.edits[0].text).toBe("\"gpt-4o-2024-08-06\"");
+    expect<i32>(r.splice.edits.length).toBe(1);
+    expect<i32>(r.splice.edits[0].start).toBe(25);
+    expect<i32>(r.splice.edits[0].end).toBe(33);
+    expect<string>(r.splice.edits[0].text).toBe("\"gpt-4o-2024-08-06\"");
     expect<string>(edited(r)).toBe("{\"messages\":[], \"model\": \"gpt-4o-2024-08-06\", \"n\":1}");
     const escaped = route(PLAIN, "{\"model\":\"ll\\u0061ma-3\"}");
     expect<string>(edited(escaped)).toBe("{\"model\":\"meta/llama-3\"}");
@@ -148,9 +150,9 @@ describe("routeRequest: default model", () => {
   it("replaces a null model with the default", () => {
     const r = route(WITH_DEFAULT, "{\"model\": null, \"messages\":[]}");
     expectRouted(r, "qwen2-7b", "qwen2-7b", "null model");
-    expect<i32>(r.edits.length).toBe(1);
-    expect<i32>(r.edits[0].start).toBe(10);
-    expect<i32>(r.edits[0].end).toBe(14);
+    expect<i32>(r.splice.edits.length).toBe(1);
+    expect<i32>(r.splice.edits[0].start).toBe(10);
+    expect<i32>(r.splice.edits[0].end).toBe(14);
     expect<string>(edited(r)).toBe("{\"model\": \"qwen2-7b\", \"messages\":[]}");
   });
 
@@ -205,19 +207,19 @@ describe("routeRequest: stream usage", () => {
     for (let i = 0; i < cases.length; i++) {
       const r = route(PLAIN, cases[i], true);
       expect<bool>(r.usageInjected).toBe(false, cases[i]);
-      expect<i32>(r.edits.length).toBe(0, cases[i]);
+      expect<i32>(r.splice.edits.length).toBe(0, cases[i]);
     }
     const body = "{\"model\":\"qwen2-7b\",\"stream\":true}";
-    expect<i32>(route(PLAIN, body, false).edits.length).toBe(0, "path without usage chunks");
-    expect<i32>(route(NO_USAGE, body, true).edits.length).toBe(0, "injectStreamUsage false");
+    expect<i32>(route(PLAIN, body, false).splice.edits.length).toBe(0, "path without usage chunks");
+    expect<i32>(route(NO_USAGE, body, true).splice.edits.length).toBe(0, "injectStreamUsage false");
   });
 
   it("combines the default model and include_usage in one insertion at the root", () => {
     const r = route(WITH_DEFAULT, " {\"stream\":true}", true);
-    expect<i32>(r.edits.length).toBe(1);
+    expect<i32>(r.splice.edits.length).toBe(1);
     expect<string>(edited(r)).toBe(" {\"model\":\"qwen2-7b\",\"stream_options\":{\"include_usage\":true},\"stream\":true}");
     const e = route(WITH_DEFAULT, "{\"stream\":true,\"model\":null,\"stream_options\":{}}", true);
-    expect<i32>(e.edits.length).toBe(2);
+    expect<i32>(e.splice.edits.length).toBe(2);
     expect<string>(edited(e)).toBe("{\"stream\":true,\"model\":\"qwen2-7b\",\"stream_options\":{\"include_usage\":true}}");
   });
 });
@@ -350,7 +352,7 @@ describe("modelSpan: where the model lies in the edited body", () => {
       const r = route(cfg, c[1], c[2] == "1");
       expect<bool>(r.reply == null).toBe(true, c[1]);
       const body = utf8(edited(r));
-      const span = modelSpan(r, r.edits, c[3]);
+      const span = modelSpan(r, r.splice, c[3]);
       expect<bool>(span.start > 0 && span.end <= body.byteLength && span.end > span.start).toBe(true, c[1] + ": span in bounds");
       const text = String.UTF8.decode(body.slice(span.start, span.end));
       // No edit rewrites a name the client already spelled with escapes: then the span is its spelling.

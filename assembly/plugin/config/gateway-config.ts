@@ -1,34 +1,21 @@
-// The plugin configuration: parsed and checked once at configure time into an immutable runtime form
-// (route table built, /v1/models answer rendered). A bad configuration is refused with the JSON path of
-// the offending field, so Envoy keeps the previous one.
+// The plugin configuration in its runtime form: read against the field table (settings.ts) and
+// compiled once at configure time (route table built, /v1/models answer rendered). A bad configuration
+// is refused with the JSON path of the offending field, so Envoy keeps the previous one.
 import { JsonValue, parseJson } from "../../json/value";
 import { JsonType } from "../../json/reader";
 import { jsonString } from "../../json/writer";
-import { FallbackPolicy, clusterFor } from "../fallback/policy";
-import { Checker, describe, isHeaderName, isHeaderValue, readBoolField, readBytes, readString, readStringArray } from "./checker";
-import { parseFallback } from "./fallback-config";
+import { asciiLower, isHeaderValue } from "../../util/ascii";
+import { Checker, Settings, defaultSettings, describe, joinPath, readObject, statusTrigger } from "./settings";
 
-// Defaults: the README's configuration table lists these same values.
-export const DEFAULT_ROUTING_HEADER = "x-higress-llm-model";
-export const DEFAULT_PATH_SUFFIXES: Array<string> = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses"];
-export const DEFAULT_MAX_BODY_BYTES: i32 = 10 * 1024 * 1024;
-export const DEFAULT_SERVE_MODEL_LIST = true;
-export const DEFAULT_OWNED_BY = "llm-gateway";
-export const DEFAULT_INJECT_STREAM_USAGE = true;
-export const DEFAULT_CONSUMER_HEADER = "x-mse-consumer";
-export const DEFAULT_MAX_SSE_EVENT_BYTES: i32 = 1024 * 1024;
-export const DEFAULT_MAX_RESPONSE_BYTES: i32 = 10 * 1024 * 1024;
-export const DEFAULT_MEMORY_BUDGET_BYTES: i32 = 256 * 1024 * 1024;
-// Where this filter runs: "request" (the HTTP filter chain: routing, usage, fallback decisions) or
-// "attempt" (Envoy's upstream filter chain, once per upstream attempt: puts the attempt's model in the
-// body when Envoy retries a request on a backup model's cluster; see attempt.ts).
-export const DEFAULT_STAGE = "request";
 export const STAGE_REQUEST = "request";
+// Envoy's upstream filter chain, once per upstream attempt: puts the attempt's model in the body when
+// Envoy retries a request on a backup model's cluster (stages/attempt-stage.ts).
 export const STAGE_ATTEMPT = "attempt";
-export const USAGE_PATH_SUFFIXES: Array<string> = ["/v1/chat/completions", "/v1/completions"];
-export const MODEL_LIST_SUFFIX = "/v1/models";
-export const MODEL_RETRIEVE_INFIX = "/v1/models/"; // GET …/v1/models/{id}
-export const MAX_MODEL_NAME_BYTES: i32 = 256;
+// fallback.mechanism: who sends a failed request again.
+export const MECHANISM_ENVOY = "envoy";       // Envoy's router retries on the backup's cluster (streams)
+export const MECHANISM_DISPATCH = "dispatch"; // the plugin holds the body and calls the backup itself
+// Paths whose streams carry usage chunks when asked (stream_options.include_usage).
+const USAGE_PATH_SUFFIXES: Array<string> = ["/v1/chat/completions", "/v1/completions"];
 
 export class ModelRoute {
   name: string = "";          // exact name, or the prefix of a pattern
@@ -45,19 +32,53 @@ export class ModelRoute {
   servedFor(requested: string): string { return this.upstreamModel.length > 0 ? this.upstreamModel : requested; }
 }
 
+// A fallback trigger: one status code (e.g. 503) or a class (5 = any 5xx).
+export class StatusTrigger {
+  constructor(public code: i32, public isClass: bool) {}
+
+  matches(status: i32): bool {
+    return this.isClass ? status / 100 == this.code : status == this.code;
+  }
+}
+
+// The `fallback` object (the field table documents each member).
+export class FallbackPolicy {
+  enabled: bool = true;
+  mechanism: string = MECHANISM_ENVOY;
+  onStatus: Array<StatusTrigger> = new Array<StatusTrigger>();
+  // Envoy's own answers (response.code_details other than via_upstream) for connection failures,
+  // resets and timeouts: 503/504 with details such as upstream_reset_before_response_started{...}.
+  onLocalReply: bool = true;
+  maxAttempts: i32 = 0;         // the primary and its backups together
+  attemptTimeoutMs: u32 = 0;    // each backup attempt (an http call)
+  slowFailureMs: i64 = 0;       // 0 = off
+  firstByteTimeoutMs: i64 = 0;  // 0 = off
+  cooldownFailures: i32 = 0;    // 0 = no cooldown
+  cooldownWindowMs: i64 = 0;
+  cooldownMs: i64 = 0;
+  clusterTemplate: string = ""; // {route} is replaced by the route value
+
+  // The Envoy cluster of a route, for the backup call.
+  clusterFor(route: string): string {
+    const t = this.clusterTemplate;
+    const at = t.indexOf("{route}");
+    return at < 0 ? t : t.substring(0, at) + route + t.substring(at + 7);
+  }
+}
+
 export class GatewayConfig {
-  routingHeader: string = DEFAULT_ROUTING_HEADER;
-  pathSuffixes: Array<string> = DEFAULT_PATH_SUFFIXES;
-  maxBodyBytes: i32 = DEFAULT_MAX_BODY_BYTES;
-  serveModelList: bool = DEFAULT_SERVE_MODEL_LIST;
+  routingHeader: string = "";
+  pathSuffixes: Array<string> = new Array<string>();
+  maxBodyBytes: i32 = 0;
+  serveModelList: bool = false;
   defaultModel: string = "";
-  ownedBy: string = DEFAULT_OWNED_BY;
-  injectStreamUsage: bool = DEFAULT_INJECT_STREAM_USAGE;
-  consumerHeader: string = DEFAULT_CONSUMER_HEADER;
-  maxSseEventBytes: i32 = DEFAULT_MAX_SSE_EVENT_BYTES;
-  maxResponseBytes: i32 = DEFAULT_MAX_RESPONSE_BYTES;
-  memoryBudgetBytes: i32 = DEFAULT_MEMORY_BUDGET_BYTES;
-  stage: string = DEFAULT_STAGE;
+  ownedBy: string = "";
+  injectStreamUsage: bool = false;
+  consumerHeader: string = "";
+  maxSseEventBytes: i32 = 0;
+  maxResponseBytes: i32 = 0;
+  memoryBudgetBytes: i32 = 0;
+  stage: string = STAGE_REQUEST;
   models: Array<ModelRoute> = new Array<ModelRoute>();
   fallback: FallbackPolicy = new FallbackPolicy();
 
@@ -79,25 +100,21 @@ export class GatewayConfig {
     return null;
   }
 
-  // Paths whose streams carry usage chunks when asked (stream_options.include_usage).
-  carriesStreamUsage(path: string): bool {
-    for (let i = 0; i < USAGE_PATH_SUFFIXES.length; i++) {
-      if (path.endsWith(unchecked(USAGE_PATH_SUFFIXES[i]))) return true;
-    }
-    return false;
-  }
+  carriesStreamUsage(path: string): bool { return endsWithAny(path, USAGE_PATH_SUFFIXES); }
 
   // The Envoy cluster that serves a route, for calls the plugin makes itself (fallback attempts).
   clusterOf(route: ModelRoute, routeValue: string): string {
-    return route.cluster.length > 0 ? route.cluster : clusterFor(this.fallback, routeValue);
+    return route.cluster.length > 0 ? route.cluster : this.fallback.clusterFor(routeValue);
   }
 
-  isRoutedPath(path: string): bool {
-    for (let i = 0; i < this.pathSuffixes.length; i++) {
-      if (path.endsWith(unchecked(this.pathSuffixes[i]))) return true;
-    }
-    return false;
+  isRoutedPath(path: string): bool { return endsWithAny(path, this.pathSuffixes); }
+}
+
+function endsWithAny(path: string, suffixes: Array<string>): bool {
+  for (let i = 0; i < suffixes.length; i++) {
+    if (path.endsWith(unchecked(suffixes[i]))) return true;
   }
+  return false;
 }
 
 // A `_rules_` entry: overrides for requests matching any of its routes, domains or services.
@@ -136,23 +153,6 @@ function domainMatches(domains: Array<string>, host: string): bool {
   return false;
 }
 
-// ASCII-only lowercasing: host names are ASCII (IDNs arrive as punycode), and String#toLowerCase
-// would pull Unicode case tables (~8 KB) into the module.
-function asciiLower(s: string): string {
-  let upper = false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 0x41 && c <= 0x5a) { upper = true; break; }
-  }
-  if (!upper) return s;
-  const out = new Array<string>(s.length);
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    unchecked((out[i] = String.fromCharCode(c >= 0x41 && c <= 0x5a ? c + 32 : c)));
-  }
-  return out.join("");
-}
-
 // Higress service matches name either bare or as in the cluster name `outbound|port||name`.
 function serviceMatches(services: Array<string>, cluster: string): bool {
   for (let i = 0; i < services.length; i++) {
@@ -167,137 +167,102 @@ export class ConfigResult {
   error: string = "";
 }
 
-const KNOWN_KEYS: Array<string> = ["routingHeader", "pathSuffixes", "maxBodyBytes", "serveModelList", "defaultModel", "ownedBy",
-  "injectStreamUsage", "consumerHeader", "maxSseEventBytes", "maxResponseBytes", "memoryBudgetBytes", "stage", "models", "fallback"];
-const MODEL_KEYS: Array<string> = ["name", "route", "upstreamModel", "fallback", "cluster"];
-function parseModel(c: Checker, v: JsonValue, path: string): ModelRoute {
+// ---- compiling settings into the runtime form ---------------------------------------------------
+
+function compileModel(c: Checker, v: JsonValue, path: string): ModelRoute {
   const m = new ModelRoute();
   if (v.type != JsonType.Object) { c.fail(path, "must be an object, got " + describe(v)); return m; }
-  for (let i = 0; i < v.keys.length; i++) {
-    const k = unchecked(v.keys[i]);
-    if (!MODEL_KEYS.includes(k)) c.fail(path + "." + k, "unknown field (known: " + MODEL_KEYS.join(", ") + ")");
-  }
-  const name = v.get("name");
-  if (name == null) { c.fail(path + ".name", "is required"); return m; }
-  let n = readString(c, name, path + ".name", false);
+  const s = new Settings();
+  readObject(c, v, s, "models[]", path);
+  let n = s.text("models[].name");
   if (n.endsWith("*")) {
     m.isPrefix = true;
     n = n.substring(0, n.length - 1);
-    if (n.indexOf("*") >= 0) c.fail(path + ".name", "only a trailing '*' is supported, got " + jsonString(n + "*"));
-  } else if (n.indexOf("*") >= 0) {
-    c.fail(path + ".name", "only a trailing '*' is supported, got " + jsonString(n));
   }
   m.name = n;
-  const route = v.get("route");
-  if (route != null) {
-    m.route = readString(c, route, path + ".route", false);
-    if (!isHeaderValue(m.route)) c.fail(path + ".route", "must be printable ASCII (it becomes a header value)");
-  } else if (!m.isPrefix) {
-    m.route = n;
+  m.route = s.text("models[].route");
+  if (m.route.length == 0 && !m.isPrefix) {
     // Without `route`, the name itself becomes the header value.
+    m.route = n;
     if (n.length > 0 && !isHeaderValue(n)) c.fail(path + ".name", "must be printable ASCII (it becomes a header value)");
   }
-  const up = v.get("upstreamModel");
-  if (up != null) m.upstreamModel = readString(c, up, path + ".upstreamModel", false);
-  const fb = v.get("fallback");
-  if (fb != null) m.fallback = readStringArray(c, fb, path + ".fallback");
-  const cl = v.get("cluster");
-  if (cl != null) m.cluster = readString(c, cl, path + ".cluster", false);
+  m.upstreamModel = s.text("models[].upstreamModel");
+  m.fallback = s.textList("models[].fallback");
+  m.cluster = s.text("models[].cluster");
   return m;
 }
 
-// Reads one config object over `base` (fields it lacks keep base's values).
-function parseGateway(c: Checker, v: JsonValue, base: GatewayConfig | null, path: string): GatewayConfig {
+function compileFallback(s: Settings): FallbackPolicy {
+  const p = new FallbackPolicy();
+  p.enabled = s.flag("fallback.enabled");
+  p.mechanism = s.text("fallback.mechanism");
+  const triggers = s.items("fallback.onStatus");
+  for (let i = 0; i < triggers.length; i++) {
+    const t = statusTrigger(unchecked(triggers[i]));
+    if (t > 0) p.onStatus.push(new StatusTrigger(t, t < 10));
+  }
+  p.onLocalReply = s.flag("fallback.onUpstreamUnreachable");
+  p.maxAttempts = <i32>s.int("fallback.maxAttempts");
+  p.attemptTimeoutMs = <u32>s.int("fallback.attemptTimeoutMs");
+  p.slowFailureMs = s.int("fallback.slowFailureMs");
+  p.firstByteTimeoutMs = s.int("fallback.firstByteTimeoutMs");
+  p.cooldownFailures = <i32>s.int("fallback.cooldown.failures");
+  p.cooldownWindowMs = s.int("fallback.cooldown.windowMs");
+  p.cooldownMs = s.int("fallback.cooldown.durationMs");
+  p.clusterTemplate = s.text("fallback.clusterTemplate");
+  return p;
+}
+
+// The runtime form of `s`; problems (cross-field ones included) are reported at `path`.
+function compile(c: Checker, s: Settings, path: string): GatewayConfig {
   const g = new GatewayConfig();
-  if (base != null) {
-    g.routingHeader = base.routingHeader;
-    g.pathSuffixes = base.pathSuffixes;
-    g.maxBodyBytes = base.maxBodyBytes;
-    g.serveModelList = base.serveModelList;
-    g.defaultModel = base.defaultModel;
-    g.ownedBy = base.ownedBy;
-    g.injectStreamUsage = base.injectStreamUsage;
-    g.consumerHeader = base.consumerHeader;
-    g.maxSseEventBytes = base.maxSseEventBytes;
-    g.maxResponseBytes = base.maxResponseBytes;
-    g.memoryBudgetBytes = base.memoryBudgetBytes;
-    g.stage = base.stage;
-    g.models = base.models;
-    g.fallback = base.fallback;
+  g.routingHeader = s.text("routingHeader");
+  g.pathSuffixes = s.textList("pathSuffixes");
+  g.maxBodyBytes = <i32>s.int("maxBodyBytes");
+  g.serveModelList = s.flag("serveModelList");
+  g.defaultModel = s.text("defaultModel");
+  g.ownedBy = s.text("ownedBy");
+  g.injectStreamUsage = s.flag("injectStreamUsage");
+  g.consumerHeader = s.text("consumerHeader");
+  g.maxSseEventBytes = <i32>s.int("maxSseEventBytes");
+  g.maxResponseBytes = <i32>s.int("maxResponseBytes");
+  g.memoryBudgetBytes = <i32>s.int("memoryBudgetBytes");
+  g.stage = s.text("stage");
+  g.fallback = compileFallback(s);
+  const models = s.items("models");
+  const mpath = joinPath(path, "models");
+  if (models.length == 0) c.fail(mpath, "at least one model is required");
+  for (let i = 0; i < models.length; i++) {
+    g.models.push(compileModel(c, unchecked(models[i]), mpath + "[" + i.toString() + "]"));
   }
-  for (let i = 0; i < v.keys.length; i++) {
-    const k = unchecked(v.keys[i]);
-    if (k.startsWith("_")) continue; // _rules_, _match_*_ and other Higress-reserved keys
-    if (!KNOWN_KEYS.includes(k)) c.fail(path + k, "unknown field (known: " + KNOWN_KEYS.join(", ") + ")");
+  indexModels(c, g, mpath);
+  if (g.defaultModel.length > 0 && g.findRoute(g.defaultModel) == null) {
+    c.fail(joinPath(path, "defaultModel"), "is not one of the configured models: " + jsonString(g.defaultModel));
   }
-  const rh = v.get("routingHeader");
-  if (rh != null) {
-    g.routingHeader = readString(c, rh, path + "routingHeader", false);
-    if (!isHeaderName(g.routingHeader)) c.fail(path + "routingHeader", "must be a lowercase header name, got " + jsonString(g.routingHeader));
-  }
-  const ps = v.get("pathSuffixes");
-  if (ps != null) {
-    g.pathSuffixes = readStringArray(c, ps, path + "pathSuffixes");
-    if (g.pathSuffixes.length == 0) c.fail(path + "pathSuffixes", "must not be empty");
-  }
-  // The ranges keep the VM's memory bounded by design: the budget (at most 384 MiB), one body a
-  // callback holds for a moment (at most 512 MiB) and the runtime (64 MiB) fit in the 1 GiB
-  // proxy-wasm-cpp-host gives a VM, whatever values are chosen.
-  g.maxBodyBytes = readBytes(c, v, path, "maxBodyBytes", 1, 536870912, g.maxBodyBytes);
-  g.maxSseEventBytes = readBytes(c, v, path, "maxSseEventBytes", 1, 536870912, g.maxSseEventBytes);
-  g.maxResponseBytes = readBytes(c, v, path, "maxResponseBytes", 1, 536870912, g.maxResponseBytes);
-  g.memoryBudgetBytes = readBytes(c, v, path, "memoryBudgetBytes", 1048576, 402653184, g.memoryBudgetBytes);
-  const st = v.get("stage");
-  if (st != null) {
-    g.stage = readString(c, st, path + "stage", false);
-    if (g.stage != STAGE_REQUEST && g.stage != STAGE_ATTEMPT) c.fail(path + "stage", "must be \"request\" or \"attempt\", got " + jsonString(g.stage));
-  }
-  g.serveModelList = readBoolField(c, v, path, "serveModelList", g.serveModelList);
-  g.injectStreamUsage = readBoolField(c, v, path, "injectStreamUsage", g.injectStreamUsage);
-  const ch = v.get("consumerHeader");
-  if (ch != null) {
-    g.consumerHeader = readString(c, ch, path + "consumerHeader", false);
-    if (!isHeaderName(g.consumerHeader)) c.fail(path + "consumerHeader", "must be a lowercase header name, got " + jsonString(g.consumerHeader));
-  }
-  const ob = v.get("ownedBy");
-  if (ob != null) g.ownedBy = readString(c, ob, path + "ownedBy", false);
-  const ms = v.get("models");
-  if (ms != null) {
-    if (ms.type != JsonType.Array) {
-      c.fail(path + "models", "must be an array, got " + describe(ms));
-    } else {
-      const models = new Array<ModelRoute>();
-      for (let i = 0; i < ms.items.length; i++) {
-        models.push(parseModel(c, unchecked(ms.items[i]), path + "models[" + i.toString() + "]"));
-      }
-      g.models = models;
-    }
-  }
-  if (g.models.length == 0) c.fail(path + "models", "at least one model is required");
-  const fp = v.get("fallback");
-  if (fp != null) g.fallback = parseFallback(c, fp, g.fallback, path + "fallback");
-  const dm = v.get("defaultModel");
-  if (dm != null) g.defaultModel = readString(c, dm, path + "defaultModel", false);
-  compile(c, g, path);
+  g.modelListBody = renderModelList(g);
+  g.maxBodyBytesText = g.maxBodyBytes.toString();
+  g.maxResponseBytesText = g.maxResponseBytes.toString();
   return g;
 }
 
-function compile(c: Checker, g: GatewayConfig, path: string): void {
+// The route table: exact names in a map, patterns longest first; every fallback must name a model.
+function indexModels(c: Checker, g: GatewayConfig, mpath: string): void {
   for (let i = 0; i < g.models.length; i++) {
     const m = unchecked(g.models[i]);
+    const at = mpath + "[" + i.toString() + "].name";
     if (m.isPrefix) {
       for (let j = 0; j < g.prefixes.length; j++) {
-        if (unchecked(g.prefixes[j]).name == m.name) c.fail(path + "models[" + i.toString() + "].name", "duplicate model " + jsonString(m.name + "*"));
+        if (unchecked(g.prefixes[j]).name == m.name) c.fail(at, "duplicate model " + jsonString(m.name + "*"));
       }
       g.prefixes.push(m);
       continue;
     }
-    if (g.exact.has(m.name)) c.fail(path + "models[" + i.toString() + "].name", "duplicate model " + jsonString(m.name));
+    if (g.exact.has(m.name)) c.fail(at, "duplicate model " + jsonString(m.name));
     g.exact.set(m.name, m);
     g.servedNames.push(m.name);
   }
-  // Longest prefix first, so "qwen2-*" wins over "qwen*".
-  // (An insertion sort: patterns are few, and std's sort costs module size.)
+  // Longest prefix first, so "qwen2-*" wins over "qwen*" (an insertion sort: patterns are few, and
+  // std's sort costs module size).
   const ps = g.prefixes;
   for (let i = 1; i < ps.length; i++) {
     const m = unchecked(ps[i]);
@@ -312,16 +277,10 @@ function compile(c: Checker, g: GatewayConfig, path: string): void {
     const m = unchecked(g.models[i]);
     for (let j = 0; j < m.fallback.length; j++) {
       if (g.findRoute(unchecked(m.fallback[j])) == null) {
-        c.fail(path + "models[" + i.toString() + "].fallback[" + j.toString() + "]", "unknown model " + jsonString(unchecked(m.fallback[j])));
+        c.fail(mpath + "[" + i.toString() + "].fallback[" + j.toString() + "]", "unknown model " + jsonString(unchecked(m.fallback[j])));
       }
     }
   }
-  if (g.defaultModel.length > 0 && g.findRoute(g.defaultModel) == null) {
-    c.fail(path + "defaultModel", "is not one of the configured models: " + jsonString(g.defaultModel));
-  }
-  g.modelListBody = renderModelList(g);
-  g.maxBodyBytesText = g.maxBodyBytes.toString();
-  g.maxResponseBytesText = g.maxResponseBytes.toString();
 }
 
 // The OpenAI list format of GET /v1/models; prefix patterns cannot be listed.
@@ -333,19 +292,35 @@ function renderModelList(g: GatewayConfig): string {
   return "{\"object\":\"list\",\"data\":[" + parts.join(",") + "]}";
 }
 
-function parseRule(c: Checker, v: JsonValue, global: GatewayConfig, path: string): Rule {
+// Higress's match keys of a rule: each an array of strings.
+function readMatch(c: Checker, v: JsonValue, key: string, path: string): Array<string> {
+  const out = new Array<string>();
+  const m = v.get(key);
+  if (m == null) return out;
+  if (m.type != JsonType.Array) { c.fail(path + "." + key, "must be an array of strings, got " + describe(m)); return out; }
+  for (let i = 0; i < m.items.length; i++) {
+    const item = unchecked(m.items[i]);
+    const at = path + "." + key + "[" + i.toString() + "]";
+    if (item.type != JsonType.String) c.fail(at, "must be a string, got " + describe(item));
+    else if (item.strValue.length == 0) c.fail(at, "must not be empty");
+    else out.push(item.strValue);
+  }
+  return out;
+}
+
+function parseRule(c: Checker, v: JsonValue, global: Settings, path: string): Rule {
   const r = new Rule();
   if (v.type != JsonType.Object) { c.fail(path, "must be an object, got " + describe(v)); return r; }
-  const mr = v.get("_match_route_");
-  const md = v.get("_match_domain_");
-  const msv = v.get("_match_service_");
-  if (mr != null) r.routes = readStringArray(c, mr, path + "._match_route_");
-  if (md != null) r.domains = readStringArray(c, md, path + "._match_domain_");
-  if (msv != null) r.services = readStringArray(c, msv, path + "._match_service_");
+  r.routes = readMatch(c, v, "_match_route_", path);
+  r.domains = readMatch(c, v, "_match_domain_", path);
+  r.services = readMatch(c, v, "_match_service_", path);
   if (r.routes.length + r.domains.length + r.services.length == 0) {
     c.fail(path, "needs a non-empty _match_route_, _match_domain_ or _match_service_");
   }
-  r.config = parseGateway(c, v, global, path + ".");
+  // Over the global settings: what the rule leaves out keeps the global value.
+  const s = global.copy();
+  readObject(c, v, s, "", path);
+  r.config = compile(c, s, path);
   return r;
 }
 
@@ -358,12 +333,14 @@ export function parseConfig(text: string): ConfigResult {
   if (root.type != JsonType.Object) { res.error = "configuration must be a JSON object"; return res; }
   const c = new Checker();
   const pc = new PluginConfig();
-  pc.global = parseGateway(c, root, null, "");
+  const global = defaultSettings().copy();
+  readObject(c, root, global, "", "");
+  pc.global = compile(c, global, "");
   const rules = root.get("_rules_");
   if (rules != null) {
     if (rules.type != JsonType.Array) c.fail("_rules_", "must be an array, got " + describe(rules));
     else for (let i = 0; i < rules.items.length; i++) {
-      pc.rules.push(parseRule(c, unchecked(rules.items[i]), pc.global, "_rules_[" + i.toString() + "]"));
+      pc.rules.push(parseRule(c, unchecked(rules.items[i]), global, "_rules_[" + i.toString() + "]"));
     }
   }
   if (c.error.length > 0) { res.error = c.error; return res; }

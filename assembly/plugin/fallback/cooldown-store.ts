@@ -2,7 +2,8 @@
 // state. Updates are compare-and-swap, retried a few times when another worker wrote in between.
 import { Status } from "../../abi/enums";
 import { getSharedData, setSharedData } from "../../abi/host";
-import { Circuit, FallbackPolicy, Gate, admitRequest, recordOutcome } from "./policy";
+import { FallbackPolicy } from "../config/gateway-config";
+import { Circuit, Gate, admitRequest, recordOutcome } from "./policy";
 
 const KEY_PREFIX = "llm-gateway/circuit/";
 const CAS_RETRIES: i32 = 8;

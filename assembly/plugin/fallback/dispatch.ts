@@ -3,7 +3,19 @@
 // Works in upstream Envoy and in Higress alike (dispatch_http_call + a local reply).
 import { HeaderPair } from "../../abi/headers";
 import { HostBytes } from "../../abi/memory";
-import { BodyEdit } from "../routing/route-request";
+import { RoutingResult } from "../routing/route-request";
+
+// What a backup call needs, kept while the primary's answer may still send the request to a backup:
+// the routing result (to rebuild the body's edits for another model), the body and the headers as the
+// host serialised them (decoded only if a backup call is made).
+export class HeldRequest {
+  constructor(public routing: RoutingResult, public body: HostBytes, public headers: HostBytes) {}
+
+  release(): void {
+    this.body.release();
+    this.headers.release();
+  }
+}
 
 // Headers not copied to the backup call: hop-by-hop ones, the framing (Envoy recomputes it), and the
 // routing header (set explicitly).
@@ -19,33 +31,6 @@ export function backupRequestHeaders(original: Array<HeaderPair>, routingHeader:
     if (!skipRequestHeader(h.key, routingHeader)) out.push(h);
   }
   out.push(new HeaderPair(routingHeader, routeValue));
-  return out;
-}
-
-// The body with `edits` applied, as one new buffer (only built when a fallback happens).
-export function materialize(body: HostBytes, edits: Array<BodyEdit>): ArrayBuffer {
-  const texts = new Array<ArrayBuffer>(edits.length);
-  let size = body.len;
-  for (let i = 0; i < edits.length; i++) {
-    const e = unchecked(edits[i]);
-    const t = String.UTF8.encode(e.text);
-    unchecked((texts[i] = t));
-    size += t.byteLength - (e.end - e.start);
-  }
-  const out = new ArrayBuffer(size);
-  const dst = changetype<usize>(out);
-  let at: usize = 0;
-  let from: i32 = 0;
-  for (let i = 0; i < edits.length; i++) {
-    const e = unchecked(edits[i]);
-    memory.copy(dst + at, body.ptr + <usize>from, <usize>(e.start - from));
-    at += <usize>(e.start - from);
-    const t = unchecked(texts[i]);
-    memory.copy(dst + at, changetype<usize>(t), <usize>t.byteLength);
-    at += <usize>t.byteLength;
-    from = e.end;
-  }
-  memory.copy(dst + at, body.ptr + <usize>from, <usize>(body.len - from));
   return out;
 }
 

@@ -1,45 +1,8 @@
 // Fallback policy, as pure functions: when a failed attempt goes to a backup model, and the cooldown
-// that sends a failing model's requests straight to its backup for a while. The phase glue
-// (gateway.ts, fallback-call.ts) applies these; the cooldown state lives in proxy shared data so every
+// that sends a failing model's requests straight to its backup for a while. The stages apply these; the cooldown state lives in proxy shared data so every
 // Envoy worker sees the same (cooldown-store.ts).
 import { parseDigits } from "../../util/digits";
-
-// A trigger: one status code (e.g. 503) or a class (5 = any 5xx).
-export class StatusTrigger {
-  constructor(public code: i32, public isClass: bool) {}
-
-  matches(status: i32): bool {
-    return this.isClass ? status / 100 == this.code : status == this.code;
-  }
-}
-
-// fallback.mechanism: who sends a failed request again.
-export const MECHANISM_ENVOY = "envoy";       // Envoy's router retries on the backup's cluster (streams)
-export const MECHANISM_DISPATCH = "dispatch"; // the plugin holds the body and calls the backup itself
-
-export class FallbackPolicy {
-  enabled: bool = true;
-  mechanism: string = "envoy";
-  onStatus: Array<StatusTrigger> = [new StatusTrigger(5, true), new StatusTrigger(429, false)];
-  // Envoy's own answers (response.code_details other than via_upstream) for connection failures,
-  // resets and timeouts: 503/504 with details such as upstream_reset_before_response_started{...}.
-  onLocalReply: bool = true;
-  maxAttempts: i32 = 3;          // the primary and its backups together
-  attemptTimeoutMs: u32 = 60000; // each backup attempt (an http call)
-  // A failure that already took this long is returned as is instead of doubling the wait; 0 = off.
-  slowFailureMs: i64 = 0;
-  // No response headers from the primary this long after the request arrived: call the backup
-  // (the primary's late answer is then discarded); 0 = off.
-  firstByteTimeoutMs: i64 = 0;
-  // Cooldown: `failures` failures within `windowMs` send the model's requests to its backup for
-  // `cooldownMs`, then one probe request tries the primary again. failures 0 = off.
-  cooldownFailures: i32 = 3;
-  cooldownWindowMs: i64 = 10000;
-  cooldownMs: i64 = 30000;
-  // Envoy cluster of a route, for the backup call: {route} is replaced by the route value. The default
-  // is the name Higress gives McpBridge DNS registries.
-  clusterTemplate: string = "outbound|8080||llm-{route}.dns";
-}
+import { FallbackPolicy } from "../config/gateway-config";
 
 export const enum Reason { None = 0, Status = 1, LocalReply = 2, CallFailed = 3, Cooldown = 4, FirstByteTimeout = 5 }
 
@@ -64,12 +27,6 @@ export function failureReason(p: FallbackPolicy, status: i32, viaUpstream: bool,
     if (unchecked(p.onStatus[i]).matches(status)) return Reason.Status;
   }
   return Reason.None;
-}
-
-export function clusterFor(p: FallbackPolicy, route: string): string {
-  const t = p.clusterTemplate;
-  const at = t.indexOf("{route}");
-  return at < 0 ? t : t.substring(0, at) + route + t.substring(at + 7);
 }
 
 // ---- cooldown -----------------------------------------------------------------------------------

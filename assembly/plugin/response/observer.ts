@@ -9,8 +9,9 @@ import { BoundedBytes } from "../../sse/buffer";
 import { AttemptFacts } from "../request-facts";
 import { SseUsageTracker, readJsonResponse } from "./usage";
 import { Account } from "../../util/budget";
+import { Edit, HostBufferSink, Splice } from "../../util/splice";
 
-const APPEND: u32 = u32.MAX_VALUE;
+const APPEND = host.APPEND;
 
 // Sent to the client when a 200 stream ends cleanly but without [DONE]: the answer is cut, and a client
 // must learn that instead of taking a truncated answer for a complete one.
@@ -78,18 +79,10 @@ export class ResponseObserver {
     const total = heldLen + len;
     if (pending > total) pending = total;
     const sendEnd = total - pending;
-    // Build the outgoing chunk from slices of held and chunk, skipping the drops.
-    let first = true;
-    let from = 0;
-    for (let i = 0; i <= drops; i++) {
-      const to = i < drops ? heldLen + t.dropStart(i) - t.dropCarried(i) : sendEnd;
-      if (to > from) {
-        emitSlice(held.ptr, heldLen, p, from, to < sendEnd ? to : sendEnd, first, len);
-        first = false;
-      }
-      if (i < drops) from = heldLen + t.dropEnd(i);
-    }
-    if (first) emitSlice(held.ptr, heldLen, p, 0, 0, true, len); // everything dropped or held
+    // The outgoing chunk: V[0, sendEnd) without the drops, written over this chunk.
+    const splice = new Splice();
+    for (let i = 0; i < drops; i++) splice.add(new Edit(heldLen + t.dropStart(i) - t.dropCarried(i), heldLen + t.dropEnd(i), ""));
+    splice.writeTo(new HostBufferSink(BufferType.HttpResponseBody, <u32>len), held.ptr, heldLen, p, len, sendEnd);
     // The new tail: the last `pending` bytes of V.
     const tail = new BoundedBytes(held.limit, this.account);
     const tailStart = total - pending;
@@ -155,19 +148,6 @@ function readInto(a: AttemptFacts, p: usize, len: i32): void {
   if (!r.usage.reported) a.completionEstimate = <i64>((len + 3) / 4);
 }
 
-// Writes V[from, to) (V = held ++ chunk) into the response buffer: the first slice replaces the
-// whole chunk (start 0 drains `chunkLen` bytes first), the others append.
-function emitSlice(heldPtr: usize, heldLen: i32, chunkPtr: usize, from: i32, to: i32, first: bool, chunkLen: i32): void {
-  const hEnd = to < heldLen ? to : heldLen;
-  const hLen = hEnd > from ? hEnd - from : 0;
-  // The first slice replaces the chunk (even with nothing, when all of it is dropped or held).
-  if (first) host.setBufferBytes(BufferType.HttpResponseBody, 0, <u32>chunkLen, heldPtr + <usize>from, <usize>hLen);
-  else if (hLen > 0) host.setBufferBytes(BufferType.HttpResponseBody, APPEND, 0, heldPtr + <usize>from, <usize>hLen);
-  const cFrom = from > heldLen ? from - heldLen : 0;
-  const cTo = to > heldLen ? to - heldLen : 0;
-  if (cTo > cFrom) host.setBufferBytes(BufferType.HttpResponseBody, APPEND, 0, chunkPtr + <usize>cFrom, <usize>(cTo - cFrom));
-}
-
 // A whole response body at once (a backup's answer, which an http call delivers in one piece): the
 // same accounting as the streamed path, and the body without usage-only events when the client did
 // not ask for them (null: send it unchanged).
@@ -193,17 +173,8 @@ export function observeWholeBody(a: AttemptFacts, p: usize, len: i32, maxSseEven
   if (t.firstContentEvent >= 0) a.firstTokenNs = nowNs;
   const drops = t.dropCount();
   if (!dropUsage || drops == 0 || a.unparsed) return null;
-  let size = len;
-  for (let i = 0; i < drops; i++) size -= t.dropEnd(i) - t.dropStart(i);
-  if (!account.take(<i64>size)) return null;
-  const out = new ArrayBuffer(size);
-  let at: usize = 0;
-  let from = 0;
-  for (let i = 0; i <= drops; i++) {
-    const to = i < drops ? t.dropStart(i) : len;
-    memory.copy(changetype<usize>(out) + at, p + <usize>from, <usize>(to - from));
-    at += <usize>(to - from);
-    if (i < drops) from = t.dropEnd(i);
-  }
-  return out;
+  const splice = new Splice();
+  for (let i = 0; i < drops; i++) splice.add(new Edit(t.dropStart(i), t.dropEnd(i), ""));
+  if (!account.take(<i64>splice.resultLength(len))) return null;
+  return splice.apply(p, len);
 }

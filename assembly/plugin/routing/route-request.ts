@@ -2,8 +2,9 @@
 // so they are unit-tested without a host. The phase glue in gateway.ts applies the result.
 import { JsonScan, JsonType, JsonError, scanJson, decodeString, errorText } from "../../json/reader";
 import { jsonString } from "../../json/writer";
-import { GatewayConfig, ModelRoute, MAX_MODEL_NAME_BYTES } from "../config/gateway-config";
-import { isHeaderValue } from "../config/checker";
+import { GatewayConfig, ModelRoute } from "../config/gateway-config";
+import { MAX_ROUTE_VALUE_BYTES, hasControl, isHeaderValue } from "../../util/ascii";
+import { Edit, Splice } from "../../util/splice";
 import * as errors from "../replies";
 
 // Root members of a request body the plugin reads; indices into JsonScan.fields.
@@ -14,42 +15,35 @@ export const F_STREAM_OPTIONS: i32 = 2;
 const STREAM_OPTIONS_KEYS: Array<string> = ["include_usage"];
 const streamOptionsScan = new JsonScan(STREAM_OPTIONS_KEYS);
 
-// A body edit Envoy can apply without re-serialising: bytes [start, end) become `text`.
-export class BodyEdit {
-  constructor(public start: i32, public end: i32, public text: string) {}
-}
-
 export class RoutingResult {
   reply: errors.LocalReply | null = null; // set when the plugin answers the request itself
   model: string = "";                     // the model the client asked for (or the default)
   routeValue: string = "";                // value of the routing header
   route: ModelRoute | null = null;
-  edits: Array<BodyEdit> = new Array<BodyEdit>(); // sorted by position, non-overlapping
+  splice: Splice = new Splice();          // the body edits for the upstream (routed model, usage)
   stream: bool = false;
   usageInjected: bool = false;            // we asked the upstream for a usage chunk the client did not
   // What editsFor needs to rebuild the edits for another served model (a fallback attempt).
   modelStart: i32 = -1;                   // span of the body's model value; -1: none in the body
   modelEnd: i32 = -1;
   modelWasNull: bool = false;
-  rootObjectEdit: BodyEdit | null = null; // where root members go in (its text: the separator)
+  rootObjectEdit: Edit | null = null; // where root members go in (its text: the separator)
   rootExtra: string = "";                 // members inserted besides model (stream_options)
-  optionsEdit: BodyEdit | null = null;    // an edit inside stream_options
+  optionsEdit: Edit | null = null;    // an edit inside stream_options
 
   // The body edits that make the upstream see `served` as the model (and send usage if injected).
-  editsFor(served: string): Array<BodyEdit> {
-    const edits = new Array<BodyEdit>();
+  editsFor(served: string): Splice {
+    const edits = new Splice();
     let root = this.rootExtra;
     if (this.modelStart < 0) {
       root = root.length > 0 ? "\"model\":" + jsonString(served) + "," + root : "\"model\":" + jsonString(served);
     } else if (this.modelWasNull || served != this.model) {
-      edits.push(new BodyEdit(this.modelStart, this.modelEnd, jsonString(served)));
+      edits.add(new Edit(this.modelStart, this.modelEnd, jsonString(served)));
     }
     const at = this.rootObjectEdit;
-    if (root.length > 0 && at != null) edits.push(new BodyEdit(at.start, at.end, root + at.text));
+    if (root.length > 0 && at != null) edits.add(new Edit(at.start, at.end, root + at.text));
     const o = this.optionsEdit;
-    if (o != null) edits.push(o);
-    // Edits are few (at most three); a tiny insertion sort keeps them in body order.
-    sortEdits(edits);
+    if (o != null) edits.add(o);
     return edits;
   }
 }
@@ -63,7 +57,8 @@ const MODEL_MEMBER = "\"model\":";
 
 // Where the JSON string of `model` lies once `edits` (r.editsFor(served)) are applied to the body: the
 // attempt stage rewrites exactly these bytes when Envoy retries the request on a backup model.
-export function modelSpan(r: RoutingResult, edits: Array<BodyEdit>, served: string): Span {
+export function modelSpan(r: RoutingResult, splice: Splice, served: string): Span {
+  const edits = splice.edits;
   let shift: i32 = 0;
   for (let i = 0; i < edits.length; i++) {
     const e = unchecked(edits[i]);
@@ -109,7 +104,7 @@ export function routeRequest(cfg: GatewayConfig, p: usize, len: i32, scan: JsonS
     insertDefault = !f.found;
   } else {
     if (f.type != JsonType.String) return answer(r, errors.modelNotString());
-    const s = decodeString(p, f.start, f.end, MAX_MODEL_NAME_BYTES);
+    const s = decodeString(p, f.start, f.end, MAX_ROUTE_VALUE_BYTES);
     // A control character (a trailing newline, say) is a malformed name, not an unknown model.
     if (s == null || s.length == 0 || hasControl(s)) return answer(r, errors.badModelName());
     requested = s;
@@ -134,7 +129,7 @@ export function routeRequest(cfg: GatewayConfig, p: usize, len: i32, scan: JsonS
       r.rootExtra = "\"stream_options\":{\"include_usage\":true}";
       r.usageInjected = true;
     } else if (opts.type == JsonType.Null) {
-      r.optionsEdit = new BodyEdit(opts.start, opts.end, "{\"include_usage\":true}");
+      r.optionsEdit = new Edit(opts.start, opts.end, "{\"include_usage\":true}");
       r.usageInjected = true;
     } else if (opts.type == JsonType.Object) {
       r.optionsEdit = includeUsageEdit(p, opts.start, opts.end);
@@ -142,88 +137,30 @@ export function routeRequest(cfg: GatewayConfig, p: usize, len: i32, scan: JsonS
     }
   }
   if (r.modelStart < 0 || r.rootExtra.length > 0) r.rootObjectEdit = insertAtRoot(p, len, "");
-  r.edits = r.editsFor(route.servedFor(requested));
+  r.splice = r.editsFor(route.servedFor(requested));
   return r;
 }
 
-function hasControl(s: string): bool {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x20 || c == 0x7f) return true;
-  }
-  return false;
-}
-
-// GET …/v1/models/{id} (the OpenAI clients' models.retrieve): the model object, or null when no
-// configured model (exact name or pattern) serves `id` (the path segment, percent-decoded).
-export function modelObject(cfg: GatewayConfig, id: string): string | null {
-  if (id.length == 0 || hasControl(id) || cfg.findRoute(id) == null) return null;
-  return "{\"id\":" + jsonString(id) + ",\"object\":\"model\",\"created\":0,\"owned_by\":" + jsonString(cfg.ownedBy) + "}";
-}
-
-// %XX escapes of a URL path segment (clients encode '/' in ids like "Qwen/Qwen2.5-1.5B"); null when
-// malformed.
-export function percentDecode(s: string): string | null {
-  if (s.indexOf("%") < 0) return s;
-  const bytes = new Uint8Array(s.length);
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c != 0x25) {
-      if (c > 0x7e) return null;
-      bytes[n++] = <u8>c;
-      continue;
-    }
-    if (i + 2 >= s.length) return null;
-    const h = hexValue(s.charCodeAt(i + 1));
-    const l = hexValue(s.charCodeAt(i + 2));
-    if (h < 0 || l < 0) return null;
-    bytes[n++] = <u8>((h << 4) | l);
-    i += 2;
-  }
-  // Lenient decoding never aborts; bytes that are not UTF-8 make a name no configured model has.
-  return String.UTF8.decodeUnsafe(bytes.dataStart, <usize>n);
-}
-
-function hexValue(c: i32): i32 {
-  if (c >= 0x30 && c <= 0x39) return c - 0x30;
-  if (c >= 0x41 && c <= 0x46) return c - 0x41 + 10;
-  if (c >= 0x61 && c <= 0x66) return c - 0x61 + 10;
-  return -1;
-}
-
 // Makes stream_options (the object at [start, end)) say include_usage: true; null when it already does.
-function includeUsageEdit(p: usize, start: i32, end: i32): BodyEdit | null {
+function includeUsageEdit(p: usize, start: i32, end: i32): Edit | null {
   scanJson(p + <usize>start, end - start, streamOptionsScan);
   if (!streamOptionsScan.ok()) return null; // cannot happen: the parent scan validated this span
   const iu = streamOptionsScan.field(0);
   if (iu.found) {
     if (iu.type == JsonType.Bool && load<u8>(p + <usize>(start + iu.start)) == 0x74) return null;
-    return new BodyEdit(start + iu.start, start + iu.end, "true");
+    return new Edit(start + iu.start, start + iu.end, "true");
   }
   return insertAtObject(p, start, end, "\"include_usage\":true");
 }
 
-function sortEdits(edits: Array<BodyEdit>): void {
-  for (let i = 1; i < edits.length; i++) {
-    const e = unchecked(edits[i]);
-    let j = i - 1;
-    while (j >= 0 && unchecked(edits[j]).start > e.start) {
-      unchecked((edits[j + 1] = unchecked(edits[j])));
-      j--;
-    }
-    unchecked((edits[j + 1] = e));
-  }
-}
-
 // Adds members at the start of the root object (the body was validated as an object).
-function insertAtRoot(p: usize, len: i32, members: string): BodyEdit {
+function insertAtRoot(p: usize, len: i32, members: string): Edit {
   return insertAtObject(p, 0, len, members);
 }
 
 // Adds members right after the '{' of the object found in [start, end). `members` empty: only the
 // separator (",", or nothing for an empty object), for the caller to prefix members to.
-function insertAtObject(p: usize, start: i32, end: i32, members: string): BodyEdit {
+function insertAtObject(p: usize, start: i32, end: i32, members: string): Edit {
   let i = start;
   while (i < end && load<u8>(p + <usize>i) != 0x7b) i++;
   let j = i + 1;
@@ -233,5 +170,5 @@ function insertAtObject(p: usize, start: i32, end: i32, members: string): BodyEd
     j++;
   }
   const empty = j < end && load<u8>(p + <usize>j) == 0x7d;
-  return new BodyEdit(i + 1, i + 1, members + (empty ? "" : ","));
+  return new Edit(i + 1, i + 1, members + (empty ? "" : ","));
 }

@@ -18,13 +18,13 @@ import * as cooldown from "../fallback/cooldown-store";
 import { Reason, failureReason, reasonName } from "../fallback/policy";
 import { noteFailure, failuresOf } from "../fallback/attempt-journal";
 import { parseDigits } from "../../util/digits";
-import { FALLBACK_FROM_HEADER, FALLBACK_REASON_HEADER, MODEL_HEADER, PLAN_PROPERTY, REQUEST_ID_HEADER, Plan } from "../fallback/plan";
+import { Edit, Splice } from "../../util/splice";
+import { Plan, chainModel } from "../fallback/plan";
+import { ATTEMPT_COUNT_HEADER, FALLBACK_FROM_HEADER, FALLBACK_REASON_HEADER, HOST_MODEL, MODEL_HEADER, PLAN_PROPERTY, REQUEST_ID_HEADER } from "../envoy-names";
+import { NS_PER_MS } from "../../util/time";
 
-export const ATTEMPT_COUNT_HEADER = "x-envoy-attempt-count";
-const HOST_MODEL: Array<string> = ["xds", "upstream_host_metadata", "filter_metadata", "llm-gateway", "model"];
-const NS_PER_MS: u64 = 1_000_000;
 
-export class AttemptHttp extends HttpContext {
+export class AttemptStage extends HttpContext {
   private plan: Plan | null = null;
   private route: ModelRoute | null = null; // the planned model's route (its fallback chain, route value)
   private model: string = "";      // the model this attempt goes to
@@ -79,13 +79,14 @@ export class AttemptHttp extends HttpContext {
       head.release();
       return this.skipRewrite("the plan does not point at the model");
     }
-    const value = String.UTF8.encode(jsonString(this.served));
-    const prefix = new ArrayBuffer(plan.start + value.byteLength);
-    memory.copy(changetype<usize>(prefix), head.ptr, <usize>plan.start);
-    memory.copy(changetype<usize>(prefix) + <usize>plan.start, changetype<usize>(value), <usize>value.byteLength);
+    // The body's first plan.end bytes, with the model's value replaced, built in memory and put back
+    // in one call: Envoy drains and replaces a prefix, but only appends after the rest of the body.
+    const splice = new Splice();
+    splice.add(new Edit(plan.start, plan.end, jsonString(this.served)));
+    const prefix = splice.apply(head.ptr, plan.end);
     head.release();
     host.setBufferBytes(BufferType.HttpRequestBody, 0, <u32>plan.end, changetype<usize>(prefix), <usize>prefix.byteLength);
-    const length = <i64>bodySize - <i64>(plan.end - plan.start) + <i64>value.byteLength;
+    const length = <i64>bodySize + <i64>(prefix.byteLength - plan.end);
     if (host.getHeader(MapType.HttpRequestHeaders, "content-length") != null) {
       host.replaceHeader(MapType.HttpRequestHeaders, "content-length", length.toString());
     }
@@ -163,14 +164,4 @@ function attemptModel(cfg: GatewayConfig, routed: string, route: ModelRoute, att
   const tagged = host.getProperty(HOST_MODEL);
   if (tagged != null && tagged.length > 0 && cfg.findRoute(tagged) != null) return tagged;
   return chainModel(routed, route, attempt);
-}
-
-// Attempt N of the chain: the routed model, then its fallbacks in order, the order in which
-// previous_priorities walks the aggregate cluster's priorities.
-export function chainModel(routed: string, route: ModelRoute, attempt: i32): string {
-  if (attempt <= 1) return routed;
-  const chain = route.fallback;
-  if (chain.length == 0) return routed;
-  const k = attempt - 2;
-  return k < chain.length ? unchecked(chain[k]) : unchecked(chain[chain.length - 1]);
 }

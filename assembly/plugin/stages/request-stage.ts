@@ -1,52 +1,52 @@
-// Per-request phase glue: which feature runs in which phase. Decisions live in routing.ts,
-// response.ts, report.ts and fallback.ts; this file reads what Envoy gives, applies the results and
-// answers when the plugin must.
+// The request stage: the plugin as an HTTP filter, one context per request. It reads what Envoy gives,
+// asks the features for decisions (routing/, response/, fallback/, telemetry/) and applies them: sets
+// headers, rewrites the body, answers itself when it must. What happened to the request is `phase`;
+// how far its fallback got is `req.fallback` (fallback/fallback-state.ts), its own state machine.
 import { HttpContext } from "../../abi/context";
 import { Action, BufferType, MapType } from "../../abi/enums";
 import * as host from "../../abi/host";
 import { HeaderPair, deserializeHeaders } from "../../abi/headers";
-import { HostBytes } from "../../abi/memory";
-import { JsonScan } from "../../json/reader";
-import { GatewayConfig, MODEL_LIST_SUFFIX, MODEL_RETRIEVE_INFIX } from "../config/gateway-config";
-import { LocalReply, allAttemptsFailed, bodyTooLarge, emptyBody, envoyError, modelNotFound, overloaded } from "../replies";
-import * as cooldown from "../fallback/cooldown-store";
-import { Gate, MECHANISM_DISPATCH, Reason, failureReason, reasonName } from "../fallback/policy";
-import { failuresOf } from "../fallback/attempt-journal";
-import { ATTEMPT_COUNT_HEADER, chainModel } from "./attempt-stage";
-import { FALLBACK_FROM_HEADER, FALLBACK_REASON_HEADER, MODEL_HEADER, PLAN_PROPERTY, REQUEST_ID_HEADER, Plan } from "../fallback/plan";
-import { Account, REQUEST_STATE_BYTES, vmBudget } from "../../util/budget";
 import { arenaBytes, collectSoon } from "../../abi/memory";
-import { backupRequestHeaders, headerValue, materialize, relayedResponseHeaders } from "../fallback/dispatch";
+import { JsonScan } from "../../json/reader";
+import { Account, REQUEST_STATE_BYTES, vmBudget } from "../../util/budget";
+import { parseDigits } from "../../util/digits";
+import { NS_PER_MS } from "../../util/time";
+import { GatewayConfig, MECHANISM_DISPATCH } from "../config/gateway-config";
+import {
+  AI_LOG, ATTEMPT_COUNT_HEADER, CODE_DETAILS, DECODER_BUFFER_LIMIT, ENCODER_BUFFER_LIMIT, FALLBACK_FROM_HEADER,
+  FALLBACK_REASON_HEADER, HIGRESS_FALLBACK_HEADER, MODEL_HEADER, PLAN_PROPERTY, REQUEST_ID_HEADER, RESPONSE_CODE,
+} from "../envoy-names";
+import { failuresOf } from "../fallback/attempt-journal";
+import * as cooldown from "../fallback/cooldown-store";
+import { HeldRequest, backupRequestHeaders, headerValue, relayedResponseHeaders } from "../fallback/dispatch";
+import { FallbackState, Step } from "../fallback/fallback-state";
+import { Plan, chainModel } from "../fallback/plan";
+import { Gate, Reason, failureReason, reasonName } from "../fallback/policy";
+import { LocalReply, allAttemptsFailed, bodyTooLarge, emptyBody, envoyError, modelNotFound, overloaded } from "../replies";
 import { AttemptFacts, RequestFacts } from "../request-facts";
+import { ResponseObserver, observeWholeBody } from "../response/observer";
+import { estimatePromptTokens } from "../response/usage";
+import { MODEL_LIST_SUFFIX, MODEL_RETRIEVE_INFIX, modelObject, percentDecode } from "../routing/model-list";
+import { applyEdits, declaredTooLarge } from "../routing/request-body";
+import { REQUEST_KEYS, modelSpan, routeRequest } from "../routing/route-request";
+import { requestLabels } from "../telemetry/labels";
 import * as metrics from "../telemetry/metrics";
 import { aiLog, countResponse, recordMetrics, summarize } from "../telemetry/report";
-import { ResponseObserver, observeWholeBody } from "../response/observer";
-import { REQUEST_KEYS, RoutingResult, modelObject, modelSpan, percentDecode, routeRequest } from "../routing/route-request";
-import { applyEdits, declaredTooLarge } from "../routing/request-body";
-import { parseDigits } from "../../util/digits";
-import { requestLabels } from "../telemetry/labels";
 import { GatewayRoot } from "../root";
-import { estimatePromptTokens } from "../response/usage";
 
 // One scan object per VM, reused by every request (a VM runs one callback at a time).
 const requestScan = new JsonScan(REQUEST_KEYS);
 
 const enum Phase {
-  PassThrough = 0,
-  ReadingBody = 1,
-  Answered = 2,    // the plugin answered (bad request, model list)
-  Routed = 3,      // on its way to (or back from) the upstream
-  FallingBack = 4, // the primary failed; a backup call is under way, the primary's response held
-  Relayed = 5,     // answered with a backup's response, or with the error naming every attempt
+  PassThrough = 0, // not a request the plugin routes
+  ReadingBody = 1, // headers held until the body is whole
+  Answered = 2,    // the plugin answered (bad request, model list, shed)
+  Routed = 3,      // on its way to (or back from) the upstream; fallback may still answer instead
 }
 
 // Bodies up to this size get a content-based prompt estimate; larger ones bytes/4, whose JSON overhead
 // is small next to their text, and which keeps the cost per request linear in body size (make bench).
 const PROMPT_ESTIMATE_SCAN_LIMIT: i32 = 4 * 1024;
-
-// Set by Higress on a request it replays to a fallback route (its custom_response redirect).
-export const HIGRESS_FALLBACK_HEADER = "x-higress-fallback-from";
-const NS_PER_MS: u64 = 1_000_000;
 // Linear memory the VM has whatever the load (runtime, static data, compiled configuration), beside
 // the budget and the body arena.
 const FIXED_MEMORY_BYTES: i64 = 8 * 1024 * 1024;
@@ -57,14 +57,7 @@ const MAX_REPORTED_ATTEMPTS: i32 = 16;
 // A request that charged more than this gets its garbage collected as soon as it ends.
 const COLLECT_AFTER_BYTES: i64 = 1024 * 1024;
 
-const CODE_DETAILS: Array<string> = ["response", "code_details"];
-// Higress's Envoy: per-request buffer limits (set_property), decimal bytes.
-const DECODER_BUFFER_LIMIT: Array<string> = ["set_decoder_buffer_limit"];
-const ENCODER_BUFFER_LIMIT: Array<string> = ["set_encoder_buffer_limit"];
-const RESPONSE_CODE: Array<string> = ["response", "code"];
-const AI_LOG: Array<string> = ["ai_log"];
-
-export class GatewayHttp extends HttpContext {
+export class RequestStage extends HttpContext {
   private phase: Phase = Phase.PassThrough;
   private cfg: GatewayConfig;
   private wantsUsage: bool = false;
@@ -73,16 +66,9 @@ export class GatewayHttp extends HttpContext {
   private attempt: AttemptFacts = new AttemptFacts();
   private observer: ResponseObserver | null = null;
   private reported: bool = false;
-  // Fallback state: what a backup attempt needs, kept only while one may still be made.
-  private routing: RoutingResult | null = null;
-  // The request's headers as the host serialised them: decoded only if a backup call is made.
-  private requestHeaders: HostBytes | null = null;
+  // fallback.mechanism "dispatch": what a backup call needs, kept only while one may still be made.
+  private held: HeldRequest | null = null;
   private higressFallbackFrom: string = "";
-  private probe: bool = false;
-  private onPrimary: bool = false; // the current attempt is the requested model's own route
-  private nextBackup: i32 = 0;
-  private attemptsMade: i32 = 1;
-  private gaveUp: bool = false;
   // fallback.mechanism "envoy": the model the plan named (the attempt stage rewrites the others).
   private plannedModel: string = "";
   // What this request holds in the VM, against the memory budget (util/budget.ts).
@@ -96,6 +82,8 @@ export class GatewayHttp extends HttpContext {
     this.cfg = gateway.config.global;
     this.admitted = this.account.take(REQUEST_STATE_BYTES);
   }
+
+  private get fallback(): FallbackState { return this.req.fallback; }
 
   onRequestHeaders(_numHeaders: u32, endOfStream: bool): Action {
     this.req.startNs = host.nowNanos();
@@ -166,6 +154,7 @@ export class GatewayHttp extends HttpContext {
       return this.answer(res.reply!);
     }
     const req = this.req;
+    const fb = req.fallback;
     req.requestedModel = res.model;
     req.route = res.route;
     req.stream = res.stream;
@@ -176,76 +165,71 @@ export class GatewayHttp extends HttpContext {
     a.model = route.isPrefix ? res.model : route.name;
     a.routeValue = res.routeValue;
     let routeValue = res.routeValue;
-    let edits = res.edits;
+    let edits = res.splice;
     let served = route.servedFor(res.model);
-    let keepForFallback = false;
+    let holdBody = false;
     let sendPlan = false;
 
     const policy = cfg.fallback;
     if (policy.enabled && route.fallback.length > 0) {
-      const backup = cfg.findRoute(unchecked(route.fallback[0]));
+      const first = unchecked(route.fallback[0]);
+      const backup = cfg.findRoute(first);
       if (this.higressFallbackFrom.length > 0 && backup != null) {
         // Higress replayed this request after the primary failed: its fallback route (matched on the
         // routing header plus x-higress-fallback-from) leads to the backup, which must see its own name.
-        served = backup.servedFor(unchecked(route.fallback[0]));
+        served = backup.servedFor(first);
         edits = res.editsFor(served);
-        this.switchTo(unchecked(route.fallback[0]), routeValue, "higress_redirect");
+        fb.switched(a.model, "higress_redirect");
+        this.useAttempt(first, routeValue);
       } else if (backup != null) {
-        const gate = cooldown.admit(policy, res.routeValue, <i64>(this.req.startNs / NS_PER_MS));
+        const gate = cooldown.admit(policy, res.routeValue, <i64>(req.startNs / NS_PER_MS));
         if (gate == Gate.Backup) {
           // The primary is cooling down: straight to the backup, streaming intact.
-          const name = unchecked(route.fallback[0]);
-          routeValue = backup.routeFor(name);
-          served = backup.servedFor(name);
+          routeValue = backup.routeFor(first);
+          served = backup.servedFor(first);
           edits = res.editsFor(served);
-          this.req.attemptsTried.push(a.model + " (cooling down)");
-          this.switchTo(name, routeValue, reasonName(Reason.Cooldown, 0));
-          this.nextBackup = 1;
-          this.attemptsMade = 2;
+          fb.skipPrimary(a.model);
+          this.useAttempt(first, routeValue);
         } else {
-          this.probe = gate == Gate.Probe;
-          this.onPrimary = true;
+          fb.probe = gate == Gate.Probe;
+          fb.onPrimary = true;
         }
-        if (policy.mechanism == MECHANISM_DISPATCH) keepForFallback = this.canHold(body.len);
+        if (policy.mechanism == MECHANISM_DISPATCH) holdBody = this.canHold(body.len);
         else sendPlan = true;
       }
     }
 
     host.replaceHeader(MapType.HttpRequestHeaders, cfg.routingHeader, routeValue);
-    let headers: HostBytes | null = null;
-    if (keepForFallback) {
+    if (holdBody) {
       // Held until the primary's response headers show whether a backup is needed.
-      headers = host.getHeadersRaw(MapType.HttpRequestHeaders);
-      keepForFallback = headers != null && body.keep() && headers.keep();
-      if (!keepForFallback) {
+      const headers = host.getHeadersRaw(MapType.HttpRequestHeaders);
+      if (headers != null && body.keep() && headers.keep()) {
+        this.held = new HeldRequest(res, body, headers);
+        fb.watch();
+        if (policy.firstByteTimeoutMs > 0 && fb.onPrimary) {
+          this.gateway.deadlines.watch(this, req.startNs + <u64>policy.firstByteTimeoutMs * NS_PER_MS);
+        }
+      } else {
         if (headers != null) headers.release();
         this.account.giveBack(<i64>body.len * 2 + HELD_HEADERS_BYTES);
         this.gateway.countUnprotected();
-      }
-    }
-    if (keepForFallback) {
-      this.req.body = body;
-      this.routing = res;
-      this.requestHeaders = headers;
-      if (policy.firstByteTimeoutMs > 0 && this.onPrimary) {
-        this.gateway.watchFirstByte(this, this.req.startNs + <u64>policy.firstByteTimeoutMs * NS_PER_MS);
       }
     }
     if (sendPlan) {
       // Envoy holds the body and retries on the backups' clusters; the attempt stage puts each
       // backup's name where this span says the model is.
       const span = modelSpan(res, edits, served);
-      this.plannedModel = this.attempt.model;
-      host.setProperty(PLAN_PROPERTY, new Plan(this.attempt.model, span.start, span.end, this.probe).encode());
+      this.plannedModel = a.model;
+      host.setProperty(PLAN_PROPERTY, new Plan(a.model, span.start, span.end, fb.probe).encode());
     }
-    if (edits.length > 0) {
+    if (!edits.isEmpty) {
       const newLength = applyEdits(body, edits);
       // The length changed. Say the new one: without content-length the request would go upstream
       // chunked, which costs Envoy noticeably more per request (make bench). A chunked request
       // stays chunked.
       if (this.hasContentLength) host.replaceHeader(MapType.HttpRequestHeaders, "content-length", newLength.toString());
     }
-    if (!keepForFallback) body.release();
+    if (this.held == null) body.release();
     this.phase = Phase.Routed;
     return Action.Continue;
   }
@@ -262,13 +246,8 @@ export class GatewayHttp extends HttpContext {
     return false;
   }
 
-  // This request is served by `model` instead of the one asked for.
-  private switchTo(model: string, routeValue: string, reason: string): void {
-    const req = this.req;
-    if (req.fallbackFrom.length == 0) {
-      req.fallbackFrom = this.attempt.model;
-      req.fallbackReason = reason;
-    }
+  // From now on the request is served by `model` (metrics, ai_log, response headers).
+  private useAttempt(model: string, routeValue: string): void {
     const a = new AttemptFacts();
     a.model = model;
     a.routeValue = routeValue;
@@ -276,12 +255,13 @@ export class GatewayHttp extends HttpContext {
   }
 
   onResponseHeaders(_numHeaders: u32, endOfStream: bool): Action {
-    // A primary answering after its first-byte timeout sent the request to a backup: held, never sent.
-    if (this.phase == Phase.FallingBack) return Action.Pause;
+    const fb = this.fallback;
+    // A primary answering after it failed (first-byte timeout) while a backup is called: held, never sent.
+    if (fb.holdsResponse) return Action.Pause;
     // Envoy answered before the body was whole (413: over its buffer limit).
     if (this.phase == Phase.ReadingBody) this.shapeEnvoyReply(endOfStream);
-    if (this.phase != Phase.Routed) return Action.Continue;
-    this.gateway.unwatchFirstByte(this);
+    if (this.phase != Phase.Routed || fb.answeredByPlugin) return Action.Continue;
+    this.gateway.deadlines.unwatch(this);
     if (this.plannedModel.length > 0) this.noteAttemptStage();
     const a = this.attempt;
     a.headersNs = host.nowNanos();
@@ -289,27 +269,24 @@ export class GatewayHttp extends HttpContext {
     a.status = status != null ? <i32>parseDigits(status) : 0;
     const details = host.getProperty(CODE_DETAILS);
     a.viaUpstream = details != null && details == "via_upstream";
-    if (this.req.body != null) {
+    if (fb.step == Step.Watching) {
       // An answer while a fallback was still possible: decide now, before any byte of it reaches
       // the client.
       const policy = this.cfg.fallback;
-      const elapsedMs = <i64>((a.headersNs - this.req.startNs) / NS_PER_MS);
-      const reason = failureReason(policy, a.status, a.viaUpstream, elapsedMs);
-      if (this.onPrimary) cooldown.record(policy, a.routeValue, reason != Reason.None, <i64>(a.headersNs / NS_PER_MS), this.probe);
+      const reason = fb.judge(policy, a.status, a.viaUpstream, <i64>((a.headersNs - this.req.startNs) / NS_PER_MS));
+      if (fb.onPrimary) cooldown.record(policy, a.routeValue, reason != Reason.None, <i64>(a.headersNs / NS_PER_MS), fb.probe);
       if (reason != Reason.None) {
-        const req = this.req;
-        this.primaryFailed(reason == Reason.LocalReply ? "unreachable" : "status " + a.status.toString(), reasonName(reason, a.status));
-        if (this.tryNextBackup()) return Action.Pause;
-        if (req.attemptsTried.length > 1) {
+        fb.primaryFailed(a.model, reason == Reason.LocalReply ? "unreachable" : "status " + a.status.toString(), reasonName(reason, a.status));
+        if (this.callNextBackup()) return Action.Pause;
+        if (fb.exhausted()) {
           // Backups were tried (or skipped) and none could answer: say what was tried.
           this.giveUp(a.status);
           return Action.Pause;
         }
         // No backup left to try (maxAttempts): the primary's own answer goes to the client.
-        req.fallbackFrom = "";
-        req.fallbackReason = "";
       }
-      this.releaseFallbackState();
+      fb.delivered();
+      this.releaseHeld();
     } else if (this.plannedModel.length > 0 && this.allAttemptsFailed(a)) {
       return Action.Pause;
     }
@@ -320,14 +297,14 @@ export class GatewayHttp extends HttpContext {
     // We may edit the stream (usage chunk out, a cut-stream event in): its length is no longer known.
     if (a.isStream) host.removeHeader(MapType.HttpResponseHeaders, "content-length");
     host.replaceHeader(MapType.HttpResponseHeaders, MODEL_HEADER, a.model);
-    if (this.req.fallbackFrom.length > 0) host.replaceHeader(MapType.HttpResponseHeaders, FALLBACK_FROM_HEADER, this.req.fallbackFrom);
+    if (fb.from.length > 0) host.replaceHeader(MapType.HttpResponseHeaders, FALLBACK_FROM_HEADER, fb.from);
     this.observer = new ResponseObserver(a, this.cfg.maxSseEventBytes, this.cfg.maxResponseBytes, drop, this.account);
     return Action.Continue;
   }
 
   onResponseBody(bodySize: u32, endOfStream: bool): Action {
     // The failed attempt's body stays here (buffered, never sent) until the backup's answer replaces it.
-    if (this.phase == Phase.FallingBack) return Action.Pause;
+    if (this.fallback.holdsResponse) return Action.Pause;
     const shaped = this.envoyReply;
     if (shaped != null) {
       // Envoy's text becomes the OpenAI-shaped error: the first chunk is replaced, the rest dropped.
@@ -343,62 +320,59 @@ export class GatewayHttp extends HttpContext {
     return Action.Continue;
   }
 
-  // Sends the held request to the next backup's cluster; false when none is left.
-  private tryNextBackup(): bool {
+  // fallback.mechanism "dispatch": sends the held request to the next backup's cluster; false when
+  // none is left.
+  private callNextBackup(): bool {
     const cfg = this.cfg;
     const policy = cfg.fallback;
-    const req = this.req;
-    const route = req.route;
-    const res = this.routing;
-    const body = req.body;
-    const raw = this.requestHeaders;
-    if (route == null || res == null || body == null || raw == null) return false;
-    const headers = deserializeHeaders(raw.ptr, raw.len);
-    while (this.nextBackup < route.fallback.length && this.attemptsMade < policy.maxAttempts) {
-      const name = unchecked(route.fallback[this.nextBackup]);
-      this.nextBackup++;
-      this.attemptsMade++;
+    const fb = this.fallback;
+    const route = this.req.route;
+    const held = this.held;
+    if (route == null || held == null) return false;
+    const headers = deserializeHeaders(held.headers.ptr, held.headers.len);
+    let name = fb.nextBackup(route.fallback, policy.maxAttempts);
+    while (name != null) {
       const backup = cfg.findRoute(name);
-      if (backup == null) continue; // refused at configure time; kept as a guard
-      const routeValue = backup.routeFor(name);
-      const payload = materialize(body, res.editsFor(backup.servedFor(name)));
-      const callHeaders = backupRequestHeaders(headers, cfg.routingHeader, routeValue);
-      const cluster = cfg.clusterOf(backup, routeValue);
-      const token = this.dispatchHttpCall(cluster, callHeaders,
-        changetype<usize>(payload), <usize>payload.byteLength, policy.attemptTimeoutMs);
-      this.switchTo(name, routeValue, req.fallbackReason);
-      this.attempt.cluster = cluster;
-      if (token != 0) {
-        this.phase = Phase.FallingBack;
-        // The primary's answer waits in Envoy's buffer until the backup's replaces it.
-        host.setProperty(ENCODER_BUFFER_LIMIT, this.cfg.maxResponseBytesText);
-        return true;
+      if (backup != null) { // (refused at configure time otherwise; kept as a guard)
+        const routeValue = backup.routeFor(name);
+        const payload = held.routing.editsFor(backup.servedFor(name)).apply(held.body.ptr, held.body.len);
+        const callHeaders = backupRequestHeaders(headers, cfg.routingHeader, routeValue);
+        const cluster = cfg.clusterOf(backup, routeValue);
+        const token = this.dispatchHttpCall(cluster, callHeaders, changetype<usize>(payload), <usize>payload.byteLength, policy.attemptTimeoutMs);
+        this.useAttempt(name, routeValue);
+        this.attempt.cluster = cluster;
+        if (token != 0) {
+          // The primary's answer waits in Envoy's buffer until the backup's replaces it.
+          host.setProperty(ENCODER_BUFFER_LIMIT, cfg.maxResponseBytesText);
+          return true;
+        }
+        fb.attemptFailed(name, "call refused");
       }
-      req.attemptsTried.push(name + " (call refused)");
+      name = fb.nextBackup(route.fallback, policy.maxAttempts);
     }
     return false;
   }
 
   onHttpCallResponse(_token: u32, numHeaders: u32, bodySize: u32, _numTrailers: u32): void {
-    if (this.phase != Phase.FallingBack) return;
+    const fb = this.fallback;
+    if (!fb.holdsResponse) return;
     const a = this.attempt;
     const req = this.req;
     const now = host.nowNanos();
     a.headersNs = now;
     if (numHeaders == 0) {
       // Connection failure, reset or timeout of the backup call.
-      req.attemptsTried.push(a.model + " (unreachable or timed out)");
-      if (!this.tryNextBackup()) this.giveUp(503);
+      fb.attemptFailed(a.model, "unreachable or timed out");
+      if (!this.callNextBackup()) this.giveUp(503);
       return;
     }
     const headers = host.getHeaders(MapType.HttpCallResponseHeaders);
     const status = headerValue(headers, ":status");
     a.status = status != null ? <i32>parseDigits(status) : 0;
     a.viaUpstream = true;
-    const elapsedMs = <i64>((now - req.startNs) / NS_PER_MS);
-    if (failureReason(this.cfg.fallback, a.status, true, elapsedMs) != Reason.None) {
-      req.attemptsTried.push(a.model + " (status " + a.status.toString() + ")");
-      if (!this.tryNextBackup()) this.giveUp(a.status);
+    if (failureReason(this.cfg.fallback, a.status, true, <i64>((now - req.startNs) / NS_PER_MS)) != Reason.None) {
+      fb.attemptFailed(a.model, "status " + a.status.toString());
+      if (!this.callNextBackup()) this.giveUp(a.status);
       return;
     }
     const ct = headerValue(headers, "content-type");
@@ -406,7 +380,7 @@ export class GatewayHttp extends HttpContext {
     if (!this.account.take(<i64>bodySize)) {
       // The answer arrives whole, so it must fit in the budget to be relayed.
       this.gateway.countUnprotected();
-      req.attemptsTried.push(a.model + " (answer larger than the memory budget allows)");
+      fb.attemptFailed(a.model, "answer larger than the memory budget allows");
       this.giveUp(503);
       return;
     }
@@ -417,10 +391,10 @@ export class GatewayHttp extends HttpContext {
     const edited = observeWholeBody(a, ptr, len, this.cfg.maxSseEventBytes, req.usageInjected, now, this.account);
     if (edited != null) { ptr = changetype<usize>(edited); len = edited.byteLength; }
     host.sendLocalResponseBytes(<u32>a.status, "llm_gateway_fallback", ptr, <usize>len,
-      relayedResponseHeaders(headers, MODEL_HEADER, a.model, FALLBACK_FROM_HEADER, req.fallbackFrom));
+      relayedResponseHeaders(headers, MODEL_HEADER, a.model, FALLBACK_FROM_HEADER, fb.from));
     if (body != null) body.release();
-    this.phase = Phase.Relayed;
-    this.releaseFallbackState();
+    fb.relayed();
+    this.releaseHeld();
   }
 
   // Envoy's own error answer to a routed request (413 over its buffer limit, 503 no healthy upstream
@@ -446,7 +420,8 @@ export class GatewayHttp extends HttpContext {
     if (backup == null) return;
     const why = host.getHeader(MapType.HttpResponseHeaders, FALLBACK_REASON_HEADER);
     host.removeHeader(MapType.HttpResponseHeaders, FALLBACK_REASON_HEADER);
-    this.switchTo(served, backup.routeFor(served), why != null ? why : reasonName(Reason.LocalReply, 0));
+    this.fallback.switched(this.attempt.model, why != null ? why : reasonName(Reason.LocalReply, 0));
+    this.useAttempt(served, backup.routeFor(served));
   }
 
   // fallback.mechanism "envoy": Envoy's final answer is a failure after more than one attempt: answer
@@ -463,19 +438,15 @@ export class GatewayHttp extends HttpContext {
     if (attempts < 2 || attempts > MAX_REPORTED_ATTEMPTS || route == null) return false;
     const rid = host.getHeader(MapType.HttpRequestHeaders, REQUEST_ID_HEADER);
     const f = rid != null ? failuresOf(rid) : null;
-    const tried = new Array<string>();
+    const fb = this.fallback;
+    fb.tried = new Array<string>();
     for (let k = 1; k <= attempts; k++) {
-      if (f != null && f.has(k)) { tried.push(f.line(k)); continue; }
+      if (f != null && f.has(k)) { fb.tried.push(f.line(k)); continue; }
       const what = k < attempts ? " (no response)" : a.status == 504 ? " (timed out)" : a.viaUpstream ? " (status " + a.status.toString() + ")" : " (unreachable)";
-      tried.push(chainModel(this.plannedModel, route, k) + what);
+      fb.tried.push(chainModel(this.plannedModel, route, k) + what);
     }
-    const req = this.req;
-    req.attemptsTried = tried;
-    if (req.fallbackFrom.length == 0) {
-      const why = f != null ? f.lastReason() : "";
-      req.fallbackFrom = this.plannedModel;
-      req.fallbackReason = why.length > 0 ? why : reasonName(Reason.LocalReply, 0);
-    }
+    const why = f != null ? f.lastReason() : "";
+    fb.switched(this.plannedModel, why.length > 0 ? why : reasonName(Reason.LocalReply, 0));
     this.giveUp(a.status);
     return true;
   }
@@ -483,27 +454,25 @@ export class GatewayHttp extends HttpContext {
   // Every attempt failed: one clear error naming them, instead of the last failure or a hang. The
   // status is the last attempt's when it is a 5xx, else 502.
   private giveUp(lastStatus: i32): void {
+    const fb = this.fallback;
     const status: u32 = lastStatus >= 500 && lastStatus < 600 ? <u32>lastStatus : 502;
-    const reply = allAttemptsFailed(this.req.attemptsTried, status);
-    const headers: Array<HeaderPair> = [new HeaderPair("content-type", "application/json"), new HeaderPair(FALLBACK_FROM_HEADER, this.req.fallbackFrom)];
+    const reply = allAttemptsFailed(fb.tried, status);
+    const headers: Array<HeaderPair> = [new HeaderPair("content-type", "application/json"), new HeaderPair(FALLBACK_FROM_HEADER, fb.from)];
     host.sendLocalResponse(reply.status, reply.details(), reply.body(), headers);
     this.attempt.status = <i32>status;
     this.attempt.viaUpstream = false;
-    this.gaveUp = true;
-    this.phase = Phase.Relayed;
-    this.releaseFallbackState();
+    fb.gaveUp();
+    this.releaseHeld();
   }
 
-  private releaseFallbackState(): void {
-    const body = this.req.body;
-    // The body and headers are freed now; a copy made for a backup call stays charged until the
-    // request ends (it is garbage until the next collection).
-    if (body != null) this.account.giveBack(<i64>body.len + HELD_HEADERS_BYTES);
-    this.req.releaseBody();
-    this.routing = null;
-    const raw = this.requestHeaders;
-    if (raw != null) raw.release();
-    this.requestHeaders = null;
+  // The held body and headers are freed now; a copy made for a backup call stays charged until the
+  // request ends (it is garbage until the next collection).
+  private releaseHeld(): void {
+    const held = this.held;
+    if (held == null) return;
+    this.account.giveBack(<i64>held.body.len + HELD_HEADERS_BYTES);
+    held.release();
+    this.held = null;
   }
 
   // The request is over (Envoy is about to write its access log): metrics and the ai_log field.
@@ -512,6 +481,7 @@ export class GatewayHttp extends HttpContext {
     this.reported = true;
     this.gateway.noteRequestDone();
     const a = this.attempt;
+    const fb = this.fallback;
     const end = host.nowNanos();
     if (a.status == 0) {
       const code = host.getPropertyU64(RESPONSE_CODE);
@@ -519,17 +489,17 @@ export class GatewayHttp extends HttpContext {
       const details = host.getProperty(CODE_DETAILS);
       a.viaUpstream = details != null && details == "via_upstream";
     }
-    const routed = this.phase == Phase.Routed || this.phase == Phase.Relayed || this.phase == Phase.FallingBack;
+    const routed = this.phase == Phase.Routed;
+    const gaveUp = fb.step == Step.GaveUp;
     const modelLabel = routed ? a.model : (this.req.requestedModel.length > 0 ? this.req.requestedModel : "none");
     // A relayed backup answer is labelled with the backup's cluster, not the one Envoy had picked.
-    const labels = requestLabels(modelLabel, this.cfg.consumerHeader, this.gaveUp ? "" : a.cluster);
-    const from = this.req.fallbackFrom;
-    if (from.length > 0) {
+    const labels = requestLabels(modelLabel, this.cfg.consumerHeader, gaveUp ? "" : a.cluster);
+    if (fb.from.length > 0) {
       // Under the labels of the model that failed, on the cluster Envoy had picked for it.
-      const fromLabels = requestLabels(from, this.cfg.consumerHeader, "");
-      metrics.countFallback(fromLabels, this.gaveUp ? "none" : a.model, this.req.fallbackReason);
+      const fromLabels = requestLabels(fb.from, this.cfg.consumerHeader, "");
+      metrics.countFallback(fromLabels, gaveUp ? "none" : a.model, fb.reason);
     }
-    if (!routed || this.gaveUp) {
+    if (!routed || gaveUp) {
       // Answered by the plugin itself (400/404/413, the model list, every attempt failed) or passed
       // through unrouted.
       if (this.phase != Phase.PassThrough) countResponse(labels, a.status, false);
@@ -541,30 +511,20 @@ export class GatewayHttp extends HttpContext {
   }
 
   onDelete(): void {
-    this.gateway.unwatchFirstByte(this);
-    this.releaseFallbackState();
+    this.gateway.deadlines.unwatch(this);
+    this.releaseHeld();
     if (this.account.charged > COLLECT_AFTER_BYTES) collectSoon();
     this.account.settle();
   }
 
-  // The primary sent nothing within fallback.firstByteTimeoutMs (called from the root's tick).
-  onFirstByteTimeout(): void {
-    if (this.phase != Phase.Routed || this.req.body == null || !this.onPrimary) return;
+  // fallback.firstByteTimeoutMs: the primary sent nothing in time (a deadline set in onRequestBody).
+  onDeadline(): void {
+    const fb = this.fallback;
+    if (this.phase != Phase.Routed || fb.step != Step.Watching || this.held == null || !fb.onPrimary) return;
     const policy = this.cfg.fallback;
-    cooldown.record(policy, this.attempt.routeValue, true, <i64>(host.nowNanos() / NS_PER_MS), this.probe);
-    this.primaryFailed("no response within " + policy.firstByteTimeoutMs.toString() + " ms", reasonName(Reason.FirstByteTimeout, 0));
-    if (!this.tryNextBackup()) this.giveUp(504);
-  }
-
-  // The requested model's own attempt failed (`what`, for the client's error; `reason`, for metrics).
-  private primaryFailed(what: string, reason: string): void {
-    const req = this.req;
-    req.attemptsTried.push(this.attempt.model + " (" + what + ")");
-    if (req.fallbackFrom.length == 0) {
-      req.fallbackFrom = this.attempt.model;
-      req.fallbackReason = reason;
-    }
-    this.onPrimary = false;
+    cooldown.record(policy, this.attempt.routeValue, true, <i64>(host.nowNanos() / NS_PER_MS), fb.probe);
+    fb.primaryFailed(this.attempt.model, "no response within " + policy.firstByteTimeoutMs.toString() + " ms", reasonName(Reason.FirstByteTimeout, 0));
+    if (!this.callNextBackup()) this.giveUp(504);
   }
 
   private answerJson(status: u32, details: string, body: string): Action {
@@ -580,4 +540,3 @@ export class GatewayHttp extends HttpContext {
     return this.answerJson(reply.status, reply.details(), reply.body());
   }
 }
-

@@ -3,12 +3,7 @@
 import { MapType } from "../../abi/enums";
 import * as host from "../../abi/host";
 import * as metrics from "./metrics";
-
-// Higress's Envoy answers "route_name"/"cluster_name"; upstream Envoy's attributes are "xds.*".
-const ROUTE_NAME: Array<string> = ["route_name"];
-const XDS_ROUTE_NAME: Array<string> = ["xds", "route_name"];
-const CLUSTER_NAME: Array<string> = ["cluster_name"];
-const XDS_CLUSTER_NAME: Array<string> = ["xds", "cluster_name"];
+import { CLUSTER_NAME, ROUTE_NAME, XDS_CLUSTER_NAME, XDS_ROUTE_NAME } from "../envoy-names";
 
 // `clusterOverride`: the cluster the plugin called itself ("" = the one Envoy picked).
 export function requestLabels(model: string, consumerHeader: string, clusterOverride: string): metrics.Labels {

@@ -4,9 +4,9 @@
 import { jsonString } from "../../json/writer";
 import { AttemptFacts, RequestFacts } from "../request-facts";
 import * as m from "./metrics";
+import { msBetween } from "../../util/time";
 import { completeUsage, UsageRecord } from "../response/usage";
 
-const NS_PER_MS: u64 = 1_000_000;
 
 export class Outcome {
   labels: m.Labels;
@@ -23,10 +23,6 @@ export class Outcome {
   }
 }
 
-function ms(fromNs: u64, toNs: u64): i64 {
-  if (fromNs == 0 || toNs < fromNs) return -1;
-  return <i64>((toNs - fromNs) / NS_PER_MS);
-}
 
 // Computes the outcome of a request that reached an upstream (or was answered locally with `status`).
 export function summarize(req: RequestFacts, a: AttemptFacts, labels: m.Labels, endNs: u64): Outcome {
@@ -36,8 +32,8 @@ export function summarize(req: RequestFacts, a: AttemptFacts, labels: m.Labels, 
   const usage = a.usage.reported || !ok ? a.usage : completeUsage(a.usage, req.promptEstimate, a.completionEstimate);
   const o = new Outcome(labels, usage);
   const end = a.endNs != 0 ? a.endNs : endNs;
-  o.durationMs = ms(req.startNs, end);
-  if (a.isStream && ok) o.ttftMs = ms(req.startNs, a.firstTokenNs);
+  o.durationMs = msBetween(req.startNs, end);
+  if (a.isStream && ok) o.ttftMs = msBetween(req.startNs, a.firstTokenNs);
   const out = usage.completionTokens;
   // Inter-token latency: the time after the first token, spread over the tokens that followed it. Not
   // for a stream that arrived in one piece (a fallback's answer): its tokens had no gaps to measure.
@@ -107,8 +103,8 @@ export function aiLog(req: RequestFacts, a: AttemptFacts, o: Outcome): string {
     ",\"inter_token_ms\":" + num(o.interTokenMs) +
     ",\"output_tokens_per_second\":" + num(o.tokensPerSecond) +
     ",\"stream_complete\":" + (a.isStream ? (o.incomplete ? "false" : "true") : "null");
-  if (req.fallbackFrom.length > 0) {
-    s += ",\"fallback_from\":" + jsonString(req.fallbackFrom) + ",\"fallback_reason\":" + jsonString(req.fallbackReason);
+  if (req.fallback.from.length > 0) {
+    s += ",\"fallback_from\":" + jsonString(req.fallback.from) + ",\"fallback_reason\":" + jsonString(req.fallback.reason);
   }
   return s + "}";
 }

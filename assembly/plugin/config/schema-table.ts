@@ -1,0 +1,38 @@
+// Generated from schema.ts by deploy-scripts/generators/gen-config-schema.ts (make generate): do not edit.
+// key, kind, default (JSON, "" = none), min, max, choices ("a|b"), required
+import { Field, Kind } from "./field";
+
+export const FIELDS: Array<Field> = [
+  new Field("routingHeader", Kind.HeaderName, "\"x-higress-llm-model\"", 0, 0, "", false),
+  new Field("pathSuffixes", Kind.NonEmptyTextList, "[\"/v1/chat/completions\",\"/v1/completions\",\"/v1/embeddings\",\"/v1/responses\"]", 0, 0, "", false),
+  new Field("maxBodyBytes", Kind.Integer, "10485760", 1, 536870912, "", false),
+  new Field("serveModelList", Kind.Flag, "true", 0, 0, "", false),
+  new Field("defaultModel", Kind.Text, "", 0, 0, "", false),
+  new Field("ownedBy", Kind.Text, "\"llm-gateway\"", 0, 0, "", false),
+  new Field("injectStreamUsage", Kind.Flag, "true", 0, 0, "", false),
+  new Field("consumerHeader", Kind.HeaderName, "\"x-mse-consumer\"", 0, 0, "", false),
+  new Field("maxSseEventBytes", Kind.Integer, "1048576", 1, 536870912, "", false),
+  new Field("maxResponseBytes", Kind.Integer, "10485760", 1, 536870912, "", false),
+  new Field("memoryBudgetBytes", Kind.Integer, "268435456", 1048576, 402653184, "", false),
+  new Field("stage", Kind.Choice, "\"request\"", 0, 0, "request|attempt", false),
+  new Field("models", Kind.GroupList, "", 0, 0, "", true),
+  new Field("models[].name", Kind.ModelName, "", 0, 0, "", true),
+  new Field("models[].route", Kind.HeaderValue, "", 0, 0, "", false),
+  new Field("models[].upstreamModel", Kind.Text, "", 0, 0, "", false),
+  new Field("models[].fallback", Kind.TextList, "", 0, 0, "", false),
+  new Field("models[].cluster", Kind.Text, "", 0, 0, "", false),
+  new Field("fallback", Kind.Group, "", 0, 0, "", false),
+  new Field("fallback.enabled", Kind.Flag, "true", 0, 0, "", false),
+  new Field("fallback.mechanism", Kind.Choice, "\"envoy\"", 0, 0, "envoy|dispatch", false),
+  new Field("fallback.onStatus", Kind.StatusList, "[\"5xx\",429]", 0, 0, "", false),
+  new Field("fallback.onUpstreamUnreachable", Kind.Flag, "true", 0, 0, "", false),
+  new Field("fallback.maxAttempts", Kind.Integer, "3", 1, 10, "", false),
+  new Field("fallback.attemptTimeoutMs", Kind.Integer, "60000", 1, 3600000, "", false),
+  new Field("fallback.slowFailureMs", Kind.Integer, "0", 0, 3600000, "", false),
+  new Field("fallback.firstByteTimeoutMs", Kind.Integer, "0", 0, 3600000, "", false),
+  new Field("fallback.cooldown", Kind.Group, "", 0, 0, "", false),
+  new Field("fallback.cooldown.failures", Kind.Integer, "3", 0, 1000, "", false),
+  new Field("fallback.cooldown.windowMs", Kind.Integer, "10000", 1, 86400000, "", false),
+  new Field("fallback.cooldown.durationMs", Kind.Integer, "30000", 1, 86400000, "", false),
+  new Field("fallback.clusterTemplate", Kind.Text, "\"outbound|8080||llm-{route}.dns\"", 0, 0, "", false),
+];

@@ -1,0 +1,8 @@
+// The host clock is in nanoseconds; the configuration and the logs speak milliseconds.
+export const NS_PER_MS: u64 = 1_000_000;
+
+// Whole milliseconds from `fromNs` to `toNs`; -1 when either is unknown (0) or they are out of order.
+export function msBetween(fromNs: u64, toNs: u64): i64 {
+  if (fromNs == 0 || toNs < fromNs) return -1;
+  return <i64>((toNs - fromNs) / NS_PER_MS);
+}

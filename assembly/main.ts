@@ -9,7 +9,11 @@ import { AttemptStage } from "./plugin/stages/attempt-stage";
 // The module's exports: the ABI 0.2.1 marker, malloc and the proxy_on_* callbacks.
 export * from "./abi/exports";
 
-function requestStage(id: u32, root: GatewayRoot): HttpContext { return new RequestStage(id, root); }
-function attemptStage(id: u32, root: GatewayRoot): HttpContext { return new AttemptStage(id, root, root.config.global); }
+function requestStage(id: u32, root: GatewayRoot): HttpContext {
+  return new RequestStage(id, root);
+}
+function attemptStage(id: u32, root: GatewayRoot): HttpContext {
+  return new AttemptStage(id, root, root.config.global);
+}
 
 setRootFactory((id: u32): RootContext => new GatewayRoot(id, requestStage, attemptStage));

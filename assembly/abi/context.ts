@@ -11,18 +11,30 @@ export class RootContext {
 
   constructor(public readonly id: u32) {}
 
-  onVmStart(_configSize: usize): bool { return true; }
-  onConfigure(_configSize: usize): bool { return true; }
+  onVmStart(_configSize: usize): bool {
+    return true;
+  }
+  onConfigure(_configSize: usize): bool {
+    return true;
+  }
   onTick(): void {}
-  onDone(): bool { return true; }
+  onDone(): bool {
+    return true;
+  }
   onDelete(): void {}
-  createHttpContext(_id: u32): HttpContext | null { return null; }
+  createHttpContext(_id: u32): HttpContext | null {
+    return null;
+  }
   // Calls the root made itself (not on behalf of a request).
   onRootHttpCallResponse(_token: u32, _numHeaders: u32, _bodySize: u32, _numTrailers: u32): void {}
 
-  registerCall(token: u32, ctx: HttpContext): void { this.calls.set(token, ctx); }
+  registerCall(token: u32, ctx: HttpContext): void {
+    this.calls.set(token, ctx);
+  }
 
-  forgetCall(token: u32): void { if (this.calls.has(token)) this.calls.delete(token); }
+  forgetCall(token: u32): void {
+    if (this.calls.has(token)) this.calls.delete(token);
+  }
 
   forgetCallsOf(ctx: HttpContext): void {
     if (this.calls.size == 0) return;
@@ -47,17 +59,34 @@ export class RootContext {
 }
 
 export class HttpContext {
-  constructor(public readonly id: u32, public readonly root: RootContext) {}
+  constructor(
+    public readonly id: u32,
+    public readonly root: RootContext,
+  ) {}
 
-  onRequestHeaders(_numHeaders: u32, _endOfStream: bool): Action { return Action.Continue; }
-  onRequestBody(_bodySize: u32, _endOfStream: bool): Action { return Action.Continue; }
-  onRequestTrailers(_numTrailers: u32): Action { return Action.Continue; }
-  onResponseHeaders(_numHeaders: u32, _endOfStream: bool): Action { return Action.Continue; }
-  onResponseBody(_bodySize: u32, _endOfStream: bool): Action { return Action.Continue; }
-  onResponseTrailers(_numTrailers: u32): Action { return Action.Continue; }
+  onRequestHeaders(_numHeaders: u32, _endOfStream: bool): Action {
+    return Action.Continue;
+  }
+  onRequestBody(_bodySize: u32, _endOfStream: bool): Action {
+    return Action.Continue;
+  }
+  onRequestTrailers(_numTrailers: u32): Action {
+    return Action.Continue;
+  }
+  onResponseHeaders(_numHeaders: u32, _endOfStream: bool): Action {
+    return Action.Continue;
+  }
+  onResponseBody(_bodySize: u32, _endOfStream: bool): Action {
+    return Action.Continue;
+  }
+  onResponseTrailers(_numTrailers: u32): Action {
+    return Action.Continue;
+  }
   onHttpCallResponse(_token: u32, _numHeaders: u32, _bodySize: u32, _numTrailers: u32): void {}
   onLog(): void {}
-  onDone(): bool { return true; }
+  onDone(): bool {
+    return true;
+  }
   onDelete(): void {}
   // A deadline this context set (deadlines.ts) has passed; host calls act on its stream.
   onDeadline(): void {}

@@ -13,11 +13,21 @@ export const enum Status {
   Unimplemented = 12,
 }
 
-export const enum LogLevel { Trace = 0, Debug = 1, Info = 2, Warn = 3, Error = 4, Critical = 5 }
+export const enum LogLevel {
+  Trace = 0,
+  Debug = 1,
+  Info = 2,
+  Warn = 3,
+  Error = 4,
+  Critical = 5,
+}
 
 // Envoy maps these onto FilterHeadersStatus / FilterDataStatus: for headers 1 = StopIteration,
 // for bodies 1 = StopIterationAndBuffer (Envoy keeps buffering up to its buffer limit).
-export const enum Action { Continue = 0, Pause = 1 }
+export const enum Action {
+  Continue = 0,
+  Pause = 1,
+}
 
 export const enum BufferType {
   HttpRequestBody = 0,
@@ -39,6 +49,13 @@ export const enum MapType {
   HttpCallResponseTrailers = 7,
 }
 
-export const enum StreamType { HttpRequest = 0, HttpResponse = 1 }
+export const enum StreamType {
+  HttpRequest = 0,
+  HttpResponse = 1,
+}
 
-export const enum MetricType { Counter = 0, Gauge = 1, Histogram = 2 }
+export const enum MetricType {
+  Counter = 0,
+  Gauge = 1,
+  Histogram = 2,
+}

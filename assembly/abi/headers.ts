@@ -2,7 +2,10 @@
 // key and value followed by a NUL byte (spec "Serialization").
 
 export class HeaderPair {
-  constructor(public key: string, public value: string) {}
+  constructor(
+    public key: string,
+    public value: string,
+  ) {}
 }
 
 export function serializeHeaders(pairs: Array<HeaderPair>): ArrayBuffer {

@@ -16,10 +16,18 @@ export function log(level: LogLevel, message: string): void {
   const b = utf8(message);
   env.proxy_log(<u32>level, changetype<usize>(b), <usize>b.byteLength);
 }
-export function logInfo(message: string): void { log(LogLevel.Info, message); }
-export function logWarn(message: string): void { log(LogLevel.Warn, message); }
-export function logError(message: string): void { log(LogLevel.Error, message); }
-export function logDebug(message: string): void { log(LogLevel.Debug, message); }
+export function logInfo(message: string): void {
+  log(LogLevel.Info, message);
+}
+export function logWarn(message: string): void {
+  log(LogLevel.Warn, message);
+}
+export function logError(message: string): void {
+  log(LogLevel.Error, message);
+}
+export function logDebug(message: string): void {
+  log(LogLevel.Debug, message);
+}
 
 // ---- time ----------------------------------------------------------------------------------------
 
@@ -72,15 +80,19 @@ export function getHeader(map: MapType, name: string): string | null {
 export function replaceHeader(map: MapType, name: string, value: string): bool {
   const k = utf8(name);
   const v = utf8(value);
-  return env.proxy_replace_header_map_value(<u32>map, changetype<usize>(k), <usize>k.byteLength,
-    changetype<usize>(v), <usize>v.byteLength) == Status.Ok;
+  return (
+    env.proxy_replace_header_map_value(<u32>map, changetype<usize>(k), <usize>k.byteLength, changetype<usize>(v), <usize>v.byteLength) ==
+    Status.Ok
+  );
 }
 
 export function addHeader(map: MapType, name: string, value: string): bool {
   const k = utf8(name);
   const v = utf8(value);
-  return env.proxy_add_header_map_value(<u32>map, changetype<usize>(k), <usize>k.byteLength,
-    changetype<usize>(v), <usize>v.byteLength) == Status.Ok;
+  return (
+    env.proxy_add_header_map_value(<u32>map, changetype<usize>(k), <usize>k.byteLength, changetype<usize>(v), <usize>v.byteLength) ==
+    Status.Ok
+  );
 }
 
 export function removeHeader(map: MapType, name: string): bool {
@@ -152,16 +164,36 @@ export function sendLocalResponse(status: u32, details: string, body: string, he
   const d = utf8(details);
   const b = utf8(body);
   const h = serializeHeaders(headers);
-  return env.proxy_send_local_response(status, changetype<usize>(d), <usize>d.byteLength,
-    changetype<usize>(b), <usize>b.byteLength, changetype<usize>(h), <usize>h.byteLength, -1) == Status.Ok;
+  return (
+    env.proxy_send_local_response(
+      status,
+      changetype<usize>(d),
+      <usize>d.byteLength,
+      changetype<usize>(b),
+      <usize>b.byteLength,
+      changetype<usize>(h),
+      <usize>h.byteLength,
+      -1,
+    ) == Status.Ok
+  );
 }
 
 // Same, with a body already in linear memory (no string round trip for bytes we relay).
 export function sendLocalResponseBytes(status: u32, details: string, body: usize, bodyLen: usize, headers: Array<HeaderPair>): bool {
   const d = utf8(details);
   const h = serializeHeaders(headers);
-  return env.proxy_send_local_response(status, changetype<usize>(d), <usize>d.byteLength,
-    body, bodyLen, changetype<usize>(h), <usize>h.byteLength, -1) == Status.Ok;
+  return (
+    env.proxy_send_local_response(
+      status,
+      changetype<usize>(d),
+      <usize>d.byteLength,
+      body,
+      bodyLen,
+      changetype<usize>(h),
+      <usize>h.byteLength,
+      -1,
+    ) == Status.Ok
+  );
 }
 
 export function continueStream(type: StreamType): bool {
@@ -214,8 +246,18 @@ export function httpCall(cluster: string, headers: Array<HeaderPair>, body: usiz
   const c = utf8(cluster);
   const h = serializeHeaders(headers);
   store<u32>(RET_EXTRA, 0);
-  const st = env.proxy_http_call(changetype<usize>(c), <usize>c.byteLength, changetype<usize>(h), <usize>h.byteLength,
-    body, bodyLen, 0, 0, timeoutMs, RET_EXTRA);
+  const st = env.proxy_http_call(
+    changetype<usize>(c),
+    <usize>c.byteLength,
+    changetype<usize>(h),
+    <usize>h.byteLength,
+    body,
+    bodyLen,
+    0,
+    0,
+    timeoutMs,
+    RET_EXTRA,
+  );
   if (st != Status.Ok) return 0;
   const token = load<u32>(RET_EXTRA);
   return token == 0 ? u32.MAX_VALUE : token;
@@ -224,7 +266,10 @@ export function httpCall(cluster: string, headers: Array<HeaderPair>, body: usiz
 // ---- shared data ---------------------------------------------------------------------------------
 
 export class SharedValue {
-  constructor(public value: string, public cas: u32) {}
+  constructor(
+    public value: string,
+    public cas: u32,
+  ) {}
 }
 
 // Shared by every VM (worker thread) of the plugin; null when absent.

@@ -52,7 +52,9 @@ function rawAlloc(size: usize): usize {
 }
 
 // Bytes of linear memory the arena takes (it is kept for the VM's life).
-export function arenaBytes(): usize { return arenaSize; }
+export function arenaBytes(): usize {
+  return arenaSize;
+}
 
 // Frees what hostAlloc returned.
 export function hostFree(ptr: usize): void {
@@ -68,7 +70,9 @@ export function hostFree(ptr: usize): void {
 // after the next few requests (see abi/exports.ts).
 let collectWanted = false;
 
-export function collectSoon(): void { collectWanted = true; }
+export function collectSoon(): void {
+  collectWanted = true;
+}
 
 export function takeCollectRequest(): bool {
   const w = collectWanted;
@@ -79,7 +83,10 @@ export function takeCollectRequest(): bool {
 // Bytes the host handed us: a pointer into linear memory that we own until release().
 // Readers (JSON, SSE) work directly on ptr/len, so a body is copied into the VM exactly once.
 export class HostBytes {
-  constructor(public ptr: usize, public len: i32) {}
+  constructor(
+    public ptr: usize,
+    public len: i32,
+  ) {}
 
   release(): void {
     hostFree(this.ptr);

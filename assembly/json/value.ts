@@ -8,7 +8,7 @@ export class JsonValue {
   boolValue: bool = false;
   numValue: f64 = 0;
   isInteger: bool = false;
-  numText: string = "";      // a number as written (for messages: no float printer in the module)
+  numText: string = ""; // a number as written (for messages: no float printer in the module)
   strValue: string = "";
   items: Array<JsonValue> = new Array<JsonValue>();
   keys: Array<string> = new Array<string>();
@@ -21,7 +21,9 @@ export class JsonValue {
     return null;
   }
 
-  has(key: string): bool { return this.get(key) != null; }
+  has(key: string): bool {
+    return this.get(key) != null;
+  }
 }
 
 export class ParseResult {
@@ -63,12 +65,18 @@ export function parseJson(text: string): ParseResult {
 // What went wrong, in words that fit a configuration (errorText in reader.ts speaks of request bodies).
 function reason(e: JsonError): string {
   switch (e) {
-    case JsonError.Empty: return "the document is empty";
-    case JsonError.Truncated: return "the document ends too early";
-    case JsonError.TooDeep: return "nesting deeper than " + MAX_DEPTH.toString() + " levels";
-    case JsonError.TrailingData: return "data after the JSON value";
-    case JsonError.BadString: return "an invalid string (bad escape, control character or UTF-8)";
-    default: return "not valid JSON";
+    case JsonError.Empty:
+      return "the document is empty";
+    case JsonError.Truncated:
+      return "the document ends too early";
+    case JsonError.TooDeep:
+      return "nesting deeper than " + MAX_DEPTH.toString() + " levels";
+    case JsonError.TrailingData:
+      return "data after the JSON value";
+    case JsonError.BadString:
+      return "an invalid string (bad escape, control character or UTF-8)";
+    default:
+      return "not valid JSON";
   }
 }
 
@@ -94,7 +102,10 @@ function findDuplicateKey(v: JsonValue, path: string): string {
 class Builder {
   pos: i32 = 0;
   failed: bool = false;
-  constructor(public p: usize, public len: i32) {}
+  constructor(
+    public p: usize,
+    public len: i32,
+  ) {}
 
   ws(): void {
     while (this.pos < this.len) {
@@ -109,7 +120,10 @@ class Builder {
   }
 
   value(depth: i32): JsonValue | null {
-    if (depth > MAX_DEPTH) { this.failed = true; return null; }
+    if (depth > MAX_DEPTH) {
+      this.failed = true;
+      return null;
+    }
     this.ws();
     const c = this.peek();
     const v = new JsonValue();
@@ -117,22 +131,34 @@ class Builder {
       v.type = JsonType.Object;
       this.pos++;
       this.ws();
-      if (this.peek() == 0x7d) { this.pos++; return v; }
+      if (this.peek() == 0x7d) {
+        this.pos++;
+        return v;
+      }
       while (!this.failed) {
         this.ws();
         const k = this.str();
-        if (k == null) { this.failed = true; return null; }
+        if (k == null) {
+          this.failed = true;
+          return null;
+        }
         this.ws();
         this.pos++; // ':' (validated)
         const item = this.value(depth + 1);
-        if (item == null) { this.failed = true; return null; }
+        if (item == null) {
+          this.failed = true;
+          return null;
+        }
         v.keys.push(k);
         v.items.push(item);
         this.ws();
         const n = this.peek();
         this.pos++;
         if (n == 0x7d) return v;
-        if (n != 0x2c) { this.failed = true; return null; }
+        if (n != 0x2c) {
+          this.failed = true;
+          return null;
+        }
       }
       return null;
     }
@@ -140,29 +166,55 @@ class Builder {
       v.type = JsonType.Array;
       this.pos++;
       this.ws();
-      if (this.peek() == 0x5d) { this.pos++; return v; }
+      if (this.peek() == 0x5d) {
+        this.pos++;
+        return v;
+      }
       while (!this.failed) {
         const item = this.value(depth + 1);
-        if (item == null) { this.failed = true; return null; }
+        if (item == null) {
+          this.failed = true;
+          return null;
+        }
         v.items.push(item);
         this.ws();
         const n = this.peek();
         this.pos++;
         if (n == 0x5d) return v;
-        if (n != 0x2c) { this.failed = true; return null; }
+        if (n != 0x2c) {
+          this.failed = true;
+          return null;
+        }
       }
       return null;
     }
     if (c == 0x22) {
       const s = this.str();
-      if (s == null) { this.failed = true; return null; }
+      if (s == null) {
+        this.failed = true;
+        return null;
+      }
       v.type = JsonType.String;
       v.strValue = s;
       return v;
     }
-    if (c == 0x74) { v.type = JsonType.Bool; v.boolValue = true; this.pos += 4; return v; }
-    if (c == 0x66) { v.type = JsonType.Bool; v.boolValue = false; this.pos += 5; return v; }
-    if (c == 0x6e) { v.type = JsonType.Null; this.pos += 4; return v; }
+    if (c == 0x74) {
+      v.type = JsonType.Bool;
+      v.boolValue = true;
+      this.pos += 4;
+      return v;
+    }
+    if (c == 0x66) {
+      v.type = JsonType.Bool;
+      v.boolValue = false;
+      this.pos += 5;
+      return v;
+    }
+    if (c == 0x6e) {
+      v.type = JsonType.Null;
+      this.pos += 4;
+      return v;
+    }
     // number
     const start = this.pos;
     let integer = true;
@@ -172,7 +224,10 @@ class Builder {
       if (!((d >= 0x30 && d <= 0x39) || d == 0x2d || d == 0x2b || d == 0x2e || d == 0x65 || d == 0x45)) break;
       this.pos++;
     }
-    if (this.pos == start) { this.failed = true; return null; }
+    if (this.pos == start) {
+      this.failed = true;
+      return null;
+    }
     v.type = JsonType.Number;
     v.numValue = decimalValue(this.p, start, this.pos);
     v.isInteger = integer;
@@ -196,7 +251,10 @@ class Builder {
 function decimalValue(p: usize, start: i32, end: i32): f64 {
   let i = start;
   let negative = false;
-  if (i < end && load<u8>(p + <usize>i) == 0x2d) { negative = true; i++; }
+  if (i < end && load<u8>(p + <usize>i) == 0x2d) {
+    negative = true;
+    i++;
+  }
   let v: f64 = 0;
   while (i < end) {
     const d = <i32>load<u8>(p + <usize>i) - 0x30;
@@ -220,7 +278,10 @@ function decimalValue(p: usize, start: i32, end: i32): f64 {
     let expNegative = false;
     if (i < end) {
       const c = load<u8>(p + <usize>i);
-      if (c == 0x2d || c == 0x2b) { expNegative = c == 0x2d; i++; }
+      if (c == 0x2d || c == 0x2b) {
+        expNegative = c == 0x2d;
+        i++;
+      }
     }
     let e: i32 = 0;
     while (i < end && e < 400) {

@@ -5,23 +5,32 @@ import { jsonString, jsonStringArray } from "../json/writer";
 export class LocalReply {
   constructor(
     public status: u32,
-    public code: string,      // OpenAI-style error code, also Envoy's response code details suffix
+    public code: string, // OpenAI-style error code, also Envoy's response code details suffix
     public message: string,
-    public param: string,     // "" = null
+    public param: string, // "" = null
     public extra: string = "", // additional members of the error object, already JSON ("" = none)
   ) {}
 
   body(): string {
     const type = this.status >= 500 ? "server_error" : "invalid_request_error";
-    return "{\"error\":{\"message\":" + jsonString(this.message) +
-      ",\"type\":" + jsonString(type) +
-      ",\"param\":" + (this.param.length > 0 ? jsonString(this.param) : "null") +
-      ",\"code\":" + jsonString(this.code) +
-      this.extra + "}}";
+    return (
+      '{"error":{"message":' +
+      jsonString(this.message) +
+      ',"type":' +
+      jsonString(type) +
+      ',"param":' +
+      (this.param.length > 0 ? jsonString(this.param) : "null") +
+      ',"code":' +
+      jsonString(this.code) +
+      this.extra +
+      "}}"
+    );
   }
 
   // Envoy's response.code_details for this reply (no spaces allowed there).
-  details(): string { return "llm_gateway_" + this.code; }
+  details(): string {
+    return "llm_gateway_" + this.code;
+  }
 }
 
 export function invalidJson(reason: string): LocalReply {
@@ -45,7 +54,12 @@ export function modelNotString(): LocalReply {
 }
 
 export function badModelName(): LocalReply {
-  return new LocalReply(400, "invalid_value", "Invalid 'model': the name is empty, too long or contains characters that are not allowed.", "model");
+  return new LocalReply(
+    400,
+    "invalid_value",
+    "Invalid 'model': the name is empty, too long or contains characters that are not allowed.",
+    "model",
+  );
 }
 
 export function duplicateKey(key: string): LocalReply {
@@ -53,20 +67,27 @@ export function duplicateKey(key: string): LocalReply {
 }
 
 export function modelNotFound(model: string, served: Array<string>): LocalReply {
-  return new LocalReply(404, "model_not_found",
+  return new LocalReply(
+    404,
+    "model_not_found",
     "The model '" + model + "' does not exist or you do not have access to it. Served models: " + served.join(", ") + ".",
-    "model", ",\"served_models\":" + jsonStringArray(served));
+    "model",
+    ',"served_models":' + jsonStringArray(served),
+  );
 }
 
 export function bodyTooLarge(limit: i32): LocalReply {
-  return new LocalReply(413, "request_too_large",
-    "The request body is larger than this gateway's limit of " + limit.toString() + " bytes.", "");
+  return new LocalReply(
+    413,
+    "request_too_large",
+    "The request body is larger than this gateway's limit of " + limit.toString() + " bytes.",
+    "",
+  );
 }
 
 // Every attempt (the model and its backups) failed: name them, so the client knows what was tried.
 export function allAttemptsFailed(attempts: Array<string>, status: u32): LocalReply {
-  return new LocalReply(status, "all_attempts_failed",
-    "The model and its fallbacks all failed: " + attempts.join(", ") + ".", "");
+  return new LocalReply(status, "all_attempts_failed", "The model and its fallbacks all failed: " + attempts.join(", ") + ".", "");
 }
 
 export function overloaded(): LocalReply {
@@ -77,10 +98,15 @@ export function overloaded(): LocalReply {
 // clients of an OpenAI API parse error bodies. null for statuses left as they are.
 export function envoyError(status: i32, details: string): LocalReply | null {
   switch (status) {
-    case 413: return new LocalReply(413, "request_too_large", "The request body is larger than the gateway's buffer allows (" + details + ").", "");
-    case 502: return new LocalReply(502, "upstream_error", "The model server's answer could not be used (" + details + ").", "");
-    case 503: return new LocalReply(503, "upstream_unavailable", "No model server could take the request (" + details + ").", "");
-    case 504: return new LocalReply(504, "upstream_timeout", "The model server did not answer in time (" + details + ").", "");
-    default: return null;
+    case 413:
+      return new LocalReply(413, "request_too_large", "The request body is larger than the gateway's buffer allows (" + details + ").", "");
+    case 502:
+      return new LocalReply(502, "upstream_error", "The model server's answer could not be used (" + details + ").", "");
+    case 503:
+      return new LocalReply(503, "upstream_unavailable", "No model server could take the request (" + details + ").", "");
+    case 504:
+      return new LocalReply(504, "upstream_timeout", "The model server did not answer in time (" + details + ").", "");
+    default:
+      return null;
   }
 }

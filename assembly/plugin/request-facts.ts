@@ -9,28 +9,28 @@ export class RequestFacts {
   startNs: u64 = 0;
   requestedModel: string = "";
   route: ModelRoute | null = null;
-  stream: bool = false;            // the client asked for a stream
-  usageInjected: bool = false;     // we asked for the usage chunk the client did not
-  promptEstimate: i64 = -1;        // tokens, for when no usage comes back
+  stream: bool = false; // the client asked for a stream
+  usageInjected: bool = false; // we asked for the usage chunk the client did not
+  promptEstimate: i64 = -1; // tokens, for when no usage comes back
   fallback: FallbackState = new FallbackState(); // how far fallback got, and why
 }
 
 export class AttemptFacts {
-  model: string = "";        // the configured model that serves this attempt (metric label)
+  model: string = ""; // the configured model that serves this attempt (metric label)
   routeValue: string = "";
   status: i32 = 0;
   viaUpstream: bool = true;
   headersNs: u64 = 0;
   firstTokenNs: u64 = 0;
   endNs: u64 = 0;
-  isStream: bool = false;    // the response is text/event-stream
+  isStream: bool = false; // the response is text/event-stream
   arrivedWhole: bool = false; // the body came in one piece (a backup's answer relayed by the plugin)
-  cluster: string = "";      // the Envoy cluster that served, when the plugin called it itself
-  ended: bool = false;       // the body ended cleanly (end of stream seen)
-  sawDone: bool = false;     // data: [DONE] arrived
-  unparsed: bool = false;    // an SSE event exceeded maxSseEventBytes (or the JSON body maxResponseBytes)
+  cluster: string = ""; // the Envoy cluster that served, when the plugin called it itself
+  ended: bool = false; // the body ended cleanly (end of stream seen)
+  sawDone: bool = false; // data: [DONE] arrived
+  unparsed: bool = false; // an SSE event exceeded maxSseEventBytes (or the JSON body maxResponseBytes)
   signalledCut: bool = false; // we appended an error event to a stream that ended without [DONE]
   completionEstimate: i64 = -1;
-  servedModel: string = "";  // `model` the upstream put in its response
+  servedModel: string = ""; // `model` the upstream put in its response
   usage: UsageRecord = new UsageRecord();
 }

@@ -37,21 +37,31 @@ export class GatewayRoot extends RootContext {
   private requests: u32 = 0;
   private attemptStage: bool = false;
 
-  constructor(id: u32, private requestStage: StageFactory, private attemptStageFactory: StageFactory) {
+  constructor(
+    id: u32,
+    private requestStage: StageFactory,
+    private attemptStageFactory: StageFactory,
+  ) {
     super(id);
   }
 
-  onTick(): void { this.deadlines.expire(); }
+  onTick(): void {
+    this.deadlines.expire();
+  }
 
-  countShed(): void { host.incrementMetric(this.shedCounter, 1); }
-  countUnprotected(): void { host.incrementMetric(this.unprotectedCounter, 1); }
+  countShed(): void {
+    host.incrementMetric(this.shedCounter, 1);
+  }
+  countUnprotected(): void {
+    host.incrementMetric(this.unprotectedCounter, 1);
+  }
 
   // The VM's linear memory, so operators can see it stay flat (Higress users have met Wasm memory
   // exhaustion under streaming load). Recorded by the VMs that serve requests (the workers', not the
   // main thread's), every 16th request; with several workers the gauge shows the last writer's.
   noteRequestDone(): void {
     if ((this.requests++ & 15) == 0) {
-      host.recordMetric(this.memoryGauge, <u64>memory.size() << 16);
+      host.recordMetric(this.memoryGauge, (<u64>memory.size()) << 16);
       host.recordMetric(this.budgetUsedGauge, <u64>vmBudget.used);
       host.recordMetric(this.budgetPeakGauge, <u64>vmBudget.peak);
     }
@@ -82,8 +92,14 @@ export class GatewayRoot extends RootContext {
     this.attemptStage = this.config.global.stage == STAGE_ATTEMPT;
     // One budget per VM (the request and attempt stages may share it): the last configuration sets it.
     vmBudget.limit = <i64>this.config.global.memoryBudgetBytes;
-    host.logInfo("llm-gateway: configured " + this.config.global.models.length.toString() + " model routes, " +
-      this.config.rules.length.toString() + " rules, stage " + this.config.global.stage);
+    host.logInfo(
+      "llm-gateway: configured " +
+        this.config.global.models.length.toString() +
+        " model routes, " +
+        this.config.rules.length.toString() +
+        " rules, stage " +
+        this.config.global.stage,
+    );
     return true;
   }
 

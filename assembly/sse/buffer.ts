@@ -12,13 +12,22 @@ export class BoundedBytes {
   private used: i32 = 0;
 
   // account null: unmetered (unit tests, and buffers whose owner charges for them itself).
-  constructor(public readonly limit: i32, private account: Account | null = null) {}
+  constructor(
+    public readonly limit: i32,
+    private account: Account | null = null,
+  ) {}
 
-  get length(): i32 { return this.used; }
+  get length(): i32 {
+    return this.used;
+  }
 
-  get ptr(): usize { return changetype<usize>(this.data); }
+  get ptr(): usize {
+    return changetype<usize>(this.data);
+  }
 
-  clear(): void { this.used = 0; }
+  clear(): void {
+    this.used = 0;
+  }
 
   // Drops the storage too (after an overflow the stream is no longer parsed, so give the memory back).
   release(): void {
@@ -50,7 +59,7 @@ export class BoundedBytes {
   // the memory budget refuses the new capacity.
   private grow(need: i32): bool {
     let cap = this.data.byteLength < INITIAL_CAPACITY ? INITIAL_CAPACITY : this.data.byteLength;
-    while (cap < need) cap = cap > (this.limit >> 1) ? this.limit : cap << 1;
+    while (cap < need) cap = cap > this.limit >> 1 ? this.limit : cap << 1;
     if (cap > this.limit) cap = this.limit;
     const account = this.account;
     if (account != null && !account.take(<i64>cap)) return false;

@@ -32,13 +32,13 @@ export abstract class SseHandler {
 
 export class SseReader {
   // Totals over the stream.
-  events: i32 = 0;          // events passed to the handler
-  comments: i32 = 0;        // comment lines (":" first), e.g. keep-alives
-  sawDone: bool = false;    // a `data: [DONE]` event arrived
+  events: i32 = 0; // events passed to the handler
+  comments: i32 = 0; // comment lines (":" first), e.g. keep-alives
+  sawDone: bool = false; // a `data: [DONE]` event arrived
   overflowed: bool = false; // an event exceeded maxEventBytes; the rest of the stream is not parsed
   finished: bool = false;
-  retryMs: i64 = -1;        // last valid `retry:` field (parsed for completeness; the gateway ignores it)
-  sawId: bool = false;      // an `id:` field was set
+  retryMs: i64 = -1; // last valid `retry:` field (parsed for completeness; the gateway ignores it)
+  sawId: bool = false; // an `id:` field was set
 
   // Where the event being dispatched lies; valid during onEvent. Offsets are relative to the chunk
   // passed to the current feed(). An event that began in an earlier chunk has eventStart 0 and
@@ -51,10 +51,10 @@ export class SseReader {
   private joined: BoundedBytes; // multi-line data joined with LF
   private maxEventBytes: i32;
   private atLineStart: bool = true; // the previous byte ended a line (or the stream just began)
-  private prevCR: bool = false;     // the previous byte was a CR: an LF now completes that CRLF
+  private prevCR: bool = false; // the previous byte was a CR: an LF now completes that CRLF
   private firstRegion: bool = true; // a UTF-8 BOM is stripped from the start of the stream only
   private partialAtFinish: bool = false;
-  private typePtr: usize = 0;       // `event:` value of the event being dispatched
+  private typePtr: usize = 0; // `event:` value of the event being dispatched
   private typeLen: i32 = 0;
 
   // `handler` may be set after construction (an owner that is itself the handler cannot pass `this`
@@ -62,7 +62,11 @@ export class SseReader {
   // maxEventBytes <= 0 means DEFAULT_MAX_EVENT_BYTES. (A named constant as the default value would be
   // resolved in the caller's module by asc 0.28, so the default is spelled as 0.)
   // `account`: charged for the event buffers (null: unmetered).
-  constructor(public handler: SseHandler | null, maxEventBytes: i32 = 0, account: Account | null = null) {
+  constructor(
+    public handler: SseHandler | null,
+    maxEventBytes: i32 = 0,
+    account: Account | null = null,
+  ) {
     let max = maxEventBytes <= 0 ? DEFAULT_MAX_EVENT_BYTES : maxEventBytes;
     if (max > MAX_EVENT_BYTES_LIMIT) max = MAX_EVENT_BYTES_LIMIT;
     this.maxEventBytes = max;
@@ -71,7 +75,9 @@ export class SseReader {
   }
 
   // Bytes of an incomplete event held over to the next chunk.
-  get pendingBytes(): i32 { return this.carry.length; }
+  get pendingBytes(): i32 {
+    return this.carry.length;
+  }
 
   // True during onEvent when the event has an `event:` field equal to `name` (ASCII).
   eventTypeIs(name: string): bool {
@@ -116,7 +122,10 @@ export class SseReader {
         end++;
         this.prevCR = false;
       }
-      if (core > this.maxEventBytes) { this.overflow(); return; }
+      if (core > this.maxEventBytes) {
+        this.overflow();
+        return;
+      }
       if (!this.dispatchRegion(ptr, regionStart, i + 1, end)) return;
       regionStart = end;
       i = end;
@@ -135,7 +144,9 @@ export class SseReader {
   }
 
   // Bytes after the last complete event: so far, or at finish() once finished.
-  get hasPartialTail(): bool { return this.finished ? this.partialAtFinish : this.carry.length > 0; }
+  get hasPartialTail(): bool {
+    return this.finished ? this.partialAtFinish : this.carry.length > 0;
+  }
 
   // Makes the reader ready for another stream, keeping its buffers.
   reset(): void {
@@ -169,7 +180,10 @@ export class SseReader {
       return !this.overflowed;
     }
     // Cannot fail: the caller checked carried + (coreEnd - start) against the same limit.
-    if (!this.carry.append(ptr + <usize>start, coreEnd - start)) { this.overflow(); return false; }
+    if (!this.carry.append(ptr + <usize>start, coreEnd - start)) {
+      this.overflow();
+      return false;
+    }
     this.parseEvent(this.carry.ptr, 0, this.carry.length, start, end, carried);
     this.carry.clear();
     return !this.overflowed;
@@ -180,8 +194,8 @@ export class SseReader {
     let i = s;
     if (this.firstRegion) {
       this.firstRegion = false;
-      if (e - s >= 3 && load<u8>(mem + <usize>s) == 0xef && load<u8>(mem + <usize>s + 1) == 0xbb &&
-        load<u8>(mem + <usize>s + 2) == 0xbf) i += 3;
+      if (e - s >= 3 && load<u8>(mem + <usize>s) == 0xef && load<u8>(mem + <usize>s + 1) == 0xbb && load<u8>(mem + <usize>s + 2) == 0xbf)
+        i += 3;
     }
     let dataLines: i32 = 0;
     let dataPtr: usize = 0;
@@ -201,7 +215,10 @@ export class SseReader {
       if (j < e && load<u8>(mem + <usize>j) == CR && j + 1 < e && load<u8>(mem + <usize>j + 1) == LF) i = j + 2;
       else i = j + 1;
       if (lineEnd == lineStart) continue; // the empty line that ends the event
-      if (load<u8>(mem + <usize>lineStart) == COLON) { this.comments++; continue; }
+      if (load<u8>(mem + <usize>lineStart) == COLON) {
+        this.comments++;
+        continue;
+      }
       let colon = lineStart;
       while (colon < lineEnd && load<u8>(mem + <usize>colon) != COLON) colon++;
       let vs = colon < lineEnd ? colon + 1 : lineEnd;
@@ -216,8 +233,14 @@ export class SseReader {
           dataLen = valueLen;
         } else {
           // Bounded: the joined data is never longer than the event, which fits maxEventBytes.
-          if (dataLines == 1 && !this.joined.append(dataPtr, dataLen)) { this.overflow(); return; }
-          if (!this.joined.appendByte(LF) || !this.joined.append(value, valueLen)) { this.overflow(); return; }
+          if (dataLines == 1 && !this.joined.append(dataPtr, dataLen)) {
+            this.overflow();
+            return;
+          }
+          if (!this.joined.appendByte(LF) || !this.joined.append(value, valueLen)) {
+            this.overflow();
+            return;
+          }
         }
         dataLines++;
       } else if (isField(name, nameLen, FIELD_EVENT)) {
@@ -262,7 +285,9 @@ function isField(p: usize, n: i32, name: string): bool {
   return true;
 }
 
-function isDone(p: usize, n: i32): bool { return isField(p, n, DONE); }
+function isDone(p: usize, n: i32): bool {
+  return isField(p, n, DONE);
+}
 
 function hasNul(p: usize, n: i32): bool {
   for (let i = 0; i < n; i++) if (load<u8>(p + <usize>i) == 0) return true;

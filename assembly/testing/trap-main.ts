@@ -20,7 +20,11 @@ class TrapStage extends RequestStage {
   }
 }
 
-function requestStage(id: u32, root: GatewayRoot): HttpContext { return new TrapStage(id, root); }
-function attemptStage(id: u32, root: GatewayRoot): HttpContext { return new AttemptStage(id, root, root.config.global); }
+function requestStage(id: u32, root: GatewayRoot): HttpContext {
+  return new TrapStage(id, root);
+}
+function attemptStage(id: u32, root: GatewayRoot): HttpContext {
+  return new AttemptStage(id, root, root.config.global);
+}
 
 setRootFactory((id: u32): RootContext => new GatewayRoot(id, requestStage, attemptStage));

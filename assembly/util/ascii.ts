@@ -38,7 +38,10 @@ export function asciiLower(s: string): string {
   let upper = false;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    if (c >= 0x41 && c <= 0x5a) { upper = true; break; }
+    if (c >= 0x41 && c <= 0x5a) {
+      upper = true;
+      break;
+    }
   }
   if (!upper) return s;
   const out = new Array<string>(s.length);

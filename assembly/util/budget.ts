@@ -19,7 +19,9 @@ export class MemoryBudget {
   used: i64 = 0;
   peak: i64 = 0;
 
-  fits(n: i64): bool { return n >= 0 && this.used + n <= this.limit; }
+  fits(n: i64): bool {
+    return n >= 0 && this.used + n <= this.limit;
+  }
 
   reserve(n: i64): bool {
     if (!this.fits(n)) return false;
@@ -32,7 +34,7 @@ export class MemoryBudget {
   // whatever the load: runtime, static data, the body arena). Charges count live bytes; this also counts
   // what fragmentation costs, for the allocations that are large enough to matter.
   roomInMemory(n: i64, fixed: i64): bool {
-    return (<i64>memory.size() << 16) + n <= this.limit + fixed;
+    return ((<i64>memory.size()) << 16) + n <= this.limit + fixed;
   }
 
   give(n: i64): void {

@@ -8,7 +8,11 @@ import { BufferType } from "../abi/enums";
 import * as host from "../abi/host";
 
 export class Edit {
-  constructor(public start: i32, public end: i32, public text: string) {}
+  constructor(
+    public start: i32,
+    public end: i32,
+    public text: string,
+  ) {}
 }
 
 export abstract class Sink {
@@ -22,7 +26,12 @@ export abstract class Sink {
 // A result of nothing still drains them (finish).
 export class HostBufferSink extends Sink {
   private written: bool = false;
-  constructor(private buffer: BufferType, private replaceLen: u32) { super(); }
+  constructor(
+    private buffer: BufferType,
+    private replaceLen: u32,
+  ) {
+    super();
+  }
 
   write(p: usize, len: i32): void {
     if (len <= 0) return;
@@ -41,7 +50,10 @@ export class HostBufferSink extends Sink {
 export class MemorySink extends Sink {
   out: ArrayBuffer;
   private at: usize = 0;
-  constructor(size: i32) { super(); this.out = new ArrayBuffer(size); }
+  constructor(size: i32) {
+    super();
+    this.out = new ArrayBuffer(size);
+  }
 
   write(p: usize, len: i32): void {
     if (len <= 0) return;
@@ -65,7 +77,9 @@ export class Splice {
     unchecked((edits[j + 1] = e));
   }
 
-  get isEmpty(): bool { return this.edits.length == 0; }
+  get isEmpty(): bool {
+    return this.edits.length == 0;
+  }
 
   // The result's length for a source of `len` bytes.
   resultLength(len: i32): i32 {

@@ -47,25 +47,39 @@ export function makeConfig({ entries, iterations, configIterations, seed }) {
   const announce = () => {
     if (announced) return;
     announced = true;
-    process.stdout.write(`fuzz: scanJson ${fuzz.iterations} iterations; parseConfig, routeRequest, SSE streams and JSON answers ${fuzz.configIterations} each, ` +
-      `seed ${fuzz.seed} (replay: FUZZ_SEED=${fuzz.seed} FUZZ_ITERATIONS=${fuzz.iterations} FUZZ_CONFIG_ITERATIONS=${fuzz.configIterations})\n`);
+    process.stdout.write(
+      `fuzz: scanJson ${fuzz.iterations} iterations; parseConfig, routeRequest, SSE streams and JSON answers ${fuzz.configIterations} each, ` +
+        `seed ${fuzz.seed} (replay: FUZZ_SEED=${fuzz.seed} FUZZ_ITERATIONS=${fuzz.iterations} FUZZ_CONFIG_ITERATIONS=${fuzz.configIterations})\n`,
+    );
   };
   return {
     entries,
     include: ["tests/as/**/*.include.ts"],
     disclude: [/node_modules/],
     async instantiate(memory, createImports, instantiate, binary) {
-      return instantiate(binary, createImports({
-        env: { memory },
-        fuzz: {
-          iterations: () => { announce(); return fuzz.iterations; },
-          configIterations: () => { announce(); return fuzz.configIterations; },
-          seed: () => { announce(); return fuzz.seed; },
-          count: (test, reached, total) => {
-            process.stdout.write(`fuzz: ${FUZZ_TESTS[test] ?? `test ${test}`}: ${reached} of ${total}\n`);
+      return instantiate(
+        binary,
+        createImports({
+          env: { memory },
+          fuzz: {
+            iterations: () => {
+              announce();
+              return fuzz.iterations;
+            },
+            configIterations: () => {
+              announce();
+              return fuzz.configIterations;
+            },
+            seed: () => {
+              announce();
+              return fuzz.seed;
+            },
+            count: (test, reached, total) => {
+              process.stdout.write(`fuzz: ${FUZZ_TESTS[test] ?? `test ${test}`}: ${reached} of ${total}\n`);
+            },
           },
-        },
-      }));
+        }),
+      );
     },
     outputBinary: false,
   };

@@ -1,7 +1,15 @@
 // The plugin's own answers (assembly/plugin/errors.ts): OpenAI's error shape, status, code, param and
 // Envoy's response code details, for every kind of reply.
 import {
-  LocalReply, badModelName, bodyTooLarge, duplicateKey, emptyBody, invalidJson, missingModel, modelNotFound, modelNotString,
+  LocalReply,
+  badModelName,
+  bodyTooLarge,
+  duplicateKey,
+  emptyBody,
+  invalidJson,
+  missingModel,
+  modelNotFound,
+  modelNotString,
   notAnObject,
 } from "../../assembly/plugin/replies";
 import { decodeString } from "../../assembly/json/reader";
@@ -11,7 +19,13 @@ const ERROR_KEYS: Array<string> = ["error"];
 const INNER_KEYS: Array<string> = ["message", "type", "param", "code", "served_models"];
 
 class ReplyCase {
-  constructor(public reply: LocalReply, public status: u32, public code: string, public param: string, public type: string) {}
+  constructor(
+    public reply: LocalReply,
+    public status: u32,
+    public code: string,
+    public param: string,
+    public type: string,
+  ) {}
 }
 
 function memberText(buf: ArrayBuffer, start: i32, end: i32): string {
@@ -53,15 +67,16 @@ describe("local replies", () => {
       const type = inner.field(1);
       expect<string | null>(decodeString(p, type.start, type.end, 100)).toBe(c.type, c.code);
       const param = inner.field(2);
-      expect<string>(memberText(span, param.start, param.end)).toBe(c.param.length > 0 ? "\"" + c.param + "\"" : "null", c.code);
+      expect<string>(memberText(span, param.start, param.end)).toBe(c.param.length > 0 ? '"' + c.param + '"' : "null", c.code);
       const code = inner.field(3);
       expect<string | null>(decodeString(p, code.start, code.end, 100)).toBe(c.code);
     }
   });
 
   it("say what went wrong in the message", () => {
-    expect<string>(invalidJson("the body is empty (at byte 0)").message)
-      .toBe("We could not parse the JSON body of your request: the body is empty (at byte 0).");
+    expect<string>(invalidJson("the body is empty (at byte 0)").message).toBe(
+      "We could not parse the JSON body of your request: the body is empty (at byte 0).",
+    );
     expect<string>(missingModel().message).toBe("You must provide a model parameter.");
     expect<string>(duplicateKey("model").message).toBe("The key 'model' appears more than once in the request body.");
     expect<string>(bodyTooLarge(10485760).message).toBe("The request body is larger than this gateway's limit of 10485760 bytes.");
@@ -69,7 +84,9 @@ describe("local replies", () => {
 
   it("list the served models for an unknown model, in the message and as served_models", () => {
     const reply = modelNotFound("gpt-5", ["qwen2-1-5b", "gemma-2-2b"]);
-    expect<string>(reply.message).toBe("The model 'gpt-5' does not exist or you do not have access to it. Served models: qwen2-1-5b, gemma-2-2b.");
+    expect<string>(reply.message).toBe(
+      "The model 'gpt-5' does not exist or you do not have access to it. Served models: qwen2-1-5b, gemma-2-2b.",
+    );
     const buf = utf8(reply.body());
     const outer = scanBuf(buf, ERROR_KEYS);
     const e = outer.field(0);
@@ -77,11 +94,11 @@ describe("local replies", () => {
     const served = inner.field(4);
     expect<bool>(served.found).toBe(true);
     const span = buf.slice(e.start, e.end);
-    expect<string>(memberText(span, served.start, served.end)).toBe("[\"qwen2-1-5b\",\"gemma-2-2b\"]");
+    expect<string>(memberText(span, served.start, served.end)).toBe('["qwen2-1-5b","gemma-2-2b"]');
   });
 
   it("stay valid JSON whatever the client's model name contains", () => {
-    const names: Array<string> = ["a\"b", "back\\slash", "new\nline", "\u0000", String.fromCharCode(0xd800), "😀", "'quoted'"];
+    const names: Array<string> = ['a"b', "back\\slash", "new\nline", "\u0000", String.fromCharCode(0xd800), "😀", "'quoted'"];
     for (let i = 0; i < names.length; i++) {
       const buf = utf8(modelNotFound(names[i], ["a"]).body());
       expect<string>(errorName(scanBuf(buf, ERROR_KEYS).error)).toBe("Ok", names[i]);

@@ -47,7 +47,7 @@ describe("attempt journal", () => {
 
 describe("chainModel", () => {
   test("attempt N is the routed model, then its fallbacks in order; past the end, the last", () => {
-    const cfg = parseConfig("{\"models\":[{\"name\":\"a\",\"fallback\":[\"b\",\"c\"]},{\"name\":\"b\"},{\"name\":\"c\"}]}").config!.global;
+    const cfg = parseConfig('{"models":[{"name":"a","fallback":["b","c"]},{"name":"b"},{"name":"c"}]}').config!.global;
     const route = cfg.findRoute("a")!;
     expect<string>(chainModel("a", route, 1)).toBe("a");
     expect<string>(chainModel("a", route, 2)).toBe("b");

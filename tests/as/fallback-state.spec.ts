@@ -4,7 +4,9 @@ import { FallbackState, Step } from "../../assembly/plugin/fallback/fallback-sta
 import { Reason } from "../../assembly/plugin/fallback/policy";
 import { parseConfig } from "../../assembly/plugin/config/gateway-config";
 
-const POLICY = parseConfig("{\"models\":[{\"name\":\"a\",\"fallback\":[\"b\",\"c\"]},{\"name\":\"b\"},{\"name\":\"c\"}],\"fallback\":{\"mechanism\":\"dispatch\",\"maxAttempts\":3}}").config!.global.fallback;
+const POLICY = parseConfig(
+  '{"models":[{"name":"a","fallback":["b","c"]},{"name":"b"},{"name":"c"}],"fallback":{"mechanism":"dispatch","maxAttempts":3}}',
+).config!.global.fallback;
 const CHAIN: Array<string> = ["b", "c"];
 
 describe("FallbackState", () => {

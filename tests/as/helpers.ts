@@ -78,28 +78,45 @@ export function show(buf: ArrayBuffer): string {
 
 export function errorName(e: JsonError): string {
   switch (e) {
-    case JsonError.Ok: return "Ok";
-    case JsonError.Empty: return "Empty";
-    case JsonError.Syntax: return "Syntax";
-    case JsonError.Truncated: return "Truncated";
-    case JsonError.TooDeep: return "TooDeep";
-    case JsonError.TrailingData: return "TrailingData";
-    case JsonError.DuplicateKey: return "DuplicateKey";
-    case JsonError.BadString: return "BadString";
-    default: return "JsonError(" + (<i32>e).toString() + ")";
+    case JsonError.Ok:
+      return "Ok";
+    case JsonError.Empty:
+      return "Empty";
+    case JsonError.Syntax:
+      return "Syntax";
+    case JsonError.Truncated:
+      return "Truncated";
+    case JsonError.TooDeep:
+      return "TooDeep";
+    case JsonError.TrailingData:
+      return "TrailingData";
+    case JsonError.DuplicateKey:
+      return "DuplicateKey";
+    case JsonError.BadString:
+      return "BadString";
+    default:
+      return "JsonError(" + (<i32>e).toString() + ")";
   }
 }
 
 export function typeName(t: JsonType): string {
   switch (t) {
-    case JsonType.None: return "None";
-    case JsonType.Null: return "Null";
-    case JsonType.Bool: return "Bool";
-    case JsonType.Number: return "Number";
-    case JsonType.String: return "String";
-    case JsonType.Object: return "Object";
-    case JsonType.Array: return "Array";
-    default: return "JsonType(" + (<i32>t).toString() + ")";
+    case JsonType.None:
+      return "None";
+    case JsonType.Null:
+      return "Null";
+    case JsonType.Bool:
+      return "Bool";
+    case JsonType.Number:
+      return "Number";
+    case JsonType.String:
+      return "String";
+    case JsonType.Object:
+      return "Object";
+    case JsonType.Array:
+      return "Array";
+    default:
+      return "JsonType(" + (<i32>t).toString() + ")";
   }
 }
 

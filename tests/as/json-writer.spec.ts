@@ -5,7 +5,10 @@ import { jsonString, jsonStringArray } from "../../assembly/json/writer";
 import { NO_KEYS, errorName, hold, scanBuf, utf8 } from "./helpers";
 
 class WriteCase {
-  constructor(public text: string, public json: string) {}
+  constructor(
+    public text: string,
+    public json: string,
+  ) {}
 }
 
 // jsonString(s), encoded as the plugin sends it, must scan as one valid string and decode back to s.
@@ -19,14 +22,14 @@ function roundTrips(s: string): void {
 describe("jsonString", () => {
   it("quotes text and escapes quotes, backslashes and control characters", () => {
     const cases: Array<WriteCase> = [
-      new WriteCase("", "\"\""),
-      new WriteCase("qwen2-1-5b", "\"qwen2-1-5b\""),
-      new WriteCase("a\"b", "\"a\\\"b\""),
-      new WriteCase("a\\b", "\"a\\\\b\""),
-      new WriteCase("\n\r\t", "\"\\n\\r\\t\""),
-      new WriteCase("\0\b\f\u001f", "\"\\u0000\\u0008\\u000c\\u001f\""),
-      new WriteCase("/ é 中 😀 \u007f", "\"/ é 中 😀 \u007f\""),
-      new WriteCase("x\"y\\z\n", "\"x\\\"y\\\\z\\n\""),
+      new WriteCase("", '""'),
+      new WriteCase("qwen2-1-5b", '"qwen2-1-5b"'),
+      new WriteCase('a"b', '"a\\"b"'),
+      new WriteCase("a\\b", '"a\\\\b"'),
+      new WriteCase("\n\r\t", '"\\n\\r\\t"'),
+      new WriteCase("\0\b\f\u001f", '"\\u0000\\u0008\\u000c\\u001f"'),
+      new WriteCase("/ é 中 😀 \u007f", '"/ é 中 😀 \u007f"'),
+      new WriteCase('x"y\\z\n', '"x\\"y\\\\z\\n"'),
     ];
     for (let i = 0; i < cases.length; i++) {
       expect<string>(jsonString(cases[i].text)).toBe(cases[i].json, cases[i].json);
@@ -37,11 +40,11 @@ describe("jsonString", () => {
   it("escapes unpaired surrogates, which have no UTF-8 form, and keeps pairs as they are", () => {
     const hi = String.fromCharCode(0xd800);
     const lo = String.fromCharCode(0xdfff);
-    expect<string>(jsonString(hi)).toBe("\"\\ud800\"");
-    expect<string>(jsonString("a" + lo + "b")).toBe("\"a\\udfffb\"");
-    expect<string>(jsonString(lo + hi)).toBe("\"\\udfff\\ud800\"");
-    expect<string>(jsonString("😀" + hi)).toBe("\"😀\\ud800\"");
-    expect<string>(jsonString(hi + "\"")).toBe("\"\\ud800\\\"\"");
+    expect<string>(jsonString(hi)).toBe('"\\ud800"');
+    expect<string>(jsonString("a" + lo + "b")).toBe('"a\\udfffb"');
+    expect<string>(jsonString(lo + hi)).toBe('"\\udfff\\ud800"');
+    expect<string>(jsonString("😀" + hi)).toBe('"😀\\ud800"');
+    expect<string>(jsonString(hi + '"')).toBe('"\\ud800\\""');
     const samples: Array<string> = [hi, lo, "x" + hi, hi + "x", lo + hi + "😀", "😀", hi + hi + String.fromCharCode(0xdc00)];
     for (let i = 0; i < samples.length; i++) roundTrips(samples[i]);
   });
@@ -59,7 +62,7 @@ describe("jsonString", () => {
 describe("jsonStringArray", () => {
   it("writes a JSON array of escaped strings", () => {
     expect<string>(jsonStringArray([])).toBe("[]");
-    expect<string>(jsonStringArray(["a"])).toBe("[\"a\"]");
-    expect<string>(jsonStringArray(["a", "b\"c", ""])).toBe("[\"a\",\"b\\\"c\",\"\"]");
+    expect<string>(jsonStringArray(["a"])).toBe('["a"]');
+    expect<string>(jsonStringArray(["a", 'b"c', ""])).toBe('["a","b\\"c",""]');
   });
 });

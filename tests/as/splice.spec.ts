@@ -33,16 +33,16 @@ function splice(edits: Array<Edit>): Splice {
   return s;
 }
 
-const SOURCE = "{\"model\":\"qwen\",\"stream\":true,\"messages\":[]}";
+const SOURCE = '{"model":"qwen","stream":true,"messages":[]}';
 
 function cases(): Array<Array<Edit>> {
   return [
     [],
-    [new Edit(9, 15, "\"gemma-2-2b\"")],                                    // replace the model
-    [new Edit(1, 1, "\"stream_options\":{\"include_usage\":true},")],      // insert at the root
-    [new Edit(0, SOURCE.length, "")],                                         // delete everything
-    [new Edit(1, 1, "\"model\":\"m\","), new Edit(9, 15, "\"x\""), new Edit(41, 43, "[1]")],
-    [new Edit(16, 30, ""), new Edit(30, 30, "\"stream\":false")],            // delete, then insert where it ended
+    [new Edit(9, 15, '"gemma-2-2b"')], // replace the model
+    [new Edit(1, 1, '"stream_options":{"include_usage":true},')], // insert at the root
+    [new Edit(0, SOURCE.length, "")], // delete everything
+    [new Edit(1, 1, '"model":"m",'), new Edit(9, 15, '"x"'), new Edit(41, 43, "[1]")],
+    [new Edit(16, 30, ""), new Edit(30, 30, '"stream":false')], // delete, then insert where it ended
   ];
 }
 
@@ -57,7 +57,10 @@ describe("Splice", () => {
       for (let at = 0; at <= SOURCE.length; at++) {
         for (let end = 0; end <= SOURCE.length; end++) {
           const want = oracle(SOURCE, s.edits, end);
-          expect<string>(spliced(s, SOURCE, at, end, want.length)).toBe(want, "case " + c.toString() + ", split " + at.toString() + ", end " + end.toString());
+          expect<string>(spliced(s, SOURCE, at, end, want.length)).toBe(
+            want,
+            "case " + c.toString() + ", split " + at.toString() + ", end " + end.toString(),
+          );
         }
       }
     }
@@ -76,10 +79,10 @@ describe("Splice", () => {
 
   it("apply builds the edited copy of a one-piece source; multi-byte text is counted in bytes", () => {
     const src = utf8(SOURCE);
-    const s = splice([new Edit(9, 15, "\"通义千问\"")]);
+    const s = splice([new Edit(9, 15, '"通义千问"')]);
     const out = s.apply(changetype<usize>(src), src.byteLength);
     expect<i32>(out.byteLength).toBe(s.resultLength(src.byteLength));
-    expect<string>(String.UTF8.decode(out)).toBe("{\"model\":\"通义千问\",\"stream\":true,\"messages\":[]}");
+    expect<string>(String.UTF8.decode(out)).toBe('{"model":"通义千问","stream":true,"messages":[]}');
     expect<bool>(splice([]).isEmpty).toBe(true);
   });
 });

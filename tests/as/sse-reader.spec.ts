@@ -19,7 +19,7 @@ const VLLM_CHAT =
 // The same shapes with the line-end and field variants a non-vLLM server (or a proxy) may produce.
 const MIXED =
   "\uFEFF: keep-alive\r\n\r\n" +
-  "event: message\r\nid: 1\r\nretry: 2500\r\ndata:{\"a\":1}\r\n\r\n" +
+  'event: message\r\nid: 1\r\nretry: 2500\r\ndata:{"a":1}\r\n\r\n' +
   "data: line one\ndata:line two\r\ndata:\rdata:  four\n\n" +
   "data: x\r\rdata: y\r\r\n" +
   ": comment\ndata\nfoo: bar\n\n" +
@@ -29,25 +29,17 @@ const MIXED =
   "data: after-done\n\n" +
   "data: unterminated";
 
-const MIXED_EVENTS: Array<string> = [
-  "{\"a\":1}",
-  "line one\nline two\n\n four",
-  "x",
-  "y",
-  "",
-  "\u00e9t\u00e9 \u{1F600}",
-  "after-done",
-];
+const MIXED_EVENTS: Array<string> = ['{"a":1}', "line one\nline two\n\n four", "x", "y", "", "\u00e9t\u00e9 \u{1F600}", "after-done"];
 
 class Recorder extends SseHandler {
   reader: SseReader | null = null;
-  input: usize = 0;     // the whole stream, to normalise spans
+  input: usize = 0; // the whole stream, to normalise spans
   chunkOffset: i32 = 0; // absolute offset of the chunk being fed
   chunkPtr: usize = 0;
   chunkLen: i32 = 0;
   log: Array<string> = new Array<string>();
-  inPlace: i32 = 0;     // events whose data pointer lay inside the caller's chunk
-  typed: i32 = 0;       // events seen with `event: message`
+  inPlace: i32 = 0; // events whose data pointer lay inside the caller's chunk
+  typed: i32 = 0; // events seen with `event: message`
 
   onEvent(p: usize, n: i32): void {
     const r = this.reader!;
@@ -73,9 +65,21 @@ class Run {
   retry: i64 = -1;
 
   summary(): string {
-    return this.log + "|done=" + this.done.toString() + "|overflow=" + this.overflowed.toString() +
-      "|partial=" + this.partial.toString() + "|comments=" + this.comments.toString() +
-      "|typed=" + this.typed.toString() + "|retry=" + this.retry.toString();
+    return (
+      this.log +
+      "|done=" +
+      this.done.toString() +
+      "|overflow=" +
+      this.overflowed.toString() +
+      "|partial=" +
+      this.partial.toString() +
+      "|comments=" +
+      this.comments.toString() +
+      "|typed=" +
+      this.typed.toString() +
+      "|retry=" +
+      this.retry.toString()
+    );
   }
 }
 
@@ -115,7 +119,9 @@ function run(input: ArrayBuffer, cuts: Array<i32>, maxEventBytes: i32): Run {
   return r;
 }
 
-function whole(s: string, max: i32 = 1 << 20): Run { return run(String.UTF8.encode(s), new Array<i32>(), max); }
+function whole(s: string, max: i32 = 1 << 20): Run {
+  return run(String.UTF8.encode(s), new Array<i32>(), max);
+}
 
 function eventsOf(r: Run): Array<string> {
   const out = new Array<string>();

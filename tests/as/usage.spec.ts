@@ -2,7 +2,12 @@
 // usage-only event removal, content detection for TTFT, estimates, and malformed input.
 import { XorShift, randomCuts } from "./helpers";
 import {
-  SseUsageTracker, UsageRecord, readJsonResponse, estimatePromptTokens, completeUsage, NOT_REPORTED,
+  SseUsageTracker,
+  UsageRecord,
+  readJsonResponse,
+  estimatePromptTokens,
+  completeUsage,
+  NOT_REPORTED,
 } from "../../assembly/plugin/response/usage";
 
 // Recorded from tests/backends/vllm-wire.ts (planStream), one event per element.
@@ -55,7 +60,9 @@ const MALFORMED_EVENTS: Array<string> = [
   'data: {"choices":[],"usage":{"prompt_tokens":2,"completion_tokens":1,"total_tokens":3}}\n\n',
 ];
 
-function joinAll(events: Array<string>): string { return events.join(""); }
+function joinAll(events: Array<string>): string {
+  return events.join("");
+}
 
 function without(events: Array<string>, skip: i32): string {
   let s = "";
@@ -74,16 +81,25 @@ class RecordingTracker extends SseUsageTracker {
 
 class Outcome {
   summary: string = "";
-  glued: string = "";          // output of a glue that withholds pending bytes and cuts usage-only events
-  gluedBlocked: i32 = 0;       // drops the withholding glue could not apply (must stay 0)
-  naive: string = "";          // output of a glue that forwards at once and cuts only in-chunk events
-  firstContentFlags: i32 = 0;  // feeds that reported firstContentInChunk
+  glued: string = ""; // output of a glue that withholds pending bytes and cuts usage-only events
+  gluedBlocked: i32 = 0; // drops the withholding glue could not apply (must stay 0)
+  naive: string = ""; // output of a glue that forwards at once and cuts only in-chunk events
+  firstContentFlags: i32 = 0; // feeds that reported firstContentInChunk
   tracker: RecordingTracker = new RecordingTracker();
 }
 
 function usageText(u: UsageRecord): string {
-  return u.promptTokens.toString() + "/" + u.completionTokens.toString() + "/" + u.totalTokens.toString() + "/" +
-    u.cachedTokens.toString() + (u.reported ? "/reported" : "") + (u.estimated ? "/estimated" : "");
+  return (
+    u.promptTokens.toString() +
+    "/" +
+    u.completionTokens.toString() +
+    "/" +
+    u.totalTokens.toString() +
+    "/" +
+    u.cachedTokens.toString() +
+    (u.reported ? "/reported" : "") +
+    (u.estimated ? "/estimated" : "")
+  );
 }
 
 // Feeds `input` cut at `cuts` through a fresh tracker (each piece from a scratch buffer wiped after the
@@ -113,24 +129,55 @@ function track(input: ArrayBuffer, cuts: Array<i32>): Outcome {
       const e = from + t.dropEnd(d);
       drops.push(s.toString() + "-" + e.toString());
       if (s < emitted) o.gluedBlocked++;
-      else { glued.push(slice(base, emitted, s)); emitted = e; }
-      if (t.dropCarried(d) == 0) { naive.push(slice(base, naiveFrom, from + t.dropStart(d))); naiveFrom = e; }
+      else {
+        glued.push(slice(base, emitted, s));
+        emitted = e;
+      }
+      if (t.dropCarried(d) == 0) {
+        naive.push(slice(base, naiveFrom, from + t.dropStart(d)));
+        naiveFrom = e;
+      }
     }
     naive.push(slice(base, naiveFrom, to));
     const hold = to - t.reader.pendingBytes;
-    if (hold > emitted) { glued.push(slice(base, emitted, hold)); emitted = hold; }
+    if (hold > emitted) {
+      glued.push(slice(base, emitted, hold));
+      emitted = hold;
+    }
     from = to;
   }
   const partial = t.finish();
   glued.push(slice(base, emitted, len)); // a cut stream: forward what was held
   o.glued = glued.join("");
   o.naive = naive.join("");
-  o.summary = t.log.join("\u0001") + "|usage=" + usageText(t.usage) + "|model=" + t.model +
-    "|first=" + t.firstContentEvent.toString() + "|content=" + t.contentEvents.toString() + "/" +
-    t.contentBytes.toString() + "/" + t.contentChars.toString() + "|usageEvents=" + t.usageEvents.toString() +
-    "|usageOnly=" + t.usageOnlyEvents.toString() + "|malformed=" + t.malformedEvents.toString() +
-    "|drops=" + drops.join(",") + "|done=" + t.reader.sawDone.toString() + "|partial=" + partial.toString() +
-    "|flags=" + o.firstContentFlags.toString();
+  o.summary =
+    t.log.join("\u0001") +
+    "|usage=" +
+    usageText(t.usage) +
+    "|model=" +
+    t.model +
+    "|first=" +
+    t.firstContentEvent.toString() +
+    "|content=" +
+    t.contentEvents.toString() +
+    "/" +
+    t.contentBytes.toString() +
+    "/" +
+    t.contentChars.toString() +
+    "|usageEvents=" +
+    t.usageEvents.toString() +
+    "|usageOnly=" +
+    t.usageOnlyEvents.toString() +
+    "|malformed=" +
+    t.malformedEvents.toString() +
+    "|drops=" +
+    drops.join(",") +
+    "|done=" +
+    t.reader.sawDone.toString() +
+    "|partial=" +
+    partial.toString() +
+    "|flags=" +
+    o.firstContentFlags.toString();
   return o;
 }
 
@@ -138,7 +185,9 @@ function slice(base: usize, s: i32, e: i32): string {
   return e > s ? String.UTF8.decodeUnsafe(base + <usize>s, <usize>(e - s)) : "";
 }
 
-function trackText(s: string): RecordingTracker { return track(String.UTF8.encode(s), new Array<i32>()).tracker; }
+function trackText(s: string): RecordingTracker {
+  return track(String.UTF8.encode(s), new Array<i32>()).tracker;
+}
 
 const rng = new XorShift(0x9e3779b9);
 
@@ -158,9 +207,14 @@ function checkSplits(events: Array<string>, usageEvent: i32, randomRuns: i32): i
   let checked = 0;
   for (let variant = -1; variant < len - 1 + randomRuns; variant++) {
     const cuts = new Array<i32>();
-    if (variant == -1) for (let i = 1; i < len; i++) cuts.push(i); // byte by byte
-    else if (variant < len - 1) cuts.push(variant + 1);             // one cut
-    else { const r = randomCuts(rng, len, 24); for (let i = 0; i < r.length; i++) cuts.push(r[i]); }
+    if (variant == -1)
+      for (let i = 1; i < len; i++) cuts.push(i); // byte by byte
+    else if (variant < len - 1)
+      cuts.push(variant + 1); // one cut
+    else {
+      const r = randomCuts(rng, len, 24);
+      for (let i = 0; i < r.length; i++) cuts.push(r[i]);
+    }
     const o = track(input, cuts);
     checked++;
     const at = "cuts " + (cuts.length > 30 ? "byte by byte" : cuts.join(","));
@@ -174,9 +228,16 @@ function checkSplits(events: Array<string>, usageEvent: i32, randomRuns: i32): i
 
 describe("readJsonResponse", () => {
   it("reads usage and the served model of a vLLM chat body", () => {
-    const r = readJsonResponse(changetype<usize>(String.UTF8.encode(
-      '{"id":"chatcmpl-b1f0c2","object":"chat.completion","created":1732600000,"model":"qwen2-1-5b","choices":[{"index":0,"message":{"role":"assistant","content":"hello world","refusal":null,"annotations":null,"audio":null,"function_call":null,"reasoning":null},"logprobs":null,"finish_reason":"stop","stop_reason":null,"token_ids":null,"routed_experts":null}],"service_tier":null,"system_fingerprint":null,"usage":{"prompt_tokens":9,"total_tokens":11,"completion_tokens":2,"prompt_tokens_details":null,"completion_tokens_details":null},"prompt_logprobs":null,"prompt_token_ids":null,"prompt_text":null,"kv_transfer_params":null,"ec_transfer_params":null,"metrics":null}')),
-      String.UTF8.byteLength('{"id":"chatcmpl-b1f0c2","object":"chat.completion","created":1732600000,"model":"qwen2-1-5b","choices":[{"index":0,"message":{"role":"assistant","content":"hello world","refusal":null,"annotations":null,"audio":null,"function_call":null,"reasoning":null},"logprobs":null,"finish_reason":"stop","stop_reason":null,"token_ids":null,"routed_experts":null}],"service_tier":null,"system_fingerprint":null,"usage":{"prompt_tokens":9,"total_tokens":11,"completion_tokens":2,"prompt_tokens_details":null,"completion_tokens_details":null},"prompt_logprobs":null,"prompt_token_ids":null,"prompt_text":null,"kv_transfer_params":null,"ec_transfer_params":null,"metrics":null}'));
+    const r = readJsonResponse(
+      changetype<usize>(
+        String.UTF8.encode(
+          '{"id":"chatcmpl-b1f0c2","object":"chat.completion","created":1732600000,"model":"qwen2-1-5b","choices":[{"index":0,"message":{"role":"assistant","content":"hello world","refusal":null,"annotations":null,"audio":null,"function_call":null,"reasoning":null},"logprobs":null,"finish_reason":"stop","stop_reason":null,"token_ids":null,"routed_experts":null}],"service_tier":null,"system_fingerprint":null,"usage":{"prompt_tokens":9,"total_tokens":11,"completion_tokens":2,"prompt_tokens_details":null,"completion_tokens_details":null},"prompt_logprobs":null,"prompt_token_ids":null,"prompt_text":null,"kv_transfer_params":null,"ec_transfer_params":null,"metrics":null}',
+        ),
+      ),
+      String.UTF8.byteLength(
+        '{"id":"chatcmpl-b1f0c2","object":"chat.completion","created":1732600000,"model":"qwen2-1-5b","choices":[{"index":0,"message":{"role":"assistant","content":"hello world","refusal":null,"annotations":null,"audio":null,"function_call":null,"reasoning":null},"logprobs":null,"finish_reason":"stop","stop_reason":null,"token_ids":null,"routed_experts":null}],"service_tier":null,"system_fingerprint":null,"usage":{"prompt_tokens":9,"total_tokens":11,"completion_tokens":2,"prompt_tokens_details":null,"completion_tokens_details":null},"prompt_logprobs":null,"prompt_token_ids":null,"prompt_text":null,"kv_transfer_params":null,"ec_transfer_params":null,"metrics":null}',
+      ),
+    );
     expect(r.valid).toBe(true);
     expect(r.model).toBe("qwen2-1-5b");
     expect(usageText(r.usage)).toBe("9/2/11/-1/reported");
@@ -184,7 +245,12 @@ describe("readJsonResponse", () => {
 });
 
 class JsonCase {
-  constructor(public body: string, public valid: bool, public usage: string, public model: string) {}
+  constructor(
+    public body: string,
+    public valid: bool,
+    public usage: string,
+    public model: string,
+  ) {}
 }
 
 function readText(s: string): string {
@@ -201,7 +267,12 @@ describe("readJsonResponse: table", () => {
       new JsonCase('{"model":"m","usage":null}', true, "-1/-1/-1/-1", "m"),
       new JsonCase('{"usage":{}}', true, "-1/-1/-1/-1", ""),
       new JsonCase('{"usage":{"completion_tokens":5}}', true, "-1/5/-1/-1/reported", ""),
-      new JsonCase('{"usage":{"prompt_tokens":10,"completion_tokens":1,"total_tokens":11,"prompt_tokens_details":{"cached_tokens":8}}}', true, "10/1/11/8/reported", ""),
+      new JsonCase(
+        '{"usage":{"prompt_tokens":10,"completion_tokens":1,"total_tokens":11,"prompt_tokens_details":{"cached_tokens":8}}}',
+        true,
+        "10/1/11/8/reported",
+        "",
+      ),
       new JsonCase('{"usage":{"prompt_tokens":10,"prompt_tokens_details":{"audio_tokens":1}}}', true, "10/-1/-1/-1/reported", ""),
       new JsonCase('{"usage":{"prompt_tokens":1.5,"completion_tokens":-2,"total_tokens":"3"}}', true, "-1/-1/-1/-1", ""),
       new JsonCase('{"usage":{"prompt_tokens":1,"prompt_tokens":2}}', true, "-1/-1/-1/-1", ""),
@@ -239,7 +310,9 @@ describe("SseUsageTracker: recorded vLLM streams", () => {
     const t = new SseUsageTracker();
     t.feed(changetype<usize>(b), b.byteLength);
     expect(t.dropCount()).toBe(1);
-    const start = text.indexOf('data: {"id":"chatcmpl-b1f0c2","object":"chat.completion.chunk","created":1732600000,"model":"qwen2-1-5b","choices":[]');
+    const start = text.indexOf(
+      'data: {"id":"chatcmpl-b1f0c2","object":"chat.completion.chunk","created":1732600000,"model":"qwen2-1-5b","choices":[]',
+    );
     expect(t.dropStart(0)).toBe(start);
     expect(t.dropEnd(0)).toBe(start + CHAT_EVENTS[CHAT_USAGE_EVENT].length);
     expect(t.dropCarried(0)).toBe(0);
@@ -278,14 +351,27 @@ describe("SseUsageTracker: every split gives the same result", () => {
     const n = checkSplits(CHAT_EVENTS, CHAT_USAGE_EVENT, 300);
     expect(n).toBe(String.UTF8.byteLength(joinAll(CHAT_EVENTS)) + 300);
   });
-  it("completions stream", () => { checkSplits(COMPLETION_EVENTS, COMPLETION_USAGE_EVENT, 300); });
-  it("stream without usage", () => { checkSplits(NO_USAGE_EVENTS, -1, 300); });
-  it("continuous usage stream", () => { checkSplits(CONTINUOUS_EVENTS, 3, 300); });
-  it("malformed events", () => { checkSplits(MALFORMED_EVENTS, 5, 300); });
+  it("completions stream", () => {
+    checkSplits(COMPLETION_EVENTS, COMPLETION_USAGE_EVENT, 300);
+  });
+  it("stream without usage", () => {
+    checkSplits(NO_USAGE_EVENTS, -1, 300);
+  });
+  it("continuous usage stream", () => {
+    checkSplits(CONTINUOUS_EVENTS, 3, 300);
+  });
+  it("malformed events", () => {
+    checkSplits(MALFORMED_EVENTS, 5, 300);
+  });
 });
 
 class ContentCase {
-  constructor(public data: string, public content: bool, public bytes: i64, public chars: i64) {}
+  constructor(
+    public data: string,
+    public content: bool,
+    public bytes: i64,
+    public chars: i64,
+  ) {}
 }
 
 describe("SseUsageTracker: content detection", () => {
@@ -325,9 +411,10 @@ describe("SseUsageTracker: usage and malformed events", () => {
   it("takes the last non-null usage and ignores usage: null", () => {
     const t = trackText(
       'data: {"choices":[{"delta":{"content":"a"}}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}\n\n' +
-      'data: {"choices":[{"delta":{"content":"b"}}],"usage":null}\n\n' +
-      'data: {"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8,"prompt_tokens_details":{"cached_tokens":4}}}\n\n' +
-      'data: {"choices":[],"usage":null}\n\n');
+        'data: {"choices":[{"delta":{"content":"b"}}],"usage":null}\n\n' +
+        'data: {"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8,"prompt_tokens_details":{"cached_tokens":4}}}\n\n' +
+        'data: {"choices":[],"usage":null}\n\n',
+    );
     expect(usageText(t.usage)).toBe("5/3/8/4/reported");
     expect(t.usageEvents).toBe(2);
     expect(t.usageOnlyEvents).toBe(1); // choices [] with usage null is not usage-only
@@ -343,7 +430,9 @@ describe("SseUsageTracker: usage and malformed events", () => {
 
   it("stops tracking after an oversized event and says so", () => {
     const t = new SseUsageTracker(64);
-    const b = String.UTF8.encode('data: {"choices":[{"delta":{"content":"' + "x".repeat(80) + '"}}]}\n\ndata: {"choices":[{"delta":{"content":"y"}}]}\n\n');
+    const b = String.UTF8.encode(
+      'data: {"choices":[{"delta":{"content":"' + "x".repeat(80) + '"}}]}\n\ndata: {"choices":[{"delta":{"content":"y"}}]}\n\n',
+    );
     t.feed(changetype<usize>(b), b.byteLength);
     expect(t.reader.overflowed).toBe(true);
     expect(t.contentEvents).toBe(0);
@@ -362,19 +451,27 @@ describe("SseUsageTracker: usage and malformed events", () => {
     expect(t.dropCount()).toBe(1);
     expect(t.dropStart(0)).toBe(0);
     expect(t.dropCarried(0)).toBe(pending);
-    expect(cut - pending).toBe(text.indexOf('data: {"id":"chatcmpl-b1f0c2","object":"chat.completion.chunk","created":1732600000,"model":"qwen2-1-5b","choices":[]'));
+    expect(cut - pending).toBe(
+      text.indexOf('data: {"id":"chatcmpl-b1f0c2","object":"chat.completion.chunk","created":1732600000,"model":"qwen2-1-5b","choices":[]'),
+    );
   });
 });
 
 class PromptCase {
-  constructor(public body: string, public tokens: i64) {}
+  constructor(
+    public body: string,
+    public tokens: i64,
+  ) {}
 }
 
 describe("estimatePromptTokens", () => {
   it("is ceil(content bytes / 4), at least 1; token ids count one each", () => {
     const cases: Array<PromptCase> = [
       new PromptCase('{"model":"m","messages":[{"role":"system","content":"0123456789"},{"role":"user","content":"abcdefg"}]}', 5),
-      new PromptCase('{"messages":[{"role":"user","content":[{"type":"text","text":"12345678"},{"type":"image_url","image_url":{"url":"x"}},{"type":"text","text":"9"}]}]}', 3),
+      new PromptCase(
+        '{"messages":[{"role":"user","content":[{"type":"text","text":"12345678"},{"type":"image_url","image_url":{"url":"x"}},{"type":"text","text":"9"}]}]}',
+        3,
+      ),
       new PromptCase('{"messages":[{"role":"assistant","content":null,"tool_calls":[]},{"role":"user","content":"\\u00e9\\u00e9"}]}', 1),
       new PromptCase('{"messages":[]}', 1),
       new PromptCase('{"prompt":"0123456789abcdef"}', 4),

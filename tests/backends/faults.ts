@@ -14,43 +14,43 @@ export interface Faults {
   endWithoutDone?: boolean;
 }
 
-export const FAULT_HEADER_PREFIX = 'x-stub-';
+export const FAULT_HEADER_PREFIX = "x-stub-";
 
 type FaultKey = keyof Faults;
-type FaultKind = 'status' | 'count' | 'positive' | 'flag';
+type FaultKind = "status" | "count" | "positive" | "flag";
 
 const FAULT_NAMES: ReadonlyMap<string, { key: FaultKey; kind: FaultKind }> = new Map([
-  ['status', { key: 'status', kind: 'status' }],
-  ['delay-ms', { key: 'delayMs', kind: 'count' }],
-  ['ttft-ms', { key: 'ttftMs', kind: 'count' }],
-  ['token-interval-ms', { key: 'tokenIntervalMs', kind: 'count' }],
-  ['completion-tokens', { key: 'completionTokens', kind: 'positive' }],
-  ['drop', { key: 'drop', kind: 'flag' }],
-  ['cut-after', { key: 'cutAfter', kind: 'count' }],
-  ['no-usage', { key: 'noUsage', kind: 'flag' }],
-  ['end-without-done', { key: 'endWithoutDone', kind: 'flag' }],
+  ["status", { key: "status", kind: "status" }],
+  ["delay-ms", { key: "delayMs", kind: "count" }],
+  ["ttft-ms", { key: "ttftMs", kind: "count" }],
+  ["token-interval-ms", { key: "tokenIntervalMs", kind: "count" }],
+  ["completion-tokens", { key: "completionTokens", kind: "positive" }],
+  ["drop", { key: "drop", kind: "flag" }],
+  ["cut-after", { key: "cutAfter", kind: "count" }],
+  ["no-usage", { key: "noUsage", kind: "flag" }],
+  ["end-without-done", { key: "endWithoutDone", kind: "flag" }],
 ]);
 
 export type FaultsResult = { ok: true; faults: Faults } | { ok: false; error: string };
 
 function parseCount(raw: unknown): number | undefined {
-  if (typeof raw === 'number' && Number.isSafeInteger(raw) && raw >= 0) return raw;
-  if (typeof raw === 'string' && /^\d{1,9}$/.test(raw.trim())) return Number(raw.trim());
+  if (typeof raw === "number" && Number.isSafeInteger(raw) && raw >= 0) return raw;
+  if (typeof raw === "string" && /^\d{1,9}$/.test(raw.trim())) return Number(raw.trim());
   return undefined;
 }
 
 function parseFlag(raw: unknown): boolean | undefined {
-  if (raw === true || raw === 1 || raw === '1' || raw === 'true') return true;
-  if (raw === false || raw === 0 || raw === '0' || raw === 'false') return false;
+  if (raw === true || raw === 1 || raw === "1" || raw === "true") return true;
+  if (raw === false || raw === 0 || raw === "0" || raw === "false") return false;
   return undefined;
 }
 
 function parseValue(kind: FaultKind, raw: unknown): number | boolean | undefined {
-  if (kind === 'flag') return parseFlag(raw);
+  if (kind === "flag") return parseFlag(raw);
   const n = parseCount(raw);
   if (n === undefined) return undefined;
-  if (kind === 'status' && (n < 400 || n > 599)) return undefined;
-  if (kind === 'positive' && n < 1) return undefined;
+  if (kind === "status" && (n < 400 || n > 599)) return undefined;
+  if (kind === "positive" && n < 1) return undefined;
   return n;
 }
 
@@ -72,17 +72,14 @@ function parseEntries(entries: Iterable<[string, unknown]>): FaultsResult {
 }
 
 /** Names a served model: the request's other x-stub-* faults then hit only that backend. */
-export const FAULT_TARGET_HEADER = 'x-stub-target';
+export const FAULT_TARGET_HEADER = "x-stub-target";
 
 /**
  * Faults from request headers; only `x-stub-*` headers are looked at. With `x-stub-target`,
  * a backend serving another model ignores them, so one client request can fail the primary
  * and let the fallback answer.
  */
-export function faultsFromHeaders(
-  headers: Record<string, string | string[] | undefined>,
-  servedModel: string,
-): FaultsResult {
+export function faultsFromHeaders(headers: Record<string, string | string[] | undefined>, servedModel: string): FaultsResult {
   const entries: [string, unknown][] = [];
   let target: string | undefined;
   for (const [name, value] of Object.entries(headers)) {
@@ -98,8 +95,8 @@ export function faultsFromHeaders(
 
 /** Faults from the JSON body of `POST /stub/faults`. */
 export function faultsFromJson(body: unknown): FaultsResult {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    return { ok: false, error: 'fault body must be a JSON object' };
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    return { ok: false, error: "fault body must be a JSON object" };
   }
   return parseEntries(Object.entries(body));
 }

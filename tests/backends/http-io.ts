@@ -1,13 +1,13 @@
 // Small HTTP helpers for the vLLM stub: body reading, JSON replies, abortable waits and writes.
 
-import { once } from 'node:events';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { once } from "node:events";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { setTimeout as sleep } from "node:timers/promises";
 
 export async function readBody(req: IncomingMessage): Promise<string> {
   const parts: Buffer[] = [];
   for await (const part of req) parts.push(part as Buffer);
-  return Buffer.concat(parts).toString('utf8');
+  return Buffer.concat(parts).toString("utf8");
 }
 
 export function parseJsonOrRaw(raw: string): unknown {
@@ -21,9 +21,9 @@ export function parseJsonOrRaw(raw: string): unknown {
 export function sendJson(res: ServerResponse, model: string, status: number, body: unknown): void {
   const payload = JSON.stringify(body);
   res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(payload),
-    'x-stub-model': model,
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(payload),
+    "x-stub-model": model,
   });
   res.end(payload);
 }
@@ -48,7 +48,7 @@ export async function write(res: ServerResponse, data: string, signal: AbortSign
   });
   if (!accepted) {
     try {
-      await once(res, 'drain', { signal });
+      await once(res, "drain", { signal });
     } catch {
       return { ok: false, flushed };
     }

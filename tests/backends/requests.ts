@@ -6,9 +6,9 @@
 //   vllm/entrypoints/openai/completion/protocol.py (max_tokens defaults to 16; stream_options needs stream)
 // Validation messages keep vLLM's shape ("N validation error:\n  {...}") but omit pydantic's `input`.
 
-import { randomBytes } from 'node:crypto';
-import { countPromptTokens, type Endpoint } from './tokens.ts';
-import { errorBody, type ErrorBody } from './vllm-wire.ts';
+import { randomBytes } from "node:crypto";
+import { countPromptTokens, type Endpoint } from "./tokens.ts";
+import { errorBody, type ErrorBody } from "./vllm-wire.ts";
 
 /** vLLM's CompletionRequest.max_tokens default; chat has none (it fills the context). */
 export const COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
@@ -25,19 +25,17 @@ export interface GenerationRequest {
   idBase: string;
 }
 
-export type ParseResult =
-  | { ok: true; request: GenerationRequest }
-  | { ok: false; status: number; body: ErrorBody };
+export type ParseResult = { ok: true; request: GenerationRequest } | { ok: false; status: number; body: ErrorBody };
 
 function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function validationError(detail: string, param: string | null): ParseResult {
   return {
     ok: false,
     status: 400,
-    body: errorBody(`1 validation error:\n  ${detail}`, 'Bad Request', 400, param),
+    body: errorBody(`1 validation error:\n  ${detail}`, "Bad Request", 400, param),
   };
 }
 
@@ -47,12 +45,12 @@ function pydanticError(type: string, loc: string, msg: string, param: string): P
 
 /** Stub limits (one prompt, one choice) answer 400 with a type no vLLM emits, so they stand out. */
 function unsupported(message: string): ParseResult {
-  return { ok: false, status: 400, body: errorBody(`stub: ${message}`, 'StubUnsupportedError', 400, null) };
+  return { ok: false, status: 400, body: errorBody(`stub: ${message}`, "StubUnsupportedError", 400, null) };
 }
 
 // Where the JSON broke, as pydantic's json_invalid loc does; "end of input" has no position in V8.
 function jsonPosition(error: unknown, raw: string): number {
-  const match = /position (\d+)/.exec(error instanceof Error ? error.message : '');
+  const match = /position (\d+)/.exec(error instanceof Error ? error.message : "");
   return match?.[1] !== undefined ? Number(match[1]) : raw.length;
 }
 
@@ -60,12 +58,12 @@ function jsonPosition(error: unknown, raw: string): number {
 function readOptionalInt(body: Record<string, unknown>, field: string): number | undefined | ParseResult {
   const value = body[field];
   if (value === undefined || value === null) return undefined;
-  if (typeof value === 'number' && Number.isInteger(value)) return value;
-  return pydanticError('int_type', `'body', '${field}'`, 'Input should be a valid integer', `body.${field}`);
+  if (typeof value === "number" && Number.isInteger(value)) return value;
+  return pydanticError("int_type", `'body', '${field}'`, "Input should be a valid integer", `body.${field}`);
 }
 
 function isFailure(value: unknown): value is ParseResult {
-  return isRecord(value) && value['ok'] === false;
+  return isRecord(value) && value["ok"] === false;
 }
 
 export function parseGenerationRequest(
@@ -75,8 +73,8 @@ export function parseGenerationRequest(
   requestIdHeader: string | undefined,
   rawBody: string,
 ): ParseResult {
-  const mediaType = (contentType ?? '').split(';')[0]?.trim().toLowerCase();
-  if (mediaType !== 'application/json') {
+  const mediaType = (contentType ?? "").split(";")[0]?.trim().toLowerCase();
+  if (mediaType !== "application/json") {
     return validationError("Unsupported Media Type: Only 'application/json' is allowed", null);
   }
   let body: unknown;
@@ -84,58 +82,68 @@ export function parseGenerationRequest(
     body = JSON.parse(rawBody);
   } catch (error) {
     const pos = jsonPosition(error, rawBody);
-    return pydanticError('json_invalid', `'body', ${pos}`, 'JSON decode error', `body.${pos}`);
+    return pydanticError("json_invalid", `'body', ${pos}`, "JSON decode error", `body.${pos}`);
   }
   if (!isRecord(body)) {
-    return pydanticError('model_attributes_type', "'body',", 'Input should be a valid dictionary or object to extract fields from', 'body');
+    return pydanticError("model_attributes_type", "'body',", "Input should be a valid dictionary or object to extract fields from", "body");
   }
 
-  if (endpoint === 'chat') {
-    if (!('messages' in body)) return pydanticError('missing', "'body', 'messages'", 'Field required', 'body.messages');
-    if (!Array.isArray(body['messages'])) {
-      return pydanticError('list_type', "'body', 'messages'", 'Input should be a valid list', 'body.messages');
+  if (endpoint === "chat") {
+    if (!("messages" in body)) return pydanticError("missing", "'body', 'messages'", "Field required", "body.messages");
+    if (!Array.isArray(body["messages"])) {
+      return pydanticError("list_type", "'body', 'messages'", "Input should be a valid list", "body.messages");
     }
   } else {
-    const prompt = body['prompt'];
-    if (prompt === undefined || prompt === null || prompt === '') {
-      return pydanticError('value_error', "'body',", 'Value error, Either prompt or prompt_embeds must be provided and non-empty. (parameter=prompt)', 'prompt');
+    const prompt = body["prompt"];
+    if (prompt === undefined || prompt === null || prompt === "") {
+      return pydanticError(
+        "value_error",
+        "'body',",
+        "Value error, Either prompt or prompt_embeds must be provided and non-empty. (parameter=prompt)",
+        "prompt",
+      );
     }
-    if (Array.isArray(prompt) && prompt.length > 1 && !prompt.every((p) => typeof p === 'number')) {
-      return unsupported('only one prompt per request');
+    if (Array.isArray(prompt) && prompt.length > 1 && !prompt.every((p) => typeof p === "number")) {
+      return unsupported("only one prompt per request");
     }
   }
 
-  const stream = body['stream'] === true;
-  const streamOptions = body['stream_options'];
+  const stream = body["stream"] === true;
+  const streamOptions = body["stream_options"];
   if (streamOptions !== undefined && streamOptions !== null && !stream) {
-    return pydanticError('value_error', "'body',", 'Value error, Stream options can only be defined when `stream=True`. (parameter=stream_options)', 'stream_options');
+    return pydanticError(
+      "value_error",
+      "'body',",
+      "Value error, Stream options can only be defined when `stream=True`. (parameter=stream_options)",
+      "stream_options",
+    );
   }
 
-  const n = readOptionalInt(body, 'n');
+  const n = readOptionalInt(body, "n");
   if (isFailure(n)) return n;
-  if (n !== undefined && n !== 1) return unsupported('only n=1 is supported');
+  if (n !== undefined && n !== 1) return unsupported("only n=1 is supported");
 
   // Chat prefers max_completion_tokens over the deprecated max_tokens.
-  const maxCompletion = endpoint === 'chat' ? readOptionalInt(body, 'max_completion_tokens') : undefined;
+  const maxCompletion = endpoint === "chat" ? readOptionalInt(body, "max_completion_tokens") : undefined;
   if (isFailure(maxCompletion)) return maxCompletion;
-  const maxTokensField = readOptionalInt(body, 'max_tokens');
+  const maxTokensField = readOptionalInt(body, "max_tokens");
   if (isFailure(maxTokensField)) return maxTokensField;
-  const maxTokens = maxCompletion ?? maxTokensField ?? (endpoint === 'completions' ? COMPLETIONS_DEFAULT_MAX_TOKENS : undefined);
+  const maxTokens = maxCompletion ?? maxTokensField ?? (endpoint === "completions" ? COMPLETIONS_DEFAULT_MAX_TOKENS : undefined);
   if (maxTokens !== undefined && maxTokens < 1) {
     return {
       ok: false,
       status: 400,
-      body: errorBody(`max_tokens must be at least 1, got ${maxTokens}.`, 'BadRequestError', 400, 'max_tokens'),
+      body: errorBody(`max_tokens must be at least 1, got ${maxTokens}.`, "BadRequestError", 400, "max_tokens"),
     };
   }
 
   // Model is checked after body validation, as vLLM's handler runs after pydantic.
-  const model = body['model'];
-  if (typeof model === 'string' && model !== '' && model !== servedModel) {
+  const model = body["model"];
+  if (typeof model === "string" && model !== "" && model !== servedModel) {
     return {
       ok: false,
       status: 404,
-      body: errorBody(`The model \`${model}\` does not exist.`, 'NotFoundError', 404, 'model'),
+      body: errorBody(`The model \`${model}\` does not exist.`, "NotFoundError", 404, "model"),
     };
   }
 
@@ -143,13 +151,13 @@ export function parseGenerationRequest(
   let includeUsage = false;
   let continuousUsage = false;
   if (isRecord(streamOptions)) {
-    const include = 'include_usage' in streamOptions ? streamOptions['include_usage'] : true;
+    const include = "include_usage" in streamOptions ? streamOptions["include_usage"] : true;
     includeUsage = include === true;
-    continuousUsage = includeUsage && streamOptions['continuous_usage_stats'] === true;
+    continuousUsage = includeUsage && streamOptions["continuous_usage_stats"] === true;
   }
 
-  const bodyRequestId = body['request_id'];
-  const idBase = requestIdHeader ?? (typeof bodyRequestId === 'string' ? bodyRequestId : randomBytes(16).toString('hex'));
+  const bodyRequestId = body["request_id"];
+  const idBase = requestIdHeader ?? (typeof bodyRequestId === "string" ? bodyRequestId : randomBytes(16).toString("hex"));
 
   return {
     ok: true,
@@ -166,10 +174,13 @@ export function parseGenerationRequest(
 }
 
 /** How many tokens the stub generates and why it stops: hitting max_tokens is "length", else EOS "stop". */
-export function plannedCompletion(configuredTokens: number, maxTokens: number | undefined): {
+export function plannedCompletion(
+  configuredTokens: number,
+  maxTokens: number | undefined,
+): {
   tokens: number;
-  finishReason: 'length' | 'stop';
+  finishReason: "length" | "stop";
 } {
-  if (maxTokens !== undefined && maxTokens <= configuredTokens) return { tokens: maxTokens, finishReason: 'length' };
-  return { tokens: configuredTokens, finishReason: 'stop' };
+  if (maxTokens !== undefined && maxTokens <= configuredTokens) return { tokens: maxTokens, finishReason: "length" };
+  return { tokens: configuredTokens, finishReason: "stop" };
 }

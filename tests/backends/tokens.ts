@@ -2,10 +2,38 @@
 // Tests import these to compute the exact text and usage a backend must return.
 
 const WORDS: readonly string[] = [
-  'alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel',
-  'india', 'juliet', 'kilo', 'lima', 'mike', 'november', 'oscar', 'papa',
-  'quebec', 'romeo', 'sierra', 'tango', 'uniform', 'victor', 'whiskey', 'xray',
-  'yankee', 'zulu', 'amber', 'basalt', 'cobalt', 'dune', 'ember', 'fjord',
+  "alpha",
+  "bravo",
+  "charlie",
+  "delta",
+  "echo",
+  "foxtrot",
+  "golf",
+  "hotel",
+  "india",
+  "juliet",
+  "kilo",
+  "lima",
+  "mike",
+  "november",
+  "oscar",
+  "papa",
+  "quebec",
+  "romeo",
+  "sierra",
+  "tango",
+  "uniform",
+  "victor",
+  "whiskey",
+  "xray",
+  "yankee",
+  "zulu",
+  "amber",
+  "basalt",
+  "cobalt",
+  "dune",
+  "ember",
+  "fjord",
 ];
 
 // FNV-1a: a stable per-model offset so two backends never produce the same text.
@@ -21,8 +49,8 @@ function modelSeed(model: string): number {
 /** Token i of the output. Token 0 is the model name, so the body alone tells which backend answered. */
 export function tokenText(model: string, index: number): string {
   if (index === 0) return model;
-  const word = WORDS[(modelSeed(model) + index) % WORDS.length] ?? 'token';
-  return ' ' + word;
+  const word = WORDS[(modelSeed(model) + index) % WORDS.length] ?? "token";
+  return " " + word;
 }
 
 export function tokenTexts(model: string, count: number): string[] {
@@ -33,7 +61,7 @@ export function tokenTexts(model: string, count: number): string[] {
 
 /** The full generated text for `count` tokens (what a non-streaming response carries). */
 export function expectedText(model: string, count: number): string {
-  return tokenTexts(model, count).join('');
+  return tokenTexts(model, count).join("");
 }
 
 function countWords(text: string): number {
@@ -41,17 +69,17 @@ function countWords(text: string): number {
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 // Chat content is either a string or a list of parts; only text parts carry words.
 function countContentWords(content: unknown): number {
-  if (typeof content === 'string') return countWords(content);
+  if (typeof content === "string") return countWords(content);
   if (!Array.isArray(content)) return 0;
   let words = 0;
   for (const part of content) {
-    if (isRecord(part) && part['type'] === 'text' && typeof part['text'] === 'string') {
-      words += countWords(part['text']);
+    if (isRecord(part) && part["type"] === "text" && typeof part["text"] === "string") {
+      words += countWords(part["text"]);
     }
   }
   return words;
@@ -59,18 +87,18 @@ function countContentWords(content: unknown): number {
 
 // A completions prompt may be text, a list of texts, token ids, or lists of token ids.
 function countPromptWords(prompt: unknown): number {
-  if (typeof prompt === 'string') return countWords(prompt);
+  if (typeof prompt === "string") return countWords(prompt);
   if (!Array.isArray(prompt)) return 0;
   let tokens = 0;
   for (const item of prompt) {
-    if (typeof item === 'number') tokens += 1;
-    else if (typeof item === 'string') tokens += countWords(item);
+    if (typeof item === "number") tokens += 1;
+    else if (typeof item === "string") tokens += countWords(item);
     else if (Array.isArray(item)) tokens += item.length;
   }
   return tokens;
 }
 
-export type Endpoint = 'chat' | 'completions';
+export type Endpoint = "chat" | "completions";
 
 /**
  * prompt_tokens the stub reports: whitespace-separated words over all message contents (chat)
@@ -79,15 +107,15 @@ export type Endpoint = 'chat' | 'completions';
 export function countPromptTokens(endpoint: Endpoint, body: unknown): number {
   if (!isRecord(body)) return 1;
   let words = 0;
-  if (endpoint === 'chat') {
-    const messages = body['messages'];
+  if (endpoint === "chat") {
+    const messages = body["messages"];
     if (Array.isArray(messages)) {
       for (const message of messages) {
-        if (isRecord(message)) words += countContentWords(message['content']);
+        if (isRecord(message)) words += countContentWords(message["content"]);
       }
     }
   } else {
-    words = countPromptWords(body['prompt']);
+    words = countPromptWords(body["prompt"]);
   }
   return Math.max(1, words);
 }

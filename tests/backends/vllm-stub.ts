@@ -25,15 +25,15 @@
 // Every response carries `x-stub-model: <served model>`, and the first generated token is the
 // model name, so tests can tell which backend answered from headers or body.
 
-import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
-import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
-import { pause, parseJsonOrRaw, readBody, sendJson, write } from './http-io.ts';
-import { faultsFromHeaders, faultsFromJson, mergeFaults, type Faults } from './faults.ts';
-import { parseGenerationRequest, plannedCompletion } from './requests.ts';
-import { tokenTexts, type Endpoint } from './tokens.ts';
+import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
+import { pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+import { pause, parseJsonOrRaw, readBody, sendJson, write } from "./http-io.ts";
+import { faultsFromHeaders, faultsFromJson, mergeFaults, type Faults } from "./faults.ts";
+import { parseGenerationRequest, plannedCompletion } from "./requests.ts";
+import { tokenTexts, type Endpoint } from "./tokens.ts";
 import {
   chatCompletionBody,
   completionBody,
@@ -43,7 +43,7 @@ import {
   planStream,
   usageOf,
   type ResponseMeta,
-} from './vllm-wire.ts';
+} from "./vllm-wire.ts";
 
 export interface StubOptions {
   /** Served model name, e.g. "qwen2-1-5b". */
@@ -67,7 +67,7 @@ export interface StubHandle {
 }
 
 export const STUB_DEFAULTS = {
-  host: '127.0.0.1',
+  host: "127.0.0.1",
   port: 0,
   ttftMs: 0,
   tokenIntervalMs: 0,
@@ -76,8 +76,8 @@ export const STUB_DEFAULTS = {
 } as const;
 
 const GENERATION_PATHS: ReadonlyMap<string, Endpoint> = new Map([
-  ['/v1/chat/completions', 'chat'],
-  ['/v1/completions', 'completions'],
+  ["/v1/chat/completions", "chat"],
+  ["/v1/completions", "completions"],
 ]);
 
 interface LastRequest {
@@ -98,7 +98,7 @@ interface StubState {
 }
 
 function stubConfigError(res: ServerResponse, model: string, message: string): void {
-  sendJson(res, model, 400, errorBody(`stub: ${message}`, 'StubConfigError', 400, null));
+  sendJson(res, model, 400, errorBody(`stub: ${message}`, "StubConfigError", 400, null));
 }
 
 async function handleGeneration(
@@ -111,7 +111,7 @@ async function handleGeneration(
   const raw = await readBody(req);
   state.hits.set(path, (state.hits.get(path) ?? 0) + 1);
   // Kept raw and parsed only when /stub/stats asks: a burst of long prompts should not parse each twice.
-  state.lastRequest = { method: req.method ?? '', path, headers: { ...req.headers }, raw };
+  state.lastRequest = { method: req.method ?? "", path, headers: { ...req.headers }, raw };
 
   const fromHeaders = faultsFromHeaders(req.headers, state.model);
   if (!fromHeaders.ok) return stubConfigError(res, state.model, fromHeaders.error);
@@ -124,7 +124,7 @@ async function handleGeneration(
     cutByUs = true;
     res.destroy();
   };
-  res.on('close', () => {
+  res.on("close", () => {
     if (res.writableFinished) return;
     if (!cutByUs) state.aborted += 1;
     abort.abort();
@@ -134,7 +134,7 @@ async function handleGeneration(
   if (!(await pause(faults.delayMs ?? 0, signal))) return;
   if (faults.drop === true) return cut();
   if (faults.status !== undefined) {
-    const phrase = STATUS_CODES[faults.status] ?? 'Error';
+    const phrase = STATUS_CODES[faults.status] ?? "Error";
     // Shape of vLLM's HTTPException handler: type is the status phrase.
     return sendJson(res, state.model, faults.status, errorBody(`stub: injected ${faults.status}`, phrase, faults.status, null));
   }
@@ -142,8 +142,8 @@ async function handleGeneration(
   const parsed = parseGenerationRequest(
     endpoint,
     state.model,
-    req.headers['content-type'],
-    typeof req.headers['x-request-id'] === 'string' ? req.headers['x-request-id'] : undefined,
+    req.headers["content-type"],
+    typeof req.headers["x-request-id"] === "string" ? req.headers["x-request-id"] : undefined,
     raw,
   );
   if (!parsed.ok) return sendJson(res, state.model, parsed.status, parsed.body);
@@ -164,11 +164,11 @@ async function handleGeneration(
     // vLLM answers only once generation is done.
     if (!(await pause(ttftMs + (count - 1) * tokenIntervalMs, signal))) return;
     const usage = withUsage ? usageOf(request.promptTokens, count) : null;
-    const render = endpoint === 'chat' ? chatCompletionBody : completionBody;
-    const body = render(meta, tokens.join(''), finishReason, usage);
+    const render = endpoint === "chat" ? chatCompletionBody : completionBody;
+    const body = render(meta, tokens.join(""), finishReason, usage);
     if (faults.cutAfter === undefined) return sendJson(res, state.model, 200, body);
     const payload = Buffer.from(JSON.stringify(body));
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': payload.length, 'x-stub-model': state.model });
+    res.writeHead(200, { "content-type": "application/json", "content-length": payload.length, "x-stub-model": state.model });
     res.write(payload.subarray(0, faults.cutAfter), cut);
     return;
   }
@@ -186,7 +186,7 @@ async function handleGeneration(
     tokenIntervalMs,
   });
   // Starlette adds the charset to text/* media types; headers go out before the first token.
-  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'x-stub-model': state.model });
+  res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "x-stub-model": state.model });
   res.flushHeaders();
   // A cut waits for the written events to reach the socket, or destroy() would discard them.
   let sent = 0;
@@ -205,11 +205,11 @@ async function handleGeneration(
 }
 
 async function handleFaults(state: StubState, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  if (req.method === 'DELETE') {
+  if (req.method === "DELETE") {
     state.control = {};
     return sendJson(res, state.model, 200, { faults: state.control });
   }
-  if (req.method === 'GET') return sendJson(res, state.model, 200, { faults: state.control });
+  if (req.method === "GET") return sendJson(res, state.model, 200, { faults: state.control });
   const parsed = faultsFromJson(parseJsonOrRaw(await readBody(req)));
   if (!parsed.ok) return stubConfigError(res, state.model, parsed.error);
   state.control = parsed.faults;
@@ -230,10 +230,10 @@ function statsBody(state: StubState): unknown {
 }
 
 async function route(state: StubState, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const path = new URL(req.url ?? '/', 'http://stub').pathname;
-  const method = req.method ?? 'GET';
+  const path = new URL(req.url ?? "/", "http://stub").pathname;
+  const method = req.method ?? "GET";
   const endpoint = GENERATION_PATHS.get(path);
-  if (endpoint !== undefined && method === 'POST') {
+  if (endpoint !== undefined && method === "POST") {
     state.inFlight += 1;
     try {
       return await handleGeneration(state, endpoint, req, res, path);
@@ -241,20 +241,20 @@ async function route(state: StubState, req: IncomingMessage, res: ServerResponse
       state.inFlight -= 1;
     }
   }
-  if (path === '/health' && method === 'GET') {
-    res.writeHead(200, { 'content-length': 0, 'x-stub-model': state.model });
+  if (path === "/health" && method === "GET") {
+    res.writeHead(200, { "content-length": 0, "x-stub-model": state.model });
     return void res.end();
   }
-  if (path === '/v1/models' && method === 'GET') {
+  if (path === "/v1/models" && method === "GET") {
     const created = Math.floor(Date.now() / 1000);
-    const permissionId = `modelperm-${randomBytes(16).toString('hex')}`;
+    const permissionId = `modelperm-${randomBytes(16).toString("hex")}`;
     return sendJson(res, state.model, 200, modelList(state.model, state.model, STUB_DEFAULTS.maxModelLen, created, permissionId));
   }
-  if (path === '/stub/faults' && ['POST', 'DELETE', 'GET'].includes(method)) return handleFaults(state, req, res);
-  if (path === '/stub/stats' && method === 'GET') return sendJson(res, state.model, 200, statsBody(state));
+  if (path === "/stub/faults" && ["POST", "DELETE", "GET"].includes(method)) return handleFaults(state, req, res);
+  if (path === "/stub/stats" && method === "GET") return sendJson(res, state.model, 200, statsBody(state));
   // FastAPI's defaults for unknown paths and methods.
-  const known = endpoint !== undefined || ['/health', '/v1/models', '/stub/faults', '/stub/stats'].includes(path);
-  return sendJson(res, state.model, known ? 405 : 404, { detail: known ? 'Method Not Allowed' : 'Not Found' });
+  const known = endpoint !== undefined || ["/health", "/v1/models", "/stub/faults", "/stub/stats"].includes(path);
+  return sendJson(res, state.model, known ? 405 : 404, { detail: known ? "Method Not Allowed" : "Not Found" });
 }
 
 function checkCount(name: string, value: number, min: number): void {
@@ -262,16 +262,16 @@ function checkCount(name: string, value: number, min: number): void {
 }
 
 export async function startStub(opts: StubOptions): Promise<StubHandle> {
-  if (opts.model === '') throw new Error('vllm-stub: model must not be empty');
+  if (opts.model === "") throw new Error("vllm-stub: model must not be empty");
   const host = opts.host ?? STUB_DEFAULTS.host;
   const base: Faults = {
     ttftMs: opts.ttftMs ?? STUB_DEFAULTS.ttftMs,
     tokenIntervalMs: opts.tokenIntervalMs ?? STUB_DEFAULTS.tokenIntervalMs,
     completionTokens: opts.completionTokens ?? STUB_DEFAULTS.completionTokens,
   };
-  checkCount('ttftMs', base.ttftMs ?? 0, 0);
-  checkCount('tokenIntervalMs', base.tokenIntervalMs ?? 0, 0);
-  checkCount('completionTokens', base.completionTokens ?? 0, 1);
+  checkCount("ttftMs", base.ttftMs ?? 0, 0);
+  checkCount("tokenIntervalMs", base.tokenIntervalMs ?? 0, 0);
+  checkCount("completionTokens", base.completionTokens ?? 0, 1);
 
   const state: StubState = { model: opts.model, base, control: {}, hits: new Map(), lastRequest: null, inFlight: 0, aborted: 0 };
   const server = createServer({ noDelay: true }, (req, res) => {
@@ -282,10 +282,10 @@ export async function startStub(opts: StubOptions): Promise<StubHandle> {
   });
   server.keepAliveTimeout = opts.keepAliveTimeoutMs ?? 5000;
   server.listen(opts.port ?? STUB_DEFAULTS.port, host);
-  await once(server, 'listening');
+  await once(server, "listening");
   const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('vllm-stub: no TCP address');
-  const urlHost = host.includes(':') ? `[${host}]` : host;
+  if (address === null || typeof address === "string") throw new Error("vllm-stub: no TCP address");
+  const urlHost = host.includes(":") ? `[${host}]` : host;
 
   let closing: Promise<void> | null = null;
   return {
@@ -317,35 +317,35 @@ function intArg(name: string, value: string | undefined): number | undefined {
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      model: { type: 'string' },
-      host: { type: 'string' },
-      port: { type: 'string' },
-      'ttft-ms': { type: 'string' },
-      'token-interval-ms': { type: 'string' },
-      'completion-tokens': { type: 'string' },
+      model: { type: "string" },
+      host: { type: "string" },
+      port: { type: "string" },
+      "ttft-ms": { type: "string" },
+      "token-interval-ms": { type: "string" },
+      "completion-tokens": { type: "string" },
     },
     strict: true,
   });
   if (values.model === undefined) {
-    throw new Error('usage: vllm-stub --model NAME [--host H] [--port N] [--ttft-ms N] [--token-interval-ms N] [--completion-tokens N]');
+    throw new Error("usage: vllm-stub --model NAME [--host H] [--port N] [--ttft-ms N] [--token-interval-ms N] [--completion-tokens N]");
   }
   const handle = await startStub({
     model: values.model,
     host: values.host,
-    port: intArg('port', values.port),
-    ttftMs: intArg('ttft-ms', values['ttft-ms']),
-    tokenIntervalMs: intArg('token-interval-ms', values['token-interval-ms']),
-    completionTokens: intArg('completion-tokens', values['completion-tokens']),
+    port: intArg("port", values.port),
+    ttftMs: intArg("ttft-ms", values["ttft-ms"]),
+    tokenIntervalMs: intArg("token-interval-ms", values["token-interval-ms"]),
+    completionTokens: intArg("completion-tokens", values["completion-tokens"]),
   });
-  process.stdout.write(JSON.stringify({ model: values.model, port: handle.port, url: handle.url }) + '\n');
+  process.stdout.write(JSON.stringify({ model: values.model, port: handle.port, url: handle.url }) + "\n");
   const shutdown = (): void => {
     handle.close().then(
       () => process.exit(0),
       () => process.exit(1),
     );
   };
-  process.once('SIGTERM', shutdown);
-  process.once('SIGINT', shutdown);
+  process.once("SIGTERM", shutdown);
+  process.once("SIGINT", shutdown);
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -11,7 +11,7 @@
 // Unlike OpenAI, token chunks carry no `usage` key (not even null) when include_usage is on;
 // only continuous_usage_stats puts usage on them.
 
-import type { Endpoint } from './tokens.ts';
+import type { Endpoint } from "./tokens.ts";
 
 export interface ResponseMeta {
   id: string;
@@ -31,7 +31,7 @@ export interface ErrorBody {
 
 type Json = Record<string, unknown>;
 
-export const ID_PREFIX: Readonly<Record<Endpoint, string>> = { chat: 'chatcmpl-', completions: 'cmpl-' };
+export const ID_PREFIX: Readonly<Record<Endpoint, string>> = { chat: "chatcmpl-", completions: "cmpl-" };
 
 export function usageOf(promptTokens: number, completionTokens: number): Usage {
   return {
@@ -54,7 +54,7 @@ function fullUsage(usage: Usage): Json {
 export function chatCompletionBody(meta: ResponseMeta, text: string, finishReason: string, usage: Usage | null): Json {
   const body: Json = {
     id: meta.id,
-    object: 'chat.completion',
+    object: "chat.completion",
     created: meta.created,
     model: meta.model,
     choices: [
@@ -62,7 +62,7 @@ export function chatCompletionBody(meta: ResponseMeta, text: string, finishReaso
         index: 0,
         // tool_calls is dropped by ChatMessage's serializer when empty.
         message: {
-          role: 'assistant',
+          role: "assistant",
           content: text,
           refusal: null,
           annotations: null,
@@ -94,7 +94,7 @@ export function chatCompletionBody(meta: ResponseMeta, text: string, finishReaso
 export function completionBody(meta: ResponseMeta, text: string, finishReason: string, usage: Usage | null): Json {
   const body: Json = {
     id: meta.id,
-    object: 'text_completion',
+    object: "text_completion",
     created: meta.created,
     model: meta.model,
     choices: [
@@ -122,13 +122,13 @@ export function completionBody(meta: ResponseMeta, text: string, finishReason: s
 
 // Chat sets completion_tokens_details (to None) on continuous-usage chunks; completions does not.
 function runningUsage(endpoint: Endpoint, usage: Usage): Json {
-  return endpoint === 'chat' ? { ...usage, completion_tokens_details: null } : { ...usage };
+  return endpoint === "chat" ? { ...usage, completion_tokens_details: null } : { ...usage };
 }
 
 function chunkHead(endpoint: Endpoint, meta: ResponseMeta): Json {
   return {
     id: meta.id,
-    object: endpoint === 'chat' ? 'chat.completion.chunk' : 'text_completion',
+    object: endpoint === "chat" ? "chat.completion.chunk" : "text_completion",
     created: meta.created,
     model: meta.model,
   };
@@ -137,28 +137,22 @@ function chunkHead(endpoint: Endpoint, meta: ResponseMeta): Json {
 /** First chat chunk: the role, sent with the first engine output. */
 export function chatRoleChunk(meta: ResponseMeta, usage: Usage | null): Json {
   const chunk: Json = {
-    ...chunkHead('chat', meta),
-    choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }],
+    ...chunkHead("chat", meta),
+    choices: [{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }],
   };
-  if (usage !== null) chunk['usage'] = runningUsage('chat', usage);
-  chunk['prompt_token_ids'] = null;
-  chunk['prompt_text'] = null;
+  if (usage !== null) chunk["usage"] = runningUsage("chat", usage);
+  chunk["prompt_token_ids"] = null;
+  chunk["prompt_text"] = null;
   return chunk;
 }
 
 /** One token. The last one carries finish_reason (and stop_reason), as vLLM's final output does. */
-export function tokenChunk(
-  endpoint: Endpoint,
-  meta: ResponseMeta,
-  text: string,
-  finishReason: string | null,
-  usage: Usage | null,
-): Json {
+export function tokenChunk(endpoint: Endpoint, meta: ResponseMeta, text: string, finishReason: string | null, usage: Usage | null): Json {
   let choice: Json;
-  if (endpoint === 'chat') {
+  if (endpoint === "chat") {
     choice = { index: 0, delta: { content: text }, logprobs: null, finish_reason: finishReason };
-    if (finishReason !== null) choice['stop_reason'] = null;
-    choice['token_ids'] = null;
+    if (finishReason !== null) choice["stop_reason"] = null;
+    choice["token_ids"] = null;
   } else {
     choice = {
       index: 0,
@@ -171,7 +165,7 @@ export function tokenChunk(
     };
   }
   const chunk: Json = { ...chunkHead(endpoint, meta), choices: [choice] };
-  if (usage !== null) chunk['usage'] = runningUsage(endpoint, usage);
+  if (usage !== null) chunk["usage"] = runningUsage(endpoint, usage);
   return chunk;
 }
 
@@ -180,8 +174,8 @@ export function usageChunk(endpoint: Endpoint, meta: ResponseMeta, usage: Usage)
   return { ...chunkHead(endpoint, meta), choices: [], usage: { ...usage } };
 }
 
-export function sseEvent(data: Json | '[DONE]'): string {
-  return `data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`;
+export function sseEvent(data: Json | "[DONE]"): string {
+  return `data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`;
 }
 
 export interface StreamPlan {
@@ -211,41 +205,40 @@ export interface PlannedEvent {
 export function planStream(plan: StreamPlan): PlannedEvent[] {
   const { endpoint, meta, tokens } = plan;
   const events: PlannedEvent[] = [];
-  const running = (completion: number): Usage | null =>
-    plan.continuousUsage ? usageOf(plan.promptTokens, completion) : null;
-  if (endpoint === 'chat') {
+  const running = (completion: number): Usage | null => (plan.continuousUsage ? usageOf(plan.promptTokens, completion) : null);
+  if (endpoint === "chat") {
     events.push({ waitMs: plan.ttftMs, data: sseEvent(chatRoleChunk(meta, running(0))) });
   }
   tokens.forEach((text, i) => {
     const last = i === tokens.length - 1;
-    const waitMs = i === 0 ? (endpoint === 'chat' ? 0 : plan.ttftMs) : plan.tokenIntervalMs;
+    const waitMs = i === 0 ? (endpoint === "chat" ? 0 : plan.ttftMs) : plan.tokenIntervalMs;
     const chunk = tokenChunk(endpoint, meta, text, last ? plan.finishReason : null, running(i + 1));
     events.push({ waitMs, data: sseEvent(chunk) });
   });
   if (plan.includeUsage) {
     events.push({ waitMs: 0, data: sseEvent(usageChunk(endpoint, meta, usageOf(plan.promptTokens, tokens.length))) });
   }
-  if (plan.sendDone) events.push({ waitMs: 0, data: sseEvent('[DONE]') });
+  if (plan.sendDone) events.push({ waitMs: 0, data: sseEvent("[DONE]") });
   return events;
 }
 
 /** GET /v1/models for one served model. */
 export function modelList(model: string, root: string, maxModelLen: number, created: number, permissionId: string): Json {
   return {
-    object: 'list',
+    object: "list",
     data: [
       {
         id: model,
-        object: 'model',
+        object: "model",
         created,
-        owned_by: 'vllm',
+        owned_by: "vllm",
         root,
         parent: null,
         max_model_len: maxModelLen,
         permission: [
           {
             id: permissionId,
-            object: 'model_permission',
+            object: "model_permission",
             created,
             allow_create_engine: false,
             allow_sampling: true,
@@ -253,7 +246,7 @@ export function modelList(model: string, root: string, maxModelLen: number, crea
             allow_search_indices: false,
             allow_view: true,
             allow_fine_tuning: false,
-            organization: '*',
+            organization: "*",
             group: null,
             is_blocking: false,
           },

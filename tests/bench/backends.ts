@@ -21,8 +21,17 @@ async function fromReadyLine(name: string, args: string[]): Promise<FixedBackend
 
 // The vLLM stub (tests/backends/vllm-stub.ts) in its own process; ttftMs: its first-token delay.
 export function startStubProcess(model: string, completionTokens: number, ttftMs = 0): Promise<FixedBackend> {
-  return fromReadyLine("vllm-stub", [join(ROOT, "tests/backends/vllm-stub.ts"), "--model", model, "--port", "0",
-    "--completion-tokens", String(completionTokens), "--ttft-ms", String(ttftMs)]);
+  return fromReadyLine("vllm-stub", [
+    join(ROOT, "tests/backends/vllm-stub.ts"),
+    "--model",
+    model,
+    "--port",
+    "0",
+    "--completion-tokens",
+    String(completionTokens),
+    "--ttft-ms",
+    String(ttftMs),
+  ]);
 }
 
 // The Node fixed-response server (this file run as a script).
@@ -38,7 +47,10 @@ async function serveFixed(model: string): Promise<void> {
     req.resume(); // read and drop the body, as nginx does
     req.on("end", () => {
       const isSse = req.url === "/v1/completions";
-      res.writeHead(200, { "content-type": isSse ? "text/event-stream" : "application/json", "content-length": isSse ? sseBuf.length : jsonBuf.length });
+      res.writeHead(200, {
+        "content-type": isSse ? "text/event-stream" : "application/json",
+        "content-length": isSse ? sseBuf.length : jsonBuf.length,
+      });
       res.end(isSse ? sseBuf : jsonBuf);
     });
   });
@@ -46,7 +58,10 @@ async function serveFixed(model: string): Promise<void> {
   await once(server, "listening");
   const addr = server.address();
   process.stdout.write(JSON.stringify({ port: typeof addr === "object" && addr !== null ? addr.port : 0 }) + "\n");
-  const stop = (): void => { server.close(() => process.exit(0)); server.closeAllConnections(); };
+  const stop = (): void => {
+    server.close(() => process.exit(0));
+    server.closeAllConnections();
+  };
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
 }
@@ -58,5 +73,8 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
     process.stderr.write("usage: backends.ts --node-fixed MODEL\n");
     process.exit(2);
   }
-  serveFixed(model).catch((e: unknown) => { process.stderr.write(`${String(e)}\n`); process.exit(2); });
+  serveFixed(model).catch((e: unknown) => {
+    process.stderr.write(`${String(e)}\n`);
+    process.exit(2);
+  });
 }

@@ -39,17 +39,23 @@ export interface BenchOutput {
   report: string;
   json: string;
   chart: string | null;
-  failed: string[];   // sections that threw
+  failed: string[]; // sections that threw
 }
 
 function stampOf(d: Date): string {
-  return d.toISOString().replace(/[-:]/g, "").replace("T", "-").replace(/\.\d+Z$/, "Z");
+  return d
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace("T", "-")
+    .replace(/\.\d+Z$/, "Z");
 }
 
 function checkPrerequisites(): void {
   const missing: string[] = [];
   if (!existsSync(WASM_PATH)) missing.push("build/plugin.wasm (make build)");
-  try { execFileSync("wrk", ["-v"], { stdio: "ignore" }); } catch (e) {
+  try {
+    execFileSync("wrk", ["-v"], { stdio: "ignore" });
+  } catch (e) {
     if ((e as { code?: string }).code === "ENOENT") missing.push("wrk (bash tests/bench/install-deps.sh)");
   }
   if (nginxBinary() === null) missing.push("nginx (bash tests/bench/install-deps.sh)");
@@ -61,12 +67,16 @@ function checkPrerequisites(): void {
 function planCpu(opts: BenchOptions): { envoyCores: string | null; text: string } {
   const n = cpuCount();
   if (!opts.pin || n < 2 || !tasksetAvailable()) {
-    return { envoyCores: null, text: `Not pinned (${!opts.pin ? "BENCH_PIN=0" : n < 2 ? "one core" : "no taskset"}): the scheduler shares ${n} core(s) among Envoy, wrk, the backends and the client.` };
+    return {
+      envoyCores: null,
+      text: `Not pinned (${!opts.pin ? "BENCH_PIN=0" : n < 2 ? "one core" : "no taskset"}): the scheduler shares ${n} core(s) among Envoy, wrk, the backends and the client.`,
+    };
   }
   pin(process.pid, opts.loadCores);
   return {
     envoyCores: opts.envoyCores,
-    text: `Pinned with taskset: every Envoy thread (--concurrency 1: one worker, plus the main and helper threads) on core ${opts.envoyCores}; ` +
+    text:
+      `Pinned with taskset: every Envoy thread (--concurrency 1: one worker, plus the main and helper threads) on core ${opts.envoyCores}; ` +
       `wrk (one thread), the backend (nginx, one process / the vLLM stubs) and this Node process (streaming client, probes) on core ${opts.loadCores}. ` +
       "Start-up timings run unpinned Envoys on an idle machine.",
   };
@@ -145,7 +155,14 @@ export async function runBench(opts: BenchOptions, log: (m: string) => void = (m
       cpuPlan: cpu.text,
       probeErrors: probes.errors,
       calibration,
-      nonStreaming, streaming, bodySize, memory, startup, profile, pluginNode, fallback,
+      nonStreaming,
+      streaming,
+      bodySize,
+      memory,
+      startup,
+      profile,
+      pluginNode,
+      fallback,
       errors,
     };
   } finally {
@@ -159,7 +176,10 @@ export async function runBench(opts: BenchOptions, log: (m: string) => void = (m
   writeFileSync(json, JSON.stringify({ ...raw, summary }, null, 2) + "\n");
   const chart = join(dir, "chart.png");
   const py = join(ROOT, ".venv/bin/python");
-  const drawn = spawnSync(existsSync(py) ? py : "python3", [join(ROOT, "tests/bench/chart.py"), json, chart], { encoding: "utf8", timeout: 120000 });
+  const drawn = spawnSync(existsSync(py) ? py : "python3", [join(ROOT, "tests/bench/chart.py"), json, chart], {
+    encoding: "utf8",
+    timeout: 120000,
+  });
   const chartOk = drawn.status === 0 && existsSync(chart);
   if (!chartOk) {
     errors.push(`chart: ${(drawn.stderr || drawn.error?.message || "failed").trim().split("\n").pop() ?? ""}`);
@@ -178,7 +198,12 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
   for (const sig of ["SIGINT", "SIGTERM"] as const) process.once(sig, () => process.exit(130));
   process.setMaxListeners(64); // the harness adds an exit hook per Envoy it starts
   runBench(benchOptions()).then(
-    (out) => { process.exit(out.failed.length > 0 ? 1 : 0); },
-    (e: unknown) => { process.stderr.write(`${String((e as Error).stack ?? e)}\n`); process.exit(2); },
+    (out) => {
+      process.exit(out.failed.length > 0 ? 1 : 0);
+    },
+    (e: unknown) => {
+      process.stderr.write(`${String((e as Error).stack ?? e)}\n`);
+      process.exit(2);
+    },
   );
 }

@@ -7,7 +7,8 @@ export const BENCH_MODEL = "qwen2-1-5b";
 
 // One paragraph; JSON escaping turns the newline and quotes into two bytes each, "—", "é", "ï" and
 // "日本" are multi-byte UTF-8.
-const PARAGRAPH = 'Summarise the quarterly report for the "Nordic" region — revenue, café chains, naïve forecasts ' +
+const PARAGRAPH =
+  'Summarise the quarterly report for the "Nordic" region — revenue, café chains, naïve forecasts ' +
   "and the 日本 launch; list three risks and one recommendation per risk.\n";
 
 export interface ChatBodyOptions {
@@ -17,15 +18,16 @@ export interface ChatBodyOptions {
 }
 
 export function chatBody(totalBytes: number, opts: ChatBodyOptions = {}): string {
-  const make = (content: string): string => JSON.stringify({
-    model: opts.model ?? BENCH_MODEL,
-    messages: [
-      { role: "system", content: "You are a concise analyst." },
-      { role: "user", content },
-    ],
-    ...(opts.maxTokens !== undefined ? { max_tokens: opts.maxTokens } : {}),
-    ...(opts.stream === true ? { stream: true } : {}),
-  });
+  const make = (content: string): string =>
+    JSON.stringify({
+      model: opts.model ?? BENCH_MODEL,
+      messages: [
+        { role: "system", content: "You are a concise analyst." },
+        { role: "user", content },
+      ],
+      ...(opts.maxTokens !== undefined ? { max_tokens: opts.maxTokens } : {}),
+      ...(opts.stream === true ? { stream: true } : {}),
+    });
   const base = Buffer.byteLength(make(""));
   const unit = Buffer.byteLength(JSON.stringify(PARAGRAPH)) - 2;
   const need = totalBytes - base;

@@ -37,10 +37,24 @@ export async function bodySizeRepeat(ctx: BenchContext, repeat: number, backend:
         const g = gateways.get(v);
         if (g === undefined) continue;
         // A short warm-up at this size (V8 tier-up, Envoy's buffers).
-        await runWrk({ url: g.url, requests: [{ path: CHAT_PATH, bodyFile }], connections: 1, durationS: 0.2, workDir: ctx.workDir, timeoutS: 30 });
+        await runWrk({
+          url: g.url,
+          requests: [{ path: CHAT_PATH, bodyFile }],
+          connections: 1,
+          durationS: 0.2,
+          workDir: ctx.workDir,
+          timeoutS: 30,
+        });
         const meter = new CpuMeter(new Map([["envoy", g.pid]]));
         meter.start();
-        const r = await runWrk({ url: g.url, requests: [{ path: CHAT_PATH, bodyFile }], connections: 1, durationS: opts.sizeSeconds, workDir: ctx.workDir, timeoutS: 30 });
+        const r = await runWrk({
+          url: g.url,
+          requests: [{ path: CHAT_PATH, bodyFile }],
+          connections: 1,
+          durationS: opts.sizeSeconds,
+          workDir: ctx.workDir,
+          timeoutS: 30,
+        });
         const cpu = meter.stop();
         point.runs[v] = {
           latency: loadSummary(r, 1),

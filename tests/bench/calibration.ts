@@ -23,10 +23,22 @@ export async function calibrateBackends(ctx: BenchContext): Promise<{ runs: Back
     let b: FixedBackend | null = null;
     try {
       b = await start("qwen2-1-5b");
-      await runWrk({ url: `http://127.0.0.1:${b.port}`, requests: [{ path: CHAT_PATH, bodyFile }], connections: 4, durationS: 0.2, workDir: ctx.workDir });
+      await runWrk({
+        url: `http://127.0.0.1:${b.port}`,
+        requests: [{ path: CHAT_PATH, bodyFile }],
+        connections: 4,
+        durationS: 0.2,
+        workDir: ctx.workDir,
+      });
       const meter = new CpuMeter(new Map([["backend", b.pid]]));
       meter.start();
-      const r = await runWrk({ url: `http://127.0.0.1:${b.port}`, requests: [{ path: CHAT_PATH, bodyFile }], connections: ctx.opts.connections, durationS: ctx.opts.calibrationSeconds, workDir: ctx.workDir });
+      const r = await runWrk({
+        url: `http://127.0.0.1:${b.port}`,
+        requests: [{ path: CHAT_PATH, bodyFile }],
+        connections: ctx.opts.connections,
+        durationS: ctx.opts.calibrationSeconds,
+        workDir: ctx.workDir,
+      });
       const cpu = meter.stop();
       const used = cpu.processes["backend"];
       runs.push({

@@ -6,9 +6,9 @@ import { errorCount } from "./wrk.ts";
 
 export interface BenchContext {
   opts: BenchOptions;
-  workDir: string;            // bodies, wrk scripts; removed at the end
+  workDir: string; // bodies, wrk scripts; removed at the end
   probes: Probes;
-  envoyCores: string | null;  // null: not pinned
+  envoyCores: string | null; // null: not pinned
   log(message: string): void;
 }
 
@@ -32,8 +32,13 @@ export function loadSummary(r: WrkResult, connections: number): LoadSummary {
     rps: r.rps,
     errors: errorCount(r),
     latencyUs: {
-      p50: p["50"] ?? NaN, p75: p["75"] ?? NaN, p90: p["90"] ?? NaN, p99: p["99"] ?? NaN, p999: p["99.9"] ?? NaN,
-      mean: r.latencyUs.mean, max: r.latencyUs.max,
+      p50: p["50"] ?? NaN,
+      p75: p["75"] ?? NaN,
+      p90: p["90"] ?? NaN,
+      p99: p["99"] ?? NaN,
+      p999: p["99.9"] ?? NaN,
+      mean: r.latencyUs.mean,
+      max: r.latencyUs.max,
     },
     loadGenCpuNs: r.cpuNs,
   };

@@ -30,50 +30,65 @@ export const FALLBACK_BACKUP = "gemma-2-2b";
 export type FallbackSeriesName = "backup" | "primary-503" | "primary-down";
 export const FALLBACK_SERIES: readonly FallbackSeriesName[] = ["backup", "primary-503", "primary-down"];
 
-export interface Quantiles { p50: number; p95: number; p99: number; mean: number; min: number; max: number }
+export interface Quantiles {
+  p50: number;
+  p95: number;
+  p99: number;
+  mean: number;
+  min: number;
+  max: number;
+}
 
 export interface FallbackSeries {
-  sent: number;               // streams after the warm-up
-  errors: number;             // transport error, status ≠ 200, or no content chunk
-  notFromBackup: number;      // 200 with content, but x-llm-gateway-model is not the backup
-  fallbackFrom: number;       // answers with x-llm-gateway-fallback-from: the primary
-  n: number;                  // timed samples: 200, content, from the backup
+  sent: number; // streams after the warm-up
+  errors: number; // transport error, status ≠ 200, or no content chunk
+  notFromBackup: number; // 200 with content, but x-llm-gateway-model is not the backup
+  fallbackFrom: number; // answers with x-llm-gateway-fallback-from: the primary
+  n: number; // timed samples: 200, content, from the backup
   firstContentMs: Quantiles;
 }
 
 export interface FallbackResult {
   primary: string;
   backup: string;
-  backupTtftMs: number;       // the backup stub's first-token delay
+  backupTtftMs: number; // the backup stub's first-token delay
   completionTokens: number;
   requestsPerSeries: number;
-  warmupRounds: number;       // per phase, not timed
+  warmupRounds: number; // per phase, not timed
   pluginConfig: unknown;
   series: Record<FallbackSeriesName, FallbackSeries>;
   backupByPhase: { primaryUp: Quantiles; primaryDown: Quantiles };
-  primaryAttempts: { expected: number; received: number };  // generation requests qwen's stub saw in phase 1
+  primaryAttempts: { expected: number; received: number }; // generation requests qwen's stub saw in phase 1
   // The 503 straight from qwen's stub, no Envoy (request written → answer read), kept-alive and new connections.
   primary503DirectMs: { keepAlive: Quantiles; newConnection: Quantiles };
   envoyCounters: { afterPhase1: Record<string, number>; afterPhase2: Record<string, number> };
-  cpu: { primaryUp: CpuSample; primaryDown: CpuSample };  // each phase's CPU by process and core
+  cpu: { primaryUp: CpuSample; primaryDown: CpuSample }; // each phase's CPU by process and core
 }
 
 function quantiles(ms: readonly number[]): Quantiles {
   return {
-    p50: percentile(ms, 50), p95: percentile(ms, 95), p99: percentile(ms, 99),
+    p50: percentile(ms, 50),
+    p95: percentile(ms, 95),
+    p99: percentile(ms, 99),
     mean: ms.length > 0 ? ms.reduce((a, b) => a + b, 0) / ms.length : NaN,
-    min: ms.length > 0 ? Math.min(...ms) : NaN, max: ms.length > 0 ? Math.max(...ms) : NaN,
+    min: ms.length > 0 ? Math.min(...ms) : NaN,
+    max: ms.length > 0 ? Math.max(...ms) : NaN,
   };
 }
 
 // Envoy's counters that tell what the router did, by short name: per cluster ("qwen2-1-5b",
 // "gemma-2-2b", the aggregate "qwen2-1-5b.fallback") its connections, refused connects, retries and
 // retried 5xx; the plugin's fallback counters as "fallback.to.<model>.reason.<reason>".
-const COUNTER = /^cluster\.outbound\|8080\|\|llm-(.+?)(?:\.dns)?\.(upstream_cx_total|upstream_cx_connect_fail|upstream_rq_retry|upstream_rq_retry_success|retry\.upstream_rq_5xx)$/;
+const COUNTER =
+  /^cluster\.outbound\|8080\|\|llm-(.+?)(?:\.dns)?\.(upstream_cx_total|upstream_cx_connect_fail|upstream_rq_retry|upstream_rq_retry_success|retry\.upstream_rq_5xx)$/;
 const FALLBACK_COUNTER = /\.metric\.(fallback\.to\..+\.reason\..+)$/;
 
 async function routerCounters(g: Gateway): Promise<Record<string, number>> {
-  const text = await (await fetch(`${g.adminUrl}/stats?filter=upstream_cx_total|upstream_cx_connect_fail|upstream_rq_retry|retry\\.upstream_rq_5xx|metric\\.fallback`)).text();
+  const text = await (
+    await fetch(
+      `${g.adminUrl}/stats?filter=upstream_cx_total|upstream_cx_connect_fail|upstream_rq_retry|retry\\.upstream_rq_5xx|metric\\.fallback`,
+    )
+  ).text();
   const out: Record<string, number> = {};
   for (const line of text.split("\n")) {
     const m = /^(\S+):\s*(\d+)\s*$/.exec(line);
@@ -91,7 +106,13 @@ async function stubHits(stub: FixedBackend): Promise<number> {
   return ((await r.json()) as { hits: number }).hits;
 }
 
-interface Tally { sent: number; errors: number; notFromBackup: number; fallbackFrom: number; ms: number[] }
+interface Tally {
+  sent: number;
+  errors: number;
+  notFromBackup: number;
+  fallbackFrom: number;
+  ms: number[];
+}
 
 function header(o: StreamOutcome, name: string): string | undefined {
   const v = o.headers[name];
@@ -111,7 +132,10 @@ export async function fallbackSection(ctx: BenchContext): Promise<FallbackResult
     qwen = await startStubProcess(FALLBACK_PRIMARY, tokens);
     gemma = await startStubProcess(FALLBACK_BACKUP, tokens, opts.fallbackTtftMs);
     g = await startGateway({
-      backends: [{ model: FALLBACK_PRIMARY, host: "127.0.0.1", port: qwen.port }, { model: FALLBACK_BACKUP, host: "127.0.0.1", port: gemma.port }],
+      backends: [
+        { model: FALLBACK_PRIMARY, host: "127.0.0.1", port: qwen.port },
+        { model: FALLBACK_BACKUP, host: "127.0.0.1", port: gemma.port },
+      ],
       pluginConfig,
       wasmPath: ctx.probes.plugin,
       concurrency: 1,
@@ -119,15 +143,18 @@ export async function fallbackSection(ctx: BenchContext): Promise<FallbackResult
     if (ctx.envoyCores !== null) pin(g.pid, ctx.envoyCores);
     const target: StreamTarget = { name: "gateway", url: g.url };
     const requests: Record<FallbackSeriesName, StreamRequest> = {
-      "backup": { path: CHAT_PATH, body: chatBody(1024, { stream: true, maxTokens: 16, model: FALLBACK_BACKUP }) },
+      backup: { path: CHAT_PATH, body: chatBody(1024, { stream: true, maxTokens: 16, model: FALLBACK_BACKUP }) },
       "primary-503": {
-        path: CHAT_PATH, body: chatBody(1024, { stream: true, maxTokens: 16, model: FALLBACK_PRIMARY }),
+        path: CHAT_PATH,
+        body: chatBody(1024, { stream: true, maxTokens: 16, model: FALLBACK_PRIMARY }),
         headers: { "x-stub-status": "503", "x-stub-target": FALLBACK_PRIMARY },
       },
       "primary-down": { path: CHAT_PATH, body: chatBody(1024, { stream: true, maxTokens: 16, model: FALLBACK_PRIMARY }) },
     };
     const agents = new Map(FALLBACK_SERIES.map((s) => [s, keepAliveAgent(1)] as const));
-    const tallies = new Map<FallbackSeriesName, Tally>(FALLBACK_SERIES.map((s) => [s, { sent: 0, errors: 0, notFromBackup: 0, fallbackFrom: 0, ms: [] }]));
+    const tallies = new Map<FallbackSeriesName, Tally>(
+      FALLBACK_SERIES.map((s) => [s, { sent: 0, errors: 0, notFromBackup: 0, fallbackFrom: 0, ms: [] }]),
+    );
     const backupMs: { primaryUp: number[]; primaryDown: number[] } = { primaryUp: [], primaryDown: [] };
 
     const one = async (s: FallbackSeriesName, timed: boolean, phaseMs: number[]): Promise<void> => {
@@ -143,9 +170,15 @@ export async function fallbackSection(ctx: BenchContext): Promise<FallbackResult
         return;
       }
       if (!timed) return;
-      if (o.status !== 200 || o.firstTokenNs === null) { t.errors++; return; }
+      if (o.status !== 200 || o.firstTokenNs === null) {
+        t.errors++;
+        return;
+      }
       if (header(o, "x-llm-gateway-fallback-from") === FALLBACK_PRIMARY) t.fallbackFrom++;
-      if (header(o, "x-llm-gateway-model") !== FALLBACK_BACKUP) { t.notFromBackup++; return; }
+      if (header(o, "x-llm-gateway-model") !== FALLBACK_BACKUP) {
+        t.notFromBackup++;
+        return;
+      }
       const ms = o.firstTokenNs / 1e6;
       t.ms.push(ms);
       if (s === "backup") phaseMs.push(ms);
@@ -166,12 +199,18 @@ export async function fallbackSection(ctx: BenchContext): Promise<FallbackResult
       }
     };
 
-    ctx.log(`  phase 1: ${FALLBACK_PRIMARY} answering 503, ${n} streams + ${Math.ceil(n / 2)} straight to ${FALLBACK_BACKUP} (TTFT ${opts.fallbackTtftMs} ms)`);
+    ctx.log(
+      `  phase 1: ${FALLBACK_PRIMARY} answering 503, ${n} streams + ${Math.ceil(n / 2)} straight to ${FALLBACK_BACKUP} (TTFT ${opts.fallbackTtftMs} ms)`,
+    );
     const hitsBefore = await stubHits(qwen);
     const envoyPid = g.pid;
     const backupPid = gemma.pid;
     const pids = (): Map<string, number> => {
-      const m = new Map([["envoy", envoyPid], ["backup stub", backupPid], ["bench", process.pid]]);
+      const m = new Map([
+        ["envoy", envoyPid],
+        ["backup stub", backupPid],
+        ["bench", process.pid],
+      ]);
       if (qwen !== null) m.set("primary stub", qwen.pid);
       return m;
     };
@@ -199,7 +238,9 @@ export async function fallbackSection(ctx: BenchContext): Promise<FallbackResult
     const fresh = await direct503(new Agent({ keepAlive: false }));
     const primary503DirectMs = { keepAlive: quantiles(keptAlive), newConnection: quantiles(fresh) };
 
-    ctx.log(`  phase 2: ${FALLBACK_PRIMARY}'s backend stopped (connection refused), ${n} streams + ${Math.floor(n / 2)} straight to ${FALLBACK_BACKUP}`);
+    ctx.log(
+      `  phase 2: ${FALLBACK_PRIMARY}'s backend stopped (connection refused), ${n} streams + ${Math.floor(n / 2)} straight to ${FALLBACK_BACKUP}`,
+    );
     await qwen.stop();
     qwen = null;
     const meter2 = new CpuMeter(pids());
@@ -212,7 +253,14 @@ export async function fallbackSection(ctx: BenchContext): Promise<FallbackResult
     const series = {} as Record<FallbackSeriesName, FallbackSeries>;
     for (const s of FALLBACK_SERIES) {
       const t = tallies.get(s) ?? { sent: 0, errors: 0, notFromBackup: 0, fallbackFrom: 0, ms: [] };
-      series[s] = { sent: t.sent, errors: t.errors, notFromBackup: t.notFromBackup, fallbackFrom: t.fallbackFrom, n: t.ms.length, firstContentMs: quantiles(t.ms) };
+      series[s] = {
+        sent: t.sent,
+        errors: t.errors,
+        notFromBackup: t.notFromBackup,
+        fallbackFrom: t.fallbackFrom,
+        n: t.ms.length,
+        firstContentMs: quantiles(t.ms),
+      };
     }
     return {
       primary: FALLBACK_PRIMARY,

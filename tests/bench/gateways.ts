@@ -19,8 +19,8 @@ export const VARIANTS: readonly Variant[] = ["plain", "wasm-min", "wasm-buffer",
 export const BENCH_BUILD = join(ROOT, "build/bench");
 
 export interface Probes {
-  plugin: string;           // the plugin as this run measures it (a copy of build/plugin.wasm taken at the start)
-  min: string | null;       // wasm path, or null when it did not compile
+  plugin: string; // the plugin as this run measures it (a copy of build/plugin.wasm taken at the start)
+  min: string | null; // wasm path, or null when it did not compile
   buffer: string | null;
   errors: string[];
 }
@@ -66,10 +66,14 @@ export function buildProbes(plugin: string): Probes {
 
 export function wasmPathOf(v: Variant, probes: Probes): string | null {
   switch (v) {
-    case "plain": return probes.plugin; // unused: no filter
-    case "wasm-min": return probes.min;
-    case "wasm-buffer": return probes.buffer;
-    case "plugin": return probes.plugin;
+    case "plain":
+      return probes.plugin; // unused: no filter
+    case "wasm-min":
+      return probes.min;
+    case "wasm-buffer":
+      return probes.buffer;
+    case "plugin":
+      return probes.plugin;
   }
 }
 
@@ -79,7 +83,13 @@ export function backendTargets(port: number): BackendTarget[] {
   return SEED_MODELS.map((model) => ({ model, host: "127.0.0.1", port }));
 }
 
-export async function startVariant(v: Variant, probes: Probes, backendPort: number, envoyCores: string | null, logLevel?: string): Promise<Gateway> {
+export async function startVariant(
+  v: Variant,
+  probes: Probes,
+  backendPort: number,
+  envoyCores: string | null,
+  logLevel?: string,
+): Promise<Gateway> {
   const wasmPath = wasmPathOf(v, probes);
   if (wasmPath === null) throw new Error(`variant ${v}: its probe did not compile`);
   const g = await startGateway({

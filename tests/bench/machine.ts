@@ -39,7 +39,9 @@ export function machine(): Machine {
     envoy: /version: \S*?\/(\d+\.\d+\.\d+)\//.exec(run(envoyBinary(), ["--version"]))?.[1] ?? "unknown",
     wrk: /^wrk (\S+)/.exec(run("wrk", ["-v"]))?.[1] ?? "missing",
     nginx: nginx === null ? "missing" : (/nginx\/(\S+)/.exec(run(nginx, ["-v"]))?.[1] ?? "unknown"),
-    matplotlib: /^\d+\.\d+\S*$/m.exec(run(join(ROOT, ".venv/bin/python"), ["-c", "import matplotlib; print(matplotlib.__version__)"]))?.[0] ?? "missing",
+    matplotlib:
+      /^\d+\.\d+\S*$/m.exec(run(join(ROOT, ".venv/bin/python"), ["-c", "import matplotlib; print(matplotlib.__version__)"]))?.[0] ??
+      "missing",
   };
 }
 

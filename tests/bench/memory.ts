@@ -12,7 +12,7 @@ import { runWrk, errorCount, type WrkRequest } from "./wrk.ts";
 
 export interface MemoryCheckpoint {
   label: string;
-  requests: number;            // Envoy's downstream_rq_total at the reading
+  requests: number; // Envoy's downstream_rq_total at the reading
   rssBytes: number;
   memoryAllocated: number | null;
   memoryHeapSize: number | null;
@@ -22,19 +22,47 @@ export interface MemoryCheckpoint {
 export interface MemoryResult {
   mix: string[];
   checkpoints: MemoryCheckpoint[];
-  loadErrors: number;          // transport errors (non-2xx answers are part of the mix)
+  loadErrors: number; // transport errors (non-2xx answers are part of the mix)
 }
 
 export async function memorySection(ctx: BenchContext, backend: FixedBackend): Promise<MemoryResult> {
   const { opts } = ctx;
   const dir = ctx.workDir;
   const mix: { label: string; req: WrkRequest }[] = [
-    { label: "chat qwen2-1-5b (JSON)", req: { path: "/v1/chat/completions", bodyFile: writeBody(dir, "m-chat-qwen.json", chatBody(1024, { maxTokens: 16 })) } },
-    { label: "chat gemma-2-2b (JSON)", req: { path: "/v1/chat/completions", bodyFile: writeBody(dir, "m-chat-gemma.json", chatBody(2048, { maxTokens: 16, model: "gemma-2-2b" })) } },
-    { label: "completions stream (SSE)", req: { path: "/v1/completions", bodyFile: writeBody(dir, "m-stream.json", JSON.stringify({ model: "qwen2-1-5b", prompt: "Once upon a time", stream: true, max_tokens: 16 })) } },
-    { label: "chat qwen2-1-5b, 16 KB prompt", req: { path: "/v1/chat/completions", bodyFile: writeBody(dir, "m-chat-16k.json", chatBody(16384, { maxTokens: 16 })) } },
-    { label: "unknown model (404)", req: { path: "/v1/chat/completions", bodyFile: writeBody(dir, "m-unknown.json", chatBody(512, { model: "no-such-model" })) } },
-    { label: "malformed JSON (400)", req: { path: "/v1/chat/completions", bodyFile: writeBody(dir, "m-bad.json", '{"model":"qwen2-1-5b","messages":[') } },
+    {
+      label: "chat qwen2-1-5b (JSON)",
+      req: { path: "/v1/chat/completions", bodyFile: writeBody(dir, "m-chat-qwen.json", chatBody(1024, { maxTokens: 16 })) },
+    },
+    {
+      label: "chat gemma-2-2b (JSON)",
+      req: {
+        path: "/v1/chat/completions",
+        bodyFile: writeBody(dir, "m-chat-gemma.json", chatBody(2048, { maxTokens: 16, model: "gemma-2-2b" })),
+      },
+    },
+    {
+      label: "completions stream (SSE)",
+      req: {
+        path: "/v1/completions",
+        bodyFile: writeBody(
+          dir,
+          "m-stream.json",
+          JSON.stringify({ model: "qwen2-1-5b", prompt: "Once upon a time", stream: true, max_tokens: 16 }),
+        ),
+      },
+    },
+    {
+      label: "chat qwen2-1-5b, 16 KB prompt",
+      req: { path: "/v1/chat/completions", bodyFile: writeBody(dir, "m-chat-16k.json", chatBody(16384, { maxTokens: 16 })) },
+    },
+    {
+      label: "unknown model (404)",
+      req: { path: "/v1/chat/completions", bodyFile: writeBody(dir, "m-unknown.json", chatBody(512, { model: "no-such-model" })) },
+    },
+    {
+      label: "malformed JSON (400)",
+      req: { path: "/v1/chat/completions", bodyFile: writeBody(dir, "m-bad.json", '{"model":"qwen2-1-5b","messages":[') },
+    },
   ];
   const g = await startVariant("plugin", ctx.probes, backend.port, ctx.envoyCores);
   const out: MemoryResult = { mix: mix.map((m) => m.label), checkpoints: [], loadErrors: 0 };
@@ -55,8 +83,12 @@ export async function memorySection(ctx: BenchContext, backend: FixedBackend): P
         const left = target - done;
         if (left <= 0) return;
         const r = await runWrk({
-          url: g.url, requests: mix.map((m) => m.req), connections: 16, stopAfter: left,
-          durationS: Math.ceil(left / 500) + 10, workDir: dir,
+          url: g.url,
+          requests: mix.map((m) => m.req),
+          connections: 16,
+          stopAfter: left,
+          durationS: Math.ceil(left / 500) + 10,
+          workDir: dir,
         });
         out.loadErrors += errorCount(r) - r.errors.status;
       }

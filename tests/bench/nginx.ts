@@ -25,7 +25,9 @@ export function nginxBinary(): string | null {
     try {
       execFileSync(p, ["-v"], { stdio: "ignore" });
       return p;
-    } catch { /* next */ }
+    } catch {
+      /* next */
+    }
   }
   return null;
 }
@@ -37,7 +39,9 @@ export function fixedBodies(model: string): { json: string; sse: string } {
   const json = JSON.stringify(chatCompletionBody(meta, tokens.join(""), "stop", usageOf(24, 16)));
   const cmeta: ResponseMeta = { id: "cmpl-bench", created: 1700000000, model };
   let sse = "";
-  tokens.forEach((t, i) => { sse += sseEvent(tokenChunk("completions", cmeta, t, i === tokens.length - 1 ? "stop" : null, null)); });
+  tokens.forEach((t, i) => {
+    sse += sseEvent(tokenChunk("completions", cmeta, t, i === tokens.length - 1 ? "stop" : null, null));
+  });
   sse += sseEvent(usageChunk("completions", cmeta, usageOf(24, 16)));
   sse += sseEvent("[DONE]");
   return { json, sse };
@@ -89,12 +93,18 @@ http {
 }
 `;
   writeFileSync(join(dir, "nginx.conf"), conf);
-  const child: ChildProcess = spawn(bin, ["-p", dir, "-c", join(dir, "nginx.conf"), "-e", join(dir, "error.log")], { stdio: ["ignore", "ignore", "pipe"] });
+  const child: ChildProcess = spawn(bin, ["-p", dir, "-c", join(dir, "nginx.conf"), "-e", join(dir, "error.log")], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   killOnExit(child);
   let stderr = "";
-  child.stderr?.on("data", (d: Buffer) => { stderr += d.toString(); });
+  child.stderr?.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
   let exited = false;
-  child.on("exit", () => { exited = true; });
+  child.on("exit", () => {
+    exited = true;
+  });
   const stop = async (): Promise<void> => {
     if (!exited) {
       const gone = new Promise<void>((r) => child.once("exit", () => r()));
@@ -106,11 +116,15 @@ http {
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    await waitFor(async () => {
-      if (exited) throw new Error(`nginx exited: ${stderr}`);
-      const r = await fetch(`http://127.0.0.1:${port}/health`).catch(() => null);
-      return r !== null && r.ok;
-    }, 10000, "nginx");
+    await waitFor(
+      async () => {
+        if (exited) throw new Error(`nginx exited: ${stderr}`);
+        const r = await fetch(`http://127.0.0.1:${port}/health`).catch(() => null);
+        return r !== null && r.ok;
+      },
+      10000,
+      "nginx",
+    );
   } catch (e) {
     await stop();
     throw e;

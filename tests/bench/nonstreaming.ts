@@ -15,8 +15,8 @@ export const CHAT_PATH = "/v1/chat/completions";
 export interface VariantRun {
   saturation: LoadSummary;
   latency: LoadSummary;
-  envoyCpuUsPerRequest: number;   // during the saturation run
-  cpu: CpuSample;                  // who used which CPU during the saturation run
+  envoyCpuUsPerRequest: number; // during the saturation run
+  cpu: CpuSample; // who used which CPU during the saturation run
 }
 
 export interface NonStreamingRepeat {
@@ -37,8 +37,15 @@ function mergeWrk(runs: WrkResult[]): WrkResult {
   const durationS = runs.reduce((a, r) => a + r.durationS, 0);
   const errors = { ...first.errors };
   for (const r of runs.slice(1)) for (const k of Object.keys(errors) as (keyof typeof errors)[]) errors[k] += r.errors[k];
-  return { ...first, requests, durationS, rps: durationS > 0 ? requests / durationS : 0, errors,
-    bytesRead: runs.reduce((a, r) => a + r.bytesRead, 0), cpuNs: runs.reduce((a, r) => a + r.cpuNs, 0) };
+  return {
+    ...first,
+    requests,
+    durationS,
+    rps: durationS > 0 ? requests / durationS : 0,
+    errors,
+    bytesRead: runs.reduce((a, r) => a + r.bytesRead, 0),
+    cpuNs: runs.reduce((a, r) => a + r.cpuNs, 0),
+  };
 }
 
 function meanPercentiles(merged: WrkResult, runs: WrkResult[]): WrkResult {
@@ -60,11 +67,19 @@ function mergeCpu(samples: CpuSample[]): CpuSample {
   }
   for (const p of Object.values(processes)) p.coreShare = wallNs > 0 ? p.cpuNs / wallNs : 0;
   const cores = Math.max(0, ...samples.map((s) => s.coreBusy.length));
-  const coreBusy = Array.from({ length: cores }, (_, i) => samples.reduce((a, s) => a + (s.coreBusy[i] ?? 0) * s.wallNs, 0) / Math.max(1, wallNs));
+  const coreBusy = Array.from(
+    { length: cores },
+    (_, i) => samples.reduce((a, s) => a + (s.coreBusy[i] ?? 0) * s.wallNs, 0) / Math.max(1, wallNs),
+  );
   return { wallNs, processes, coreBusy };
 }
 
-export async function nonStreamingRepeat(ctx: BenchContext, repeat: number, backend: FixedBackend, withPerf: boolean): Promise<NonStreamingRepeat> {
+export async function nonStreamingRepeat(
+  ctx: BenchContext,
+  repeat: number,
+  backend: FixedBackend,
+  withPerf: boolean,
+): Promise<NonStreamingRepeat> {
   const { opts } = ctx;
   const bodyFile = writeBody(ctx.workDir, "chat-1k.json", chatBody(opts.bodyBytes, { maxTokens: 16 }));
   const variants = availableVariants(ctx.probes);
@@ -75,19 +90,40 @@ export async function nonStreamingRepeat(ctx: BenchContext, repeat: number, back
     // Warm every configuration (connections, V8 tier-up) before anything is measured.
     for (const v of variants) {
       const g = gateways.get(v);
-      if (g !== undefined) await runWrk({ url: g.url, requests: [{ path: CHAT_PATH, bodyFile }], connections: 4, durationS: opts.smoke ? 0.2 : 1, workDir: ctx.workDir });
+      if (g !== undefined)
+        await runWrk({
+          url: g.url,
+          requests: [{ path: CHAT_PATH, bodyFile }],
+          connections: 4,
+          durationS: opts.smoke ? 0.2 : 1,
+          workDir: ctx.workDir,
+        });
     }
     // Throughput in SLICES slices per configuration, the configurations taking turns, so a slow drift
     // in the machine's load (other work on it) is shared instead of landing on one configuration.
-    ctx.log(`  non-streaming: ${out.order.join(", ")}: ${opts.seconds}s each at ${opts.connections} connections, then ${opts.latencySeconds}s each at 1 (in ${SLICES} turns)`);
+    ctx.log(
+      `  non-streaming: ${out.order.join(", ")}: ${opts.seconds}s each at ${opts.connections} connections, then ${opts.latencySeconds}s each at 1 (in ${SLICES} turns)`,
+    );
     const slices = new Map<Variant, { runs: WrkResult[]; cpu: CpuSample[] }>();
     for (let slice = 0; slice < SLICES; slice++) {
       for (const v of rotate(out.order, slice)) {
         const g = gateways.get(v);
         if (g === undefined) continue;
-        const meter = new CpuMeter(new Map([["envoy", g.pid], ["backend", backend.pid], ["bench", process.pid]]));
+        const meter = new CpuMeter(
+          new Map([
+            ["envoy", g.pid],
+            ["backend", backend.pid],
+            ["bench", process.pid],
+          ]),
+        );
         meter.start();
-        const sat = await runWrk({ url: g.url, requests: [{ path: CHAT_PATH, bodyFile }], connections: opts.connections, durationS: opts.seconds / SLICES, workDir: ctx.workDir });
+        const sat = await runWrk({
+          url: g.url,
+          requests: [{ path: CHAT_PATH, bodyFile }],
+          connections: opts.connections,
+          durationS: opts.seconds / SLICES,
+          workDir: ctx.workDir,
+        });
         const cpu = meter.stop();
         cpu.processes["load-generator"] = { cpuNs: sat.cpuNs, coreShare: cpu.wallNs > 0 ? sat.cpuNs / cpu.wallNs : 0 };
         const acc = slices.get(v) ?? { runs: [], cpu: [] };
@@ -102,7 +138,13 @@ export async function nonStreamingRepeat(ctx: BenchContext, repeat: number, back
       for (const v of rotate(out.order, slice + 1)) {
         const g = gateways.get(v);
         if (g === undefined) continue;
-        const lat = await runWrk({ url: g.url, requests: [{ path: CHAT_PATH, bodyFile }], connections: 1, durationS: opts.latencySeconds / SLICES, workDir: ctx.workDir });
+        const lat = await runWrk({
+          url: g.url,
+          requests: [{ path: CHAT_PATH, bodyFile }],
+          connections: 1,
+          durationS: opts.latencySeconds / SLICES,
+          workDir: ctx.workDir,
+        });
         latSlices.set(v, [...(latSlices.get(v) ?? []), lat]);
       }
     }
@@ -130,7 +172,13 @@ export async function nonStreamingRepeat(ctx: BenchContext, repeat: number, back
           const profile = await profileDuring(g.pid, ctx.workDir, v, async () => {
             const meter = new CpuMeter(new Map([["envoy", g.pid]]));
             meter.start();
-            const r = await runWrk({ url: g.url, requests: [{ path: CHAT_PATH, bodyFile }], connections: opts.connections, durationS: opts.smoke ? 0.5 : 2, workDir: ctx.workDir });
+            const r = await runWrk({
+              url: g.url,
+              requests: [{ path: CHAT_PATH, bodyFile }],
+              connections: opts.connections,
+              durationS: opts.smoke ? 0.5 : 2,
+              workDir: ctx.workDir,
+            });
             usPerReq = (meter.stop().processes["envoy"]?.cpuNs ?? 0) / Math.max(1, r.requests) / 1000;
           });
           out.perf[v] = { ...profile, envoyCpuUsPerRequest: usPerReq };

@@ -5,34 +5,34 @@ import { ROOT } from "../harness/envoy.ts";
 
 export interface BenchOptions {
   smoke: boolean;
-  repeats: number;            // BENCH_REPEATS: runs of sections 1-3, for the spread
-  seconds: number;            // BENCH_SECONDS: saturation run per Envoy configuration (section 1)
-  latencySeconds: number;     // closed-loop latency run (one connection) per configuration
-  connections: number;        // BENCH_CONNECTIONS: wrk connections for throughput
-  bodyBytes: number;          // section 1's request body
-  sizes: number[];            // BENCH_SIZES: section 3's body sizes (bytes)
-  sizeSeconds: number;        // per size and configuration
-  ttftRequests: number;       // BENCH_TTFT_REQUESTS: sequential streams per target
-  streamSeconds: number;      // per concurrency and target
-  streamTokens: number;       // tokens per stream for the tokens/s runs
-  concurrencies: number[];    // BENCH_STREAMS: concurrent streams
-  pacedStreams: number;       // streams for the per-chunk cost run
+  repeats: number; // BENCH_REPEATS: runs of sections 1-3, for the spread
+  seconds: number; // BENCH_SECONDS: saturation run per Envoy configuration (section 1)
+  latencySeconds: number; // closed-loop latency run (one connection) per configuration
+  connections: number; // BENCH_CONNECTIONS: wrk connections for throughput
+  bodyBytes: number; // section 1's request body
+  sizes: number[]; // BENCH_SIZES: section 3's body sizes (bytes)
+  sizeSeconds: number; // per size and configuration
+  ttftRequests: number; // BENCH_TTFT_REQUESTS: sequential streams per target
+  streamSeconds: number; // per concurrency and target
+  streamTokens: number; // tokens per stream for the tokens/s runs
+  concurrencies: number[]; // BENCH_STREAMS: concurrent streams
+  pacedStreams: number; // streams for the per-chunk cost run
   pacedTokens: number;
-  pacedIntervalMs: number;    // token interval in the per-chunk cost run (one SSE event per read)
-  fallbackRequests: number;   // BENCH_FALLBACK_REQUESTS: streams per series in section 6 (TTFT through a fallback)
-  fallbackTtftMs: number;     // BENCH_FALLBACK_TTFT_MS: the backup stub's first-token delay
-  fallbackWarmup: number;     // warm-up rounds per phase of section 6 (not timed)
-  memoryCheckpoints: number[];// BENCH_MEMORY: cumulative request counts at which memory is read
+  pacedIntervalMs: number; // token interval in the per-chunk cost run (one SSE event per read)
+  fallbackRequests: number; // BENCH_FALLBACK_REQUESTS: streams per series in section 6 (TTFT through a fallback)
+  fallbackTtftMs: number; // BENCH_FALLBACK_TTFT_MS: the backup stub's first-token delay
+  fallbackWarmup: number; // warm-up rounds per phase of section 6 (not timed)
+  memoryCheckpoints: number[]; // BENCH_MEMORY: cumulative request counts at which memory is read
   warmupRequests: number;
-  startups: number;           // BENCH_STARTUPS: Envoy starts per configuration
-  v8Starts: number;           // fresh Node processes timing compile/instantiate/configure
-  perf: boolean;              // BENCH_PERF=0 skips the perf(1) profile of Envoy (off in smoke runs)
-  cpuProfile: boolean;        // BENCH_CPU_PROFILE=0 skips V8's CPU profile of the plugin (off in smoke runs)
-  pin: boolean;               // BENCH_PIN=0 lets the scheduler place everything
+  startups: number; // BENCH_STARTUPS: Envoy starts per configuration
+  v8Starts: number; // fresh Node processes timing compile/instantiate/configure
+  perf: boolean; // BENCH_PERF=0 skips the perf(1) profile of Envoy (off in smoke runs)
+  cpuProfile: boolean; // BENCH_CPU_PROFILE=0 skips V8's CPU profile of the plugin (off in smoke runs)
+  pin: boolean; // BENCH_PIN=0 lets the scheduler place everything
   calibrationSeconds: number;
-  envoyCores: string;         // BENCH_ENVOY_CORES
-  loadCores: string;          // BENCH_LOAD_CORES: load generator, backends, this process
-  outRoot: string;            // BENCH_OUT: results/ by default
+  envoyCores: string; // BENCH_ENVOY_CORES
+  loadCores: string; // BENCH_LOAD_CORES: load generator, backends, this process
+  outRoot: string; // BENCH_OUT: results/ by default
 }
 
 function num(name: string, fallback: number): number {
@@ -47,7 +47,8 @@ function list(name: string, fallback: number[]): number[] {
   const raw = process.env[name];
   if (raw === undefined || raw === "") return fallback;
   const out = raw.split(",").map((s) => parseSize(s.trim()));
-  if (out.some((n) => !Number.isFinite(n) || n <= 0)) throw new Error(`${name} must be a comma-separated list of positive numbers, got ${JSON.stringify(raw)}`);
+  if (out.some((n) => !Number.isFinite(n) || n <= 0))
+    throw new Error(`${name} must be a comma-separated list of positive numbers, got ${JSON.stringify(raw)}`);
   return out;
 }
 
@@ -57,10 +58,18 @@ export function parseSize(s: string): number {
   if (m === null || m[1] === undefined) return NaN;
   const v = Number(m[1]);
   switch (m[2]) {
-    case "k": return v * 1000;
-    case "K": case "KB": case "KiB": return v * 1024;
-    case "M": case "MB": case "MiB": return v * 1024 * 1024;
-    default: return v;
+    case "k":
+      return v * 1000;
+    case "K":
+    case "KB":
+    case "KiB":
+      return v * 1024;
+    case "M":
+    case "MB":
+    case "MiB":
+      return v * 1024 * 1024;
+    default:
+      return v;
   }
 }
 

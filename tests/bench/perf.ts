@@ -11,7 +11,7 @@ export const PERF_GROUPS: readonly PerfGroup[] = ["envoy", "kernel", "wasm-jit",
 
 export interface PerfProfile {
   samples: number;
-  shares: Record<PerfGroup, number>;     // fractions of Envoy's samples
+  shares: Record<PerfGroup, number>; // fractions of Envoy's samples
 }
 
 export function perfAvailable(): boolean {
@@ -33,9 +33,13 @@ function groupOf(dso: string): PerfGroup {
 // Samples `pid` while `load` runs.
 export async function profileDuring(pid: number, workDir: string, tag: string, load: () => Promise<void>): Promise<PerfProfile> {
   const file = join(workDir, `perf-${tag}.data`);
-  const perf = spawn("perf", ["record", "-q", "-e", "cpu-clock", "-F", "1999", "-o", file, "-p", String(pid)], { stdio: ["ignore", "ignore", "pipe"] });
+  const perf = spawn("perf", ["record", "-q", "-e", "cpu-clock", "-F", "1999", "-o", file, "-p", String(pid)], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   let stderr = "";
-  perf.stderr.on("data", (d: Buffer) => { stderr += d.toString(); });
+  perf.stderr.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
   const exited = new Promise<number | null>((r) => perf.once("exit", (c) => r(c)));
   await new Promise((r) => setTimeout(r, 200)); // perf attaches
   try {
@@ -46,9 +50,12 @@ export async function profileDuring(pid: number, workDir: string, tag: string, l
     await exited;
     clearTimeout(t);
   }
-  const report = execFileSync("perf", ["report", "-i", file, "--stdio", "--no-children", "-g", "none", "--percent-limit", "0",
-    "-F", "overhead,sample,dso"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 16 * 1024 * 1024 });
-  const shares: Record<PerfGroup, number> = { "envoy": 0, "kernel": 0, "wasm-jit": 0, "libc-other": 0 };
+  const report = execFileSync(
+    "perf",
+    ["report", "-i", file, "--stdio", "--no-children", "-g", "none", "--percent-limit", "0", "-F", "overhead,sample,dso"],
+    { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 16 * 1024 * 1024 },
+  );
+  const shares: Record<PerfGroup, number> = { envoy: 0, kernel: 0, "wasm-jit": 0, "libc-other": 0 };
   let samples = 0;
   for (const line of report.split("\n")) {
     const m = /^\s+([\d.]+)%\s+(\d+)\s+(.+?)\s*$/.exec(line);

@@ -22,15 +22,15 @@ const MODEL = "qwen2-1-5b";
 export interface Exchange {
   requestHeaders: Pairs;
   requestBody: Buffer;
-  requestChunkBytes?: number;     // Envoy hands the body over in reads of about this size
+  requestChunkBytes?: number; // Envoy hands the body over in reads of about this size
   responseHeaders: Pairs;
-  responseChunks: Buffer[];       // one proxy_on_response_body call each
+  responseChunks: Buffer[]; // one proxy_on_response_body call each
   properties: Record<string, Buffer>; // "response\0code" → bytes
 }
 
 export interface ExchangeOutcome {
   localReplyStatus: number | null;
-  routedTo: string | null;        // the routing header the plugin set
+  routedTo: string | null; // the routing header the plugin set
 }
 
 // The plugin in one VM of an in-process Envoy (tests/host/proxy-wasm-host.ts), configured once.
@@ -44,9 +44,15 @@ export class BenchPlugin {
     return new BenchPlugin(vm.configure(config));
   }
 
-  get configured(): boolean { return this.root.configured; }
-  get logs(): string[] { return this.root.vm.logs.map((l) => l.message); }
-  memoryBytes(): number { return this.root.vm.memoryBytes(); }
+  get configured(): boolean {
+    return this.root.configured;
+  }
+  get logs(): string[] {
+    return this.root.vm.logs.map((l) => l.message);
+  }
+  memoryBytes(): number {
+    return this.root.vm.memoryBytes();
+  }
 
   // One request through the plugin, in Envoy's order. With `phases`, adds each callback's time (ns).
   exchange(e: Exchange, phases?: PhaseTimes): ExchangeOutcome {
@@ -103,19 +109,24 @@ class PhaseClock {
 
 function properties(): Record<string, Buffer> {
   return {
-    "route_name": Buffer.from(`ai-route-${MODEL}.internal`),
-    "cluster_name": Buffer.from(`outbound|8080||llm-${MODEL}.dns`),
+    route_name: Buffer.from(`ai-route-${MODEL}.internal`),
+    cluster_name: Buffer.from(`outbound|8080||llm-${MODEL}.dns`),
     "response\0code": int64Property(200),
     "response\0code_details": Buffer.from("via_upstream"),
-    "plugin_root_id": Buffer.from("llm-gateway"),
+    plugin_root_id: Buffer.from("llm-gateway"),
   };
 }
 
 function requestHeaders(body: string): [string, string][] {
   return [
-    [":method", "POST"], [":path", "/v1/chat/completions"], [":authority", "127.0.0.1:10000"], [":scheme", "http"],
-    ["content-type", "application/json"], ["content-length", String(Buffer.byteLength(body))],
-    ["user-agent", "wrk"], ["x-request-id", "5f0c6a8e-1d2b-4c3d-9e4f-0a1b2c3d4e5f"],
+    [":method", "POST"],
+    [":path", "/v1/chat/completions"],
+    [":authority", "127.0.0.1:10000"],
+    [":scheme", "http"],
+    ["content-type", "application/json"],
+    ["content-length", String(Buffer.byteLength(body))],
+    ["user-agent", "wrk"],
+    ["x-request-id", "5f0c6a8e-1d2b-4c3d-9e4f-0a1b2c3d4e5f"],
   ];
 }
 
@@ -127,7 +138,11 @@ export function jsonExchange(bytes: number): Exchange {
     requestHeaders: requestHeaders(body),
     requestBody: Buffer.from(body),
     requestChunkBytes: 16384,
-    responseHeaders: [[":status", "200"], ["content-type", "application/json"], ["content-length", String(answer.length)]],
+    responseHeaders: [
+      [":status", "200"],
+      ["content-type", "application/json"],
+      ["content-length", String(answer.length)],
+    ],
     responseChunks: [answer],
     properties: properties(),
   };
@@ -144,7 +159,10 @@ export function sseExchange(tokens: number): Exchange {
   return {
     requestHeaders: requestHeaders(body),
     requestBody: Buffer.from(body),
-    responseHeaders: [[":status", "200"], ["content-type", "text/event-stream; charset=utf-8"]],
+    responseHeaders: [
+      [":status", "200"],
+      ["content-type", "text/event-stream; charset=utf-8"],
+    ],
     responseChunks: events.map((e) => Buffer.from(e)),
     properties: properties(),
   };
@@ -179,7 +197,7 @@ function timeExchange(host: BenchPlugin, e: Exchange, targetMs: number): { us: n
 export interface PluginNodeResult {
   checks: { routedTo: string | null; localReply: number | null };
   jsonUs: { bytes: number; us: number }[];
-  phasesUs: { json1k: PhaseTimes; sse16: PhaseTimes };  // µs per request, per callback phase
+  phasesUs: { json1k: PhaseTimes; sse16: PhaseTimes }; // µs per request, per callback phase
   sse: { tokens: number; us: number }[];
   perChunkUs: number;
   memory: { requests: number; bytesBefore: number; bytesAfter: number };
@@ -190,11 +208,11 @@ export interface PluginNodeResult {
 export interface ProfileSummary {
   scenario: string;
   samples: number;
-  wasmShare: number;           // samples with plugin code on the stack, of all non-idle samples
-  hostShare: number;           // of those: in the mock host's JavaScript (host calls)
-  gcShare: number;             // V8's own GC and runtime ("(garbage collector)", "(program)"), of all
-  top: { fn: string; share: number }[];        // by self time, share of the plugin's samples
-  inclusive: { fn: string; share: number }[];  // by time including callees, share of the plugin's samples
+  wasmShare: number; // samples with plugin code on the stack, of all non-idle samples
+  hostShare: number; // of those: in the mock host's JavaScript (host calls)
+  gcShare: number; // V8's own GC and runtime ("(garbage collector)", "(program)"), of all
+  top: { fn: string; share: number }[]; // by self time, share of the plugin's samples
+  inclusive: { fn: string; share: number }[]; // by time including callees, share of the plugin's samples
 }
 
 export async function runPluginNode(ctx: BenchContext): Promise<PluginNodeResult> {
@@ -215,7 +233,10 @@ export async function runPluginNode(ctx: BenchContext): Promise<PluginNodeResult
   for (let i = 0; i < requests; i++) host.exchange(i % 4 === 3 ? s : e);
   const out: PluginNodeResult = {
     checks: { routedTo: check.routedTo, localReply: check.localReplyStatus },
-    jsonUs, phasesUs, sse, perChunkUs,
+    jsonUs,
+    phasesUs,
+    sse,
+    perChunkUs,
     memory: { requests, bytesBefore: before, bytesAfter: host.memoryBytes() },
     profiles: null,
   };
@@ -245,8 +266,24 @@ function cpuProfile(scenario: ProfileScenario, seconds: number): ProfileSummary 
   compileAs("assembly/main.ts", named, ["--target", "release", "--debug"]);
   const dir = mkdtempSync(join(tmpdir(), "llm-gw-cpuprof-"));
   try {
-    const r = spawnSync(process.execPath, ["--cpu-prof", "--cpu-prof-dir", dir, "--cpu-prof-interval", "100", "--import", "tsx",
-      join(ROOT, "tests/bench/plugin-node.ts"), "--profile-child", named, scenario, String(seconds)], { cwd: ROOT, encoding: "utf8", timeout: 120000 });
+    const r = spawnSync(
+      process.execPath,
+      [
+        "--cpu-prof",
+        "--cpu-prof-dir",
+        dir,
+        "--cpu-prof-interval",
+        "100",
+        "--import",
+        "tsx",
+        join(ROOT, "tests/bench/plugin-node.ts"),
+        "--profile-child",
+        named,
+        scenario,
+        String(seconds),
+      ],
+      { cwd: ROOT, encoding: "utf8", timeout: 120000 },
+    );
     if (r.status !== 0) throw new Error(`profile child failed: ${r.stderr}`);
     const file = readdirSync(dir).find((f) => f.endsWith(".cpuprofile"));
     if (file === undefined) throw new Error("no .cpuprofile written");
@@ -267,7 +304,10 @@ export function summarizeProfile(p: CpuProfile, scenario: string): ProfileSummar
   for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const self = new Map<string, number>();
   const inclusive = new Map<string, number>();
-  let inPlugin = 0, hostJs = 0, gc = 0, total = 0;
+  let inPlugin = 0,
+    hostJs = 0,
+    gc = 0,
+    total = 0;
   for (const id of p.samples) {
     const leaf = byId.get(id)?.callFrame;
     if (leaf === undefined || leaf.functionName === "(idle)") continue;
@@ -286,12 +326,19 @@ export function summarizeProfile(p: CpuProfile, scenario: string): ProfileSummar
     if (!leaf.url.startsWith("wasm://")) hostJs++;
     self.set(selfName, (self.get(selfName) ?? 0) + 1);
   }
-  const rank = (m: Map<string, number>, k: number): { fn: string; share: number }[] => [...m.entries()]
-    .sort((a, b) => b[1] - a[1]).slice(0, k).map(([fn, c]) => ({ fn, share: inPlugin > 0 ? c / inPlugin : 0 }));
+  const rank = (m: Map<string, number>, k: number): { fn: string; share: number }[] =>
+    [...m.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, k)
+      .map(([fn, c]) => ({ fn, share: inPlugin > 0 ? c / inPlugin : 0 }));
   return {
-    scenario, samples: total,
-    wasmShare: total > 0 ? inPlugin / total : 0, hostShare: inPlugin > 0 ? hostJs / inPlugin : 0, gcShare: total > 0 ? gc / total : 0,
-    top: rank(self, 15), inclusive: rank(inclusive, 25),
+    scenario,
+    samples: total,
+    wasmShare: total > 0 ? inPlugin / total : 0,
+    hostShare: inPlugin > 0 ? hostJs / inPlugin : 0,
+    gcShare: total > 0 ? gc / total : 0,
+    top: rank(self, 15),
+    inclusive: rank(inclusive, 25),
   };
 }
 
@@ -310,6 +357,8 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
     process.stderr.write("usage: plugin-node.ts --profile-child PLUGIN.wasm json1k|sse16 SECONDS\n");
     process.exit(2);
   }
-  profileChild(wasm, scenario, Number(process.argv[i + 3] ?? 3)).catch((e: unknown) => { process.stderr.write(`${String(e)}\n`); process.exit(1); });
+  profileChild(wasm, scenario, Number(process.argv[i + 3] ?? 3)).catch((e: unknown) => {
+    process.stderr.write(`${String(e)}\n`);
+    process.exit(1);
+  });
 }
-

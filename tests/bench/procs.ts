@@ -13,7 +13,9 @@ export function cpuNs(pid: number): number {
     try {
       const first = readFileSync(`${dir}/${tid}/schedstat`, "utf8").split(" ")[0];
       total += Number(first ?? 0);
-    } catch { /* thread exited between readdir and read */ }
+    } catch {
+      /* thread exited between readdir and read */
+    }
   }
   return total;
 }
@@ -28,7 +30,10 @@ export function rssBytes(pid: number): number {
   }
 }
 
-export interface CoreTimes { busy: number; total: number } // jiffies
+export interface CoreTimes {
+  busy: number;
+  total: number;
+} // jiffies
 
 // Busy and total jiffies of each core, from /proc/stat.
 export function coreTimes(): CoreTimes[] {
@@ -133,22 +138,37 @@ export function killOnExit(child: ChildProcess, group = false): void {
       try {
         if (g && c.pid !== undefined) process.kill(-c.pid, "SIGKILL");
         else c.kill("SIGKILL");
-      } catch { /* gone */ }
+      } catch {
+        /* gone */
+      }
     }
   });
 }
 
 // Spawns a helper whose first stdout line is a JSON object (the vLLM stub and the fixed backend both
 // print {"port": N, ...}); resolves with that object and the child.
-export function spawnWithReadyLine(cmd: string, args: string[], timeoutMs: number, cwd?: string): Promise<{ child: ChildProcess; info: Record<string, unknown> }> {
+export function spawnWithReadyLine(
+  cmd: string,
+  args: string[],
+  timeoutMs: number,
+  cwd?: string,
+): Promise<{ child: ChildProcess; info: Record<string, unknown> }> {
   const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], ...(cwd !== undefined ? { cwd } : {}) });
   killOnExit(child);
   let stderr = "";
-  child.stderr?.on("data", (d: Buffer) => { stderr += d.toString(); });
+  child.stderr?.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
   return new Promise((resolve, reject) => {
     let out = "";
-    const timer = setTimeout(() => { child.kill("SIGKILL"); reject(new Error(`${cmd} not ready after ${timeoutMs} ms: ${stderr}`)); }, timeoutMs);
-    child.once("exit", (code) => { clearTimeout(timer); reject(new Error(`${cmd} exited with ${String(code)}: ${stderr}`)); });
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`${cmd} not ready after ${timeoutMs} ms: ${stderr}`));
+    }, timeoutMs);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${cmd} exited with ${String(code)}: ${stderr}`));
+    });
     child.stdout?.on("data", (d: Buffer) => {
       out += d.toString();
       const nl = out.indexOf("\n");

@@ -22,8 +22,8 @@ interface ParserExports {
 export interface ParsePoint {
   bytes: number;
   iterations: number;
-  scanUs: number;            // scanJson per body
-  routeUs: number;           // routeRequest per body (scan + lookup + result)
+  scanUs: number; // scanJson per body
+  routeUs: number; // routeRequest per body (scan + lookup + result)
   scanNsPerByte: number;
   scanError: number;
   routeStatus: number;
@@ -43,7 +43,11 @@ export function buildParsers(): string {
 
 export async function loadParsers(file: string): Promise<ParserExports> {
   const { instance } = await WebAssembly.instantiate(readFileSync(file), {
-    env: { abort: (): never => { throw new Error("parsers-node: abort"); } },
+    env: {
+      abort: (): never => {
+        throw new Error("parsers-node: abort");
+      },
+    },
   });
   return instance.exports as unknown as ParserExports;
 }
@@ -89,11 +93,28 @@ export async function profileSection(ctx: BenchContext): Promise<ProfileResult> 
     const approxNs = 1000 + bytes; // ~1 ns/B as a first guess; only sets the iteration count
     let scanError = 0;
     let routeStatus = 0;
-    const scan = timePerCall((n) => { scanError = x.scanLoop(body.ptr, body.len, n); }, approxNs, targetMs);
-    const route = timePerCall((n) => { routeStatus = x.routeLoop(body.ptr, body.len, n); }, approxNs, targetMs);
+    const scan = timePerCall(
+      (n) => {
+        scanError = x.scanLoop(body.ptr, body.len, n);
+      },
+      approxNs,
+      targetMs,
+    );
+    const route = timePerCall(
+      (n) => {
+        routeStatus = x.routeLoop(body.ptr, body.len, n);
+      },
+      approxNs,
+      targetMs,
+    );
     out.points.push({
-      bytes, iterations: scan.iterations, scanUs: scan.us, routeUs: route.us,
-      scanNsPerByte: (scan.us * 1000) / bytes, scanError, routeStatus,
+      bytes,
+      iterations: scan.iterations,
+      scanUs: scan.us,
+      routeUs: route.us,
+      scanNsPerByte: (scan.us * 1000) / bytes,
+      scanError,
+      routeStatus,
     });
     x.release(body.ptr);
   }

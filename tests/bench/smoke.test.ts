@@ -14,20 +14,37 @@ import { FALLBACK_KINDS, SCHEMA, type RawResults, type Summary } from "./summary
 
 const TARGET_IDS = ["throughput", "latency", "ttft", "linear", "memory", "size", "fallback-ttft"];
 const REPORT_HEADINGS = [
-  "## CPU split", "## Targets", "## 1. Non-streaming requests", "## 2. Streaming", "## 3. Scaling with body size",
-  "## 4. Memory", "## 5. Start-up and size", "## 6. TTFT through a fallback", "## What limits the missed targets", "## Every repeat",
+  "## CPU split",
+  "## Targets",
+  "## 1. Non-streaming requests",
+  "## 2. Streaming",
+  "## 3. Scaling with body size",
+  "## 4. Memory",
+  "## 5. Start-up and size",
+  "## 6. TTFT through a fallback",
+  "## What limits the missed targets",
+  "## Every repeat",
 ];
 
 function runSmoke(out: string): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "tests/bench/bench.ts")], {
-      cwd: ROOT, env: { ...process.env, BENCH_SMOKE: "1", BENCH_OUT: out }, stdio: ["ignore", "pipe", "pipe"],
+      cwd: ROOT,
+      env: { ...process.env, BENCH_SMOKE: "1", BENCH_OUT: out },
+      stdio: ["ignore", "pipe", "pipe"],
     });
     let output = "";
-    child.stdout.on("data", (d: Buffer) => { output += d.toString(); });
-    child.stderr.on("data", (d: Buffer) => { output += d.toString(); });
+    child.stdout.on("data", (d: Buffer) => {
+      output += d.toString();
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      output += d.toString();
+    });
     const timer = setTimeout(() => child.kill("SIGTERM"), 240_000);
-    child.once("exit", (code) => { clearTimeout(timer); resolve({ code, output }); });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    });
   });
 }
 
@@ -64,11 +81,18 @@ test("a smoke run of the benchmark writes a well-formed report, results.json and
       assert.ok((st.ttft[t]?.n ?? 0) > 0, `TTFT samples for ${t}`);
       assert.equal(st.ttft[t]?.failures, 0, `no failed streams for ${t}`);
     }
-    assert.deepEqual(st.load.map((l) => l.concurrency), results.options.concurrencies);
+    assert.deepEqual(
+      st.load.map((l) => l.concurrency),
+      results.options.concurrencies,
+    );
     for (const l of st.load) assert.ok((l.runs.plugin?.tokens ?? 0) > 0, `tokens through the plugin at ${l.concurrency}`);
     // Section 3: every size measured with and without the plugin.
-    assert.deepEqual(results.bodySize[0]?.points.map((p) => p.bytes), results.options.sizes);
-    for (const p of results.bodySize[0]?.points ?? []) assert.ok((p.runs.plugin?.latency.requests ?? 0) > 0 && (p.runs.plain?.latency.requests ?? 0) > 0);
+    assert.deepEqual(
+      results.bodySize[0]?.points.map((p) => p.bytes),
+      results.options.sizes,
+    );
+    for (const p of results.bodySize[0]?.points ?? [])
+      assert.ok((p.runs.plugin?.latency.requests ?? 0) > 0 && (p.runs.plain?.latency.requests ?? 0) > 0);
     // Section 4: readings after start, warm-up and each checkpoint, the last one past its count.
     const cps = results.memory?.checkpoints ?? [];
     assert.equal(cps.length, 2 + results.options.memoryCheckpoints.length);
@@ -93,14 +117,24 @@ test("a smoke run of the benchmark writes a well-formed report, results.json and
     }
     assert.equal(fb.primaryAttempts.received, fb.primaryAttempts.expected, "every 503 stream tried the primary first");
     const counters = fb.envoyCounters.afterPhase2;
-    assert.ok((counters[`fallback.to.${FALLBACK_BACKUP}.reason.status_503`] ?? 0) >= fb.requestsPerSeries, "the plugin counted the 503 fallbacks");
-    assert.ok((counters[`fallback.to.${FALLBACK_BACKUP}.reason.upstream_unreachable`] ?? 0) >= fb.requestsPerSeries, "and the refused ones");
+    assert.ok(
+      (counters[`fallback.to.${FALLBACK_BACKUP}.reason.status_503`] ?? 0) >= fb.requestsPerSeries,
+      "the plugin counted the 503 fallbacks",
+    );
+    assert.ok(
+      (counters[`fallback.to.${FALLBACK_BACKUP}.reason.upstream_unreachable`] ?? 0) >= fb.requestsPerSeries,
+      "and the refused ones",
+    );
     assert.ok((counters[`${FALLBACK_PRIMARY}.upstream_cx_connect_fail`] ?? 0) >= fb.requestsPerSeries, "Envoy saw the refused connections");
     const fs = results.summary.fallback;
     assert.ok(fs !== null && fs.allFellBack && fs.primaryTriedFirst && fs.errors === 0);
-    for (const k of FALLBACK_KINDS) assert.ok(Number.isFinite(fs.addedMs[k].p50) && Number.isFinite(fs.addedMs[k].p95), `added TTFT for ${k}`);
+    for (const k of FALLBACK_KINDS)
+      assert.ok(Number.isFinite(fs.addedMs[k].p50) && Number.isFinite(fs.addedMs[k].p95), `added TTFT for ${k}`);
 
-    assert.deepEqual(results.summary.targets.map((t) => t.id), TARGET_IDS);
+    assert.deepEqual(
+      results.summary.targets.map((t) => t.id),
+      TARGET_IDS,
+    );
     const report = readFileSync(join(dir, "report.md"), "utf8");
     for (const h of REPORT_HEADINGS) assert.ok(report.includes(`\n${h}\n`), `report has "${h}"`);
     for (const id of TARGET_IDS) assert.match(report, new RegExp(`^\\| ${id} \\| .* \\| (yes|\\*\\*no\\*\\*|n/a) \\|$`, "m"));

@@ -4,7 +4,7 @@ import { Agent, request, type IncomingHttpHeaders, type IncomingMessage } from "
 
 export interface StreamTarget {
   name: string;
-  url: string;        // http://127.0.0.1:port
+  url: string; // http://127.0.0.1:port
 }
 
 export interface StreamRequest {
@@ -15,11 +15,11 @@ export interface StreamRequest {
 
 export interface StreamOutcome {
   status: number;
-  ttftNs: number;     // request written → first body bytes (the first SSE event)
+  ttftNs: number; // request written → first body bytes (the first SSE event)
   firstTokenNs: number | null; // request written → first content chunk (a token event); null: none came
-  totalNs: number;    // request written → end of the response
-  events: number;     // SSE events ("data: " lines)
-  tokens: number;     // token events (chat deltas or completion texts)
+  totalNs: number; // request written → end of the response
+  events: number; // SSE events ("data: " lines)
+  tokens: number; // token events (chat deltas or completion texts)
   headers: IncomingHttpHeaders;
 }
 
@@ -53,31 +53,38 @@ export function streamOnce(target: StreamTarget, req: StreamRequest, agent: Agen
     let t0 = 0n;
     let first = 0n;
     let firstToken = 0n;
-    const r = request({
-      host: u.hostname, port: u.port, path: req.path, method: "POST", agent,
-      headers: { "content-type": "application/json", "content-length": body.length, ...req.headers },
-    }, (res: IncomingMessage) => {
-      res.setEncoding("utf8");
-      res.on("data", (d: string) => {
-        const now = process.hrtime.bigint();
-        if (first === 0n) first = now;
-        counter.feed(d);
-        if (firstToken === 0n && counter.tokens > 0) firstToken = now;
-      });
-      res.on("end", () => {
-        const end = process.hrtime.bigint();
-        resolve({
-          status: res.statusCode ?? 0,
-          ttftNs: Number((first === 0n ? end : first) - t0),
-          firstTokenNs: firstToken === 0n ? null : Number(firstToken - t0),
-          totalNs: Number(end - t0),
-          events: counter.events,
-          tokens: counter.tokens,
-          headers: res.headers,
+    const r = request(
+      {
+        host: u.hostname,
+        port: u.port,
+        path: req.path,
+        method: "POST",
+        agent,
+        headers: { "content-type": "application/json", "content-length": body.length, ...req.headers },
+      },
+      (res: IncomingMessage) => {
+        res.setEncoding("utf8");
+        res.on("data", (d: string) => {
+          const now = process.hrtime.bigint();
+          if (first === 0n) first = now;
+          counter.feed(d);
+          if (firstToken === 0n && counter.tokens > 0) firstToken = now;
         });
-      });
-      res.on("error", reject);
-    });
+        res.on("end", () => {
+          const end = process.hrtime.bigint();
+          resolve({
+            status: res.statusCode ?? 0,
+            ttftNs: Number((first === 0n ? end : first) - t0),
+            firstTokenNs: firstToken === 0n ? null : Number(firstToken - t0),
+            totalNs: Number(end - t0),
+            events: counter.events,
+            tokens: counter.tokens,
+            headers: res.headers,
+          });
+        });
+        res.on("error", reject);
+      },
+    );
     r.setTimeout(timeoutMs, () => r.destroy(new Error(`stream to ${target.name} timed out`)));
     r.on("error", reject);
     t0 = process.hrtime.bigint();

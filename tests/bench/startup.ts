@@ -18,10 +18,10 @@ export const STARTUP_VARIANTS: readonly Variant[] = ["plain", "wasm-min", "plugi
 
 export interface EnvoyStart {
   variant: Variant;
-  readyMs: number;                 // spawn → listener answering (50 ms polling)
-  mainListenerMs: number | null;   // log: "initializing init manager" → "add/update listener"
-  workerVmMs: number | null;       // log: "starting workers" → the worker's "configured" line
-  initToLoopMs: number | null;     // log: "initializing epoch 0" → "starting main dispatch loop"
+  readyMs: number; // spawn → listener answering (50 ms polling)
+  mainListenerMs: number | null; // log: "initializing init manager" → "add/update listener"
+  workerVmMs: number | null; // log: "starting workers" → the worker's "configured" line
+  initToLoopMs: number | null; // log: "initializing epoch 0" → "starting main dispatch loop"
   rssBytes: number;
   memoryAllocated: number | null;
 }
@@ -29,8 +29,8 @@ export interface EnvoyStart {
 export interface StartupResult {
   wasmBytes: number;
   envoy: EnvoyStart[];
-  v8: VmStartTimes[];        // Node's defaults: lazy compilation, Liftoff first
-  v8Eager: VmStartTimes[];   // --no-liftoff --no-wasm-lazy-compilation: every function optimised up front
+  v8: VmStartTimes[]; // Node's defaults: lazy compilation, Liftoff first
+  v8Eager: VmStartTimes[]; // --no-liftoff --no-wasm-lazy-compilation: every function optimised up front
   v8Error?: string;
 }
 
@@ -87,12 +87,19 @@ async function envoyStart(ctx: BenchContext, v: Variant): Promise<EnvoyStart> {
 
 function v8Start(wasm: string, flags: string[]): Promise<VmStartTimes> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...flags, "--import", "tsx", join(ROOT, "tests/bench/vm-start.ts"), wasm, JSON.stringify(seedPluginConfig())],
-      { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(
+      process.execPath,
+      [...flags, "--import", "tsx", join(ROOT, "tests/bench/vm-start.ts"), wasm, JSON.stringify(seedPluginConfig())],
+      { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] },
+    );
     let out = "";
     let err = "";
-    child.stdout.on("data", (d: Buffer) => { out += d.toString(); });
-    child.stderr.on("data", (d: Buffer) => { err += d.toString(); });
+    child.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      err += d.toString();
+    });
     const timer = setTimeout(() => child.kill("SIGKILL"), 30000);
     child.once("exit", (code) => {
       clearTimeout(timer);

@@ -43,11 +43,17 @@ export interface LineFit {
 export function fitLine(xs: readonly number[], ys: readonly number[]): LineFit {
   const n = Math.min(xs.length, ys.length);
   if (n < 2) return { slope: NaN, intercept: NaN, r2: NaN };
-  let sx = 0, sy = 0;
-  for (let i = 0; i < n; i++) { sx += xs[i] ?? 0; sy += ys[i] ?? 0; }
+  let sx = 0,
+    sy = 0;
+  for (let i = 0; i < n; i++) {
+    sx += xs[i] ?? 0;
+    sy += ys[i] ?? 0;
+  }
   const mx = sx / n;
   const my = sy / n;
-  let sxy = 0, sxx = 0, syy = 0;
+  let sxy = 0,
+    sxx = 0,
+    syy = 0;
   for (let i = 0; i < n; i++) {
     const dx = (xs[i] ?? 0) - mx;
     const dy = (ys[i] ?? 0) - my;

@@ -35,7 +35,7 @@ export interface ChunkCost {
 }
 
 export interface StreamLoadRun extends LoadResult {
-  envoyCpuUsPerEvent: number | null;   // null for direct
+  envoyCpuUsPerEvent: number | null; // null for direct
   cpu: CpuSample;
 }
 
@@ -51,8 +51,11 @@ function ttftStats(samplesNs: number[], failures: number): TtftStats {
     n: us.length,
     failures,
     us: {
-      p50: percentile(us, 50), p90: percentile(us, 90), p99: percentile(us, 99),
-      mean: us.reduce((a, b) => a + b, 0) / Math.max(1, us.length), min: Math.min(...us),
+      p50: percentile(us, 50),
+      p90: percentile(us, 90),
+      p99: percentile(us, 99),
+      mean: us.reduce((a, b) => a + b, 0) / Math.max(1, us.length),
+      min: Math.min(...us),
     },
   };
 }
@@ -79,7 +82,10 @@ export async function streamingRepeat(ctx: BenchContext, repeat: number): Promis
     ctx.log(`  TTFT: ${opts.ttftRequests} streams per target`);
     const ttftBody = chatBody(1024, { stream: true, maxTokens: 16 });
     const ttftReq: StreamRequest = { path: CHAT_PATH, body: ttftBody };
-    const noEditReq: StreamRequest = { path: CHAT_PATH, body: JSON.stringify({ ...(JSON.parse(ttftBody) as object), stream_options: { include_usage: true } }) };
+    const noEditReq: StreamRequest = {
+      path: CHAT_PATH,
+      body: JSON.stringify({ ...(JSON.parse(ttftBody) as object), stream_options: { include_usage: true } }),
+    };
     const ttftTargets = TTFT_TARGETS.filter((n) => n !== "wasm-buffer" || gateways.has("wasm-buffer"));
     const ttftTarget = (n: TtftTargetName): StreamTarget =>
       n === "wasm-buffer" ? { name: n, url: gateways.get("wasm-buffer")?.url ?? "" } : n === "plugin-no-edit" ? targets.plugin : targets[n];
@@ -130,7 +136,12 @@ export async function streamingRepeat(ctx: BenchContext, repeat: number): Promis
       }
     }
     for (const [v, acc] of sums) {
-      out.chunk[v] = { streams: acc.streams, events: acc.events, tokens: acc.tokens, envoyCpuUsPerEvent: acc.events > 0 ? acc.cpuNs / acc.events / 1000 : NaN };
+      out.chunk[v] = {
+        streams: acc.streams,
+        events: acc.events,
+        tokens: acc.tokens,
+        envoyCpuUsPerEvent: acc.events > 0 ? acc.cpuNs / acc.events / 1000 : NaN,
+      };
     }
 
     // Sustained tokens/s: closed-loop streams, tokens as fast as the stub writes them.
@@ -140,7 +151,10 @@ export async function streamingRepeat(ctx: BenchContext, repeat: number): Promis
       const entry: StreamingRepeat["load"][number] = { concurrency: c, runs: {} };
       for (const n of rotate(names, repeat)) {
         const g = n === "direct" ? undefined : gateways.get(n);
-        const pids = new Map([["backend", stub.pid], ["bench", process.pid]]);
+        const pids = new Map([
+          ["backend", stub.pid],
+          ["bench", process.pid],
+        ]);
         if (g !== undefined) pids.set("envoy", g.pid);
         const meter = new CpuMeter(pids);
         meter.start();

@@ -46,7 +46,7 @@ export interface Target {
   id: string;
   goal: string;
   measured: string;
-  met: boolean | null;        // null: not measured
+  met: boolean | null; // null: not measured
 }
 
 export interface Summary {
@@ -64,27 +64,51 @@ export interface Summary {
   streaming: {
     ttftP50Us: Partial<Record<TtftTargetName, Spread>>;
     ttftP99Us: Partial<Record<TtftTargetName, Spread>>;
-    ttftHoldUs: Spread;          // wasm-buffer − plain: holding the request until its body is read
-    ttftEditUs: Spread;          // plugin − plugin-no-edit: the include_usage rewrite
+    ttftHoldUs: Spread; // wasm-buffer − plain: holding the request until its body is read
+    ttftEditUs: Spread; // plugin − plugin-no-edit: the include_usage rewrite
     addedTtftVsPlainUs: Spread;
     addedTtftVsDirectUs: Spread;
     chunkCpuUs: { plain: Spread; plugin: Spread; added: Spread };
     tokensPerS: { concurrency: number; direct: Spread; plain: Spread; plugin: Spread; ratio: Spread; pluginEnvoyCpuUsPerEvent: Spread }[];
   };
   bodySize: {
-    points: { bytes: number; plainP50Us: Spread; addedP50Us: Spread; addedCpuUs: Spread; bufferCpuUs: Spread; pluginOwnCpuUs: Spread; nodeScanUs: number | null; nodeRouteUs: number | null; v8PluginUs: number | null }[];
-    fitAddedCpu: LineFit;        // µs = intercept + slope·bytes
+    points: {
+      bytes: number;
+      plainP50Us: Spread;
+      addedP50Us: Spread;
+      addedCpuUs: Spread;
+      bufferCpuUs: Spread;
+      pluginOwnCpuUs: Spread;
+      nodeScanUs: number | null;
+      nodeRouteUs: number | null;
+      v8PluginUs: number | null;
+    }[];
+    fitAddedCpu: LineFit; // µs = intercept + slope·bytes
     fitOwnCpu: LineFit;
     marginalNsPerByte: { from: number; to: number; ns: number }[];
     linear: boolean | null;
   };
-  memory: { firstRss: number; lastRss: number; rssGrowth: number; allocatedGrowth: number | null; wasmGrowth: number | null; flat: boolean | null } | null;
+  memory: {
+    firstRss: number;
+    lastRss: number;
+    rssGrowth: number;
+    allocatedGrowth: number | null;
+    wasmGrowth: number | null;
+    flat: boolean | null;
+  } | null;
   startup: {
     wasmBytes: number;
     readyMs: Partial<Record<Variant, Spread>>;
     mainListenerMs: Partial<Record<Variant, Spread>>;
     workerVmMs: Spread;
-    v8: { compileMs: Spread; instantiateMs: Spread; startMs: Spread; configureMs: Spread; secondConfigureMs: Spread; totalMs: Spread } | null;
+    v8: {
+      compileMs: Spread;
+      instantiateMs: Spread;
+      startMs: Spread;
+      configureMs: Spread;
+      secondConfigureMs: Spread;
+      totalMs: Spread;
+    } | null;
     v8EagerCompileMs: Spread;
   } | null;
   cpuSplit: { processes: Record<string, number>; coreBusy: number[] } | null;
@@ -102,11 +126,11 @@ export const FALLBACK_BUDGET_MS = 10;
 export interface FallbackSummary {
   ttftMs: Record<FallbackSeriesName, Quantiles>;
   addedMs: Record<FallbackKind, { p50: number; p95: number; mean: number }>;
-  errors: number;             // all series
-  notFromBackup: number;      // all series
-  allFellBack: boolean;       // every fallback stream: 200, content, from the backup, naming the primary
+  errors: number; // all series
+  notFromBackup: number; // all series
+  allFellBack: boolean; // every fallback stream: 200, content, from the backup, naming the primary
   primaryTriedFirst: boolean; // the primary's stub saw every primary-503 stream
-  othersCpuCores: number;     // CPU used by anything else on the machine during the section (max of the phases)
+  othersCpuCores: number; // CPU used by anything else on the machine during the section (max of the phases)
 }
 
 const VARIANT_LIST: readonly Variant[] = ["plain", "wasm-min", "wasm-buffer", "plugin"];
@@ -140,14 +164,18 @@ export function summarize(raw: RawResults): Summary {
     p99Us[v] = perRepeat(ns, (r) => r.runs[v]?.latency.latencyUs.p99);
     cpu[v] = perRepeat(ns, (r) => r.runs[v]?.envoyCpuUsPerRequest);
   }
-  const diff = (a: Variant, b: Variant) => (r: NonStreamingRepeat): number =>
-    (r.runs[a]?.envoyCpuUsPerRequest ?? NaN) - (r.runs[b]?.envoyCpuUsPerRequest ?? NaN);
-  const ladder = ns.some((r) => r.runs["wasm-min"] && r.runs["wasm-buffer"]) ? {
-    wasmFilterUs: perRepeat(ns, diff("wasm-min", "plain")),
-    bufferRerouteUs: perRepeat(ns, diff("wasm-buffer", "wasm-min")),
-    pluginOwnUs: perRepeat(ns, diff("plugin", "wasm-buffer")),
-    totalUs: perRepeat(ns, diff("plugin", "plain")),
-  } : null;
+  const diff =
+    (a: Variant, b: Variant) =>
+    (r: NonStreamingRepeat): number =>
+      (r.runs[a]?.envoyCpuUsPerRequest ?? NaN) - (r.runs[b]?.envoyCpuUsPerRequest ?? NaN);
+  const ladder = ns.some((r) => r.runs["wasm-min"] && r.runs["wasm-buffer"])
+    ? {
+        wasmFilterUs: perRepeat(ns, diff("wasm-min", "plain")),
+        bufferRerouteUs: perRepeat(ns, diff("wasm-buffer", "wasm-min")),
+        pluginOwnUs: perRepeat(ns, diff("plugin", "wasm-buffer")),
+        totalUs: perRepeat(ns, diff("plugin", "plain")),
+      }
+    : null;
   let perfUsPerRequest: Summary["nonStreaming"]["perfUsPerRequest"] = null;
   const perfRepeat = ns.find((r) => Object.keys(r.perf).length > 0);
   if (perfRepeat !== undefined) {
@@ -192,17 +220,35 @@ export function summarize(raw: RawResults): Summary {
     return {
       bytes,
       plainP50Us: perRepeat(bs, (r) => at(r)?.runs.plain?.latency.latencyUs.p50),
-      addedP50Us: perRepeat(bs, (r) => (at(r)?.runs.plugin?.latency.latencyUs.p50 ?? NaN) - (at(r)?.runs.plain?.latency.latencyUs.p50 ?? NaN)),
-      addedCpuUs: perRepeat(bs, (r) => (at(r)?.runs.plugin?.envoyCpuUsPerRequest ?? NaN) - (at(r)?.runs.plain?.envoyCpuUsPerRequest ?? NaN)),
-      bufferCpuUs: perRepeat(bs, (r) => (at(r)?.runs["wasm-buffer"]?.envoyCpuUsPerRequest ?? NaN) - (at(r)?.runs.plain?.envoyCpuUsPerRequest ?? NaN)),
-      pluginOwnCpuUs: perRepeat(bs, (r) => (at(r)?.runs.plugin?.envoyCpuUsPerRequest ?? NaN) - (at(r)?.runs["wasm-buffer"]?.envoyCpuUsPerRequest ?? NaN)),
+      addedP50Us: perRepeat(
+        bs,
+        (r) => (at(r)?.runs.plugin?.latency.latencyUs.p50 ?? NaN) - (at(r)?.runs.plain?.latency.latencyUs.p50 ?? NaN),
+      ),
+      addedCpuUs: perRepeat(
+        bs,
+        (r) => (at(r)?.runs.plugin?.envoyCpuUsPerRequest ?? NaN) - (at(r)?.runs.plain?.envoyCpuUsPerRequest ?? NaN),
+      ),
+      bufferCpuUs: perRepeat(
+        bs,
+        (r) => (at(r)?.runs["wasm-buffer"]?.envoyCpuUsPerRequest ?? NaN) - (at(r)?.runs.plain?.envoyCpuUsPerRequest ?? NaN),
+      ),
+      pluginOwnCpuUs: perRepeat(
+        bs,
+        (r) => (at(r)?.runs.plugin?.envoyCpuUsPerRequest ?? NaN) - (at(r)?.runs["wasm-buffer"]?.envoyCpuUsPerRequest ?? NaN),
+      ),
       nodeScanUs: nodePoint?.scanUs ?? null,
       nodeRouteUs: nodePoint?.routeUs ?? null,
       v8PluginUs: raw.pluginNode?.jsonUs.find((j) => j.bytes === bytes)?.us ?? null,
     };
   });
-  const fitAddedCpu = fitLine(points.map((p) => p.bytes), points.map((p) => p.addedCpuUs.median));
-  const fitOwnCpu = fitLine(points.map((p) => p.bytes), points.map((p) => p.pluginOwnCpuUs.median));
+  const fitAddedCpu = fitLine(
+    points.map((p) => p.bytes),
+    points.map((p) => p.addedCpuUs.median),
+  );
+  const fitOwnCpu = fitLine(
+    points.map((p) => p.bytes),
+    points.map((p) => p.pluginOwnCpuUs.median),
+  );
   const marginalNsPerByte = points.slice(1).map((p, i) => {
     const prev = points[i];
     const from = prev?.bytes ?? 0;
@@ -211,9 +257,10 @@ export function summarize(raw: RawResults): Summary {
   // Linear: the straight line explains the growth, and the largest step costs per byte what the fit says.
   const lastStep = marginalNsPerByte[marginalNsPerByte.length - 1];
   const slopeNs = fitAddedCpu.slope * 1000;
-  const linear = points.length >= 3 && lastStep !== undefined && Number.isFinite(fitAddedCpu.r2)
-    ? fitAddedCpu.r2 >= 0.98 && lastStep.ns > 0.5 * slopeNs && lastStep.ns < 2 * slopeNs
-    : null;
+  const linear =
+    points.length >= 3 && lastStep !== undefined && Number.isFinite(fitAddedCpu.r2)
+      ? fitAddedCpu.r2 >= 0.98 && lastStep.ns > 0.5 * slopeNs && lastStep.ns < 2 * slopeNs
+      : null;
 
   let memory: Summary["memory"] = null;
   const cps = raw.memory?.checkpoints ?? [];
@@ -221,9 +268,11 @@ export function summarize(raw: RawResults): Summary {
   const last = cps[cps.length - 1];
   if (first !== undefined && last !== undefined) {
     const rssGrowth = last.rssBytes - first.rssBytes;
-    const allocatedGrowth = last.memoryAllocated !== null && first.memoryAllocated !== null ? last.memoryAllocated - first.memoryAllocated : null;
+    const allocatedGrowth =
+      last.memoryAllocated !== null && first.memoryAllocated !== null ? last.memoryAllocated - first.memoryAllocated : null;
     const wasmGrowth = last.wasmVmBytes !== null && first.wasmVmBytes !== null ? last.wasmVmBytes - first.wasmVmBytes : null;
-    const flat = rssGrowth < 1024 * 1024 && (allocatedGrowth === null || allocatedGrowth < 1024 * 1024) && (wasmGrowth === null || wasmGrowth <= 0);
+    const flat =
+      rssGrowth < 1024 * 1024 && (allocatedGrowth === null || allocatedGrowth < 1024 * 1024) && (wasmGrowth === null || wasmGrowth <= 0);
     memory = { firstRss: first.rssBytes, lastRss: last.rssBytes, rssGrowth, allocatedGrowth, wasmGrowth, flat };
   }
 
@@ -238,16 +287,21 @@ export function summarize(raw: RawResults): Summary {
       readyMs[v] = spread(rows.map((e) => e.readyMs));
       mainListenerMs[v] = spread(rows.map((e) => e.mainListenerMs ?? NaN));
     }
-    const v8 = s.v8.length > 0 ? {
-      compileMs: spread(s.v8.map((r) => r.compileMs)),
-      instantiateMs: spread(s.v8.map((r) => r.instantiateMs)),
-      startMs: spread(s.v8.map((r) => r.startMs)),
-      configureMs: spread(s.v8.map((r) => r.vmStartMs + r.configureMs)),
-      secondConfigureMs: spread(s.v8.map((r) => r.secondConfigureMs)),
-      totalMs: spread(s.v8.map((r) => r.compileMs + r.instantiateMs + r.startMs + r.vmStartMs + r.configureMs)),
-    } : null;
+    const v8 =
+      s.v8.length > 0
+        ? {
+            compileMs: spread(s.v8.map((r) => r.compileMs)),
+            instantiateMs: spread(s.v8.map((r) => r.instantiateMs)),
+            startMs: spread(s.v8.map((r) => r.startMs)),
+            configureMs: spread(s.v8.map((r) => r.vmStartMs + r.configureMs)),
+            secondConfigureMs: spread(s.v8.map((r) => r.secondConfigureMs)),
+            totalMs: spread(s.v8.map((r) => r.compileMs + r.instantiateMs + r.startMs + r.vmStartMs + r.configureMs)),
+          }
+        : null;
     startup = {
-      wasmBytes: s.wasmBytes, readyMs, mainListenerMs,
+      wasmBytes: s.wasmBytes,
+      readyMs,
+      mainListenerMs,
       v8EagerCompileMs: spread(s.v8Eager.map((r) => r.compileMs)),
       workerVmMs: spread(s.envoy.filter((e) => e.variant === "plugin").map((e) => e.workerVmMs ?? NaN)),
       v8,
@@ -255,10 +309,13 @@ export function summarize(raw: RawResults): Summary {
   }
 
   const firstPlugin = ns.find((r) => r.runs.plugin !== undefined)?.runs.plugin;
-  const cpuSplit = firstPlugin !== undefined ? {
-    processes: Object.fromEntries(Object.entries(firstPlugin.cpu.processes).map(([k, v]) => [k, v.coreShare])),
-    coreBusy: firstPlugin.cpu.coreBusy,
-  } : null;
+  const cpuSplit =
+    firstPlugin !== undefined
+      ? {
+          processes: Object.fromEntries(Object.entries(firstPlugin.cpu.processes).map(([k, v]) => [k, v.coreShare])),
+          coreBusy: firstPlugin.cpu.coreBusy,
+        }
+      : null;
 
   const addedP50Us = perRepeat(ns, (r) => (r.runs.plugin?.latency.latencyUs.p50 ?? NaN) - (r.runs.plain?.latency.latencyUs.p50 ?? NaN));
   const addedP99Us = perRepeat(ns, (r) => (r.runs.plugin?.latency.latencyUs.p99 ?? NaN) - (r.runs.plain?.latency.latencyUs.p99 ?? NaN));
@@ -273,18 +330,62 @@ export function summarize(raw: RawResults): Summary {
   const ratio = ratioToPlain.plugin ?? spread([]);
   const wasmBytes = raw.plugin.bytes;
   const targets: Target[] = [
-    { id: "throughput", goal: "≥ 0.95 × plain Envoy's non-streaming throughput", measured: `${rangeText(ratio, 3)} ×`, met: judge(ratio.median, (v) => v >= 0.95) },
-    { id: "latency", goal: "≤ 30 µs added p50 latency (one connection)", measured: `${rangeText(addedP50Us)} µs`, met: judge(addedP50Us.median, (v) => v <= 30) },
-    { id: "ttft", goal: "≤ 0.1 ms added TTFT (p50, vs plain Envoy)", measured: `${rangeText(addedTtftVsPlainUs)} µs`, met: judge(addedTtftVsPlainUs.median, (v) => v <= 100) },
-    { id: "linear", goal: "plugin time linear in body size (1 KB–4 MB)", measured: Number.isFinite(fitAddedCpu.r2) ? `R² ${fmt(fitAddedCpu.r2, 4)}, ${fmt(slopeNs, 3)} ns/B, last step ${fmt(lastStep?.ns ?? NaN, 3)} ns/B` : "n/a", met: linear },
-    { id: "memory", goal: "flat memory after warm-up", measured: memory === null ? "n/a" : `RSS ${signedKiB(memory.rssGrowth)}, allocated ${memory.allocatedGrowth === null ? "n/a" : signedKiB(memory.allocatedGrowth)}${memory.wasmGrowth === null ? "" : `, VM ${signedKiB(memory.wasmGrowth)}`} from first to last checkpoint`, met: memory?.flat ?? null },
-    { id: "size", goal: "plugin.wasm ≤ 64 KB (65,536 bytes)", measured: `${wasmBytes.toLocaleString("en-US")} bytes`, met: wasmBytes <= 65536 },
+    {
+      id: "throughput",
+      goal: "≥ 0.95 × plain Envoy's non-streaming throughput",
+      measured: `${rangeText(ratio, 3)} ×`,
+      met: judge(ratio.median, (v) => v >= 0.95),
+    },
+    {
+      id: "latency",
+      goal: "≤ 30 µs added p50 latency (one connection)",
+      measured: `${rangeText(addedP50Us)} µs`,
+      met: judge(addedP50Us.median, (v) => v <= 30),
+    },
+    {
+      id: "ttft",
+      goal: "≤ 0.1 ms added TTFT (p50, vs plain Envoy)",
+      measured: `${rangeText(addedTtftVsPlainUs)} µs`,
+      met: judge(addedTtftVsPlainUs.median, (v) => v <= 100),
+    },
+    {
+      id: "linear",
+      goal: "plugin time linear in body size (1 KB–4 MB)",
+      measured: Number.isFinite(fitAddedCpu.r2)
+        ? `R² ${fmt(fitAddedCpu.r2, 4)}, ${fmt(slopeNs, 3)} ns/B, last step ${fmt(lastStep?.ns ?? NaN, 3)} ns/B`
+        : "n/a",
+      met: linear,
+    },
+    {
+      id: "memory",
+      goal: "flat memory after warm-up",
+      measured:
+        memory === null
+          ? "n/a"
+          : `RSS ${signedKiB(memory.rssGrowth)}, allocated ${memory.allocatedGrowth === null ? "n/a" : signedKiB(memory.allocatedGrowth)}${memory.wasmGrowth === null ? "" : `, VM ${signedKiB(memory.wasmGrowth)}`} from first to last checkpoint`,
+      met: memory?.flat ?? null,
+    },
+    {
+      id: "size",
+      goal: "plugin.wasm ≤ 64 KB (65,536 bytes)",
+      measured: `${wasmBytes.toLocaleString("en-US")} bytes`,
+      met: wasmBytes <= 65536,
+    },
     fallbackTarget(fallback),
   ];
 
   return {
     nonStreaming: { rps, ratioToPlain, p50Us, p99Us, addedP50Us, addedP99Us, envoyCpuUsPerRequest: cpu, ladder, perfUsPerRequest },
-    streaming: { ttftP50Us, ttftP99Us, ttftHoldUs, ttftEditUs, addedTtftVsPlainUs, addedTtftVsDirectUs, chunkCpuUs: { plain: chunkPlain, plugin: chunkPlugin, added: chunkAdded }, tokensPerS },
+    streaming: {
+      ttftP50Us,
+      ttftP99Us,
+      ttftHoldUs,
+      ttftEditUs,
+      addedTtftVsPlainUs,
+      addedTtftVsDirectUs,
+      chunkCpuUs: { plain: chunkPlain, plugin: chunkPlugin, added: chunkAdded },
+      tokensPerS,
+    },
     bodySize: { points, fitAddedCpu, fitOwnCpu, marginalNsPerByte, linear },
     memory,
     startup,
@@ -300,7 +401,11 @@ function summarizeFallback(f: FallbackResult | null): FallbackSummary | null {
   for (const s of FALLBACK_SERIES) ttftMs[s] = f.series[s].firstContentMs;
   const addedMs = {} as FallbackSummary["addedMs"];
   for (const k of FALLBACK_KINDS) {
-    addedMs[k] = { p50: ttftMs[k].p50 - ttftMs.backup.p50, p95: ttftMs[k].p95 - ttftMs.backup.p95, mean: ttftMs[k].mean - ttftMs.backup.mean };
+    addedMs[k] = {
+      p50: ttftMs[k].p50 - ttftMs.backup.p50,
+      p95: ttftMs[k].p95 - ttftMs.backup.p95,
+      mean: ttftMs[k].mean - ttftMs.backup.mean,
+    };
   }
   const all = FALLBACK_SERIES.map((s) => f.series[s]);
   return {
@@ -308,7 +413,9 @@ function summarizeFallback(f: FallbackResult | null): FallbackSummary | null {
     addedMs,
     errors: all.reduce((a, s) => a + s.errors, 0),
     notFromBackup: all.reduce((a, s) => a + s.notFromBackup, 0),
-    allFellBack: FALLBACK_KINDS.every((k) => f.series[k].sent > 0 && f.series[k].n === f.series[k].sent && f.series[k].fallbackFrom === f.series[k].sent),
+    allFellBack: FALLBACK_KINDS.every(
+      (k) => f.series[k].sent > 0 && f.series[k].n === f.series[k].sent && f.series[k].fallbackFrom === f.series[k].sent,
+    ),
     primaryTriedFirst: f.primaryAttempts.received === f.primaryAttempts.expected,
     othersCpuCores: Math.max(othersShare(f.cpu.primaryUp), othersShare(f.cpu.primaryDown)),
   };
@@ -323,9 +430,12 @@ function fallbackTarget(f: FallbackSummary | null): Target {
   const a = f.addedMs;
   const values = FALLBACK_KINDS.flatMap((k) => [a[k].p50, a[k].p95]);
   const failures = f.errors + f.notFromBackup;
-  const measured = `503: ${signedMs(a["primary-503"].p50)} p50, ${signedMs(a["primary-503"].p95)} p95; refused: ${signedMs(a["primary-down"].p50)} p50, ${signedMs(a["primary-down"].p95)} p95 ` +
+  const measured =
+    `503: ${signedMs(a["primary-503"].p50)} p50, ${signedMs(a["primary-503"].p95)} p95; refused: ${signedMs(a["primary-down"].p50)} p50, ${signedMs(a["primary-down"].p95)} p95 ` +
     `(backup's own p50 ${fmt(f.ttftMs.backup.p50, 1)} ms)${failures > 0 ? `; ${failures} stream(s) failed or not from the backup` : ""}`;
-  const met = values.every((v) => Number.isFinite(v)) ? values.every((v) => v <= FALLBACK_BUDGET_MS) && failures === 0 && f.allFellBack : null;
+  const met = values.every((v) => Number.isFinite(v))
+    ? values.every((v) => v <= FALLBACK_BUDGET_MS) && failures === 0 && f.allFellBack
+    : null;
   return { id: "fallback-ttft", goal, measured, met };
 }
 

@@ -23,8 +23,12 @@ export async function timeVmStart(wasm: Uint8Array, config: string): Promise<VmS
   const root = vm.configure(config);
   const second = vm.configure(config);
   return {
-    ...vm.timings, vmStartMs: root.timings.vmStartMs, configureMs: root.timings.configureMs,
-    secondConfigureMs: second.timings.vmStartMs + second.timings.configureMs, configured: root.configured, memoryBytes: vm.memoryBytes(),
+    ...vm.timings,
+    vmStartMs: root.timings.vmStartMs,
+    configureMs: root.timings.configureMs,
+    secondConfigureMs: second.timings.vmStartMs + second.timings.configureMs,
+    configured: root.configured,
+    memoryBytes: vm.memoryBytes(),
   };
 }
 
@@ -35,7 +39,12 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
     process.exit(2);
   }
   timeVmStart(readFileSync(wasm), config).then(
-    (r) => { process.stdout.write(JSON.stringify(r) + "\n"); },
-    (e: unknown) => { process.stderr.write(`${String(e)}\n`); process.exit(1); },
+    (r) => {
+      process.stdout.write(JSON.stringify(r) + "\n");
+    },
+    (e: unknown) => {
+      process.stderr.write(`${String(e)}\n`);
+      process.exit(1);
+    },
   );
 }

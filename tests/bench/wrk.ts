@@ -10,18 +10,18 @@ export const WRK_PERCENTILES = [50, 75, 90, 99, 99.9] as const;
 
 export interface WrkRequest {
   path: string;
-  bodyFile: string;          // the body's bytes are read by the Lua script from this file
+  bodyFile: string; // the body's bytes are read by the Lua script from this file
   headers?: Record<string, string>;
 }
 
 export interface WrkRun {
-  url: string;               // http://127.0.0.1:port
-  requests: WrkRequest[];    // one: sent as is; several: sent in turn (round robin)
+  url: string; // http://127.0.0.1:port
+  requests: WrkRequest[]; // one: sent as is; several: sent in turn (round robin)
   connections: number;
   durationS: number;
-  stopAfter?: number;        // stop once this many responses arrived (the duration still bounds it)
+  stopAfter?: number; // stop once this many responses arrived (the duration still bounds it)
   timeoutS?: number;
-  workDir: string;           // where the Lua script goes
+  workDir: string; // where the Lua script goes
 }
 
 export interface WrkResult {
@@ -31,7 +31,7 @@ export interface WrkResult {
   bytesRead: number;
   errors: { connect: number; read: number; write: number; status: number; timeout: number };
   latencyUs: { min: number; mean: number; max: number; stdev: number; p: Record<string, number> };
-  cpuNs: number;             // CPU wrk itself used
+  cpuNs: number; // CPU wrk itself used
 }
 
 function luaString(s: string): string {
@@ -41,7 +41,9 @@ function luaString(s: string): string {
 export function luaScript(run: WrkRun): string {
   const reqs = run.requests.map((r) => {
     const headers = { "Content-Type": "application/json", ...r.headers };
-    const h = Object.entries(headers).map(([k, v]) => `[${luaString(k)}]=${luaString(v)}`).join(",");
+    const h = Object.entries(headers)
+      .map(([k, v]) => `[${luaString(k)}]=${luaString(v)}`)
+      .join(",");
     return `{path=${luaString(r.path)}, file=${luaString(r.bodyFile)}, headers={${h}}}`;
   });
   const pct = WRK_PERCENTILES.map((p) => `string.format('"%s":%d', "${p}", latency:percentile(${p}))`).join(", ");
@@ -59,7 +61,9 @@ local function slurp(path)
   return data
 end
 
-${run.requests.length === 1 ? `-- One request: wrk formats it once and never calls Lua per request.
+${
+  run.requests.length === 1
+    ? `-- One request: wrk formats it once and never calls Lua per request.
 function init(args)
   local s = specs[1]
   wrk.method = "POST"
@@ -67,7 +71,8 @@ function init(args)
   for k, v in pairs(s.headers) do wrk.headers[k] = v end
   wrk.body = slurp(s.file)
 end
-` : `function init(args)
+`
+    : `function init(args)
   for i, s in ipairs(specs) do
     formatted[i] = wrk.format("POST", s.path, s.headers, slurp(s.file))
   end
@@ -77,8 +82,11 @@ function request()
   idx = idx % #formatted + 1
   return formatted[idx]
 end
-`}
-${run.stopAfter !== undefined ? `-- wrk's main thread sleeps out the whole duration whatever the threads do: say we are done, and
+`
+}
+${
+  run.stopAfter !== undefined
+    ? `-- wrk's main thread sleeps out the whole duration whatever the threads do: say we are done, and
 -- runWrk interrupts it (SIGINT ends the sleep; wrk then reports as usual).
 function response(status, headers, body)
   seen = seen + 1
@@ -88,7 +96,9 @@ function response(status, headers, body)
     wrk.thread:stop()
   end
 end
-` : ""}
+`
+    : ""
+}
 function done(summary, latency, requests)
   local e = summary.errors
   io.write("WRK_JSON {")
@@ -104,12 +114,21 @@ export async function runWrk(run: WrkRun): Promise<WrkResult> {
   const script = join(run.workDir, `wrk-${process.hrtime.bigint()}.lua`);
   writeFileSync(script, luaScript(run));
   const args = [
-    "-t1", `-c${run.connections}`, `-d${Math.max(1, Math.ceil(run.durationS))}s`,
-    "--timeout", `${run.timeoutS ?? 10}s`, "-s", script, run.url,
+    "-t1",
+    `-c${run.connections}`,
+    `-d${Math.max(1, Math.ceil(run.durationS))}s`,
+    "--timeout",
+    `${run.timeoutS ?? 10}s`,
+    "-s",
+    script,
+    run.url,
   ];
   // wrk takes whole seconds; a shorter run is cut by a timer in bash (SIGINT makes wrk print its summary).
   const sub = run.durationS < 1 ? `timeout -s INT ${run.durationS}s wrk "$@"` : `wrk "$@"`;
-  const child = spawn("bash", ["-c", `${sub}; rc=$?; times; exit $rc`, "wrk", ...args], { stdio: ["ignore", "pipe", "pipe"], detached: true });
+  const child = spawn("bash", ["-c", `${sub}; rc=$?; times; exit $rc`, "wrk", ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
   killOnExit(child, true);
   let out = "";
   let err = "";
@@ -118,21 +137,42 @@ export async function runWrk(run: WrkRun): Promise<WrkResult> {
     out += d.toString();
     if (!interrupted && run.stopAfter !== undefined && out.includes("WRK_STOPPED")) {
       interrupted = true;
-      if (child.pid !== undefined) try { process.kill(-child.pid, "SIGINT"); } catch { /* gone */ }
+      if (child.pid !== undefined)
+        try {
+          process.kill(-child.pid, "SIGINT");
+        } catch {
+          /* gone */
+        }
     }
   });
-  child.stderr.on("data", (d: Buffer) => { err += d.toString(); });
-  const killer = setTimeout(() => {
-    if (child.pid === undefined) return;
-    try { process.kill(-child.pid, "SIGKILL"); } catch { /* gone */ }
-  }, (run.durationS + (run.timeoutS ?? 10) + 30) * 1000);
+  child.stderr.on("data", (d: Buffer) => {
+    err += d.toString();
+  });
+  const killer = setTimeout(
+    () => {
+      if (child.pid === undefined) return;
+      try {
+        process.kill(-child.pid, "SIGKILL");
+      } catch {
+        /* gone */
+      }
+    },
+    (run.durationS + (run.timeoutS ?? 10) + 30) * 1000,
+  );
   const code = await new Promise<number | null>((r) => child.once("exit", (c) => r(c)));
   clearTimeout(killer);
   const line = out.split("\n").find((l) => l.startsWith("WRK_JSON "));
   if (line === undefined) throw new Error(`wrk failed (exit ${String(code)}):\n${out}\n${err}`);
   const j = JSON.parse(line.slice("WRK_JSON ".length)) as {
-    requests: number; duration_us: number; bytes: number;
-    errors: WrkResult["errors"]; min: number; max: number; mean: number; stdev: number; p: Record<string, number>;
+    requests: number;
+    duration_us: number;
+    bytes: number;
+    errors: WrkResult["errors"];
+    min: number;
+    max: number;
+    mean: number;
+    stdev: number;
+    p: Record<string, number>;
   };
   return {
     requests: j.requests,

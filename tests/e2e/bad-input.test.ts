@@ -13,14 +13,18 @@ before(async () => {
     pluginConfig: { maxBodyBytes: LIMIT, models: [{ name: "qwen2-1-5b" }, { name: "gemma-2-2b" }] },
   });
 });
-after(async () => { await seed?.stop(); });
+after(async () => {
+  await seed?.stop();
+});
 
-interface OpenAIError { error: { message: string; type: string; param: string | null; code: string; served_models?: string[] } }
+interface OpenAIError {
+  error: { message: string; type: string; param: string | null; code: string; served_models?: string[] };
+}
 
 async function expectError(r: Response, status: number, code: string, param: string | null, message: RegExp): Promise<OpenAIError> {
   assert.equal(r.status, status);
   assert.equal(r.headers.get("content-type"), "application/json");
-  const body = await r.json() as OpenAIError;
+  const body = (await r.json()) as OpenAIError;
   assert.deepEqual(Object.keys(body.error).slice(0, 4), ["message", "type", "param", "code"]);
   assert.equal(body.error.type, "invalid_request_error");
   assert.equal(body.error.code, code);
@@ -33,18 +37,81 @@ const url = (): string => `${seed.gateway.url}/v1/chat/completions`;
 
 const CASES: { name: string; body: string; status: number; code: string; param: string | null; message: RegExp }[] = [
   { name: "not JSON", body: "hello", status: 400, code: "invalid_json", param: null, message: /not valid JSON/ },
-  { name: "truncated JSON", body: '{"model":"qwen2-1-5b","messages":[', status: 400, code: "invalid_json", param: null, message: /truncated/ },
-  { name: "trailing garbage", body: '{"model":"qwen2-1-5b"} x', status: 400, code: "invalid_json", param: null, message: /after the JSON value/ },
+  {
+    name: "truncated JSON",
+    body: '{"model":"qwen2-1-5b","messages":[',
+    status: 400,
+    code: "invalid_json",
+    param: null,
+    message: /truncated/,
+  },
+  {
+    name: "trailing garbage",
+    body: '{"model":"qwen2-1-5b"} x',
+    status: 400,
+    code: "invalid_json",
+    param: null,
+    message: /after the JSON value/,
+  },
   { name: "an array", body: '[{"model":"qwen2-1-5b"}]', status: 400, code: "invalid_json", param: null, message: /must be a JSON object/ },
-  { name: "too deep", body: '{"model":"qwen2-1-5b","x":' + "[".repeat(200) + "]".repeat(200) + "}", status: 400, code: "invalid_json", param: null, message: /nests deeper/ },
-  { name: "invalid UTF-8", body: '{"model":"qwen2-1-5b","x":"\xff"}', status: 400, code: "invalid_json", param: null, message: /invalid string/ },
-  { name: "model missing", body: '{"messages":[]}', status: 400, code: "missing_required_parameter", param: "model", message: /provide a model/ },
-  { name: "model null", body: '{"model":null}', status: 400, code: "missing_required_parameter", param: "model", message: /provide a model/ },
+  {
+    name: "too deep",
+    body: '{"model":"qwen2-1-5b","x":' + "[".repeat(200) + "]".repeat(200) + "}",
+    status: 400,
+    code: "invalid_json",
+    param: null,
+    message: /nests deeper/,
+  },
+  {
+    name: "invalid UTF-8",
+    body: '{"model":"qwen2-1-5b","x":"\xff"}',
+    status: 400,
+    code: "invalid_json",
+    param: null,
+    message: /invalid string/,
+  },
+  {
+    name: "model missing",
+    body: '{"messages":[]}',
+    status: 400,
+    code: "missing_required_parameter",
+    param: "model",
+    message: /provide a model/,
+  },
+  {
+    name: "model null",
+    body: '{"model":null}',
+    status: 400,
+    code: "missing_required_parameter",
+    param: "model",
+    message: /provide a model/,
+  },
   { name: "model a number", body: '{"model":42}', status: 400, code: "invalid_type", param: "model", message: /expected a string/ },
-  { name: "model an object", body: '{"model":{"name":"qwen2-1-5b"}}', status: 400, code: "invalid_type", param: "model", message: /expected a string/ },
+  {
+    name: "model an object",
+    body: '{"model":{"name":"qwen2-1-5b"}}',
+    status: 400,
+    code: "invalid_type",
+    param: "model",
+    message: /expected a string/,
+  },
   { name: "model empty", body: '{"model":""}', status: 400, code: "invalid_value", param: "model", message: /Invalid 'model'/ },
-  { name: "model twice", body: '{"model":"gemma-2-2b","messages":[],"model":"qwen2-1-5b"}', status: 400, code: "duplicate_key", param: "model", message: /appears more than once/ },
-  { name: "model twice, once escaped", body: '{"model":"gemma-2-2b","mod\\u0065l":"qwen2-1-5b"}', status: 400, code: "duplicate_key", param: "model", message: /appears more than once/ },
+  {
+    name: "model twice",
+    body: '{"model":"gemma-2-2b","messages":[],"model":"qwen2-1-5b"}',
+    status: 400,
+    code: "duplicate_key",
+    param: "model",
+    message: /appears more than once/,
+  },
+  {
+    name: "model twice, once escaped",
+    body: '{"model":"gemma-2-2b","mod\\u0065l":"qwen2-1-5b"}',
+    status: 400,
+    code: "duplicate_key",
+    param: "model",
+    message: /appears more than once/,
+  },
 ];
 
 for (const c of CASES) {
@@ -85,8 +152,26 @@ test("413 for a chunked body that grows over the limit", async () => {
 });
 
 test("after hundreds of malformed bodies the same Envoy still routes valid requests", async () => {
-  const malformed = ["", "{", "}", "[", "nul", "tru", '{"model":', '{"model":"', '{"model":"qwen2-1-5b"', '{"a":1,}', '{"a" 1}',
-    '{"model":"qwen2-1-5b","x":1e}', '{"model":"qwen2-1-5b","x":-}', '{"model":"\\x"}', '{"model":"\\ud800"}', "\u0000", "{}", "[]"];
+  const malformed = [
+    "",
+    "{",
+    "}",
+    "[",
+    "nul",
+    "tru",
+    '{"model":',
+    '{"model":"',
+    '{"model":"qwen2-1-5b"',
+    '{"a":1,}',
+    '{"a" 1}',
+    '{"model":"qwen2-1-5b","x":1e}',
+    '{"model":"qwen2-1-5b","x":-}',
+    '{"model":"\\x"}',
+    '{"model":"\\ud800"}',
+    "\u0000",
+    "{}",
+    "[]",
+  ];
   const createdBefore = await seed.gateway.counter("wasm.envoy.wasm.runtime.v8.created");
   let answered = 0;
   for (let i = 0; i < 400; i++) {

@@ -26,18 +26,25 @@ const isNode = (v: unknown): v is Node => typeof v === "object" && v !== null &&
 
 function readmeSeedConfig(): unknown {
   const m = /The seed scenario's configuration:\s*```json\n([\s\S]*?)```/.exec(README);
-  if (m === null) throw new Error("README.md: no ```json block after \"The seed scenario's configuration:\"");
+  if (m === null) throw new Error('README.md: no ```json block after "The seed scenario\'s configuration:"');
   return JSON.parse(m[1] ?? "");
 }
 
 function specSchema(): Node {
   const doc: unknown = parseYaml(SPEC_TEXT);
-  const schema = isNode(doc) && isNode(doc["spec"]) && isNode(doc["spec"]["configSchema"]) ? doc["spec"]["configSchema"]["openAPIV3Schema"] : undefined;
+  const schema =
+    isNode(doc) && isNode(doc["spec"]) && isNode(doc["spec"]["configSchema"]) ? doc["spec"]["configSchema"]["openAPIV3Schema"] : undefined;
   if (!isNode(schema)) throw new Error("spec.yaml: no spec.configSchema.openAPIV3Schema");
   return schema;
 }
 
-interface SpecField { type: unknown; default: unknown; minimum: unknown; maximum: unknown; required: boolean }
+interface SpecField {
+  type: unknown;
+  default: unknown;
+  minimum: unknown;
+  maximum: unknown;
+  required: boolean;
+}
 
 // spec.yaml read back as key paths ("fallback.cooldown.failures", "models[].name").
 function specFields(schema: Node, prefix = "", out = new Map<string, SpecField>()): Map<string, SpecField> {
@@ -47,7 +54,13 @@ function specFields(schema: Node, prefix = "", out = new Map<string, SpecField>(
   for (const [name, node] of Object.entries(props)) {
     if (!isNode(node)) throw new Error(`spec.yaml: ${prefix}${name} is not a schema`);
     const key = prefix + name;
-    out.set(key, { type: node["type"], default: node["default"], minimum: node["minimum"], maximum: node["maximum"], required: required.includes(name) });
+    out.set(key, {
+      type: node["type"],
+      default: node["default"],
+      minimum: node["minimum"],
+      maximum: node["maximum"],
+      required: required.includes(name),
+    });
     if (isNode(node["properties"])) specFields(node, `${key}.`, out);
     const items = node["items"];
     if (isNode(items) && isNode(items["properties"])) specFields(items, `${key}[].`, out);
@@ -56,7 +69,13 @@ function specFields(schema: Node, prefix = "", out = new Map<string, SpecField>(
 }
 
 const JSON_TYPE: Record<string, string> = {
-  flag: "boolean", integer: "integer", textList: "array", nonEmptyTextList: "array", statusList: "array", group: "object", groupList: "array",
+  flag: "boolean",
+  integer: "integer",
+  textList: "array",
+  nonEmptyTextList: "array",
+  statusList: "array",
+  group: "object",
+  groupList: "array",
 };
 
 describe("one configuration table: the plugin's parser, the README and spec.yaml are generated from it", () => {
@@ -118,7 +137,13 @@ const EVERY_FIELD = {
   memoryBudgetBytes: 128 * 1024 * 1024,
   stage: "attempt",
   models: [
-    { name: "qwen2-1-5b", route: "qwen", upstreamModel: "Qwen/Qwen2-1.5B-Instruct", fallback: ["gemma-2-2b", "llama-3"], cluster: "outbound|8080||qwen.dns" },
+    {
+      name: "qwen2-1-5b",
+      route: "qwen",
+      upstreamModel: "Qwen/Qwen2-1.5B-Instruct",
+      fallback: ["gemma-2-2b", "llama-3"],
+      cluster: "outbound|8080||qwen.dns",
+    },
     { name: "gemma-2-2b", cluster: "gemma" },
     { name: "llama-*", route: "llama" },
   ],
@@ -170,21 +195,43 @@ test("the every-field configuration sets each field of the table to a value othe
 describe("Envoy accepts the documented configurations and refuses values outside the documented ranges", () => {
   let seed: Seed;
   // Started on a configuration of its own, so that each one below is a change Envoy has to apply.
-  before(async () => { seed = await startSeed({ pluginConfig: { models: [{ name: "gemma-2-2b" }] } }); });
-  after(async () => { await seed?.stop(); });
+  before(async () => {
+    seed = await startSeed({ pluginConfig: { models: [{ name: "gemma-2-2b" }] } });
+  });
+  after(async () => {
+    await seed?.stop();
+  });
 
   const accepts = async (config: unknown, what: string): Promise<void> => {
     const outcome = await seed.gateway.reconfigure(config);
-    assert.equal(outcome, "accepted", `${what} was refused:\n${seed.gateway.log().split("\n").filter((l) => l.includes("configuration refused")).slice(-1).join("")}`);
+    assert.equal(
+      outcome,
+      "accepted",
+      `${what} was refused:\n${seed.gateway
+        .log()
+        .split("\n")
+        .filter((l) => l.includes("configuration refused"))
+        .slice(-1)
+        .join("")}`,
+    );
   };
 
-  test("the README's seed configuration", async () => { await accepts(readmeSeedConfig(), "the README's seed configuration"); });
+  test("the README's seed configuration", async () => {
+    await accepts(readmeSeedConfig(), "the README's seed configuration");
+  });
 
-  test("spec.yaml's example", async () => { await accepts(specSchema()["example"], "spec.yaml's example"); });
+  test("spec.yaml's example", async () => {
+    await accepts(specSchema()["example"], "spec.yaml's example");
+  });
 
-  test("every documented field set to a non-default value", async () => { await accepts(EVERY_FIELD, "the every-field configuration"); });
+  test("every documented field set to a non-default value", async () => {
+    await accepts(EVERY_FIELD, "the every-field configuration");
+  });
 
-  const ranged = CONFIG_FIELDS.filter((f) => f.kind === "integer").map((f): [string, [number, number]] => [f.key, [f.min ?? 0, f.max ?? 0]]);
+  const ranged = CONFIG_FIELDS.filter((f) => f.kind === "integer").map((f): [string, [number, number]] => [
+    f.key,
+    [f.min ?? 0, f.max ?? 0],
+  ]);
 
   test("every integer at the ends of its documented range", async () => {
     const base = readmeSeedConfig();
@@ -202,7 +249,10 @@ describe("Envoy accepts the documented configurations and refuses values outside
     for (const bad of [min - 1, max + 1]) {
       test(`${key}: ${bad} is refused, naming the documented range`, async () => {
         assert.equal(await seed.gateway.reconfigure(withValue(readmeSeedConfig(), key, bad)), "rejected");
-        assert.ok(seed.gateway.log().includes(`${key}: must be an integer between ${min} and ${max}, got ${bad}`), `log names ${key} and its range`);
+        assert.ok(
+          seed.gateway.log().includes(`${key}: must be an integer between ${min} and ${max}, got ${bad}`),
+          `log names ${key} and its range`,
+        );
       });
     }
   }

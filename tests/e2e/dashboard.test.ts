@@ -23,24 +23,36 @@ function tokenize(expr: string): Tok[] {
   let i = 0;
   while (i < expr.length) {
     const c = expr[i] ?? "";
-    if (/\s/.test(c)) { i++; continue; }
-    if (c === "\"" || c === "'" || c === "`") {
+    if (/\s/.test(c)) {
+      i++;
+      continue;
+    }
+    if (c === '"' || c === "'" || c === "`") {
       let j = i + 1;
       while (j < expr.length && expr[j] !== c) j += expr[j] === "\\" ? 2 : 1;
       out.push({ kind: "str", text: expr.slice(i + 1, j) });
       i = j + 1;
       continue;
     }
-    if (c === "[") { // range or subquery window, e.g. [$__rate_interval]: nothing to check inside
+    if (c === "[") {
+      // range or subquery window, e.g. [$__rate_interval]: nothing to check inside
       const j = expr.indexOf("]", i);
       assert.ok(j > i, `unclosed [ in ${expr}`);
       i = j + 1;
       continue;
     }
     const id = /^[a-zA-Z_:][\w:]*/.exec(expr.slice(i));
-    if (id) { out.push({ kind: "ident", text: id[0] }); i += id[0].length; continue; }
+    if (id) {
+      out.push({ kind: "ident", text: id[0] });
+      i += id[0].length;
+      continue;
+    }
     const num = /^(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?/i.exec(expr.slice(i));
-    if (num) { out.push({ kind: "num", text: num[0] }); i += num[0].length; continue; }
+    if (num) {
+      out.push({ kind: "num", text: num[0] });
+      i += num[0].length;
+      continue;
+    }
     const op = /^(?:=~|!~|!=|==|<=|>=|[-+*/%^(){},=<>])/.exec(expr.slice(i));
     assert.ok(op, `unexpected character ${JSON.stringify(c)} in ${expr}`);
     out.push({ kind: "punct", text: op[0] });
@@ -49,12 +61,47 @@ function tokenize(expr: string): Tok[] {
   return out;
 }
 
-const AGGREGATIONS = new Set(["sum", "avg", "min", "max", "count", "group", "stddev", "stdvar", "topk", "bottomk", "quantile", "count_values"]);
-const KEYWORDS = new Set(["by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless", "offset", "inf", "nan"]);
+const AGGREGATIONS = new Set([
+  "sum",
+  "avg",
+  "min",
+  "max",
+  "count",
+  "group",
+  "stddev",
+  "stdvar",
+  "topk",
+  "bottomk",
+  "quantile",
+  "count_values",
+]);
+const KEYWORDS = new Set([
+  "by",
+  "without",
+  "on",
+  "ignoring",
+  "group_left",
+  "group_right",
+  "bool",
+  "and",
+  "or",
+  "unless",
+  "offset",
+  "inf",
+  "nan",
+]);
 const RATE_FUNCTIONS = new Set(["rate", "irate", "increase"]);
 
-interface Selector { metric: string; labels: string[]; within: string[] } // within: enclosing functions, innermost last
-interface Query { selectors: Selector[]; grouping: string[]; madeLabels: string[] }
+interface Selector {
+  metric: string;
+  labels: string[];
+  within: string[];
+} // within: enclosing functions, innermost last
+interface Query {
+  selectors: Selector[];
+  grouping: string[];
+  madeLabels: string[];
+}
 
 function readQuery(expr: string): Query {
   const toks = tokenize(expr);
@@ -64,9 +111,20 @@ function readQuery(expr: string): Query {
   for (let i = 0; i < toks.length; i++) {
     const t = toks[i]!;
     const next = toks[i + 1];
-    if (t.kind === "punct" && t.text === "(") { stack.push(""); argIndex.push(0); continue; }
-    if (t.kind === "punct" && t.text === ")") { stack.pop(); argIndex.pop(); continue; }
-    if (t.kind === "punct" && t.text === ",") { if (argIndex.length > 0) argIndex[argIndex.length - 1]!++; continue; }
+    if (t.kind === "punct" && t.text === "(") {
+      stack.push("");
+      argIndex.push(0);
+      continue;
+    }
+    if (t.kind === "punct" && t.text === ")") {
+      stack.pop();
+      argIndex.pop();
+      continue;
+    }
+    if (t.kind === "punct" && t.text === ",") {
+      if (argIndex.length > 0) argIndex[argIndex.length - 1]!++;
+      continue;
+    }
     if (t.kind === "str") {
       // label_replace(v, "dst", …): the label it makes may be grouped by later.
       if (stack.at(-1) === "label_replace" && argIndex.at(-1) === 1) q.madeLabels.push(t.text);
@@ -81,7 +139,12 @@ function readQuery(expr: string): Query {
       continue;
     }
     // Functions name their parentheses; aggregations (sum, max, …) don't matter to the checks.
-    if (next?.text === "(") { stack.push(AGGREGATIONS.has(t.text) ? "" : t.text); argIndex.push(0); i++; continue; }
+    if (next?.text === "(") {
+      stack.push(AGGREGATIONS.has(t.text) ? "" : t.text);
+      argIndex.push(0);
+      i++;
+      continue;
+    }
     if (AGGREGATIONS.has(t.text) || KEYWORDS.has(t.text)) continue;
     // A metric name, with optional matchers.
     const sel: Selector = { metric: t.text, labels: [], within: stack.filter((s) => s !== "") };
@@ -101,21 +164,41 @@ function readQuery(expr: string): Query {
 }
 
 test("the PromQL reader finds metrics, matchers, groupings and made labels", () => {
-  const q = readQuery('histogram_quantile(0.5, sum by (ai_model, le) (rate(x_bucket{a="1", b=~"$v"}[$__rate_interval]))) / sum(label_replace(rate(y{c!="z,w"}[5m]), "class", "v", "", "")) or vector(0)');
+  const q = readQuery(
+    'histogram_quantile(0.5, sum by (ai_model, le) (rate(x_bucket{a="1", b=~"$v"}[$__rate_interval]))) / sum(label_replace(rate(y{c!="z,w"}[5m]), "class", "v", "", "")) or vector(0)',
+  );
   assert.deepEqual(q.selectors, [
     { metric: "x_bucket", labels: ["a", "b"], within: ["histogram_quantile", "rate"] },
     { metric: "y", labels: ["c"], within: ["label_replace", "rate"] },
   ]);
   assert.deepEqual(q.grouping, ["ai_model", "le"]);
   assert.deepEqual(q.madeLabels, ["class"]);
-  assert.deepEqual(readQuery("max(llm_gateway_vm_memory_bytes)").selectors, [{ metric: "llm_gateway_vm_memory_bytes", labels: [], within: [] }]);
+  assert.deepEqual(readQuery("max(llm_gateway_vm_memory_bytes)").selectors, [
+    { metric: "llm_gateway_vm_memory_bytes", labels: [], within: [] },
+  ]);
 });
 
 // ---- the dashboard --------------------------------------------------------------------------------
 
-interface Panel { id: number; type: string; title: string; datasource?: { uid: string }; targets?: { expr: string; datasource?: { uid: string } }[]; gridPos: { x: number; y: number; w: number; h: number } }
-interface Variable { name: string; type: string; query: string | { query: string } }
-interface Dashboard { uid: string; schemaVersion: number; panels: Panel[]; templating: { list: Variable[] } }
+interface Panel {
+  id: number;
+  type: string;
+  title: string;
+  datasource?: { uid: string };
+  targets?: { expr: string; datasource?: { uid: string } }[];
+  gridPos: { x: number; y: number; w: number; h: number };
+}
+interface Variable {
+  name: string;
+  type: string;
+  query: string | { query: string };
+}
+interface Dashboard {
+  uid: string;
+  schemaVersion: number;
+  panels: Panel[];
+  templating: { list: Variable[] };
+}
 
 const dashboardText = readFileSync(DASHBOARD_FILE, "utf8");
 const dash = JSON.parse(dashboardText) as Dashboard;
@@ -140,7 +223,10 @@ test("the dashboard's shape: unique ids, the data source variable everywhere, th
   assert.ok(dash.schemaVersion >= 36);
   const ids = dash.panels.map((p) => p.id);
   assert.equal(new Set(ids).size, ids.length, "panel ids are unique");
-  assert.deepEqual(dash.templating.list.map((v) => v.name), [DS_VAR, "ai_model", "ai_route", "ai_consumer"]);
+  assert.deepEqual(
+    dash.templating.list.map((v) => v.name),
+    [DS_VAR, "ai_model", "ai_route", "ai_consumer"],
+  );
   for (const p of dash.panels) {
     assert.ok(p.gridPos.x >= 0 && p.gridPos.x + p.gridPos.w <= 24, `panel "${p.title}" fits the grid`);
     if (p.type === "row") continue;
@@ -153,20 +239,28 @@ test("the dashboard's shape: unique ids, the data source variable everywhere, th
     if (where.startsWith("variable")) continue;
     for (const s of readQuery(expr).selectors) {
       if (!s.metric.startsWith(AI_PREFIX)) continue;
-      for (const v of ["ai_model", "ai_route", "ai_consumer"]) assert.ok(s.labels.includes(v), `${where}: ${s.metric} is filtered by $${v}`);
+      for (const v of ["ai_model", "ai_route", "ai_consumer"])
+        assert.ok(s.labels.includes(v), `${where}: ${s.metric} is filtered by $${v}`);
     }
   }
 });
 
 test("the ConfigMap carries exactly the dashboard JSON, labelled for the Grafana sidecar", () => {
-  const cm = parseYaml(readFileSync(CONFIGMAP_FILE, "utf8")) as { kind: string; metadata: { labels: Record<string, string> }; data: Record<string, string> };
+  const cm = parseYaml(readFileSync(CONFIGMAP_FILE, "utf8")) as {
+    kind: string;
+    metadata: { labels: Record<string, string> };
+    data: Record<string, string>;
+  };
   assert.equal(cm.kind, "ConfigMap");
   assert.equal(cm.metadata.labels["grafana_dashboard"], "1");
   assert.ok(cm.data[CONFIGMAP_KEY] === dashboardText, `${CONFIGMAP_KEY} in the ConfigMap differs from llm-gateway-dashboard.json`);
 });
 
 test("the generator's --check passes: the committed files are what it generates", () => {
-  execFileSync(process.execPath, ["--import", "tsx", join(ROOT, "deploy-scripts/generators/gen-dashboard.ts"), "--check"], { cwd: ROOT, stdio: "pipe" });
+  execFileSync(process.execPath, ["--import", "tsx", join(ROOT, "deploy-scripts/generators/gen-dashboard.ts"), "--check"], {
+    cwd: ROOT,
+    stdio: "pipe",
+  });
 });
 
 // ---- against the real Envoy ---------------------------------------------------------------------
@@ -209,15 +303,15 @@ before(async () => {
     await send({ model });
     await send({ model, stream: true }, { "x-mse-consumer": "team-a" });
   }
-  await send({ model: "gemma-2-2b" }, { "x-stub-status": "503" });                             // upstream 5xx
-  await send({ model: "gemma-2-2b" }, { "x-stub-status": "400" });                             // upstream 4xx
-  await send({ model: "gemma-2-2b" }, { "x-stub-drop": "1" });                                 // local 5xx (Envoy)
-  await send({ model: "no-such-model" });                                                      // local 4xx (plugin)
+  await send({ model: "gemma-2-2b" }, { "x-stub-status": "503" }); // upstream 5xx
+  await send({ model: "gemma-2-2b" }, { "x-stub-status": "400" }); // upstream 4xx
+  await send({ model: "gemma-2-2b" }, { "x-stub-drop": "1" }); // local 5xx (Envoy)
+  await send({ model: "no-such-model" }); // local 4xx (plugin)
   await send({ model: "qwen2-1-5b" }, { "x-stub-status": "503", "x-stub-target": "qwen2-1-5b" }); // fallback
-  await send({ model: "gemma-2-2b", stream: true }, { "x-stub-cut-after": "3" });              // incomplete stream
-  await send({ model: "gemma-2-2b", stream: true }, { "x-stub-no-usage": "1" });               // estimated usage
-  await postWithHost(url, UNPARSED_HOST, { model: "gemma-2-2b", messages, stream: true });      // unparsed stream
-  const models = await fetch(`${seed.gateway.url}/v1/models`);                                 // local 2xx
+  await send({ model: "gemma-2-2b", stream: true }, { "x-stub-cut-after": "3" }); // incomplete stream
+  await send({ model: "gemma-2-2b", stream: true }, { "x-stub-no-usage": "1" }); // estimated usage
+  await postWithHost(url, UNPARSED_HOST, { model: "gemma-2-2b", messages, stream: true }); // unparsed stream
+  const models = await fetch(`${seed.gateway.url}/v1/models`); // local 2xx
   await models.text();
   // Histograms reach the admin output at the next stats flush.
   await scrapeUntil(seed.gateway.adminUrl, (s) => s.some((x) => x.name === `${AI_PREFIX}inter_token_ms_bucket`));
@@ -225,7 +319,9 @@ before(async () => {
   samples = parsePrometheus(text);
   types = new Map([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
 });
-after(async () => { await seed?.stop(); });
+after(async () => {
+  await seed?.stop();
+});
 
 // The type of the family a series belongs to: its own name, or for _bucket/_sum/_count the histogram
 // it is part of (a counter may itself end in _count: llm_duration_count).
@@ -244,12 +340,17 @@ test("every metric a dashboard query names is exported, with the type the query 
     for (const s of readQuery(expr).selectors) {
       const series = samples.filter((x) => x.name === s.metric);
       const f = family(s.metric);
-      if (series.length === 0 || f === undefined) { problems.push(`${where}: ${s.metric} is not in /stats/prometheus`); continue; }
+      if (series.length === 0 || f === undefined) {
+        problems.push(`${where}: ${s.metric} is not in /stats/prometheus`);
+        continue;
+      }
       const rated = s.within.some((fn) => RATE_FUNCTIONS.has(fn));
       const isHistogramPart = f.type === "histogram" && f.part !== undefined;
-      if (s.within.includes("histogram_quantile") && !(isHistogramPart && f.part === "bucket")) problems.push(`${where}: histogram_quantile over ${s.metric}, not a histogram's _bucket`);
+      if (s.within.includes("histogram_quantile") && !(isHistogramPart && f.part === "bucket"))
+        problems.push(`${where}: histogram_quantile over ${s.metric}, not a histogram's _bucket`);
       if (rated && !(f.type === "counter" || isHistogramPart)) problems.push(`${where}: rate() over ${s.metric}, a ${f.type}`);
-      if (!rated && !where.startsWith("variable") && f.type !== "gauge") problems.push(`${where}: ${s.metric} (a ${f.type}) used without rate()`);
+      if (!rated && !where.startsWith("variable") && f.type !== "gauge")
+        problems.push(`${where}: ${s.metric} (a ${f.type}) used without rate()`);
     }
   }
   assert.deepEqual(problems, []);
@@ -264,7 +365,8 @@ test("every label a dashboard query filters or groups by is on the series it sel
       const wanted = [...s.labels, ...q.grouping.filter((l) => !q.madeLabels.includes(l))];
       for (const label of new Set(wanted)) {
         const lacking = series.filter((x) => !(label in x.labels));
-        if (series.length > 0 && lacking.length > 0) problems.push(`${where}: ${lacking.length} of ${series.length} ${s.metric} series lack ${label}`);
+        if (series.length > 0 && lacking.length > 0)
+          problems.push(`${where}: ${lacking.length} of ${series.length} ${s.metric} series lack ${label}`);
       }
     }
   }

@@ -15,9 +15,18 @@ before(async () => {
     pluginConfig: { models: [{ name: "qwen2-1-5b", fallback: ["gemma-2-2b"] }, { name: "gemma-2-2b" }] },
   });
 });
-after(async () => { await seed?.stop(); });
+after(async () => {
+  await seed?.stop();
+});
 
-interface Counts { primary: number; fellBack: number; fellBackErrors: number; cutMidStream: number; otherErrors: number; details: string[] }
+interface Counts {
+  primary: number;
+  fellBack: number;
+  fellBackErrors: number;
+  cutMidStream: number;
+  otherErrors: number;
+  details: string[];
+}
 
 test(`${TOTAL} requests from ${CONCURRENCY} clients, the primary killed midway`, async () => {
   const counts: Counts = { primary: 0, fellBack: 0, fellBackErrors: 0, cutMidStream: 0, otherErrors: 0, details: [] };
@@ -27,7 +36,11 @@ test(`${TOTAL} requests from ${CONCURRENCY} clients, the primary killed midway`,
     const stream = i % 2 === 0;
     let r: Response;
     try {
-      r = await post(`${seed.gateway.url}/v1/chat/completions`, { model: "qwen2-1-5b", stream, messages: [{ role: "user", content: `request ${i}` }] });
+      r = await post(`${seed.gateway.url}/v1/chat/completions`, {
+        model: "qwen2-1-5b",
+        stream,
+        messages: [{ role: "user", content: `request ${i}` }],
+      });
     } catch (e) {
       counts.otherErrors++;
       counts.details.push(`#${i}: ${String(e)}`);
@@ -36,11 +49,19 @@ test(`${TOTAL} requests from ${CONCURRENCY} clients, the primary killed midway`,
     const from = r.headers.get("x-llm-gateway-fallback-from");
     let body = "";
     let bodyError = "";
-    try { body = await r.text(); } catch (e) { bodyError = String(e); }
-    const complete = r.status === 200 && bodyError === "" && (!stream || body.includes("data: [DONE]")) && !body.includes("stream_incomplete");
+    try {
+      body = await r.text();
+    } catch (e) {
+      bodyError = String(e);
+    }
+    const complete =
+      r.status === 200 && bodyError === "" && (!stream || body.includes("data: [DONE]")) && !body.includes("stream_incomplete");
     if (from === "qwen2-1-5b") {
       if (complete && r.headers.get("x-llm-gateway-model") === "gemma-2-2b") counts.fellBack++;
-      else { counts.fellBackErrors++; counts.details.push(`#${i} fell back: ${r.status} ${bodyError} ${body.slice(0, 120)}`); }
+      else {
+        counts.fellBackErrors++;
+        counts.details.push(`#${i} fell back: ${r.status} ${bodyError} ${body.slice(0, 120)}`);
+      }
     } else if (complete) {
       counts.primary++;
     } else if (stream && r.status === 200 && r.headers.get("x-llm-gateway-model") === "qwen2-1-5b") {

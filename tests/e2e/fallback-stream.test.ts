@@ -16,19 +16,36 @@ describe("a backup's answer streams", () => {
   let seed: Seed;
   let openai: OpenAI;
   before(async () => {
-    seed = await startSeed({ pluginConfig: { models: [{ name: "qwen2-1-5b", fallback: ["gemma-2-2b"] }, { name: "gemma-2-2b" }], fallback: { cooldown: { failures: 0 } } } });
+    seed = await startSeed({
+      pluginConfig: {
+        models: [{ name: "qwen2-1-5b", fallback: ["gemma-2-2b"] }, { name: "gemma-2-2b" }],
+        fallback: { cooldown: { failures: 0 } },
+      },
+    });
     openai = new OpenAI({
-      baseURL: `${seed.gateway.url}/v1`, apiKey: "unused", maxRetries: 0,
+      baseURL: `${seed.gateway.url}/v1`,
+      apiKey: "unused",
+      maxRetries: 0,
       // The backup generates slowly enough that a stream relayed whole would be plain to see.
-      defaultHeaders: { "x-stub-ttft-ms": String(TTFT_MS), "x-stub-token-interval-ms": String(INTERVAL_MS), "x-stub-completion-tokens": String(TOKENS) },
+      defaultHeaders: {
+        "x-stub-ttft-ms": String(TTFT_MS),
+        "x-stub-token-interval-ms": String(INTERVAL_MS),
+        "x-stub-completion-tokens": String(TOKENS),
+      },
     });
   });
-  after(async () => { await seed?.stop(); });
+  after(async () => {
+    await seed?.stop();
+  });
 
   // Arrival time of each content chunk, from the request's start.
   async function streamTimes(): Promise<{ times: number[]; text: string; models: Set<string> }> {
     const start = performance.now();
-    const stream = await openai.chat.completions.create({ model: "qwen2-1-5b", messages: [{ role: "user", content: "tell me" }], stream: true });
+    const stream = await openai.chat.completions.create({
+      model: "qwen2-1-5b",
+      messages: [{ role: "user", content: "tell me" }],
+      stream: true,
+    });
     const times: number[] = [];
     const models = new Set<string>();
     let text = "";
@@ -54,14 +71,21 @@ describe("a backup's answer streams", () => {
     const first = times[0] ?? 0;
     const last = times[times.length - 1] ?? 0;
     // Generated over (TOKENS - 1) intervals: a stream relayed whole would put every chunk at the end.
-    assert.ok(last - first >= 0.7 * (TOKENS - 1) * INTERVAL_MS, `chunks spread over ${(last - first).toFixed(0)} ms (first at ${first.toFixed(0)} ms, last at ${last.toFixed(0)} ms)`);
+    assert.ok(
+      last - first >= 0.7 * (TOKENS - 1) * INTERVAL_MS,
+      `chunks spread over ${(last - first).toFixed(0)} ms (first at ${first.toFixed(0)} ms, last at ${last.toFixed(0)} ms)`,
+    );
     assert.ok(first < last / 2, `first chunk (${first.toFixed(0)} ms) long before the last (${last.toFixed(0)} ms)`);
   }
 
   for (const status of [503, 429]) {
     test(`primary answering ${status}: gemma-2-2b's answer arrives token by token`, async () => {
       const qwen = backend(seed, "qwen2-1-5b");
-      await fetch(`${qwen.url}/stub/faults`, { method: "POST", body: JSON.stringify({ status }), headers: { "content-type": "application/json" } });
+      await fetch(`${qwen.url}/stub/faults`, {
+        method: "POST",
+        body: JSON.stringify({ status }),
+        headers: { "content-type": "application/json" },
+      });
       try {
         await assertBackupStreamed();
       } finally {

@@ -36,12 +36,17 @@ describe("Higress's defaults (32 KiB buffer limit, no route timeout)", () => {
   let openai: OpenAI;
   before(async () => {
     seed = await startSeed({
-      pluginConfig: { models: [{ name: "qwen2-1-5b", fallback: ["gemma-2-2b"] }, { name: "gemma-2-2b" }], fallback: { cooldown: { failures: 0 } } },
+      pluginConfig: {
+        models: [{ name: "qwen2-1-5b", fallback: ["gemma-2-2b"] }, { name: "gemma-2-2b" }],
+        fallback: { cooldown: { failures: 0 } },
+      },
       gateway: { profile: "higress" },
     });
     openai = new OpenAI({ baseURL: `${seed.gateway.url}/v1`, apiKey: "unused", maxRetries: 0 });
   });
-  after(async () => { await seed?.stop(); });
+  after(async () => {
+    await seed?.stop();
+  });
 
   test("the harness really runs Higress's buffer limit", () => {
     assert.equal(seed.gateway.layout.bufferLimitBytes, HIGRESS_PROFILE.bufferLimitBytes);
@@ -49,16 +54,27 @@ describe("Higress's defaults (32 KiB buffer limit, no route timeout)", () => {
   });
 
   test("within 32 KiB: routed, usage counted, a streamed fallback streams; the plugin asks for maxBodyBytes", async () => {
-    const plain = await openai.chat.completions.create({ model: "gemma-2-2b", messages: [{ role: "user", content: "x".repeat(20 * 1024) }] });
+    const plain = await openai.chat.completions.create({
+      model: "gemma-2-2b",
+      messages: [{ role: "user", content: "x".repeat(20 * 1024) }],
+    });
     assert.equal(plain.model, "gemma-2-2b");
     assert.equal(plain.choices[0]?.message.content, expectedText("gemma-2-2b", 16));
     const line = await nextLog(seed, (l) => l["path"] === "/v1/chat/completions", 0);
     assert.equal(String(line["decoder_buffer_limit"]), String(MAX_BODY), "set_decoder_buffer_limit = maxBodyBytes");
 
     const qwen = backend(seed, "qwen2-1-5b");
-    await fetch(`${qwen.url}/stub/faults`, { method: "POST", body: JSON.stringify({ status: 503 }), headers: { "content-type": "application/json" } });
+    await fetch(`${qwen.url}/stub/faults`, {
+      method: "POST",
+      body: JSON.stringify({ status: 503 }),
+      headers: { "content-type": "application/json" },
+    });
     try {
-      const stream = await openai.chat.completions.create({ model: "qwen2-1-5b", messages: [{ role: "user", content: "hi" }], stream: true });
+      const stream = await openai.chat.completions.create({
+        model: "qwen2-1-5b",
+        messages: [{ role: "user", content: "hi" }],
+        stream: true,
+      });
       let text = "";
       for await (const c of stream) {
         assert.equal(c.model, "gemma-2-2b");
@@ -73,10 +89,13 @@ describe("Higress's defaults (32 KiB buffer limit, no route timeout)", () => {
   test("over 32 KiB: upstream Envoy answers 413 itself (Higress would not); the client gets it in OpenAI's shape", async () => {
     const is413 = (l: LogLine): boolean => String(l["status"]) === "413";
     const before = logLines(seed).filter(is413).length;
-    const r = await post(`${seed.gateway.url}/v1/chat/completions`, { model: "gemma-2-2b", messages: [{ role: "user", content: "x".repeat(100 * 1024) }] });
+    const r = await post(`${seed.gateway.url}/v1/chat/completions`, {
+      model: "gemma-2-2b",
+      messages: [{ role: "user", content: "x".repeat(100 * 1024) }],
+    });
     assert.equal(r.status, 413);
     assert.match(r.headers.get("content-type") ?? "", /application\/json/);
-    const body = await r.json() as { error: { code: string; type: string; message: string } };
+    const body = (await r.json()) as { error: { code: string; type: string; message: string } };
     assert.equal(body.error.code, "request_too_large");
     assert.equal(body.error.type, "invalid_request_error");
     assert.match(body.error.message, /request_payload_too_large/);
@@ -96,7 +115,7 @@ describe("Higress's defaults (32 KiB buffer limit, no route timeout)", () => {
     await gemma.close();
     const r = await post(`${seed.gateway.url}/v1/chat/completions`, { model: "gemma-2-2b", messages: [{ role: "user", content: "hi" }] });
     assert.equal(r.status, 503);
-    const body = await r.json() as { error: { code: string; type: string; message: string } };
+    const body = (await r.json()) as { error: { code: string; type: string; message: string } };
     assert.equal(body.error.code, "upstream_unavailable");
     assert.equal(body.error.type, "server_error");
     assert.match(body.error.message, /upstream_reset_before_response_started|no_healthy_upstream/);

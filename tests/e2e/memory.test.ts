@@ -12,7 +12,9 @@ let seed: Seed;
 before(async () => {
   seed = await startSeed({ stub: { completionTokens: 16 } });
 });
-after(async () => { await seed?.stop(); });
+after(async () => {
+  await seed?.stop();
+});
 
 const memory = (): Promise<number> => seed.gateway.counter("wasmcustom.llm_gateway.vm_memory_bytes");
 

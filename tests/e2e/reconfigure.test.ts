@@ -6,12 +6,20 @@ import { startSeed, post, type Seed } from "../harness/seed.ts";
 import { rawRequest } from "../harness/http.ts";
 
 let seed: Seed;
-before(async () => { seed = await startSeed({ pluginConfig: { models: [{ name: "qwen2-1-5b" }] } }); });
-after(async () => { await seed?.stop(); });
+before(async () => {
+  seed = await startSeed({ pluginConfig: { models: [{ name: "qwen2-1-5b" }] } });
+});
+after(async () => {
+  await seed?.stop();
+});
 
 // A fresh connection per request: a kept-alive one would still belong to the previous listener.
 const ask = (model: string, headers: Record<string, string> = {}): Promise<Response> =>
-  post(`${seed.gateway.url}/v1/chat/completions`, { model, messages: [{ role: "user", content: "hi" }] }, { connection: "close", ...headers });
+  post(
+    `${seed.gateway.url}/v1/chat/completions`,
+    { model, messages: [{ role: "user", content: "hi" }] },
+    { connection: "close", ...headers },
+  );
 
 test("a new configuration is applied without restarting Envoy", async () => {
   assert.equal((await ask("gemma-2-2b")).status, 404);
@@ -53,16 +61,20 @@ for (const bad of BAD) {
 }
 
 test("per-domain rules override the global configuration", async () => {
-  assert.equal(await seed.gateway.reconfigure({
-    models: [{ name: "qwen2-1-5b" }],
-    _rules_: [{ _match_domain_: ["*.gemma.example"], models: [{ name: "gemma-2-2b" }] }],
-  }), "accepted");
+  assert.equal(
+    await seed.gateway.reconfigure({
+      models: [{ name: "qwen2-1-5b" }],
+      _rules_: [{ _match_domain_: ["*.gemma.example"], models: [{ name: "gemma-2-2b" }] }],
+    }),
+    "accepted",
+  );
   const global = await eventually(() => ask("gemma-2-2b"), 404);
   assert.equal(global.status, 404);
   await global.body?.cancel();
   // fetch drops a Host header, so this one goes through node:http.
   const viaRule = await rawRequest(`${seed.gateway.url}/v1/chat/completions`, {
-    headers: { host: "api.gemma.example" }, body: Buffer.from('{"model":"gemma-2-2b","messages":[]}'),
+    headers: { host: "api.gemma.example" },
+    body: Buffer.from('{"model":"gemma-2-2b","messages":[]}'),
   });
   assert.equal(viaRule.status, 200);
   assert.equal(viaRule.headers["x-stub-model"], "gemma-2-2b");

@@ -24,17 +24,22 @@ before(async () => {
   });
   openai = new OpenAI({ baseURL: `${seed.gateway.url}/v1`, apiKey: "unused", maxRetries: 0 });
 });
-after(async () => { await seed?.stop(); });
+after(async () => {
+  await seed?.stop();
+});
 
-const chat = (model: string, extra: Record<string, unknown> = {}): Record<string, unknown> =>
-  ({ model, messages: [{ role: "user", content: "hello there" }], ...extra });
+const chat = (model: string, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+  model,
+  messages: [{ role: "user", content: "hello there" }],
+  ...extra,
+});
 
 test("each model is answered by its own backend", async () => {
   for (const model of ["qwen2-1-5b", "gemma-2-2b"]) {
     const r = await post(`${seed.gateway.url}/v1/chat/completions`, chat(model));
     assert.equal(r.status, 200);
     assert.equal(r.headers.get("x-stub-model"), model);
-    const body = await r.json() as { model: string; choices: { message: { content: string } }[] };
+    const body = (await r.json()) as { model: string; choices: { message: { content: string } }[] };
     assert.equal(body.model, model);
     assert.equal(body.choices[0]?.message.content, expectedText(model, 16));
   }
@@ -60,8 +65,9 @@ test("the OpenAI client gets completions from the right backend, plain and strea
 
 test("a streamed answer reaches the client chunk by chunk, not when the backend finishes", async () => {
   // 10 tokens, 150 ms apart: the whole answer takes ≥ 1.35 s at the backend.
-  const r = await post(`${seed.gateway.url}/v1/chat/completions`, chat("qwen2-1-5b", { stream: true, max_tokens: 10 }),
-    { "x-stub-token-interval-ms": "150" });
+  const r = await post(`${seed.gateway.url}/v1/chat/completions`, chat("qwen2-1-5b", { stream: true, max_tokens: 10 }), {
+    "x-stub-token-interval-ms": "150",
+  });
   assert.equal(r.status, 200);
   const reader = r.body!.getReader();
   const start = Date.now();
@@ -97,7 +103,9 @@ test("an alias is rewritten in place to the name the upstream serves", async () 
   const r = await post(`${seed.gateway.url}/v1/chat/completions`, chat("gemma", { temperature: 0.5 }));
   assert.equal(r.status, 200);
   assert.equal(r.headers.get("x-stub-model"), "gemma-2-2b");
-  const stats = await (await fetch(`${backend(seed, "gemma-2-2b").url}/stub/stats`)).json() as { lastRequest: { body: unknown; headers: Record<string, string> } };
+  const stats = (await (await fetch(`${backend(seed, "gemma-2-2b").url}/stub/stats`)).json()) as {
+    lastRequest: { body: unknown; headers: Record<string, string> };
+  };
   assert.deepEqual(stats.lastRequest.body, chat("gemma-2-2b", { temperature: 0.5 }));
   assert.equal(stats.lastRequest.headers["x-higress-llm-model"], "gemma-2-2b");
 });
@@ -112,12 +120,18 @@ test("GET /v1/models lists the configured models in OpenAI's format", async () =
   const r = await fetch(`${seed.gateway.url}/v1/models`);
   assert.equal(r.status, 200);
   assert.equal(r.headers.get("content-type"), "application/json");
-  const body = await r.json() as { object: string; data: { id: string; object: string; owned_by: string }[] };
+  const body = (await r.json()) as { object: string; data: { id: string; object: string; owned_by: string }[] };
   assert.equal(body.object, "list");
-  assert.deepEqual(body.data.map((m) => m.id), ["qwen2-1-5b", "gemma-2-2b", "gemma"]);
+  assert.deepEqual(
+    body.data.map((m) => m.id),
+    ["qwen2-1-5b", "gemma-2-2b", "gemma"],
+  );
   assert.ok(body.data.every((m) => m.object === "model" && m.owned_by === "llm-gateway"));
   const listed = await openai.models.list();
-  assert.deepEqual(listed.data.map((m) => m.id), ["qwen2-1-5b", "gemma-2-2b", "gemma"]);
+  assert.deepEqual(
+    listed.data.map((m) => m.id),
+    ["qwen2-1-5b", "gemma-2-2b", "gemma"],
+  );
 });
 
 test("other methods on routed paths pass through untouched", async () => {
@@ -133,8 +147,10 @@ test("GET /v1/models/{id}: the official client's models.retrieve gets the model,
   // A name a pattern serves, percent-encoded by the client as it must be.
   const viaPattern = await openai.models.retrieve("qwen2-7b/instruct");
   assert.equal(viaPattern.id, "qwen2-7b/instruct");
-  await assert.rejects(openai.models.retrieve("llama-3"),
-    (e: unknown) => e instanceof OpenAI.NotFoundError && e.code === "model_not_found" && /'llama-3'/.test(e.message));
+  await assert.rejects(
+    openai.models.retrieve("llama-3"),
+    (e: unknown) => e instanceof OpenAI.NotFoundError && e.code === "model_not_found" && /'llama-3'/.test(e.message),
+  );
   const raw = await fetch(`${seed.gateway.url}/v1/models/%ZZ`);
   assert.equal(raw.status, 404);
   assert.equal(((await raw.json()) as { error: { code: string } }).error.code, "model_not_found");
@@ -144,7 +160,7 @@ test("a model name with a control character (a trailing newline) is 400 invalid_
   for (const name of ["gemma-2-2b\n", "gemma\u0000", "qwen2-1-5b\u007f"]) {
     const r = await post(`${seed.gateway.url}/v1/chat/completions`, chat(name));
     assert.equal(r.status, 400, JSON.stringify(name));
-    const body = await r.json() as { error: { code: string; param: string } };
+    const body = (await r.json()) as { error: { code: string; param: string } };
     assert.equal(body.error.code, "invalid_value");
     assert.equal(body.error.param, "model");
   }

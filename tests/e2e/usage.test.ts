@@ -19,28 +19,42 @@ before(async () => {
     stub: { ttftMs: TTFT_MS, completionTokens: 12 },
     pluginConfig: {
       models: [
-        { name: "qwen2-1-5b" }, { name: "gemma-2-2b" },
-        ...["plain", "streamed", "asked", "nousage", "cut", "drop", "ttft", "client"].map((n) => ({ name: `t-${n}`, route: "gemma-2-2b", upstreamModel: "gemma-2-2b" })),
+        { name: "qwen2-1-5b" },
+        { name: "gemma-2-2b" },
+        ...["plain", "streamed", "asked", "nousage", "cut", "drop", "ttft", "client"].map((n) => ({
+          name: `t-${n}`,
+          route: "gemma-2-2b",
+          upstreamModel: "gemma-2-2b",
+        })),
       ],
     },
   });
   openai = new OpenAI({ baseURL: `${seed.gateway.url}/v1`, apiKey: "unused", maxRetries: 0 });
 });
-after(async () => { await seed?.stop(); });
+after(async () => {
+  await seed?.stop();
+});
 
 const url = (): string => `${seed.gateway.url}/v1/chat/completions`;
 const messages = [{ role: "user", content: "count the tokens of this prompt please" }];
 const PROMPT_TOKENS = countPromptTokens("chat", { messages });
 
-interface Usage { prompt_tokens: number; completion_tokens: number; total_tokens: number }
+interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+}
 
 function events(sse: string): string[] {
-  return sse.split("\n\n").filter((e) => e.startsWith("data: ")).map((e) => e.slice(6));
+  return sse
+    .split("\n\n")
+    .filter((e) => e.startsWith("data: "))
+    .map((e) => e.slice(6));
 }
 
 test("a plain JSON answer's usage lands in the counters exactly", async () => {
   const r = await post(url(), { model: "t-plain", messages });
-  const body = await r.json() as { usage: Usage };
+  const body = (await r.json()) as { usage: Usage };
   assert.equal(body.usage.prompt_tokens, PROMPT_TOKENS);
   const s = await scrapeUntil(seed.gateway.adminUrl, (x) => aiMetric(x, "duration_ms_count", "t-plain") >= 1);
   assert.equal(aiMetric(s, "input_token", "t-plain"), body.usage.prompt_tokens);
@@ -52,7 +66,12 @@ test("a plain JSON answer's usage lands in the counters exactly", async () => {
   assert.equal(aiMetric(s, "responses_upstream_2xx", "t-plain"), 1);
   // Higress's labels: the AI route and cluster Envoy picked.
   const one = s.find((x) => x.name.endsWith("input_token") && x.labels["ai_model"] === "t-plain");
-  assert.deepEqual(one?.labels, { ai_route: "ai-route-gemma-2-2b.internal", ai_cluster: "outbound|8080||llm-gemma-2-2b.dns", ai_model: "t-plain", ai_consumer: "none" });
+  assert.deepEqual(one?.labels, {
+    ai_route: "ai-route-gemma-2-2b.internal",
+    ai_cluster: "outbound|8080||llm-gemma-2-2b.dns",
+    ai_model: "t-plain",
+    ai_consumer: "none",
+  });
 });
 
 test("a streamed answer the client asked usage for: counted, and the client gets its usage chunk", async () => {
@@ -78,7 +97,9 @@ test("a client that did not ask for usage gets exactly its stream, and the metri
     assert.equal(chunk.usage, undefined, "no usage field in any chunk");
   }
   // The backend was asked for usage on the client's behalf.
-  const stats = await (await fetch(`${seed.backends.get("gemma-2-2b")!.url}/stub/stats`)).json() as { lastRequest: { body: { stream_options?: unknown } } };
+  const stats = (await (await fetch(`${seed.backends.get("gemma-2-2b")!.url}/stub/stats`)).json()) as {
+    lastRequest: { body: { stream_options?: unknown } };
+  };
   assert.deepEqual(stats.lastRequest.body.stream_options, { include_usage: true });
   const s = await scrapeUntil(seed.gateway.adminUrl, (x) => aiMetric(x, "first_token_ms_count", "t-drop") >= 1);
   assert.equal(aiMetric(s, "output_token", "t-drop"), 12);
@@ -149,7 +170,10 @@ test("the access log carries the same facts in ai_log", async () => {
   let line: { ai_log: string | null } | undefined;
   const deadline = Date.now() + 5000;
   while (line === undefined && Date.now() < deadline) {
-    const lines = readFileSync(seed.gateway.accessLogPath, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { ai_log: string | null });
+    const lines = readFileSync(seed.gateway.accessLogPath, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { ai_log: string | null });
     line = lines.find((l) => l.ai_log?.includes('"t-streamed"'));
     if (line === undefined) await new Promise((res) => setTimeout(res, 100));
   }
@@ -180,6 +204,9 @@ test("model and consumer label values cannot shift labels or forge series", asyn
 // must not read as "0 requests").
 function bucket(s: Sample[], metric: string, model: string, le: number): number {
   const name = `route_upstream_model_consumer_metric_${metric}_bucket`;
-  assert.ok(s.some((x) => x.name === name && x.labels["ai_model"] === model && x.labels["le"] === String(le)), `no bucket le=${le} for ${metric}`);
+  assert.ok(
+    s.some((x) => x.name === name && x.labels["ai_model"] === model && x.labels["le"] === String(le)),
+    `no bucket le=${le} for ${metric}`,
+  );
   return aiMetric(s, `${metric}_bucket`, model, { le: String(le) });
 }

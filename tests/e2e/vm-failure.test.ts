@@ -18,8 +18,12 @@ async function stat(seed: Seed, name: string): Promise<number> {
 
 describe("a VM that traps is reloaded", () => {
   let seed: Seed;
-  before(async () => { seed = await startSeed({ gateway: { wasmPath: TRAP_WASM } }); });
-  after(async () => { await seed?.stop(); });
+  before(async () => {
+    seed = await startSeed({ gateway: { wasmPath: TRAP_WASM } });
+  });
+  after(async () => {
+    await seed?.stop();
+  });
 
   test("503 while the VM is down, then the plugin routes again; the reload is counted", async () => {
     const before = await stat(seed, "wasm.llm-gateway.vm_reload_success");
@@ -57,7 +61,8 @@ describe("a VM that traps is reloaded", () => {
     await list.body?.cancel();
 
     assert.equal(await stat(seed, "wasm.llm-gateway.vm_reload_success"), 1, "the reload is counted");
-    const refused = await stat(seed, "wasm.llm-gateway.vm_reload_backoff") + await stat(seed, "wasm.llm-gateway-attempt.vm_reload_backoff");
+    const refused =
+      (await stat(seed, "wasm.llm-gateway.vm_reload_backoff")) + (await stat(seed, "wasm.llm-gateway-attempt.vm_reload_backoff"));
     assert.ok(refused >= during503, `requests refused during the backoff are counted (${refused} >= ${during503})`);
     // The same figure on the Prometheus endpoint operators scrape.
     const prom = await (await fetch(`${seed.gateway.adminUrl}/stats/prometheus`)).text();

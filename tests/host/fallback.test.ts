@@ -5,7 +5,20 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { FakeEnvoy, startPlugin, type HttpStream, type PluginRoot } from "./proxy-wasm-host.ts";
-import { GEMMA, JSON_HEADERS, QWEN, SSE_HEADERS, chat, clusterOf, jsonAnswer, openAiError, postHeaders, routeProperties, sseEvents, twoModels } from "./fixtures.ts";
+import {
+  GEMMA,
+  JSON_HEADERS,
+  QWEN,
+  SSE_HEADERS,
+  chat,
+  clusterOf,
+  jsonAnswer,
+  openAiError,
+  postHeaders,
+  routeProperties,
+  sseEvents,
+  twoModels,
+} from "./fixtures.ts";
 
 const DISPATCH = { mechanism: "dispatch", cooldown: { failures: 0 } };
 const FALLBACK_METRIC = (reason: string, to = GEMMA): string =>
@@ -32,7 +45,14 @@ test("dispatch: a primary's 503 is held, the backup's cluster gets the body with
   const s = routed(root, body);
   assert.equal(s.upstream.body.toString(), body, "the primary gets the request as sent");
   envoy.advance(40);
-  assert.equal(s.sendResponseHeaders([[":status", "503"], ["content-type", "text/plain"]]), "Pause", "the failure never reaches the client");
+  assert.equal(
+    s.sendResponseHeaders([
+      [":status", "503"],
+      ["content-type", "text/plain"],
+    ]),
+    "Pause",
+    "the failure never reaches the client",
+  );
   assert.equal(s.sendResponseData("overloaded", true), "Pause");
   assert.equal(s.client.headers, null);
   assert.equal(s.calls.length, 1);
@@ -47,21 +67,46 @@ test("dispatch: a primary's 503 is held, the backup's cluster gets the body with
 
   envoy.advance(60);
   const answer = jsonAnswer(GEMMA, 9, 16);
-  s.answerCall(call, { status: 200, headers: [["content-type", "application/json"], ["content-length", "1"], ["x-stub", "1"]], body: answer });
+  s.answerCall(call, {
+    status: 200,
+    headers: [
+      ["content-type", "application/json"],
+      ["content-length", "1"],
+      ["x-stub", "1"],
+    ],
+    body: answer,
+  });
   s.finish();
   assert.equal(s.localReply?.details, "llm_gateway_fallback");
   assert.equal(s.localReply?.direct, true, "the response had started: the reply bypasses the filter");
   assert.deepEqual(s.client.headers, [
-    [":status", "200"], ["content-type", "application/json"], ["x-stub", "1"],
-    ["x-llm-gateway-model", GEMMA], ["x-llm-gateway-fallback-from", QWEN], ["content-length", String(answer.length)],
+    [":status", "200"],
+    ["content-type", "application/json"],
+    ["x-stub", "1"],
+    ["x-llm-gateway-model", GEMMA],
+    ["x-llm-gateway-fallback-from", QWEN],
+    ["content-length", String(answer.length)],
   ]);
   assert.equal(s.client.body.toString(), answer);
   assert.equal(envoy.metrics.value(FALLBACK_METRIC("status_503")), 1);
   const log = aiLog(s);
-  assert.deepEqual([log["model"], log["requested_model"], log["cluster"], log["fallback_from"], log["fallback_reason"], log["llm_service_duration"], log["output_token"]],
-    [GEMMA, QWEN, clusterOf(GEMMA), QWEN, "status_503", 100, 16]);
+  assert.deepEqual(
+    [
+      log["model"],
+      log["requested_model"],
+      log["cluster"],
+      log["fallback_from"],
+      log["fallback_reason"],
+      log["llm_service_duration"],
+      log["output_token"],
+    ],
+    [GEMMA, QWEN, clusterOf(GEMMA), QWEN, "status_503", 100, 16],
+  );
   // Usage counted under the backup, on the cluster the plugin called.
-  assert.equal(envoy.metrics.value(`route.ai-route-${QWEN}.internal.upstream.${clusterOf(GEMMA)}.model.${GEMMA}.consumer.none.metric.output_token`), 16);
+  assert.equal(
+    envoy.metrics.value(`route.ai-route-${QWEN}.internal.upstream.${clusterOf(GEMMA)}.model.${GEMMA}.consumer.none.metric.output_token`),
+    16,
+  );
 });
 
 test("dispatch: a backup's stream arrives whole; the usage chunk the plugin asked for is cut out", async () => {
@@ -126,13 +171,22 @@ test("dispatch: a client gone before the backup answers: the late answer is drop
   assert.equal(s.localReplies.length, 0);
   const next = routed(root, chat(QWEN));
   assert.equal(next.requestHeader("x-higress-llm-model"), QWEN);
-  assert.deepEqual(root.vm.logs.filter((l) => l.level === "error" || l.level === "critical"), []);
+  assert.deepEqual(
+    root.vm.logs.filter((l) => l.level === "error" || l.level === "critical"),
+    [],
+  );
 });
 
 test("dispatch: with maxAttempts 1 the primary's own failure goes to the client", async () => {
   const root = await plugin({ ...DISPATCH, maxAttempts: 1 });
   const s = routed(root, chat(QWEN));
-  assert.equal(s.sendResponseHeaders([[":status", "503"], ["content-type", "application/json"]]), "Continue");
+  assert.equal(
+    s.sendResponseHeaders([
+      [":status", "503"],
+      ["content-type", "application/json"],
+    ]),
+    "Continue",
+  );
   s.sendResponseData('{"error":"busy"}', true);
   s.finish();
   assert.equal(s.calls.length, 0);
@@ -266,8 +320,12 @@ test("attempt stage: on Envoy's retry the body's model becomes the backup's and 
   // Envoy's buffer semantics: one prefix drained and replaced, up to the end of the model string.
   assert.deepEqual(second.bufferEdits, [{ body: "request", start: 0, length: 21, bytes: 21 }]);
   second.sendResponseHeaders(JSON_HEADERS);
-  assert.deepEqual(second.client.headers, [...JSON_HEADERS,
-    ["x-llm-gateway-model", GEMMA], ["x-llm-gateway-fallback-from", QWEN], ["x-llm-gateway-fallback-reason", "status_503"]]);
+  assert.deepEqual(second.client.headers, [
+    ...JSON_HEADERS,
+    ["x-llm-gateway-model", GEMMA],
+    ["x-llm-gateway-fallback-from", QWEN],
+    ["x-llm-gateway-fallback-reason", "status_503"],
+  ]);
   second.finish();
 
   // The request stage sees the attempt's answer: counted as a fallback, the internal header dropped.

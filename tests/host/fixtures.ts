@@ -23,14 +23,24 @@ export function clusterOf(model: string): string {
 // A POST as Envoy hands it to the filter: pseudo-headers first, the body's content-length.
 export function postHeaders(body: string | Buffer, path = "/v1/chat/completions", extra: Pairs = []): Pairs {
   return [
-    [":method", "POST"], [":path", path], [":authority", "gateway.local:10000"], [":scheme", "http"],
-    ["content-type", "application/json"], ["content-length", String(Buffer.byteLength(body))],
-    ["x-request-id", "0c6f1a2e-0000-4000-8000-000000000001"], ...extra,
+    [":method", "POST"],
+    [":path", path],
+    [":authority", "gateway.local:10000"],
+    [":scheme", "http"],
+    ["content-type", "application/json"],
+    ["content-length", String(Buffer.byteLength(body))],
+    ["x-request-id", "0c6f1a2e-0000-4000-8000-000000000001"],
+    ...extra,
   ];
 }
 
 export function getHeaders(path: string): Pairs {
-  return [[":method", "GET"], [":path", path], [":authority", "gateway.local:10000"], [":scheme", "http"]];
+  return [
+    [":method", "GET"],
+    [":path", path],
+    [":authority", "gateway.local:10000"],
+    [":scheme", "http"],
+  ];
 }
 
 export const MESSAGES = [{ role: "user", content: "count the tokens of this prompt please" }];
@@ -39,8 +49,14 @@ export function chat(model: string, extra: Record<string, unknown> = {}): string
   return JSON.stringify({ model, messages: MESSAGES, ...extra });
 }
 
-export const JSON_HEADERS: Pairs = [[":status", "200"], ["content-type", "application/json"]];
-export const SSE_HEADERS: Pairs = [[":status", "200"], ["content-type", "text/event-stream; charset=utf-8"]];
+export const JSON_HEADERS: Pairs = [
+  [":status", "200"],
+  ["content-type", "application/json"],
+];
+export const SSE_HEADERS: Pairs = [
+  [":status", "200"],
+  ["content-type", "text/event-stream; charset=utf-8"],
+];
 
 export function jsonAnswer(model: string, promptTokens: number, completionTokens: number): string {
   const meta: ResponseMeta = { id: "chatcmpl-host", created: 1700000000, model };
@@ -49,7 +65,11 @@ export function jsonAnswer(model: string, promptTokens: number, completionTokens
 
 // A vLLM chat stream, one string per SSE event: the role chunk, one chunk per token, the usage-only
 // chunk (when `usage`), then [DONE] (when `done`).
-export function sseEvents(model: string, tokens: string[], opts: { usage?: { prompt: number } | null; done?: boolean } = {}): { events: string[]; usageIndex: number } {
+export function sseEvents(
+  model: string,
+  tokens: string[],
+  opts: { usage?: { prompt: number } | null; done?: boolean } = {},
+): { events: string[]; usageIndex: number } {
   const meta: ResponseMeta = { id: "chatcmpl-host", created: 1700000000, model };
   const events = [sseEvent(chatRoleChunk(meta, null))];
   tokens.forEach((t, i) => events.push(sseEvent(tokenChunk("chat", meta, t, i === tokens.length - 1 ? "length" : null, null))));
@@ -63,6 +83,12 @@ export function sseEvents(model: string, tokens: string[], opts: { usage?: { pro
 }
 
 // An OpenAI-shaped error body, as the plugin writes it (key order: message, type, param, code).
-export function openAiError(message: string, type: string, param: string | null, code: string, extra: Record<string, unknown> = {}): unknown {
+export function openAiError(
+  message: string,
+  type: string,
+  param: string | null,
+  code: string,
+  extra: Record<string, unknown> = {},
+): unknown {
   return { error: { message, type, param, code, ...extra } };
 }

@@ -34,10 +34,30 @@ import { fileURLToPath } from "node:url";
 export const PLUGIN_WASM = join(fileURLToPath(new URL("../..", import.meta.url)), "build", "plugin.wasm");
 
 // proxy-wasm ABI 0.2.1 values.
-export const enum Status { Ok = 0, NotFound = 1, BadArgument = 2, Empty = 7, CasMismatch = 8, Unimplemented = 12 }
+export const enum Status {
+  Ok = 0,
+  NotFound = 1,
+  BadArgument = 2,
+  Empty = 7,
+  CasMismatch = 8,
+  Unimplemented = 12,
+}
 const WASI_ENOSYS = 52;
-const enum Buf { RequestBody = 0, ResponseBody = 1, HttpCallResponseBody = 4, VmConfiguration = 6, PluginConfiguration = 7 }
-const enum MapType { RequestHeaders = 0, RequestTrailers = 1, ResponseHeaders = 2, ResponseTrailers = 3, HttpCallResponseHeaders = 6, HttpCallResponseTrailers = 7 }
+const enum Buf {
+  RequestBody = 0,
+  ResponseBody = 1,
+  HttpCallResponseBody = 4,
+  VmConfiguration = 6,
+  PluginConfiguration = 7,
+}
+const enum MapType {
+  RequestHeaders = 0,
+  RequestTrailers = 1,
+  ResponseHeaders = 2,
+  ResponseTrailers = 3,
+  HttpCallResponseHeaders = 6,
+  HttpCallResponseTrailers = 7,
+}
 export type MetricKind = "counter" | "gauge" | "histogram";
 const METRIC_KINDS: MetricKind[] = ["counter", "gauge", "histogram"];
 export type Action = "Continue" | "Pause";
@@ -70,10 +90,16 @@ interface PluginExports {
 // moves when a test moves it.
 export class FakeClock {
   constructor(public ms: number = 1_700_000_000_000) {}
-  nanos(): bigint { return BigInt(this.ms) * 1_000_000n; }
+  nanos(): bigint {
+    return BigInt(this.ms) * 1_000_000n;
+  }
 }
 
-export interface MetricValue { kind: MetricKind; value: number; samples: number[] }
+export interface MetricValue {
+  kind: MetricKind;
+  value: number;
+  samples: number[];
+}
 
 // Envoy's stats: one per name, whichever VM defined it (Envoy's scope dedups by name).
 export class Metrics {
@@ -83,17 +109,28 @@ export class Metrics {
   define(kind: MetricKind, name: string): MetricValue {
     this.defined.push({ kind, name });
     let m = this.byName.get(name);
-    if (m === undefined) { m = { kind, value: 0, samples: [] }; this.byName.set(name, m); }
+    if (m === undefined) {
+      m = { kind, value: 0, samples: [] };
+      this.byName.set(name, m);
+    }
     return m;
   }
 
-  get(name: string): MetricValue | undefined { return this.byName.get(name); }
-  names(): string[] { return [...this.byName.keys()]; }
+  get(name: string): MetricValue | undefined {
+    return this.byName.get(name);
+  }
+  names(): string[] {
+    return [...this.byName.keys()];
+  }
 
   // A counter's or gauge's value; 0 when never defined (like a Prometheus series not yet written).
-  value(name: string): number { return this.byName.get(name)?.value ?? 0; }
+  value(name: string): number {
+    return this.byName.get(name)?.value ?? 0;
+  }
   // A histogram's recorded values, in order.
-  samples(name: string): number[] { return this.byName.get(name)?.samples ?? []; }
+  samples(name: string): number[] {
+    return this.byName.get(name)?.samples ?? [];
+  }
   // Every metric whose name ends with `suffix`, with its value (for asserting on label sets).
   endingWith(suffix: string): Map<string, MetricValue> {
     return new Map([...this.byName].filter(([n]) => n.endsWith(suffix)));
@@ -112,7 +149,10 @@ export class SharedData {
 
   set(vmId: string, key: string, value: Buffer, cas: number): Status {
     let m = this.maps.get(vmId);
-    if (m === undefined) { m = new Map(); this.maps.set(vmId, m); }
+    if (m === undefined) {
+      m = new Map();
+      this.maps.set(vmId, m);
+    }
     const cur = m.get(key);
     if (cur !== undefined && cas !== 0 && cas !== cur.cas) return Status.CasMismatch;
     m.set(key, { value: Buffer.from(value), cas: this.takeCas() });
@@ -175,7 +215,8 @@ export class FakeEnvoy {
     for (;;) {
       let next: { vm: PluginVm; rootId: number; at: number } | null = null;
       for (const vm of this.vms) {
-        for (const [rootId, t] of vm.ticks) if (t.nextMs <= end && (next === null || t.nextMs < next.at)) next = { vm, rootId, at: t.nextMs };
+        for (const [rootId, t] of vm.ticks)
+          if (t.nextMs <= end && (next === null || t.nextMs < next.at)) next = { vm, rootId, at: t.nextMs };
       }
       if (next === null) break;
       this.clock.ms = Math.max(this.clock.ms, next.at);
@@ -193,7 +234,11 @@ function nowMs(): number {
 
 // ---- one VM ---------------------------------------------------------------------------------------
 
-export interface LogLine { level: LogLevel; message: string; context: number }
+export interface LogLine {
+  level: LogLevel;
+  message: string;
+  context: number;
+}
 
 export interface ConfigureOptions {
   // Where the filter runs (config `stage`): set into the configuration when given.
@@ -218,7 +263,10 @@ export class PluginVm {
   private afterCall: (() => void)[] = [];
   private nextToken = 1;
 
-  constructor(readonly envoy: FakeEnvoy, readonly vmId: string) {}
+  constructor(
+    readonly envoy: FakeEnvoy,
+    readonly vmId: string,
+  ) {}
 
   get exports(): PluginExports {
     if (this.x === null) throw new Error("proxy-wasm host: module not instantiated");
@@ -342,11 +390,21 @@ export class PluginVm {
 
   // ---- guest memory ----
 
-  private mem(): Uint8Array { return new Uint8Array(this.exports.memory.buffer); }
-  private view(): DataView { return new DataView(this.exports.memory.buffer); }
-  private bytes(ptr: number, len: number): Buffer { return Buffer.from(this.mem().subarray(ptr, ptr + len)); }
-  private text(ptr: number, len: number): string { return this.bytes(ptr, len).toString("utf8"); }
-  private u32(ptr: number, v: number): void { this.view().setUint32(ptr, v >>> 0, true); }
+  private mem(): Uint8Array {
+    return new Uint8Array(this.exports.memory.buffer);
+  }
+  private view(): DataView {
+    return new DataView(this.exports.memory.buffer);
+  }
+  private bytes(ptr: number, len: number): Buffer {
+    return Buffer.from(this.mem().subarray(ptr, ptr + len));
+  }
+  private text(ptr: number, len: number): string {
+    return this.bytes(ptr, len).toString("utf8");
+  }
+  private u32(ptr: number, v: number): void {
+    this.view().setUint32(ptr, v >>> 0, true);
+  }
 
   // Copies bytes into guest memory as Envoy does: through the module's malloc, pointer and size
   // written to the two out-slots.
@@ -363,7 +421,7 @@ export class PluginVm {
 
   private headerMap(type: number, write: boolean): Pairs | null {
     const s = this.stream();
-    if (type === MapType.HttpCallResponseHeaders) return write ? null : this.answering?.answer?.headers ?? null;
+    if (type === MapType.HttpCallResponseHeaders) return write ? null : (this.answering?.answer?.headers ?? null);
     if (type === MapType.HttpCallResponseTrailers) return write ? null : [];
     if (s === null) return null;
     return s.headerMap(type, write);
@@ -388,7 +446,10 @@ export class PluginVm {
         this.logs.push({ level: LOG_LEVELS[level] ?? "critical", message: this.text(p, s), context: this.contextId() });
         return Status.Ok;
       },
-      proxy_get_log_level: (ret: number) => { this.u32(ret, 2); return Status.Ok; }, // info, Envoy's default
+      proxy_get_log_level: (ret: number) => {
+        this.u32(ret, 2);
+        return Status.Ok;
+      }, // info, Envoy's default
       proxy_get_current_time_nanoseconds: (ret: number) => {
         this.view().setBigUint64(ret, this.envoy.clock.nanos(), true);
         return Status.Ok;
@@ -415,7 +476,13 @@ export class PluginVm {
         const b = this.buffer(type);
         if (b === null) return Status.NotFound;
         if (b.readOnly) return Status.BadArgument;
-        return b.copyFrom(start >>> 0, length >>> 0, this.bytes(ptr, size), type === Buf.RequestBody ? "request" : "response", this.stream());
+        return b.copyFrom(
+          start >>> 0,
+          length >>> 0,
+          this.bytes(ptr, size),
+          type === Buf.RequestBody ? "request" : "response",
+          this.stream(),
+        );
       },
       proxy_get_header_map_pairs: (type: number, retPtr: number, retSize: number) => {
         // Envoy answers an unavailable map with an empty list here (headerMapToPairs of null).
@@ -475,7 +542,16 @@ export class PluginVm {
         s.filterState.set(this.text(pp, ps), this.bytes(vp, vs));
         return Status.Ok;
       },
-      proxy_send_local_response: (status: number, dp: number, ds: number, bp: number, bs: number, hp: number, hs: number, _grpc: number) => {
+      proxy_send_local_response: (
+        status: number,
+        dp: number,
+        ds: number,
+        bp: number,
+        bs: number,
+        hp: number,
+        hs: number,
+        _grpc: number,
+      ) => {
         const s = this.stream();
         if (s === null) return Status.Ok; // Envoy: no decoder callbacks, nothing happens
         const reply: LocalReply = {
@@ -498,7 +574,18 @@ export class PluginVm {
         if (s !== null) s.reset = true;
         return Status.Ok;
       },
-      proxy_http_call: (cp: number, cs: number, hp: number, hs: number, bp: number, bs: number, _tp: number, _ts: number, timeout: number, tokenPtr: number) => {
+      proxy_http_call: (
+        cp: number,
+        cs: number,
+        hp: number,
+        hs: number,
+        bp: number,
+        bs: number,
+        _tp: number,
+        _ts: number,
+        timeout: number,
+        tokenPtr: number,
+      ) => {
         const cluster = this.text(cp, cs);
         const headers = deserializePairs(this.bytes(hp, hs)).map(([k, v]): [string, string] => [k.toLowerCase(), v]);
         if (this.envoy.clusters !== null && !this.envoy.clusters.has(cluster)) return Status.BadArgument;
@@ -509,7 +596,17 @@ export class PluginVm {
         // Token numbering is a guess (proxy-wasm-cpp-host counts its own way); tokens are opaque.
         const token = this.nextToken;
         this.nextToken += 2;
-        const call: HttpCall = { token, rootId: root.id, cluster, headers, body: this.bytes(bp, bs), timeoutMs: timeout, answer: null, answered: false, stream: this.stream() };
+        const call: HttpCall = {
+          token,
+          rootId: root.id,
+          cluster,
+          headers,
+          body: this.bytes(bp, bs),
+          timeoutMs: timeout,
+          answer: null,
+          answered: false,
+          stream: this.stream(),
+        };
         call.stream?.calls.push(call);
         root.calls.push(call);
         this.u32(tokenPtr, token);
@@ -603,7 +700,9 @@ export class PluginVm {
         randomFillSync(new Uint8Array(this.exports.memory.buffer, ptr, len));
         return 0;
       },
-      proc_exit: (code: number) => { throw new Error(`proc_exit(${String(code)})`); },
+      proc_exit: (code: number) => {
+        throw new Error(`proc_exit(${String(code)})`);
+      },
     } as Record<string, (...a: never[]) => number>;
   }
 }
@@ -614,7 +713,10 @@ export class PluginRoot {
   timings = { vmStartMs: 0, configureMs: 0 };
   readonly calls: HttpCall[] = [];
 
-  constructor(readonly vm: PluginVm, readonly id: number) {}
+  constructor(
+    readonly vm: PluginVm,
+    readonly id: number,
+  ) {}
 
   stream(opts: StreamOptions = {}): HttpStream {
     return this.vm.newStream(this, opts);
@@ -623,13 +725,19 @@ export class PluginRoot {
 
 // A body buffer the plugin reads and edits: proxy_set_buffer_bytes as Envoy's Buffer::copyFrom.
 class BodyBuffer {
-  constructor(public data: Buffer, readonly readOnly: boolean, private onChange?: (b: Buffer) => void) {}
+  constructor(
+    public data: Buffer,
+    readonly readOnly: boolean,
+    private onChange?: (b: Buffer) => void,
+  ) {}
 
   copyFrom(start: number, length: number, bytes: Buffer, which: "request" | "response", stream: HttpStream | null): Status {
     const size = this.data.length;
     let next: Buffer;
-    if (start === 0) next = Buffer.concat([bytes, this.data.subarray(Math.min(length, size))]); // drain, then prepend
-    else if (start >= size) next = Buffer.concat([this.data, bytes]); // append
+    if (start === 0)
+      next = Buffer.concat([bytes, this.data.subarray(Math.min(length, size))]); // drain, then prepend
+    else if (start >= size)
+      next = Buffer.concat([this.data, bytes]); // append
     else return Status.BadArgument;
     stream?.bufferEdits.push({ body: which, start, length, bytes: bytes.length });
     this.data = next;
@@ -653,8 +761,8 @@ export interface LocalReply {
   status: number;
   details: string;
   body: Buffer;
-  headers: Pairs;   // the ones the plugin added
-  direct: boolean;  // sent straight to the client, bypassing the filter's encode callbacks
+  headers: Pairs; // the ones the plugin added
+  direct: boolean; // sent straight to the client, bypassing the filter's encode callbacks
 }
 
 export interface HttpCall {
@@ -666,15 +774,31 @@ export interface HttpCall {
   timeoutMs: number;
   answer: { headers: Pairs; body: Buffer } | null;
   answered: boolean;
-  stream: HttpStream | null;  // the stream whose callback made it
+  stream: HttpStream | null; // the stream whose callback made it
 }
 
-export type Callback = "request_headers" | "request_body" | "response_headers" | "response_body" | "http_call_response" | "log" | "done" | "delete";
-export interface CallbackRecord { callback: Callback; action: Action | null; size?: number; endOfStream?: boolean }
-export interface HeaderEdit { map: "request" | "response" | "other"; op: "add" | "replace" | "remove" | "set_pairs"; key: string; value: string | null }
+export type Callback =
+  "request_headers" | "request_body" | "response_headers" | "response_body" | "http_call_response" | "log" | "done" | "delete";
+export interface CallbackRecord {
+  callback: Callback;
+  action: Action | null;
+  size?: number;
+  endOfStream?: boolean;
+}
+export interface HeaderEdit {
+  map: "request" | "response" | "other";
+  op: "add" | "replace" | "remove" | "set_pairs";
+  key: string;
+  value: string | null;
+}
 
 // What left Envoy in one direction: headers (null until sent) and the body bytes, in order.
-export interface Sent { headers: Pairs | null; body: Buffer; chunks: Buffer[]; ended: boolean }
+export interface Sent {
+  headers: Pairs | null;
+  body: Buffer;
+  chunks: Buffer[];
+  ended: boolean;
+}
 
 export interface ResponseOptions {
   // response.code_details: "via_upstream" for an upstream's answer, Envoy's reason for its own.
@@ -700,25 +824,34 @@ export class HttpStream {
   // Whether the filter may still reach each header map (it paused on it, or it is the log phase).
   private requestHeadersOpen = false;
   private responseHeadersOpen = false;
-  private requestStopped = false;   // iteration stopped: nothing has gone upstream since
+  private requestStopped = false; // iteration stopped: nothing has gone upstream since
   private responseStopped = false;
-  private requestBuffered: Buffer = Buffer.alloc(0);   // Envoy's buffer while the filter pauses on the body
+  private requestBuffered: Buffer = Buffer.alloc(0); // Envoy's buffer while the filter pauses on the body
   private responseBuffered: Buffer = Buffer.alloc(0);
   private requestBufferingNext = false;
   private responseBufferingNext = false;
   private current: BodyBuffer | null = null;
   private currentType: Buf | null = null;
-  private responseStarted = false;  // response headers entered the filter's encode path
+  private responseStarted = false; // response headers entered the filter's encode path
   private finished = false;
   private logged = false;
 
-  constructor(readonly vm: PluginVm, readonly root: PluginRoot, readonly id: number, opts: StreamOptions) {
+  constructor(
+    readonly vm: PluginVm,
+    readonly root: PluginRoot,
+    readonly id: number,
+    opts: StreamOptions,
+  ) {
     this.filterState = opts.filterState ?? new Map();
     for (const [k, v] of Object.entries(opts.properties ?? {})) this.properties.set(k, typeof v === "string" ? Buffer.from(v) : v);
   }
 
-  get localReply(): LocalReply | null { return this.localReplies[0] ?? null; }
-  get answered(): boolean { return this.localReplies.length > 0; }
+  get localReply(): LocalReply | null {
+    return this.localReplies[0] ?? null;
+  }
+  get answered(): boolean {
+    return this.localReplies.length > 0;
+  }
 
   // Sets or replaces an attribute (e.g. xds\0upstream_host_metadata\0…).
   setProperty(path: string, value: string | Buffer): void {
@@ -726,15 +859,23 @@ export class HttpStream {
   }
 
   // The request's final headers, as Envoy holds them now.
-  get request(): Pairs { return this.requestHeaders; }
-  get response(): Pairs { return this.responseHeaders; }
+  get request(): Pairs {
+    return this.requestHeaders;
+  }
+  get response(): Pairs {
+    return this.responseHeaders;
+  }
 
   // ---- driving the stream ----
 
   sendRequestHeaders(headers: Pairs, endOfStream = false): Action {
     this.requestHeaders = headers.map(([k, v]): [string, string] => [k.toLowerCase(), v]);
     this.requestHeadersOpen = true;
-    const action = this.enter("request_headers", () => this.vm.exports.proxy_on_request_headers(this.id, this.requestHeaders.length, endOfStream ? 1 : 0), { endOfStream });
+    const action = this.enter(
+      "request_headers",
+      () => this.vm.exports.proxy_on_request_headers(this.id, this.requestHeaders.length, endOfStream ? 1 : 0),
+      { endOfStream },
+    );
     if (action === "Continue") {
       this.requestHeadersOpen = false; // Envoy drops request_headers_ once the filter continues
       this.forwardRequestHeaders(endOfStream);
@@ -755,9 +896,15 @@ export class HttpStream {
     } else {
       seen = data;
     }
-    const buf = new BodyBuffer(seen, false, (b) => { if (this.requestBufferingNext) this.requestBuffered = b; });
+    const buf = new BodyBuffer(seen, false, (b) => {
+      if (this.requestBufferingNext) this.requestBuffered = b;
+    });
     const action = this.withBuffer(buf, Buf.RequestBody, () =>
-      this.enter("request_body", () => this.vm.exports.proxy_on_request_body(this.id, seen.length, endOfStream ? 1 : 0), { size: seen.length, endOfStream }));
+      this.enter("request_body", () => this.vm.exports.proxy_on_request_body(this.id, seen.length, endOfStream ? 1 : 0), {
+        size: seen.length,
+        endOfStream,
+      }),
+    );
     if (action === "Pause") {
       // StopIterationAndBuffer: Envoy keeps the (possibly edited) bytes and hands them over again.
       this.requestBuffered = buf.data;
@@ -808,9 +955,15 @@ export class HttpStream {
     } else {
       seen = data;
     }
-    const buf = new BodyBuffer(seen, false, (b) => { if (this.responseBufferingNext) this.responseBuffered = b; });
+    const buf = new BodyBuffer(seen, false, (b) => {
+      if (this.responseBufferingNext) this.responseBuffered = b;
+    });
     const action = this.withBuffer(buf, Buf.ResponseBody, () =>
-      this.enter("response_body", () => this.vm.exports.proxy_on_response_body(this.id, seen.length, endOfStream ? 1 : 0), { size: seen.length, endOfStream }));
+      this.enter("response_body", () => this.vm.exports.proxy_on_response_body(this.id, seen.length, endOfStream ? 1 : 0), {
+        size: seen.length,
+        endOfStream,
+      }),
+    );
     if (action === "Pause") {
       this.responseBuffered = buf.data;
       this.responseBufferingNext = true;
@@ -835,7 +988,14 @@ export class HttpStream {
   // text/plain, through the filter's encode callbacks.
   sendEnvoyReply(status: number, details: string, body = "upstream connect error or disconnect/reset before headers"): void {
     const b = Buffer.from(body);
-    this.sendResponseHeaders([[":status", String(status)], ["content-length", String(b.length)], ["content-type", "text/plain"]], { details, endOfStream: b.length === 0 });
+    this.sendResponseHeaders(
+      [
+        [":status", String(status)],
+        ["content-length", String(b.length)],
+        ["content-type", "text/plain"],
+      ],
+      { details, endOfStream: b.length === 0 },
+    );
     if (b.length > 0) this.sendResponseData(b, true);
   }
 
@@ -844,10 +1004,16 @@ export class HttpStream {
   answerCall(call: HttpCall, answer: { status: number; headers?: Pairs; body?: Buffer | string } | null): void {
     if (call.answered) throw new Error(`http call ${call.token} already answered`);
     call.answered = true;
-    call.answer = answer === null ? null : {
-      headers: [[":status", String(answer.status)], ...(answer.headers ?? []).map(([k, v]): [string, string] => [k.toLowerCase(), v])],
-      body: typeof answer.body === "string" ? Buffer.from(answer.body) : answer.body ?? Buffer.alloc(0),
-    };
+    call.answer =
+      answer === null
+        ? null
+        : {
+            headers: [
+              [":status", String(answer.status)],
+              ...(answer.headers ?? []).map(([k, v]): [string, string] => [k.toLowerCase(), v]),
+            ],
+            body: typeof answer.body === "string" ? Buffer.from(answer.body) : (answer.body ?? Buffer.alloc(0)),
+          };
     this.callbacks.push({ callback: "http_call_response", action: null });
     this.vm.answerCall(call);
   }
@@ -858,7 +1024,15 @@ export class HttpStream {
     this.logged = true;
     this.inLog = true;
     try {
-      this.enter("log", () => { this.vm.exports.proxy_on_log(this.id); return 0; }, {}, false);
+      this.enter(
+        "log",
+        () => {
+          this.vm.exports.proxy_on_log(this.id);
+          return 0;
+        },
+        {},
+        false,
+      );
     } finally {
       this.inLog = false;
     }
@@ -870,21 +1044,41 @@ export class HttpStream {
     this.finished = true;
     this.log();
     this.enter("done", () => this.vm.exports.proxy_on_done(this.id), {}, false);
-    this.enter("delete", () => { this.vm.exports.proxy_on_delete(this.id); return 0; }, {}, false);
+    this.enter(
+      "delete",
+      () => {
+        this.vm.exports.proxy_on_delete(this.id);
+        return 0;
+      },
+      {},
+      false,
+    );
     this.vm.forget(this);
   }
 
   // ---- reading what happened ----
 
   // A header of the request as Envoy holds it now (what went, or will go, upstream).
-  requestHeader(name: string): string | undefined { return this.requestHeaders.find(([k]) => k === name)?.[1]; }
+  requestHeader(name: string): string | undefined {
+    return this.requestHeaders.find(([k]) => k === name)?.[1];
+  }
   // A header of the response as the client got it (or will).
-  clientHeader(name: string): string | undefined { return (this.client.headers ?? []).find(([k]) => k === name)?.[1]; }
-  clientStatus(): number { return Number(this.clientHeader(":status") ?? "0"); }
-  clientJson(): unknown { return JSON.parse(this.client.body.toString("utf8")); }
+  clientHeader(name: string): string | undefined {
+    return (this.client.headers ?? []).find(([k]) => k === name)?.[1];
+  }
+  clientStatus(): number {
+    return Number(this.clientHeader(":status") ?? "0");
+  }
+  clientJson(): unknown {
+    return JSON.parse(this.client.body.toString("utf8"));
+  }
   // The filter state value set_property wrote under `name`.
-  state(name: string): string | undefined { return this.filterState.get(name)?.toString("utf8"); }
-  actions(callback: Callback): (Action | null)[] { return this.callbacks.filter((c) => c.callback === callback).map((c) => c.action); }
+  state(name: string): string | undefined {
+    return this.filterState.get(name)?.toString("utf8");
+  }
+  actions(callback: Callback): (Action | null)[] {
+    return this.callbacks.filter((c) => c.callback === callback).map((c) => c.action);
+  }
 
   // ---- host side ----
 
@@ -893,7 +1087,14 @@ export class HttpStream {
   }
 
   headerMap(type: number, write: boolean): Pairs | null {
-    if (this.inLog) return write ? null : type === MapType.RequestHeaders ? this.requestHeaders : type === MapType.ResponseHeaders ? this.responseHeaders : null;
+    if (this.inLog)
+      return write
+        ? null
+        : type === MapType.RequestHeaders
+          ? this.requestHeaders
+          : type === MapType.ResponseHeaders
+            ? this.responseHeaders
+            : null;
     if (type === MapType.RequestHeaders) return this.requestHeadersOpen ? this.requestHeaders : null;
     if (type === MapType.ResponseHeaders) return this.responseHeadersOpen ? this.responseHeaders : null;
     return null; // trailers: none in these streams
@@ -954,7 +1155,11 @@ export class HttpStream {
   private encodeHeaders(endOfStream: boolean): Action {
     this.responseStarted = true;
     this.responseHeadersOpen = true;
-    const action = this.enter("response_headers", () => this.vm.exports.proxy_on_response_headers(this.id, this.responseHeaders.length, endOfStream ? 1 : 0), { endOfStream });
+    const action = this.enter(
+      "response_headers",
+      () => this.vm.exports.proxy_on_response_headers(this.id, this.responseHeaders.length, endOfStream ? 1 : 0),
+      { endOfStream },
+    );
     if (action === "Continue") {
       this.responseHeadersOpen = false;
       this.forwardResponseHeaders();
@@ -1065,7 +1270,10 @@ export function int64Property(v: number): Buffer {
 }
 
 // A configured plugin in a fresh Envoy with one VM: the usual start of a test.
-export async function startPlugin(config: unknown, opts: ConfigureOptions & EnvoyOptions & { envoy?: FakeEnvoy } = {}): Promise<PluginRoot> {
+export async function startPlugin(
+  config: unknown,
+  opts: ConfigureOptions & EnvoyOptions & { envoy?: FakeEnvoy } = {},
+): Promise<PluginRoot> {
   const envoy = opts.envoy ?? new FakeEnvoy(opts);
   const vm = await envoy.startVm();
   const root = vm.configure(config, opts);

@@ -8,7 +8,8 @@ import { GEMMA, QWEN, chat, getHeaders, openAiError, postHeaders, routePropertie
 
 const ALIASES = {
   models: [
-    { name: QWEN, fallback: [GEMMA] }, { name: GEMMA },
+    { name: QWEN, fallback: [GEMMA] },
+    { name: GEMMA },
     { name: "gemma", route: GEMMA, upstreamModel: GEMMA },
     { name: "qwen2-*", route: QWEN, upstreamModel: QWEN },
   ],
@@ -64,7 +65,10 @@ test("a streamed chat gets stream_options.include_usage, whatever the body's chu
     // Every chunk but the last is buffered (Pause); the last one lets the request go.
     const body_ = s.actions("request_body");
     assert.equal(body_.length, Math.ceil(body.length / chunkBytes));
-    assert.deepEqual(body_.slice(0, -1).filter((a) => a !== "Pause"), []);
+    assert.deepEqual(
+      body_.slice(0, -1).filter((a) => a !== "Pause"),
+      [],
+    );
     assert.equal(body_.at(-1), "Continue");
     s.finish();
   }
@@ -85,7 +89,10 @@ test("stream_options already asking for usage, or a path without usage chunks, i
 
 test("stream_options: null becomes include_usage, and include_usage false becomes true", async () => {
   const root = await plugin();
-  for (const [opts, want] of [["null", '{"include_usage":true}'], ['{"include_usage":false}', '{"include_usage":true}']] as const) {
+  for (const [opts, want] of [
+    ["null", '{"include_usage":true}'],
+    ['{"include_usage":false}', '{"include_usage":true}'],
+  ] as const) {
     const body = `{"model":"${QWEN}","stream":true,"stream_options":${opts}}`;
     const s = root.stream();
     s.sendRequest(postHeaders(body), body);
@@ -98,11 +105,17 @@ test("a client cannot choose its own route: the routing header is removed on eve
   const body = chat(GEMMA);
   const s = root.stream();
   s.sendRequest(postHeaders(body, "/v1/chat/completions", [["x-higress-llm-model", QWEN]]), body);
-  assert.deepEqual(s.request.filter(([k]) => k === "x-higress-llm-model"), [["x-higress-llm-model", GEMMA]]);
+  assert.deepEqual(
+    s.request.filter(([k]) => k === "x-higress-llm-model"),
+    [["x-higress-llm-model", GEMMA]],
+  );
   // A path the plugin does not route passes through at once, without the forged header.
   const other = root.stream();
   assert.equal(other.sendRequestHeaders([...postHeaders("{}", "/healthz"), ["x-higress-llm-model", QWEN]]), "Continue");
-  assert.equal(other.upstream.headers?.some(([k]) => k === "x-higress-llm-model"), false);
+  assert.equal(
+    other.upstream.headers?.some(([k]) => k === "x-higress-llm-model"),
+    false,
+  );
   assert.deepEqual(other.headerEdits, [{ map: "request", op: "remove", key: "x-higress-llm-model", value: null }]);
 });
 
@@ -115,34 +128,68 @@ test("a defaultModel serves a body without model, inserted for the upstream", as
   assert.equal(s.requestHeader("content-length"), String(`{"model":"${GEMMA}","messages":[]}`.length));
 });
 
-interface ErrorCase { name: string; body: string; status: number; error: unknown; details: string }
+interface ErrorCase {
+  name: string;
+  body: string;
+  status: number;
+  error: unknown;
+  details: string;
+}
 
 const MODELS_LISTED = `Served models: ${QWEN}, ${GEMMA}, gemma.`;
 const ERRORS: ErrorCase[] = [
   {
-    name: "a missing model", body: '{"messages":[]}', status: 400, details: "llm_gateway_missing_required_parameter",
+    name: "a missing model",
+    body: '{"messages":[]}',
+    status: 400,
+    details: "llm_gateway_missing_required_parameter",
     error: openAiError("You must provide a model parameter.", "invalid_request_error", "model", "missing_required_parameter"),
   },
   {
-    name: "a model that is a number", body: '{"model":42}', status: 400, details: "llm_gateway_invalid_type",
+    name: "a model that is a number",
+    body: '{"model":42}',
+    status: 400,
+    details: "llm_gateway_invalid_type",
     error: openAiError("Invalid type for 'model': expected a string.", "invalid_request_error", "model", "invalid_type"),
   },
   {
-    name: "an empty model", body: '{"model":""}', status: 400, details: "llm_gateway_invalid_value",
-    error: openAiError("Invalid 'model': the name is empty, too long or contains characters that are not allowed.", "invalid_request_error", "model", "invalid_value"),
+    name: "an empty model",
+    body: '{"model":""}',
+    status: 400,
+    details: "llm_gateway_invalid_value",
+    error: openAiError(
+      "Invalid 'model': the name is empty, too long or contains characters that are not allowed.",
+      "invalid_request_error",
+      "model",
+      "invalid_value",
+    ),
   },
   {
-    name: "a duplicated model key", body: `{"model":"${GEMMA}","model":"${QWEN}"}`, status: 400, details: "llm_gateway_duplicate_key",
+    name: "a duplicated model key",
+    body: `{"model":"${GEMMA}","model":"${QWEN}"}`,
+    status: 400,
+    details: "llm_gateway_duplicate_key",
     error: openAiError("The key 'model' appears more than once in the request body.", "invalid_request_error", "model", "duplicate_key"),
   },
   {
-    name: "a JSON array", body: "[1]", status: 400, details: "llm_gateway_invalid_json",
+    name: "a JSON array",
+    body: "[1]",
+    status: 400,
+    details: "llm_gateway_invalid_json",
     error: openAiError("The request body must be a JSON object.", "invalid_request_error", null, "invalid_json"),
   },
   {
-    name: "an unknown model", body: '{"model":"llama-3"}', status: 404, details: "llm_gateway_model_not_found",
-    error: openAiError(`The model 'llama-3' does not exist or you do not have access to it. ${MODELS_LISTED}`, "invalid_request_error", "model", "model_not_found",
-      { served_models: [QWEN, GEMMA, "gemma"] }),
+    name: "an unknown model",
+    body: '{"model":"llama-3"}',
+    status: 404,
+    details: "llm_gateway_model_not_found",
+    error: openAiError(
+      `The model 'llama-3' does not exist or you do not have access to it. ${MODELS_LISTED}`,
+      "invalid_request_error",
+      "model",
+      "model_not_found",
+      { served_models: [QWEN, GEMMA, "gemma"] },
+    ),
   },
 ];
 
@@ -155,19 +202,33 @@ for (const c of ERRORS) {
     assert.equal(s.localReply?.details, c.details);
     assert.equal(s.localReply?.direct, false, "no response had started: the reply runs through the filter chain");
     assert.deepEqual(s.clientJson(), c.error);
-    assert.deepEqual(s.client.headers, [[":status", String(c.status)], ["content-type", "application/json"], ["content-length", String(s.client.body.length)]]);
+    assert.deepEqual(s.client.headers, [
+      [":status", String(c.status)],
+      ["content-type", "application/json"],
+      ["content-length", String(s.client.body.length)],
+    ]);
     assert.equal(s.upstream.headers, null, "nothing went upstream");
     assert.deepEqual(s.actions("request_body"), ["Pause"], "the callback that answered stopped the stream");
     s.finish();
     // Counted as a local 4xx, under model "none" (no model was routed).
-    assert.equal(root.vm.envoy.metrics.value(`route.none.upstream.none.model.none.consumer.none.metric.responses_local_${Math.floor(c.status / 100)}xx`), 1);
+    assert.equal(
+      root.vm.envoy.metrics.value(
+        `route.none.upstream.none.model.none.consumer.none.metric.responses_local_${Math.floor(c.status / 100)}xx`,
+      ),
+      1,
+    );
   });
 }
 
 test("413 from content-length before any byte of the body, and from the body when it is chunked", async () => {
   const root = await plugin({ ...ALIASES, maxBodyBytes: 100 });
   const big = chat(QWEN, { pad: "x".repeat(200) });
-  const error = openAiError("The request body is larger than this gateway's limit of 100 bytes.", "invalid_request_error", null, "request_too_large");
+  const error = openAiError(
+    "The request body is larger than this gateway's limit of 100 bytes.",
+    "invalid_request_error",
+    null,
+    "request_too_large",
+  );
   const declared = root.stream();
   assert.equal(declared.sendRequestHeaders(postHeaders(big)), "Pause");
   assert.equal(declared.localReply?.status, 413);
@@ -207,9 +268,15 @@ test("Envoy's own 503 for a routed request becomes an OpenAI-shaped error (its f
   assert.equal(s.clientStatus(), 503);
   assert.equal(s.clientHeader("content-type"), "application/json");
   assert.equal(s.clientHeader("content-length"), undefined, "the length changed with the body");
-  assert.deepEqual(s.clientJson(), openAiError(`No model server could take the request (${details}).`, "server_error", null, "upstream_unavailable"));
+  assert.deepEqual(
+    s.clientJson(),
+    openAiError(`No model server could take the request (${details}).`, "server_error", null, "upstream_unavailable"),
+  );
   // Envoy's buffer semantics: start 0 with the chunk's length drains it and puts the new body in.
-  assert.deepEqual(s.bufferEdits.filter((e) => e.body === "response"), [{ body: "response", start: 0, length: 57, bytes: s.client.body.length }]);
+  assert.deepEqual(
+    s.bufferEdits.filter((e) => e.body === "response"),
+    [{ body: "response", start: 0, length: 57, bytes: s.client.body.length }],
+  );
 });
 
 test("Envoy's 413 while the body is still being read becomes the OpenAI-shaped error", async () => {
@@ -222,7 +289,15 @@ test("Envoy's 413 while the body is still being read becomes the OpenAI-shaped e
   s.sendEnvoyReply(413, "request_payload_too_large", "Payload Too Large");
   assert.equal(s.clientStatus(), 413);
   assert.equal(s.clientHeader("content-type"), "application/json");
-  assert.deepEqual(s.clientJson(), openAiError("The request body is larger than the gateway's buffer allows (request_payload_too_large).", "invalid_request_error", null, "request_too_large"));
+  assert.deepEqual(
+    s.clientJson(),
+    openAiError(
+      "The request body is larger than the gateway's buffer allows (request_payload_too_large).",
+      "invalid_request_error",
+      null,
+      "request_too_large",
+    ),
+  );
 });
 
 test("at the memory budget a request is shed with a retryable 503 and counted; a finished one frees room", async () => {
@@ -234,7 +309,15 @@ test("at the memory budget a request is shed with a retryable 503 and counted; a
   const shed = root.stream();
   shed.sendRequest(postHeaders(body), body);
   assert.equal(shed.localReply?.status, 503);
-  assert.deepEqual(shed.clientJson(), openAiError("The gateway is at its memory budget for requests in flight; please retry shortly.", "server_error", null, "server_overloaded"));
+  assert.deepEqual(
+    shed.clientJson(),
+    openAiError(
+      "The gateway is at its memory budget for requests in flight; please retry shortly.",
+      "server_error",
+      null,
+      "server_overloaded",
+    ),
+  );
   shed.finish();
   assert.equal(envoy.metrics.value("llm_gateway.requests_shed.reason.memory_budget"), 1);
   open[0]?.finish();
@@ -252,5 +335,8 @@ test("a refused configuration keeps the VM's previous one and is counted", async
   assert.equal(bad.configured, false);
   assert.equal(envoy.metrics.value("llm_gateway.configurations_refused"), 1);
   assert.equal(envoy.metrics.value("llm_gateway.configurations_applied"), 1);
-  assert.ok(vm.logs.some((l) => l.level === "error" && l.message.includes('models[0].fallback[0]: unknown model "nope"')), vm.logs.map((l) => l.message).join("\n"));
+  assert.ok(
+    vm.logs.some((l) => l.level === "error" && l.message.includes('models[0].fallback[0]: unknown model "nope"')),
+    vm.logs.map((l) => l.message).join("\n"),
+  );
 });

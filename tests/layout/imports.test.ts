@@ -76,13 +76,25 @@ test("features never import the stages or the root context; the root never impor
 
 test("configuration depends on no feature: the features read it, not the other way round", () => {
   for (const [from, to] of edges) {
-    if (from.startsWith("plugin/config/")) assert.ok(!/^plugin\/(routing|response|fallback|telemetry|stages)\//.test(to), `${from} imports ${to}`);
+    if (from.startsWith("plugin/config/"))
+      assert.ok(!/^plugin\/(routing|response|fallback|telemetry|stages)\//.test(to), `${from} imports ${to}`);
   }
 });
 
 test("assembly/plugin/ is feature folders plus the shared root, replies, request facts and Envoy names", () => {
   const top = readdirSync(join(ASSEMBLY, "plugin")).sort();
-  assert.deepEqual(top, ["config", "envoy-names.ts", "fallback", "replies.ts", "request-facts.ts", "response", "root.ts", "routing", "stages", "telemetry"]);
+  assert.deepEqual(top, [
+    "config",
+    "envoy-names.ts",
+    "fallback",
+    "replies.ts",
+    "request-facts.ts",
+    "response",
+    "root.ts",
+    "routing",
+    "stages",
+    "telemetry",
+  ]);
 });
 
 test("the Node-only field table is imported by no AssemblyScript file", () => {

@@ -26,7 +26,9 @@ function layoutFolders(): string[] {
 
 function repositoryFolders(): string[] {
   // Tracked files and untracked ones git does not ignore: the tree as a clone will have it.
-  const files = execFileSync("git", ["ls-files", "--cached", "--others", "--exclude-standard"], { cwd: ROOT, encoding: "utf8" }).split("\n");
+  const files = execFileSync("git", ["ls-files", "--cached", "--others", "--exclude-standard"], { cwd: ROOT, encoding: "utf8" }).split(
+    "\n",
+  );
   const dirs = new Set<string>();
   for (const f of files) {
     const parts = f.split("/").slice(0, -1);

@@ -12,29 +12,36 @@ export const STAGE_REQUEST = "request";
 // Envoy retries a request on a backup model's cluster (stages/attempt-stage.ts).
 export const STAGE_ATTEMPT = "attempt";
 // fallback.mechanism: who sends a failed request again.
-export const MECHANISM_ENVOY = "envoy";       // Envoy's router retries on the backup's cluster (streams)
+export const MECHANISM_ENVOY = "envoy"; // Envoy's router retries on the backup's cluster (streams)
 export const MECHANISM_DISPATCH = "dispatch"; // the plugin holds the body and calls the backup itself
 // Paths whose streams carry usage chunks when asked (stream_options.include_usage).
 const USAGE_PATH_SUFFIXES: Array<string> = ["/v1/chat/completions", "/v1/completions"];
 
 export class ModelRoute {
-  name: string = "";          // exact name, or the prefix of a pattern
-  isPrefix: bool = false;     // configured as "prefix*"
-  route: string = "";         // routing header value; "" = the requested model itself
+  name: string = ""; // exact name, or the prefix of a pattern
+  isPrefix: bool = false; // configured as "prefix*"
+  route: string = ""; // routing header value; "" = the requested model itself
   upstreamModel: string = ""; // "" = leave the body's model as is
   fallback: Array<string> = new Array<string>();
-  cluster: string = "";       // Envoy cluster for backup calls; "" = from fallback.clusterTemplate
+  cluster: string = ""; // Envoy cluster for backup calls; "" = from fallback.clusterTemplate
 
   // The routing header's value for a request naming `requested` (for a pattern: the name itself).
-  routeFor(requested: string): string { return this.route.length > 0 ? this.route : requested; }
+  routeFor(requested: string): string {
+    return this.route.length > 0 ? this.route : requested;
+  }
 
   // The name the upstream must see for a request naming `requested`.
-  servedFor(requested: string): string { return this.upstreamModel.length > 0 ? this.upstreamModel : requested; }
+  servedFor(requested: string): string {
+    return this.upstreamModel.length > 0 ? this.upstreamModel : requested;
+  }
 }
 
 // A fallback trigger: one status code (e.g. 503) or a class (5 = any 5xx).
 export class StatusTrigger {
-  constructor(public code: i32, public isClass: bool) {}
+  constructor(
+    public code: i32,
+    public isClass: bool,
+  ) {}
 
   matches(status: i32): bool {
     return this.isClass ? status / 100 == this.code : status == this.code;
@@ -49,11 +56,11 @@ export class FallbackPolicy {
   // Envoy's own answers (response.code_details other than via_upstream) for connection failures,
   // resets and timeouts: 503/504 with details such as upstream_reset_before_response_started{...}.
   onLocalReply: bool = true;
-  maxAttempts: i32 = 0;         // the primary and its backups together
-  attemptTimeoutMs: u32 = 0;    // each backup attempt (an http call)
-  slowFailureMs: i64 = 0;       // 0 = off
-  firstByteTimeoutMs: i64 = 0;  // 0 = off
-  cooldownFailures: i32 = 0;    // 0 = no cooldown
+  maxAttempts: i32 = 0; // the primary and its backups together
+  attemptTimeoutMs: u32 = 0; // each backup attempt (an http call)
+  slowFailureMs: i64 = 0; // 0 = off
+  firstByteTimeoutMs: i64 = 0; // 0 = off
+  cooldownFailures: i32 = 0; // 0 = no cooldown
   cooldownWindowMs: i64 = 0;
   cooldownMs: i64 = 0;
   clusterTemplate: string = ""; // {route} is replaced by the route value
@@ -83,7 +90,7 @@ export class GatewayConfig {
   fallback: FallbackPolicy = new FallbackPolicy();
 
   // Compiled at configure time.
-  maxBodyBytesText: string = "";     // maxBodyBytes in decimal, for set_decoder_buffer_limit
+  maxBodyBytesText: string = ""; // maxBodyBytes in decimal, for set_decoder_buffer_limit
   maxResponseBytesText: string = ""; // maxResponseBytes in decimal, for set_encoder_buffer_limit
   exact: Map<string, ModelRoute> = new Map<string, ModelRoute>();
   prefixes: Array<ModelRoute> = new Array<ModelRoute>(); // longest prefix first
@@ -100,14 +107,18 @@ export class GatewayConfig {
     return null;
   }
 
-  carriesStreamUsage(path: string): bool { return endsWithAny(path, USAGE_PATH_SUFFIXES); }
+  carriesStreamUsage(path: string): bool {
+    return endsWithAny(path, USAGE_PATH_SUFFIXES);
+  }
 
   // The Envoy cluster that serves a route, for calls the plugin makes itself (fallback attempts).
   clusterOf(route: ModelRoute, routeValue: string): string {
     return route.cluster.length > 0 ? route.cluster : this.fallback.clusterFor(routeValue);
   }
 
-  isRoutedPath(path: string): bool { return endsWithAny(path, this.pathSuffixes); }
+  isRoutedPath(path: string): bool {
+    return endsWithAny(path, this.pathSuffixes);
+  }
 }
 
 function endsWithAny(path: string, suffixes: Array<string>): bool {
@@ -171,7 +182,10 @@ export class ConfigResult {
 
 function compileModel(c: Checker, v: JsonValue, path: string): ModelRoute {
   const m = new ModelRoute();
-  if (v.type != JsonType.Object) { c.fail(path, "must be an object, got " + describe(v)); return m; }
+  if (v.type != JsonType.Object) {
+    c.fail(path, "must be an object, got " + describe(v));
+    return m;
+  }
   const s = new Settings();
   readObject(c, v, s, "models[]", path);
   let n = s.text("models[].name");
@@ -287,9 +301,11 @@ function indexModels(c: Checker, g: GatewayConfig, mpath: string): void {
 function renderModelList(g: GatewayConfig): string {
   const parts = new Array<string>();
   for (let i = 0; i < g.servedNames.length; i++) {
-    parts.push("{\"id\":" + jsonString(unchecked(g.servedNames[i])) + ",\"object\":\"model\",\"created\":0,\"owned_by\":" + jsonString(g.ownedBy) + "}");
+    parts.push(
+      '{"id":' + jsonString(unchecked(g.servedNames[i])) + ',"object":"model","created":0,"owned_by":' + jsonString(g.ownedBy) + "}",
+    );
   }
-  return "{\"object\":\"list\",\"data\":[" + parts.join(",") + "]}";
+  return '{"object":"list","data":[' + parts.join(",") + "]}";
 }
 
 // Higress's match keys of a rule: each an array of strings.
@@ -297,7 +313,10 @@ function readMatch(c: Checker, v: JsonValue, key: string, path: string): Array<s
   const out = new Array<string>();
   const m = v.get(key);
   if (m == null) return out;
-  if (m.type != JsonType.Array) { c.fail(path + "." + key, "must be an array of strings, got " + describe(m)); return out; }
+  if (m.type != JsonType.Array) {
+    c.fail(path + "." + key, "must be an array of strings, got " + describe(m));
+    return out;
+  }
   for (let i = 0; i < m.items.length; i++) {
     const item = unchecked(m.items[i]);
     const at = path + "." + key + "[" + i.toString() + "]";
@@ -310,7 +329,10 @@ function readMatch(c: Checker, v: JsonValue, key: string, path: string): Array<s
 
 function parseRule(c: Checker, v: JsonValue, global: Settings, path: string): Rule {
   const r = new Rule();
-  if (v.type != JsonType.Object) { c.fail(path, "must be an object, got " + describe(v)); return r; }
+  if (v.type != JsonType.Object) {
+    c.fail(path, "must be an object, got " + describe(v));
+    return r;
+  }
   r.routes = readMatch(c, v, "_match_route_", path);
   r.domains = readMatch(c, v, "_match_domain_", path);
   r.services = readMatch(c, v, "_match_service_", path);
@@ -326,11 +348,20 @@ function parseRule(c: Checker, v: JsonValue, global: Settings, path: string): Ru
 
 export function parseConfig(text: string): ConfigResult {
   const res = new ConfigResult();
-  if (text.length == 0) { res.error = "configuration is empty: at least `models` is required"; return res; }
+  if (text.length == 0) {
+    res.error = "configuration is empty: at least `models` is required";
+    return res;
+  }
   const parsed = parseJson(text);
-  if (parsed.value == null) { res.error = "configuration: " + parsed.error; return res; }
+  if (parsed.value == null) {
+    res.error = "configuration: " + parsed.error;
+    return res;
+  }
   const root = parsed.value!;
-  if (root.type != JsonType.Object) { res.error = "configuration must be a JSON object"; return res; }
+  if (root.type != JsonType.Object) {
+    res.error = "configuration must be a JSON object";
+    return res;
+  }
   const c = new Checker();
   const pc = new PluginConfig();
   const global = defaultSettings().copy();
@@ -339,11 +370,15 @@ export function parseConfig(text: string): ConfigResult {
   const rules = root.get("_rules_");
   if (rules != null) {
     if (rules.type != JsonType.Array) c.fail("_rules_", "must be an array, got " + describe(rules));
-    else for (let i = 0; i < rules.items.length; i++) {
-      pc.rules.push(parseRule(c, unchecked(rules.items[i]), global, "_rules_[" + i.toString() + "]"));
-    }
+    else
+      for (let i = 0; i < rules.items.length; i++) {
+        pc.rules.push(parseRule(c, unchecked(rules.items[i]), global, "_rules_[" + i.toString() + "]"));
+      }
   }
-  if (c.error.length > 0) { res.error = c.error; return res; }
+  if (c.error.length > 0) {
+    res.error = c.error;
+    return res;
+  }
   res.config = pc;
   return res;
 }

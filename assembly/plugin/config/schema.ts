@@ -124,7 +124,8 @@ export const CONFIG_FIELDS: ConfigField[] = [
     titleZh: "请求流式用量",
     summary:
       "For streamed chat/completions requests that don't ask for usage, ask the upstream for it (stream_options.include_usage) and remove the usage-only chunk from what the client receives.",
-    summaryZh: "对未请求用量的流式 chat/completions 请求，向上游请求用量（stream_options.include_usage），并从返回给客户端的内容中去掉仅含用量的数据块。",
+    summaryZh:
+      "对未请求用量的流式 chat/completions 请求，向上游请求用量（stream_options.include_usage），并从返回给客户端的内容中去掉仅含用量的数据块。",
     help: "For streamed chat/completions requests that don't ask for usage, ask the upstream for it (`stream_options.include_usage`) and remove the usage-only chunk from what the client receives.",
   },
   {
@@ -145,7 +146,8 @@ export const CONFIG_FIELDS: ConfigField[] = [
     max: MAX_SIZE,
     title: "Maximum SSE event size (bytes)",
     titleZh: "SSE 事件上限（字节）",
-    summary: "Largest SSE event the usage reader carries over between body chunks; past it, that stream is no longer parsed (and is counted).",
+    summary:
+      "Largest SSE event the usage reader carries over between body chunks; past it, that stream is no longer parsed (and is counted).",
     summaryZh: "用量解析器跨数据块暂存的最大 SSE 事件；超过时不再解析该流（并计数）。",
   },
   {
@@ -184,8 +186,7 @@ export const CONFIG_FIELDS: ConfigField[] = [
     titleZh: "过滤器阶段",
     summary: "request (HTTP filter) or attempt (Envoy upstream filter that renames the model on retries to a backup).",
     summaryZh: "request（HTTP 过滤器）或 attempt（Envoy 上游过滤器，在重试到备用模型时改写模型名）。",
-    help:
-      "`request`: the HTTP filter (routing, usage, fallback decisions). `attempt`: the same plugin as Envoy's upstream HTTP filter, once per upstream attempt, putting the backup's name in the body when Envoy retries on a backup's cluster (`fallback.mechanism` `envoy`).",
+    help: "`request`: the HTTP filter (routing, usage, fallback decisions). `attempt`: the same plugin as Envoy's upstream HTTP filter, once per upstream attempt, putting the backup's name in the body when Envoy retries on a backup's cluster (`fallback.mechanism` `envoy`).",
   },
   {
     key: "models",
@@ -287,9 +288,8 @@ export const CONFIG_FIELDS: ConfigField[] = [
     title: "Failure statuses",
     titleZh: "视为失败的状态码",
     summary: 'Upstream answers that count as a failure, as status codes (503 or "503") or classes ("5xx").',
-    summaryZh: "视为失败的上游应答：状态码（503 或 \"503\"）或状态类（\"5xx\"）。",
-    help:
-      'Upstream answers that count as a failure: codes as numbers or strings (`503`, `"503"`, 100 to 599) or classes (`"1xx"` to `"5xx"`). `[]`: no status counts (only `onUpstreamUnreachable` does).',
+    summaryZh: '视为失败的上游应答：状态码（503 或 "503"）或状态类（"5xx"）。',
+    help: 'Upstream answers that count as a failure: codes as numbers or strings (`503`, `"503"`, 100 to 599) or classes (`"1xx"` to `"5xx"`). `[]`: no status counts (only `onUpstreamUnreachable` does).',
   },
   {
     key: "fallback.onUpstreamUnreachable",
@@ -300,8 +300,7 @@ export const CONFIG_FIELDS: ConfigField[] = [
     summary:
       "Also count Envoy's own 5xx answers for the primary (connection failure, reset, timeout; response.code_details other than via_upstream) as failures.",
     summaryZh: "将 Envoy 自身为主模型返回的 5xx（连接失败、重置、超时；response.code_details 不为 via_upstream）也视为失败。",
-    help:
-      "Also count Envoy's own 5xx answers for the primary as failures, whatever `onStatus` says: those whose `response.code_details` is not `via_upstream` (connection failure, reset, timeout). A backup call that gets no answer always counts as failed.",
+    help: "Also count Envoy's own 5xx answers for the primary as failures, whatever `onStatus` says: those whose `response.code_details` is not `via_upstream` (connection failure, reset, timeout). A backup call that gets no answer always counts as failed.",
   },
   {
     key: "fallback.maxAttempts",
@@ -325,8 +324,7 @@ export const CONFIG_FIELDS: ConfigField[] = [
     titleZh: "备用调用超时（毫秒）",
     summary: "Time limit of each backup call, until its whole answer is in.",
     summaryZh: "每次备用调用直至收到完整应答的时间上限。",
-    help:
-      "`dispatch`: time limit of each backup call, until its whole answer is in; the primary keeps the route's timeout. `envoy`: each attempt's per-try timeout when `firstByteTimeoutMs` is 0 (Envoy's per-try timeout ends when response headers arrive, so it never cuts a stream). Also how long a cooldown probe keeps the probe slot.",
+    help: "`dispatch`: time limit of each backup call, until its whole answer is in; the primary keeps the route's timeout. `envoy`: each attempt's per-try timeout when `firstByteTimeoutMs` is 0 (Envoy's per-try timeout ends when response headers arrive, so it never cuts a stream). Also how long a cooldown probe keeps the probe slot.",
   },
   {
     key: "fallback.slowFailureMs",
@@ -352,8 +350,7 @@ export const CONFIG_FIELDS: ConfigField[] = [
     titleZh: "首字节超时（毫秒）",
     summary: "When the primary has sent no response headers this long after the request arrived, the backup is called; 0 turns this off.",
     summaryZh: "请求到达后主模型在此时长内未返回响应头时调用备用模型；0 表示关闭。",
-    help:
-      "When an attempt has sent no response headers this long, the next backup is tried and the late answer discarded (0 = off). `envoy`: every attempt's per-try timeout; `dispatch`: the primary's, checked on a 50 ms tick.",
+    help: "When an attempt has sent no response headers this long, the next backup is tried and the late answer discarded (0 = off). `envoy`: every attempt's per-try timeout; `dispatch`: the primary's, checked on a 50 ms tick.",
   },
   {
     key: "fallback.cooldown",
@@ -373,8 +370,7 @@ export const CONFIG_FIELDS: ConfigField[] = [
     titleZh: "失败次数",
     summary: "Failures within windowMs that start a cooldown; 0 turns cooldown off.",
     summaryZh: "windowMs 内达到此失败次数即开始冷却；0 表示关闭冷却。",
-    help:
-      "This many failures of a model as primary within `cooldown.windowMs` start its cooldown: its requests go straight to its first backup (0 = no cooldown). A success resets the count.",
+    help: "This many failures of a model as primary within `cooldown.windowMs` start its cooldown: its requests go straight to its first backup (0 = no cooldown). A success resets the count.",
   },
   {
     key: "fallback.cooldown.windowMs",
@@ -398,8 +394,7 @@ export const CONFIG_FIELDS: ConfigField[] = [
     titleZh: "冷却时长（毫秒）",
     summary: "Length of a cooldown; then one request tries the model again.",
     summaryZh: "冷却持续时长；结束后由一个请求重新尝试该模型。",
-    help:
-      "Length of a cooldown. After it, one request tries the model again: a success ends the cooldown, a failure starts another. Every Envoy worker sees the same cooldown.",
+    help: "Length of a cooldown. After it, one request tries the model again: a success ends the cooldown, a failure starts another. Every Envoy worker sees the same cooldown.",
   },
   {
     key: "fallback.clusterTemplate",
@@ -409,8 +404,7 @@ export const CONFIG_FIELDS: ConfigField[] = [
     titleZh: "集群模板",
     summary: "Envoy cluster of a backup model without cluster; {route} is replaced by the backup's route value.",
     summaryZh: "未设置 cluster 的备用模型所用的 Envoy 集群；{route} 替换为备用模型的路由值。",
-    help:
-      "`dispatch`: Envoy cluster of a backup without `cluster`, `{route}` replaced by the backup's route value. The default is Higress's name for the McpBridge DNS registry `llm-<route>` on port 8080.",
+    help: "`dispatch`: Envoy cluster of a backup without `cluster`, `{route}` replaced by the backup's route value. The default is Higress's name for the McpBridge DNS registry `llm-<route>` on port 8080.",
   },
 ];
 

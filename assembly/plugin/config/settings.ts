@@ -19,12 +19,18 @@ export class Checker {
 
 export function describe(v: JsonValue): string {
   switch (v.type) {
-    case JsonType.Null: return "null";
-    case JsonType.Bool: return v.boolValue ? "true" : "false";
-    case JsonType.Number: return v.numText; // as the operator wrote it
-    case JsonType.String: return jsonString(v.strValue.length > 64 ? v.strValue.substring(0, 64) + "…" : v.strValue);
-    case JsonType.Array: return "an array";
-    default: return "an object";
+    case JsonType.Null:
+      return "null";
+    case JsonType.Bool:
+      return v.boolValue ? "true" : "false";
+    case JsonType.Number:
+      return v.numText; // as the operator wrote it
+    case JsonType.String:
+      return jsonString(v.strValue.length > 64 ? v.strValue.substring(0, 64) + "…" : v.strValue);
+    case JsonType.Array:
+      return "an array";
+    default:
+      return "an object";
   }
 }
 
@@ -158,8 +164,14 @@ function checkValue(c: Checker, f: Field, v: JsonValue, path: string): bool {
       return false;
     case Kind.TextList:
     case Kind.NonEmptyTextList: {
-      if (v.type != JsonType.Array) { c.fail(path, "must be an array of strings, got " + describe(v)); return false; }
-      if (f.kind == Kind.NonEmptyTextList && v.items.length == 0) { c.fail(path, "must not be empty"); return false; }
+      if (v.type != JsonType.Array) {
+        c.fail(path, "must be an array of strings, got " + describe(v));
+        return false;
+      }
+      if (f.kind == Kind.NonEmptyTextList && v.items.length == 0) {
+        c.fail(path, "must not be empty");
+        return false;
+      }
       let ok = true;
       for (let i = 0; i < v.items.length; i++) {
         if (!checkText(c, unchecked(v.items[i]), path + "[" + i.toString() + "]")) ok = false;
@@ -167,12 +179,15 @@ function checkValue(c: Checker, f: Field, v: JsonValue, path: string): bool {
       return ok;
     }
     case Kind.StatusList: {
-      if (v.type != JsonType.Array) { c.fail(path, "must be an array, got " + describe(v)); return false; }
+      if (v.type != JsonType.Array) {
+        c.fail(path, "must be an array, got " + describe(v));
+        return false;
+      }
       let ok = true;
       for (let i = 0; i < v.items.length; i++) {
         const item = unchecked(v.items[i]);
         if (statusTrigger(item) < 0) {
-          c.fail(path + "[" + i.toString() + "]", "must be a status code (e.g. 503) or a class (e.g. \"5xx\"), got " + describe(item));
+          c.fail(path + "[" + i.toString() + "]", 'must be a status code (e.g. 503) or a class (e.g. "5xx"), got ' + describe(item));
           ok = false;
         }
       }
@@ -188,8 +203,14 @@ function checkValue(c: Checker, f: Field, v: JsonValue, path: string): bool {
 }
 
 function checkText(c: Checker, v: JsonValue, path: string): bool {
-  if (v.type != JsonType.String) { c.fail(path, "must be a string, got " + describe(v)); return false; }
-  if (v.strValue.length == 0) { c.fail(path, "must not be empty"); return false; }
+  if (v.type != JsonType.String) {
+    c.fail(path, "must be a string, got " + describe(v));
+    return false;
+  }
+  if (v.strValue.length == 0) {
+    c.fail(path, "must not be empty");
+    return false;
+  }
   return true;
 }
 

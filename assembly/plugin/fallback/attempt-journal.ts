@@ -20,7 +20,9 @@ export class AttemptFailures {
     return attempt >= 1 && attempt <= this.lines.length && unchecked(this.lines[attempt - 1]).length > 0;
   }
 
-  line(attempt: i32): string { return this.has(attempt) ? unchecked(this.lines[attempt - 1]) : ""; }
+  line(attempt: i32): string {
+    return this.has(attempt) ? unchecked(this.lines[attempt - 1]) : "";
+  }
 
   // The reason of the latest attempt written.
   lastReason(): string {

@@ -9,7 +9,11 @@ import { RoutingResult } from "../routing/route-request";
 // the routing result (to rebuild the body's edits for another model), the body and the headers as the
 // host serialised them (decoded only if a backup call is made).
 export class HeldRequest {
-  constructor(public routing: RoutingResult, public body: HostBytes, public headers: HostBytes) {}
+  constructor(
+    public routing: RoutingResult,
+    public body: HostBytes,
+    public headers: HostBytes,
+  ) {}
 
   release(): void {
     this.body.release();
@@ -20,8 +24,16 @@ export class HeldRequest {
 // Headers not copied to the backup call: hop-by-hop ones, the framing (Envoy recomputes it), and the
 // routing header (set explicitly).
 function skipRequestHeader(name: string, routingHeader: string): bool {
-  return name == "content-length" || name == "transfer-encoding" || name == "connection" || name == "keep-alive" ||
-    name == "upgrade" || name == "te" || name == routingHeader || name.startsWith("x-envoy-");
+  return (
+    name == "content-length" ||
+    name == "transfer-encoding" ||
+    name == "connection" ||
+    name == "keep-alive" ||
+    name == "upgrade" ||
+    name == "te" ||
+    name == routingHeader ||
+    name.startsWith("x-envoy-")
+  );
 }
 
 export function backupRequestHeaders(original: Array<HeaderPair>, routingHeader: string, routeValue: string): Array<HeaderPair> {
@@ -36,12 +48,19 @@ export function backupRequestHeaders(original: Array<HeaderPair>, routingHeader:
 
 // Response headers of the backup relayed to the client: without pseudo-headers and framing (the
 // local reply sets its own), plus which model answered and which one it stands in for.
-export function relayedResponseHeaders(call: Array<HeaderPair>, modelHeader: string, model: string, fromHeader: string, from: string): Array<HeaderPair> {
+export function relayedResponseHeaders(
+  call: Array<HeaderPair>,
+  modelHeader: string,
+  model: string,
+  fromHeader: string,
+  from: string,
+): Array<HeaderPair> {
   const out = new Array<HeaderPair>();
   for (let i = 0; i < call.length; i++) {
     const h = unchecked(call[i]);
     const k = h.key;
-    if (k.startsWith(":") || k == "content-length" || k == "transfer-encoding" || k == "connection" || k == modelHeader || k == fromHeader) continue;
+    if (k.startsWith(":") || k == "content-length" || k == "transfer-encoding" || k == "connection" || k == modelHeader || k == fromHeader)
+      continue;
     out.push(h);
   }
   out.push(new HeaderPair(modelHeader, model));

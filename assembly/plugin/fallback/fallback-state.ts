@@ -13,21 +13,21 @@ import { FallbackPolicy } from "../config/gateway-config";
 import { Reason, failureReason, reasonName } from "./policy";
 
 export const enum Step {
-  Idle = 0,     // no fallback pending: whatever answers goes to the client
+  Idle = 0, // no fallback pending: whatever answers goes to the client
   Watching = 1, // the primary's answer may still send the request to a backup (the body is held)
-  Calling = 2,  // a backup call is under way; the primary's response is held back
-  Relayed = 3,  // answered with a backup's response
-  GaveUp = 4,   // answered with the error naming every failed attempt
+  Calling = 2, // a backup call is under way; the primary's response is held back
+  Relayed = 3, // answered with a backup's response
+  GaveUp = 4, // answered with the error naming every failed attempt
 }
 
 export class FallbackState {
   step: Step = Step.Idle;
-  from: string = "";   // the model this request fell back from ("" = none)
+  from: string = ""; // the model this request fell back from ("" = none)
   reason: string = ""; // why (fallback metric reason: status_503, cooldown, …)
   tried: Array<string> = new Array<string>(); // "model (why)" of failed attempts, for the error
-  probe: bool = false;     // this request holds its model's cooldown probe slot
+  probe: bool = false; // this request holds its model's cooldown probe slot
   onPrimary: bool = false; // the attempt under way is the requested model's own
-  private next: i32 = 0;     // index of the next backup in the chain
+  private next: i32 = 0; // index of the next backup in the chain
   private attempts: i32 = 1; // attempts made or under way (the primary counts)
 
   // The request now goes to another model than `requested` (cooldown, Higress's replay, a backup);

@@ -10,7 +10,12 @@ import { parseDigits } from "../../util/digits";
 import { ModelRoute } from "../config/gateway-config";
 
 export class Plan {
-  constructor(public model: string, public start: i32, public end: i32, public probe: bool) {}
+  constructor(
+    public model: string,
+    public start: i32,
+    public end: i32,
+    public probe: bool,
+  ) {}
 
   encode(): string {
     return this.model + ";" + this.start.toString() + ";" + this.end.toString() + ";" + (this.probe ? "1" : "0");

@@ -4,16 +4,29 @@
 import { parseDigits } from "../../util/digits";
 import { FallbackPolicy } from "../config/gateway-config";
 
-export const enum Reason { None = 0, Status = 1, LocalReply = 2, CallFailed = 3, Cooldown = 4, FirstByteTimeout = 5 }
+export const enum Reason {
+  None = 0,
+  Status = 1,
+  LocalReply = 2,
+  CallFailed = 3,
+  Cooldown = 4,
+  FirstByteTimeout = 5,
+}
 
 export function reasonName(r: Reason, status: i32): string {
   switch (r) {
-    case Reason.Status: return "status_" + status.toString();
-    case Reason.LocalReply: return "upstream_unreachable";
-    case Reason.CallFailed: return "call_failed";
-    case Reason.Cooldown: return "cooldown";
-    case Reason.FirstByteTimeout: return "first_byte_timeout";
-    default: return "none";
+    case Reason.Status:
+      return "status_" + status.toString();
+    case Reason.LocalReply:
+      return "upstream_unreachable";
+    case Reason.CallFailed:
+      return "call_failed";
+    case Reason.Cooldown:
+      return "cooldown";
+    case Reason.FirstByteTimeout:
+      return "first_byte_timeout";
+    default:
+      return "none";
   }
 }
 
@@ -31,17 +44,29 @@ export function failureReason(p: FallbackPolicy, status: i32, viaUpstream: bool,
 
 // ---- cooldown -----------------------------------------------------------------------------------
 
-export const enum Gate { Primary = 0, Backup = 1, Probe = 2 }
+export const enum Gate {
+  Primary = 0,
+  Backup = 1,
+  Probe = 2,
+}
 
 // One route's circuit, as stored in shared data: "failures,windowStartMs,openUntilMs,probeUntilMs".
 export class Circuit {
   failures: i32 = 0;
   windowStartMs: i64 = 0;
-  openUntilMs: i64 = 0;   // > now: requests go to the backup
-  probeUntilMs: i64 = 0;  // a probe is in flight until then (guards against a probe that never reports)
+  openUntilMs: i64 = 0; // > now: requests go to the backup
+  probeUntilMs: i64 = 0; // a probe is in flight until then (guards against a probe that never reports)
 
   encode(): string {
-    return this.failures.toString() + "," + this.windowStartMs.toString() + "," + this.openUntilMs.toString() + "," + this.probeUntilMs.toString();
+    return (
+      this.failures.toString() +
+      "," +
+      this.windowStartMs.toString() +
+      "," +
+      this.openUntilMs.toString() +
+      "," +
+      this.probeUntilMs.toString()
+    );
   }
 
   static decode(s: string): Circuit {
@@ -57,7 +82,6 @@ export class Circuit {
     return c;
   }
 }
-
 
 // A stored field; a damaged value reads as 0 (a closed circuit), never as an abort.
 function fieldValue(s: string): i64 {

@@ -15,16 +15,23 @@ const APPEND = host.APPEND;
 
 // Sent to the client when a 200 stream ends cleanly but without [DONE]: the answer is cut, and a client
 // must learn that instead of taking a truncated answer for a complete one.
-export const CUT_STREAM_EVENT = "data: {\"error\":{\"message\":\"The model server ended the stream before the answer was complete.\",\"type\":\"server_error\",\"param\":null,\"code\":\"stream_incomplete\"}}\n\n";
+export const CUT_STREAM_EVENT =
+  'data: {"error":{"message":"The model server ended the stream before the answer was complete.","type":"server_error","param":null,"code":"stream_incomplete"}}\n\n';
 
 export class ResponseObserver {
   private tracker: SseUsageTracker | null = null;
-  private held: BoundedBytes | null = null;   // incomplete event bytes not yet sent (only when dropping)
-  private json: BoundedBytes | null = null;   // a non-streamed body, for its usage
+  private held: BoundedBytes | null = null; // incomplete event bytes not yet sent (only when dropping)
+  private json: BoundedBytes | null = null; // a non-streamed body, for its usage
   private dropUsage: bool = false;
 
   // `account`: the request's, charged for every buffer this observer grows.
-  constructor(private attempt: AttemptFacts, maxSseEventBytes: i32, private maxResponseBytes: i32, dropUsage: bool, private account: Account) {
+  constructor(
+    private attempt: AttemptFacts,
+    maxSseEventBytes: i32,
+    private maxResponseBytes: i32,
+    dropUsage: bool,
+    private account: Account,
+  ) {
     if (attempt.isStream) {
       this.tracker = new SseUsageTracker(maxSseEventBytes, account);
       this.dropUsage = dropUsage;
@@ -93,7 +100,8 @@ export class ResponseObserver {
     if (!kept) {
       // The budget refused the tail: send it now rather than lose it (the usage-only event it may end
       // in then reaches the client, which ignores an event with empty choices), and stop removing.
-      if (tailStart < heldLen) host.setBufferBytes(BufferType.HttpResponseBody, APPEND, 0, held.ptr + <usize>tailStart, <usize>(heldLen - tailStart));
+      if (tailStart < heldLen)
+        host.setBufferBytes(BufferType.HttpResponseBody, APPEND, 0, held.ptr + <usize>tailStart, <usize>(heldLen - tailStart));
       host.setBufferBytes(BufferType.HttpResponseBody, APPEND, 0, p + <usize>cStart, <usize>(len - cStart));
       tail.clear();
       this.dropUsage = false;
@@ -153,7 +161,15 @@ function readInto(a: AttemptFacts, p: usize, len: i32): void {
 // not ask for them (null: send it unchanged).
 // The caller has charged `account` for the body; the edited copy is charged here (null, and the body
 // sent unchanged, when the budget refuses it).
-export function observeWholeBody(a: AttemptFacts, p: usize, len: i32, maxSseEventBytes: i32, dropUsage: bool, nowNs: u64, account: Account): ArrayBuffer | null {
+export function observeWholeBody(
+  a: AttemptFacts,
+  p: usize,
+  len: i32,
+  maxSseEventBytes: i32,
+  dropUsage: bool,
+  nowNs: u64,
+  account: Account,
+): ArrayBuffer | null {
   a.ended = true;
   a.arrivedWhole = true;
   a.endNs = nowNs;

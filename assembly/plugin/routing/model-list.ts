@@ -11,7 +11,7 @@ export const MODEL_RETRIEVE_INFIX = "/v1/models/";
 // (exact name or pattern) serves it.
 export function modelObject(cfg: GatewayConfig, id: string): string | null {
   if (id.length == 0 || hasControl(id) || cfg.findRoute(id) == null) return null;
-  return "{\"id\":" + jsonString(id) + ",\"object\":\"model\",\"created\":0,\"owned_by\":" + jsonString(cfg.ownedBy) + "}";
+  return '{"id":' + jsonString(id) + ',"object":"model","created":0,"owned_by":' + jsonString(cfg.ownedBy) + "}";
 }
 
 // %XX escapes of a URL path segment (clients encode '/' in ids like "Qwen/Qwen2.5-1.5B"); null when

@@ -17,26 +17,26 @@ const streamOptionsScan = new JsonScan(STREAM_OPTIONS_KEYS);
 
 export class RoutingResult {
   reply: errors.LocalReply | null = null; // set when the plugin answers the request itself
-  model: string = "";                     // the model the client asked for (or the default)
-  routeValue: string = "";                // value of the routing header
+  model: string = ""; // the model the client asked for (or the default)
+  routeValue: string = ""; // value of the routing header
   route: ModelRoute | null = null;
-  splice: Splice = new Splice();          // the body edits for the upstream (routed model, usage)
+  splice: Splice = new Splice(); // the body edits for the upstream (routed model, usage)
   stream: bool = false;
-  usageInjected: bool = false;            // we asked the upstream for a usage chunk the client did not
+  usageInjected: bool = false; // we asked the upstream for a usage chunk the client did not
   // What editsFor needs to rebuild the edits for another served model (a fallback attempt).
-  modelStart: i32 = -1;                   // span of the body's model value; -1: none in the body
+  modelStart: i32 = -1; // span of the body's model value; -1: none in the body
   modelEnd: i32 = -1;
   modelWasNull: bool = false;
   rootObjectEdit: Edit | null = null; // where root members go in (its text: the separator)
-  rootExtra: string = "";                 // members inserted besides model (stream_options)
-  optionsEdit: Edit | null = null;    // an edit inside stream_options
+  rootExtra: string = ""; // members inserted besides model (stream_options)
+  optionsEdit: Edit | null = null; // an edit inside stream_options
 
   // The body edits that make the upstream see `served` as the model (and send usage if injected).
   editsFor(served: string): Splice {
     const edits = new Splice();
     let root = this.rootExtra;
     if (this.modelStart < 0) {
-      root = root.length > 0 ? "\"model\":" + jsonString(served) + "," + root : "\"model\":" + jsonString(served);
+      root = root.length > 0 ? '"model":' + jsonString(served) + "," + root : '"model":' + jsonString(served);
     } else if (this.modelWasNull || served != this.model) {
       edits.add(new Edit(this.modelStart, this.modelEnd, jsonString(served)));
     }
@@ -50,10 +50,13 @@ export class RoutingResult {
 
 // A byte range of the request body.
 export class Span {
-  constructor(public start: i32, public end: i32) {}
+  constructor(
+    public start: i32,
+    public end: i32,
+  ) {}
 }
 
-const MODEL_MEMBER = "\"model\":";
+const MODEL_MEMBER = '"model":';
 
 // Where the JSON string of `model` lies once `edits` (r.editsFor(served)) are applied to the body: the
 // attempt stage rewrites exactly these bytes when Envoy retries the request on a backup model.
@@ -89,7 +92,8 @@ export function routeRequest(cfg: GatewayConfig, p: usize, len: i32, scan: JsonS
   const r = new RoutingResult();
   scanJson(p, len, scan);
   if (scan.error == JsonError.DuplicateKey) return answer(r, errors.duplicateKey(scan.duplicateKey));
-  if (scan.error != JsonError.Ok) return answer(r, errors.invalidJson(errorText(scan.error) + " (at byte " + scan.errorAt.toString() + ")"));
+  if (scan.error != JsonError.Ok)
+    return answer(r, errors.invalidJson(errorText(scan.error) + " (at byte " + scan.errorAt.toString() + ")"));
   if (scan.rootType != JsonType.Object) return answer(r, errors.notAnObject());
 
   const stream = scan.field(F_STREAM);
@@ -126,10 +130,10 @@ export function routeRequest(cfg: GatewayConfig, p: usize, len: i32, scan: JsonS
   if (r.stream && wantsUsage && cfg.injectStreamUsage) {
     const opts = scan.field(F_STREAM_OPTIONS);
     if (!opts.found) {
-      r.rootExtra = "\"stream_options\":{\"include_usage\":true}";
+      r.rootExtra = '"stream_options":{"include_usage":true}';
       r.usageInjected = true;
     } else if (opts.type == JsonType.Null) {
-      r.optionsEdit = new Edit(opts.start, opts.end, "{\"include_usage\":true}");
+      r.optionsEdit = new Edit(opts.start, opts.end, '{"include_usage":true}');
       r.usageInjected = true;
     } else if (opts.type == JsonType.Object) {
       r.optionsEdit = includeUsageEdit(p, opts.start, opts.end);
@@ -150,7 +154,7 @@ function includeUsageEdit(p: usize, start: i32, end: i32): Edit | null {
     if (iu.type == JsonType.Bool && load<u8>(p + <usize>(start + iu.start)) == 0x74) return null;
     return new Edit(start + iu.start, start + iu.end, "true");
   }
-  return insertAtObject(p, start, end, "\"include_usage\":true");
+  return insertAtObject(p, start, end, '"include_usage":true');
 }
 
 // Adds members at the start of the root object (the body was validated as an object).

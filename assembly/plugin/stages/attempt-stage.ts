@@ -20,22 +20,33 @@ import { noteFailure, failuresOf } from "../fallback/attempt-journal";
 import { parseDigits } from "../../util/digits";
 import { Edit, Splice } from "../../util/splice";
 import { Plan, chainModel } from "../fallback/plan";
-import { ATTEMPT_COUNT_HEADER, FALLBACK_FROM_HEADER, FALLBACK_REASON_HEADER, HOST_MODEL, MODEL_HEADER, PLAN_PROPERTY, REQUEST_ID_HEADER } from "../envoy-names";
+import {
+  ATTEMPT_COUNT_HEADER,
+  FALLBACK_FROM_HEADER,
+  FALLBACK_REASON_HEADER,
+  HOST_MODEL,
+  MODEL_HEADER,
+  PLAN_PROPERTY,
+  REQUEST_ID_HEADER,
+} from "../envoy-names";
 import { NS_PER_MS } from "../../util/time";
-
 
 export class AttemptStage extends HttpContext {
   private plan: Plan | null = null;
   private route: ModelRoute | null = null; // the planned model's route (its fallback chain, route value)
-  private model: string = "";      // the model this attempt goes to
-  private served: string = "";     // the name its server must see ("" = no rewrite)
+  private model: string = ""; // the model this attempt goes to
+  private served: string = ""; // the name its server must see ("" = no rewrite)
   private requestId: string = "";
-  private attempt: i32 = 1;        // x-envoy-attempt-count
+  private attempt: i32 = 1; // x-envoy-attempt-count
   private startNs: u64 = 0;
-  private answered: bool = false;  // response headers arrived
-  private recorded: bool = false;  // this attempt's outcome is written (journal, cooldown)
+  private answered: bool = false; // response headers arrived
+  private recorded: bool = false; // this attempt's outcome is written (journal, cooldown)
 
-  constructor(id: u32, root: RootContext, private cfg: GatewayConfig) {
+  constructor(
+    id: u32,
+    root: RootContext,
+    private cfg: GatewayConfig,
+  ) {
     super(id, root);
   }
 

@@ -13,8 +13,18 @@ import { parseDigits } from "../../util/digits";
 import { NS_PER_MS } from "../../util/time";
 import { GatewayConfig, MECHANISM_DISPATCH } from "../config/gateway-config";
 import {
-  AI_LOG, ATTEMPT_COUNT_HEADER, CODE_DETAILS, DECODER_BUFFER_LIMIT, ENCODER_BUFFER_LIMIT, FALLBACK_FROM_HEADER,
-  FALLBACK_REASON_HEADER, HIGRESS_FALLBACK_HEADER, MODEL_HEADER, PLAN_PROPERTY, REQUEST_ID_HEADER, RESPONSE_CODE,
+  AI_LOG,
+  ATTEMPT_COUNT_HEADER,
+  CODE_DETAILS,
+  DECODER_BUFFER_LIMIT,
+  ENCODER_BUFFER_LIMIT,
+  FALLBACK_FROM_HEADER,
+  FALLBACK_REASON_HEADER,
+  HIGRESS_FALLBACK_HEADER,
+  MODEL_HEADER,
+  PLAN_PROPERTY,
+  REQUEST_ID_HEADER,
+  RESPONSE_CODE,
 } from "../envoy-names";
 import { failuresOf } from "../fallback/attempt-journal";
 import * as cooldown from "../fallback/cooldown-store";
@@ -40,8 +50,8 @@ const requestScan = new JsonScan(REQUEST_KEYS);
 const enum Phase {
   PassThrough = 0, // not a request the plugin routes
   ReadingBody = 1, // headers held until the body is whole
-  Answered = 2,    // the plugin answered (bad request, model list, shed)
-  Routed = 3,      // on its way to (or back from) the upstream; fallback may still answer instead
+  Answered = 2, // the plugin answered (bad request, model list, shed)
+  Routed = 3, // on its way to (or back from) the upstream; fallback may still answer instead
 }
 
 // Bodies up to this size get a content-based prompt estimate; larger ones bytes/4, whose JSON overhead
@@ -77,13 +87,18 @@ export class RequestStage extends HttpContext {
   private envoyReplySent: bool = false;
   private admitted: bool;
 
-  constructor(id: u32, private gateway: GatewayRoot) {
+  constructor(
+    id: u32,
+    private gateway: GatewayRoot,
+  ) {
     super(id, gateway);
     this.cfg = gateway.config.global;
     this.admitted = this.account.take(REQUEST_STATE_BYTES);
   }
 
-  private get fallback(): FallbackState { return this.req.fallback; }
+  private get fallback(): FallbackState {
+    return this.req.fallback;
+  }
 
   onRequestHeaders(_numHeaders: u32, endOfStream: bool): Action {
     this.req.startNs = host.nowNanos();
@@ -276,7 +291,11 @@ export class RequestStage extends HttpContext {
       const reason = fb.judge(policy, a.status, a.viaUpstream, <i64>((a.headersNs - this.req.startNs) / NS_PER_MS));
       if (fb.onPrimary) cooldown.record(policy, a.routeValue, reason != Reason.None, <i64>(a.headersNs / NS_PER_MS), fb.probe);
       if (reason != Reason.None) {
-        fb.primaryFailed(a.model, reason == Reason.LocalReply ? "unreachable" : "status " + a.status.toString(), reasonName(reason, a.status));
+        fb.primaryFailed(
+          a.model,
+          reason == Reason.LocalReply ? "unreachable" : "status " + a.status.toString(),
+          reasonName(reason, a.status),
+        );
         if (this.callNextBackup()) return Action.Pause;
         if (fb.exhausted()) {
           // Backups were tried (or skipped) and none could answer: say what was tried.
@@ -333,12 +352,19 @@ export class RequestStage extends HttpContext {
     let name = fb.nextBackup(route.fallback, policy.maxAttempts);
     while (name != null) {
       const backup = cfg.findRoute(name);
-      if (backup != null) { // (refused at configure time otherwise; kept as a guard)
+      if (backup != null) {
+        // (refused at configure time otherwise; kept as a guard)
         const routeValue = backup.routeFor(name);
         const payload = held.routing.editsFor(backup.servedFor(name)).apply(held.body.ptr, held.body.len);
         const callHeaders = backupRequestHeaders(headers, cfg.routingHeader, routeValue);
         const cluster = cfg.clusterOf(backup, routeValue);
-        const token = this.dispatchHttpCall(cluster, callHeaders, changetype<usize>(payload), <usize>payload.byteLength, policy.attemptTimeoutMs);
+        const token = this.dispatchHttpCall(
+          cluster,
+          callHeaders,
+          changetype<usize>(payload),
+          <usize>payload.byteLength,
+          policy.attemptTimeoutMs,
+        );
         this.useAttempt(name, routeValue);
         this.attempt.cluster = cluster;
         if (token != 0) {
@@ -387,11 +413,22 @@ export class RequestStage extends HttpContext {
     const body = host.getBufferBytes(BufferType.HttpCallResponseBody, 0, bodySize);
     let ptr: usize = 0;
     let len: i32 = 0;
-    if (body != null) { ptr = body.ptr; len = body.len; }
+    if (body != null) {
+      ptr = body.ptr;
+      len = body.len;
+    }
     const edited = observeWholeBody(a, ptr, len, this.cfg.maxSseEventBytes, req.usageInjected, now, this.account);
-    if (edited != null) { ptr = changetype<usize>(edited); len = edited.byteLength; }
-    host.sendLocalResponseBytes(<u32>a.status, "llm_gateway_fallback", ptr, <usize>len,
-      relayedResponseHeaders(headers, MODEL_HEADER, a.model, FALLBACK_FROM_HEADER, fb.from));
+    if (edited != null) {
+      ptr = changetype<usize>(edited);
+      len = edited.byteLength;
+    }
+    host.sendLocalResponseBytes(
+      <u32>a.status,
+      "llm_gateway_fallback",
+      ptr,
+      <usize>len,
+      relayedResponseHeaders(headers, MODEL_HEADER, a.model, FALLBACK_FROM_HEADER, fb.from),
+    );
     if (body != null) body.release();
     fb.relayed();
     this.releaseHeld();
@@ -441,8 +478,18 @@ export class RequestStage extends HttpContext {
     const fb = this.fallback;
     fb.tried = new Array<string>();
     for (let k = 1; k <= attempts; k++) {
-      if (f != null && f.has(k)) { fb.tried.push(f.line(k)); continue; }
-      const what = k < attempts ? " (no response)" : a.status == 504 ? " (timed out)" : a.viaUpstream ? " (status " + a.status.toString() + ")" : " (unreachable)";
+      if (f != null && f.has(k)) {
+        fb.tried.push(f.line(k));
+        continue;
+      }
+      const what =
+        k < attempts
+          ? " (no response)"
+          : a.status == 504
+            ? " (timed out)"
+            : a.viaUpstream
+              ? " (status " + a.status.toString() + ")"
+              : " (unreachable)";
       fb.tried.push(chainModel(this.plannedModel, route, k) + what);
     }
     const why = f != null ? f.lastReason() : "";
@@ -491,7 +538,7 @@ export class RequestStage extends HttpContext {
     }
     const routed = this.phase == Phase.Routed;
     const gaveUp = fb.step == Step.GaveUp;
-    const modelLabel = routed ? a.model : (this.req.requestedModel.length > 0 ? this.req.requestedModel : "none");
+    const modelLabel = routed ? a.model : this.req.requestedModel.length > 0 ? this.req.requestedModel : "none";
     // A relayed backup answer is labelled with the backup's cluster, not the one Envoy had picked.
     const labels = requestLabels(modelLabel, this.cfg.consumerHeader, gaveUp ? "" : a.cluster);
     if (fb.from.length > 0) {
@@ -523,7 +570,11 @@ export class RequestStage extends HttpContext {
     if (this.phase != Phase.Routed || fb.step != Step.Watching || this.held == null || !fb.onPrimary) return;
     const policy = this.cfg.fallback;
     cooldown.record(policy, this.attempt.routeValue, true, <i64>(host.nowNanos() / NS_PER_MS), fb.probe);
-    fb.primaryFailed(this.attempt.model, "no response within " + policy.firstByteTimeoutMs.toString() + " ms", reasonName(Reason.FirstByteTimeout, 0));
+    fb.primaryFailed(
+      this.attempt.model,
+      "no response within " + policy.firstByteTimeoutMs.toString() + " ms",
+      reasonName(Reason.FirstByteTimeout, 0),
+    );
     if (!this.callNextBackup()) this.giveUp(504);
   }
 

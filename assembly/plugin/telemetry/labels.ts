@@ -10,11 +10,14 @@ export function requestLabels(model: string, consumerHeader: string, clusterOver
   const route = propertyOr(ROUTE_NAME, XDS_ROUTE_NAME);
   const cluster = clusterOverride.length > 0 ? clusterOverride : propertyOr(CLUSTER_NAME, XDS_CLUSTER_NAME);
   const consumer = host.getHeader(MapType.HttpRequestHeaders, consumerHeader);
-  return metrics.admit(new metrics.Labels(
-    metrics.sanitizeConfigLabel(route != null ? route : ""),
-    metrics.sanitizeConfigLabel(cluster != null ? cluster : ""),
-    metrics.sanitizeClientLabel(model),
-    metrics.sanitizeClientLabel(consumer != null ? consumer : "")));
+  return metrics.admit(
+    new metrics.Labels(
+      metrics.sanitizeConfigLabel(route != null ? route : ""),
+      metrics.sanitizeConfigLabel(cluster != null ? cluster : ""),
+      metrics.sanitizeClientLabel(model),
+      metrics.sanitizeClientLabel(consumer != null ? consumer : ""),
+    ),
+  );
 }
 
 function propertyOr(first: Array<string>, second: Array<string>): string | null {

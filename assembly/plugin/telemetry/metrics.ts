@@ -10,7 +10,7 @@ export const INPUT_TOKEN = "input_token";
 export const OUTPUT_TOKEN = "output_token";
 export const TOTAL_TOKEN = "total_token";
 export const FIRST_TOKEN_DURATION = "llm_first_token_duration"; // ms, summed over streamed requests
-export const SERVICE_DURATION = "llm_service_duration";         // ms, summed over requests
+export const SERVICE_DURATION = "llm_service_duration"; // ms, summed over requests
 export const DURATION_COUNT = "llm_duration_count";
 export const STREAM_DURATION_COUNT = "llm_stream_duration_count";
 
@@ -44,7 +44,12 @@ export class Labels {
   // admit): a request looks its metrics up by short name instead of hashing full metric names.
   ids: Map<string, u32> = EMPTY_IDS;
 
-  constructor(public route: string, public cluster: string, public model: string, public consumer: string) {
+  constructor(
+    public route: string,
+    public cluster: string,
+    public model: string,
+    public consumer: string,
+  ) {
     this.prefix = "route." + route + ".upstream." + cluster + ".model." + model + ".consumer." + consumer + ".metric.";
   }
 }
@@ -57,7 +62,11 @@ export function sanitizeClientLabel(s: string): string {
   if (s.length == 0) return "none";
   const n = s.length < MAX_LABEL_LENGTH ? s.length : MAX_LABEL_LENGTH;
   let clean = true;
-  for (let i = 0; i < n; i++) if (!safeChar(s.charCodeAt(i), false)) { clean = false; break; }
+  for (let i = 0; i < n; i++)
+    if (!safeChar(s.charCodeAt(i), false)) {
+      clean = false;
+      break;
+    }
   if (clean && n == s.length) return s;
   const out = new Array<string>(n);
   for (let i = 0; i < n; i++) {
@@ -76,8 +85,17 @@ export function sanitizeConfigLabel(s: string): string {
 }
 
 function safeChar(c: i32, allowDot: bool): bool {
-  return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) ||
-    c == 0x5f || c == 0x2d || c == 0x3a || c == 0x2f || c == 0x7c || (allowDot && c == 0x2e);
+  return (
+    (c >= 0x61 && c <= 0x7a) ||
+    (c >= 0x41 && c <= 0x5a) ||
+    (c >= 0x30 && c <= 0x39) ||
+    c == 0x5f ||
+    c == 0x2d ||
+    c == 0x3a ||
+    c == 0x2f ||
+    c == 0x7c ||
+    (allowDot && c == 0x2e)
+  );
 }
 
 const EMPTY_IDS = new Map<string, u32>();

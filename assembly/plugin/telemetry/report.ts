@@ -7,7 +7,6 @@ import * as m from "./metrics";
 import { msBetween } from "../../util/time";
 import { completeUsage, UsageRecord } from "../response/usage";
 
-
 export class Outcome {
   labels: m.Labels;
   usage: UsageRecord;
@@ -23,7 +22,6 @@ export class Outcome {
   }
 }
 
-
 // Computes the outcome of a request that reached an upstream (or was answered locally with `status`).
 export function summarize(req: RequestFacts, a: AttemptFacts, labels: m.Labels, endNs: u64): Outcome {
   // Estimates stand in for a successful answer's missing usage only: an error body generated nothing,
@@ -38,7 +36,7 @@ export function summarize(req: RequestFacts, a: AttemptFacts, labels: m.Labels, 
   // Inter-token latency: the time after the first token, spread over the tokens that followed it. Not
   // for a stream that arrived in one piece (a fallback's answer): its tokens had no gaps to measure.
   if (!a.arrivedWhole && o.ttftMs >= 0 && o.durationMs >= o.ttftMs && out > 1) o.interTokenMs = (o.durationMs - o.ttftMs) / (out - 1);
-  if (ok && out > 0 && o.durationMs > 0) o.tokensPerSecond = out * 1000 / o.durationMs;
+  if (ok && out > 0 && o.durationMs > 0) o.tokensPerSecond = (out * 1000) / o.durationMs;
   // Unparsed streams are counted as such, not as incomplete: we could not see whether [DONE] came.
   o.incomplete = a.isStream && a.status == 200 && !a.sawDone && !a.unparsed;
   return o;
@@ -85,26 +83,45 @@ function num(v: i64): string {
 // Higress's field names, plus ours.
 export function aiLog(req: RequestFacts, a: AttemptFacts, o: Outcome): string {
   const u = o.usage;
-  let s = "{\"model\":" + jsonString(a.model) +
-    ",\"requested_model\":" + jsonString(req.requestedModel) +
-    ",\"served_model\":" + jsonString(a.servedModel) +
-    ",\"route\":" + jsonString(o.labels.route) +
-    ",\"cluster\":" + jsonString(o.labels.cluster) +
-    ",\"consumer\":" + jsonString(o.labels.consumer) +
-    ",\"response_type\":" + (a.isStream ? "\"stream\"" : "\"normal\"") +
-    ",\"status\":" + a.status.toString() +
-    ",\"input_token\":" + num(u.promptTokens) +
-    ",\"output_token\":" + num(u.completionTokens) +
-    ",\"total_token\":" + num(u.totalTokens) +
-    ",\"cached_token\":" + num(u.cachedTokens) +
-    ",\"usage_estimated\":" + (u.estimated ? "true" : "false") +
-    ",\"llm_first_token_duration\":" + num(o.ttftMs) +
-    ",\"llm_service_duration\":" + num(o.durationMs) +
-    ",\"inter_token_ms\":" + num(o.interTokenMs) +
-    ",\"output_tokens_per_second\":" + num(o.tokensPerSecond) +
-    ",\"stream_complete\":" + (a.isStream ? (o.incomplete ? "false" : "true") : "null");
+  let s =
+    '{"model":' +
+    jsonString(a.model) +
+    ',"requested_model":' +
+    jsonString(req.requestedModel) +
+    ',"served_model":' +
+    jsonString(a.servedModel) +
+    ',"route":' +
+    jsonString(o.labels.route) +
+    ',"cluster":' +
+    jsonString(o.labels.cluster) +
+    ',"consumer":' +
+    jsonString(o.labels.consumer) +
+    ',"response_type":' +
+    (a.isStream ? '"stream"' : '"normal"') +
+    ',"status":' +
+    a.status.toString() +
+    ',"input_token":' +
+    num(u.promptTokens) +
+    ',"output_token":' +
+    num(u.completionTokens) +
+    ',"total_token":' +
+    num(u.totalTokens) +
+    ',"cached_token":' +
+    num(u.cachedTokens) +
+    ',"usage_estimated":' +
+    (u.estimated ? "true" : "false") +
+    ',"llm_first_token_duration":' +
+    num(o.ttftMs) +
+    ',"llm_service_duration":' +
+    num(o.durationMs) +
+    ',"inter_token_ms":' +
+    num(o.interTokenMs) +
+    ',"output_tokens_per_second":' +
+    num(o.tokensPerSecond) +
+    ',"stream_complete":' +
+    (a.isStream ? (o.incomplete ? "false" : "true") : "null");
   if (req.fallback.from.length > 0) {
-    s += ",\"fallback_from\":" + jsonString(req.fallback.from) + ",\"fallback_reason\":" + jsonString(req.fallback.reason);
+    s += ',"fallback_from":' + jsonString(req.fallback.from) + ',"fallback_reason":' + jsonString(req.fallback.reason);
   }
   return s + "}";
 }

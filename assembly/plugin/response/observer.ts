@@ -62,14 +62,16 @@ export class ResponseObserver {
     }
     if (chunk != null) chunk.release();
     if (!endOfStream) return;
-    t.finish();
+    const partial = t.finish(); // the stream ended inside an event
     a.sawDone = t.reader.sawDone;
     this.flushHeld();
     a.usage.copyFrom(t.usage);
     a.completionEstimate = t.contentEvents;
     a.servedModel = t.model;
     if (a.status == 200 && !a.sawDone && !a.unparsed) {
-      const e = String.UTF8.encode(CUT_STREAM_EVENT);
+      // An event cut short is ended first, so that the error is an event of its own: glued to the
+      // partial one, it would make one unparseable event and the client would never see it.
+      const e = String.UTF8.encode(partial ? "\n\n" + CUT_STREAM_EVENT : CUT_STREAM_EVENT);
       host.setBufferBytes(BufferType.HttpResponseBody, APPEND, 0, changetype<usize>(e), <usize>e.byteLength);
       a.signalledCut = true;
     }

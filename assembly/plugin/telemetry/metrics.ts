@@ -26,7 +26,7 @@ export const USAGE_ESTIMATED = "usage_estimated";
 export const STREAM_INCOMPLETE = "stream_incomplete";
 export const STREAM_UNPARSED = "stream_unparsed";
 // fallback.to.<model>.reason.<reason>, counted under the labels of the model that failed; the
-// stats tags ai_fallback_to and ai_fallback_reason (README) turn the two parts into labels.
+// stats tags ai_fallback_to and ai_fallback_reason (docs/metrics.md) turn the two parts into labels.
 export const FALLBACK = "fallback";
 // responses_<origin>_<class>: origin "upstream" (code_details via_upstream) or "local" (Envoy or this
 // plugin answered), class 2xx…5xx.

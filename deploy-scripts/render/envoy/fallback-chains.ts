@@ -1,5 +1,5 @@
 // Which models Envoy's router falls back through, derived from the plugin's own configuration so the routes, the
-// clusters and the plugin cannot disagree. Defaults are the plugin's (README, "The fallback object").
+// clusters and the plugin cannot disagree. Defaults are the plugin's (assembly/plugin/config/schema.ts).
 //
 // fallback.mechanism "envoy" (the plugin's default): a model with backups is routed to an aggregate cluster whose
 // priorities are the model and its backups in order; the route's retry policy retries a failed attempt (before any

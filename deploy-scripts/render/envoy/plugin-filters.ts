@@ -29,7 +29,7 @@ export function wasmPluginConfig(pluginConfig: unknown, code: WasmCode, stage: S
     // default, which is how its model-router works.
     allow_on_headers_stop_iteration: true,
     // A VM that failed (a trap) is replaced by a new one, after 1 s then backing off; meanwhile the filter
-    // answers 503 (README, "When the VM fails").
+    // answers 503 (docs/memory.md, "When a VM fails anyway").
     failure_policy: "FAIL_RELOAD",
     configuration: {
       "@type": "type.googleapis.com/google.protobuf.StringValue",

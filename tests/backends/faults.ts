@@ -12,12 +12,21 @@ export interface Faults {
   cutAfter?: number;
   noUsage?: boolean;
   endWithoutDone?: boolean;
+  /** Serve like vLLM with a reasoning parser: the first N generated tokens are reasoning. */
+  reasoningTokens?: number;
+  /** false: usage without completion_tokens_details, as vLLM before it reported reasoning tokens. */
+  reasoningUsage?: boolean;
+  /** The field reasoning text goes in: vLLM's "reasoning", or the older/DeepSeek "reasoning_content". */
+  reasoningField?: ReasoningField;
 }
+
+export const REASONING_FIELDS = ["reasoning", "reasoning_content"] as const;
+export type ReasoningField = (typeof REASONING_FIELDS)[number];
 
 export const FAULT_HEADER_PREFIX = "x-stub-";
 
 type FaultKey = keyof Faults;
-type FaultKind = "status" | "count" | "positive" | "flag";
+type FaultKind = "status" | "count" | "positive" | "flag" | "reasoningField";
 
 const FAULT_NAMES: ReadonlyMap<string, { key: FaultKey; kind: FaultKind }> = new Map([
   ["status", { key: "status", kind: "status" }],
@@ -29,6 +38,9 @@ const FAULT_NAMES: ReadonlyMap<string, { key: FaultKey; kind: FaultKind }> = new
   ["cut-after", { key: "cutAfter", kind: "count" }],
   ["no-usage", { key: "noUsage", kind: "flag" }],
   ["end-without-done", { key: "endWithoutDone", kind: "flag" }],
+  ["reasoning-tokens", { key: "reasoningTokens", kind: "count" }],
+  ["reasoning-usage", { key: "reasoningUsage", kind: "flag" }],
+  ["reasoning-field", { key: "reasoningField", kind: "reasoningField" }],
 ]);
 
 export type FaultsResult = { ok: true; faults: Faults } | { ok: false; error: string };
@@ -45,8 +57,13 @@ function parseFlag(raw: unknown): boolean | undefined {
   return undefined;
 }
 
-function parseValue(kind: FaultKind, raw: unknown): number | boolean | undefined {
+function parseReasoningField(raw: unknown): ReasoningField | undefined {
+  return REASONING_FIELDS.find((f) => f === (typeof raw === "string" ? raw.trim() : raw));
+}
+
+function parseValue(kind: FaultKind, raw: unknown): number | boolean | string | undefined {
   if (kind === "flag") return parseFlag(raw);
+  if (kind === "reasoningField") return parseReasoningField(raw);
   const n = parseCount(raw);
   if (n === undefined) return undefined;
   if (kind === "status" && (n < 400 || n > 599)) return undefined;
@@ -66,7 +83,7 @@ function parseEntries(entries: Iterable<[string, unknown]>): FaultsResult {
     if (value === undefined) {
       return { ok: false, error: `bad value for fault "${rawName}": ${JSON.stringify(raw)}` };
     }
-    (faults as Record<FaultKey, number | boolean>)[spec.key] = value;
+    (faults as Record<FaultKey, number | boolean | string>)[spec.key] = value;
   }
   return { ok: true, faults };
 }

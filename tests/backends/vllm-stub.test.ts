@@ -522,6 +522,124 @@ describe("vllm stub", () => {
       assert.deepEqual(chunks(result).at(-1)?.["choices"], []);
     });
 
+    describe("x-stub-reasoning-tokens (vLLM with a reasoning parser)", () => {
+      const texts = tokenTexts(MODEL, TOKENS);
+      const reasoningText = texts.slice(0, 2).join("");
+      const answerText = texts.slice(2).join("");
+
+      it("non-streamed: the first N tokens in message.reasoning, the rest in content, reasoning_tokens in usage", async () => {
+        const body = await json(await post(stub, CHAT_PATH, { messages: MESSAGES }, { "x-stub-reasoning-tokens": "2" }));
+        const message = firstChoice(body)["message"] as Json;
+        assert.deepEqual(message, {
+          role: "assistant",
+          content: answerText,
+          refusal: null,
+          annotations: null,
+          audio: null,
+          function_call: null,
+          reasoning: reasoningText,
+        });
+        assert.deepEqual(body["usage"], {
+          prompt_tokens: MESSAGES_PROMPT_TOKENS,
+          total_tokens: MESSAGES_PROMPT_TOKENS + TOKENS,
+          completion_tokens: TOKENS,
+          prompt_tokens_details: null,
+          completion_tokens_details: { reasoning_tokens: 2 },
+        });
+      });
+
+      it("streamed: reasoning deltas, then content deltas; running and final usage count reasoning tokens", async () => {
+        const result = await stream(
+          stub,
+          CHAT_PATH,
+          { messages: MESSAGES, stream_options: { include_usage: true, continuous_usage_stats: true } },
+          { "x-stub-reasoning-tokens": "2" },
+        );
+        assert.equal(result.data.at(-1), "[DONE]");
+        const all = chunks(result);
+        assert.equal(all.length, 1 + TOKENS + 1);
+        const deltas = all.slice(0, -1).map((c) => firstChoice(c)["delta"]);
+        assert.deepEqual(deltas, [
+          { role: "assistant", content: "" },
+          { reasoning: texts[0] },
+          { reasoning: texts[1] },
+          ...texts.slice(2).map((t) => ({ content: t })),
+        ]);
+        const p = MESSAGES_PROMPT_TOKENS;
+        const running = [0, 1, 2, 3, 4, 5].map((n) => ({
+          prompt_tokens: p,
+          total_tokens: p + n,
+          completion_tokens: n,
+          completion_tokens_details: { reasoning_tokens: Math.min(n, 2) },
+        }));
+        assert.deepEqual(
+          all.map((c) => c["usage"]),
+          [
+            ...running,
+            { prompt_tokens: p, total_tokens: p + TOKENS, completion_tokens: TOKENS, completion_tokens_details: { reasoning_tokens: 2 } },
+          ],
+        );
+      });
+
+      it("every token reasoning: content null; 0 reasoning tokens: reasoning null, reasoning_tokens 0", async () => {
+        const all = await json(await post(stub, CHAT_PATH, { messages: MESSAGES }, { "x-stub-reasoning-tokens": "9" }));
+        const allMessage = firstChoice(all)["message"] as Json;
+        assert.equal(allMessage["content"], null);
+        assert.equal(allMessage["reasoning"], expectedText(MODEL, TOKENS));
+        assert.deepEqual((all["usage"] as Json)["completion_tokens_details"], { reasoning_tokens: TOKENS });
+        const none = await json(await post(stub, CHAT_PATH, { messages: MESSAGES }, { "x-stub-reasoning-tokens": "0" }));
+        const noneMessage = firstChoice(none)["message"] as Json;
+        assert.equal(noneMessage["content"], expectedText(MODEL, TOKENS));
+        assert.equal(noneMessage["reasoning"], null);
+        assert.deepEqual((none["usage"] as Json)["completion_tokens_details"], { reasoning_tokens: 0 });
+      });
+
+      it("x-stub-reasoning-usage: 0 reports no reasoning tokens, as vLLM before PR #45802", async () => {
+        const headers = { "x-stub-reasoning-tokens": "2", "x-stub-reasoning-usage": "0" };
+        const body = await json(await post(stub, CHAT_PATH, { messages: MESSAGES }, headers));
+        assert.equal((firstChoice(body)["message"] as Json)["reasoning"], reasoningText);
+        assert.deepEqual(body["usage"], {
+          prompt_tokens: MESSAGES_PROMPT_TOKENS,
+          total_tokens: MESSAGES_PROMPT_TOKENS + TOKENS,
+          completion_tokens: TOKENS,
+          ...NULL_USAGE_DETAILS,
+        });
+        const result = await stream(stub, CHAT_PATH, { messages: MESSAGES, stream_options: { include_usage: true } }, headers);
+        assert.deepEqual(chunks(result).at(-1)?.["usage"], {
+          prompt_tokens: MESSAGES_PROMPT_TOKENS,
+          total_tokens: MESSAGES_PROMPT_TOKENS + TOKENS,
+          completion_tokens: TOKENS,
+        });
+      });
+
+      it("x-stub-reasoning-field: reasoning_content names the field as older vLLM and DeepSeek do", async () => {
+        const headers = { "x-stub-reasoning-tokens": "2", "x-stub-reasoning-field": "reasoning_content" };
+        const body = await json(await post(stub, CHAT_PATH, { messages: MESSAGES }, headers));
+        const message = firstChoice(body)["message"] as Json;
+        assert.equal(message["reasoning_content"], reasoningText);
+        assert.ok(!("reasoning" in message));
+        const result = await stream(stub, CHAT_PATH, { messages: MESSAGES }, headers);
+        assert.deepEqual(firstChoice(chunks(result)[1] ?? {})["delta"], { reasoning_content: texts[0] });
+        assert.deepEqual(firstChoice(chunks(result)[3] ?? {})["delta"], { content: texts[2] });
+      });
+
+      it("has no effect on /v1/completions, which runs no reasoning parser", async () => {
+        const headers = { "x-stub-reasoning-tokens": "2" };
+        const body = await json(await post(stub, COMPLETIONS_PATH, { prompt: "x", max_tokens: TOKENS }, headers));
+        assert.equal(firstChoice(body)["text"], expectedText(MODEL, TOKENS));
+        assert.deepEqual(body["usage"], { prompt_tokens: 1, total_tokens: 1 + TOKENS, completion_tokens: TOKENS, ...NULL_USAGE_DETAILS });
+      });
+
+      it("rejects a bad reasoning field or count", async () => {
+        const bad: Record<string, string>[] = [{ "x-stub-reasoning-field": "thoughts" }, { "x-stub-reasoning-tokens": "-1" }];
+        for (const headers of bad) {
+          const res = await post(stub, CHAT_PATH, { messages: MESSAGES }, headers);
+          assert.equal(res.status, 400);
+          assert.equal(((await json(res))["error"] as Json)["type"], "StubConfigError");
+        }
+      });
+    });
+
     it("x-stub-target limits the header faults to the backend serving that model", async () => {
       const elsewhere = await post(stub, CHAT_PATH, { messages: MESSAGES }, { "x-stub-status": "503", "x-stub-target": "other-model" });
       assert.equal(elsewhere.status, 200);

@@ -18,6 +18,18 @@
 //                                non-streaming: send the headers and N bytes of the body, then destroy
 //   x-stub-no-usage: 1           never send usage (no `usage` key, no usage chunk, no running usage)
 //   x-stub-end-without-done: 1   streaming: end the response cleanly without `data: [DONE]`
+//   x-stub-reasoning-tokens: N   chat: answer as vLLM main started with --reasoning-parser does: the
+//                                first N generated tokens are reasoning (deltas {"reasoning": "..."},
+//                                non-streamed `message.reasoning`), the rest the answer (`content`), and
+//                                usage carries completion_tokens_details {"reasoning_tokens": N}
+//                                (running count on continuous usage). 0: a reasoning parser, no reasoning.
+//                                No effect on /v1/completions (vLLM runs no reasoning parser there).
+//   x-stub-reasoning-usage: 0    with reasoning-tokens: no completion_tokens_details (null / absent), as
+//                                vLLM releases before PR #45802 (e.g. 0.25.x) send; OpenAI's API and vLLM
+//                                main report reasoning_tokens, so 1 (the default) is both
+//   x-stub-reasoning-field: F    with reasoning-tokens: "reasoning" (vLLM since PR #27752/#33402, the
+//                                default) or "reasoning_content" (older vLLM, DeepSeek's API, llama.cpp)
+//                                Who sends what: see vllm-wire.ts.
 //   x-stub-target: MODEL         the headers above apply only on the backend serving MODEL
 //                                (fail the primary, let the fallback answer, in one request)
 // An unknown x-stub-* header or a bad value answers 400 with type "StubConfigError".
@@ -41,7 +53,9 @@ import {
   ID_PREFIX,
   modelList,
   planStream,
+  reasoningTokensOf,
   usageOf,
+  type Reasoning,
   type ResponseMeta,
 } from "./vllm-wire.ts";
 
@@ -159,13 +173,28 @@ async function handleGeneration(
   const ttftMs = faults.ttftMs ?? 0;
   const tokenIntervalMs = faults.tokenIntervalMs ?? 0;
   const withUsage = faults.noUsage !== true;
+  const reasoning: Reasoning | null =
+    endpoint === "chat" && faults.reasoningTokens !== undefined
+      ? { tokens: faults.reasoningTokens, field: faults.reasoningField ?? "reasoning", usage: faults.reasoningUsage !== false }
+      : null;
 
   if (!request.stream) {
     // vLLM answers only once generation is done.
     if (!(await pause(ttftMs + (count - 1) * tokenIntervalMs, signal))) return;
-    const usage = withUsage ? usageOf(request.promptTokens, count) : null;
-    const render = endpoint === "chat" ? chatCompletionBody : completionBody;
-    const body = render(meta, tokens.join(""), finishReason, usage);
+    const usage = withUsage ? usageOf(request.promptTokens, count, reasoningTokensOf(reasoning, count)) : null;
+    let body: Record<string, unknown>;
+    if (endpoint === "completions") body = completionBody(meta, tokens.join(""), finishReason, usage);
+    else if (reasoning === null) body = chatCompletionBody(meta, tokens.join(""), finishReason, usage);
+    else {
+      // vLLM's parsers return None for an empty part.
+      const split = Math.min(reasoning.tokens, count);
+      const thought = tokens.slice(0, split).join("");
+      const answer = tokens.slice(split).join("");
+      body = chatCompletionBody(meta, answer === "" ? null : answer, finishReason, usage, {
+        field: reasoning.field,
+        text: thought === "" ? null : thought,
+      });
+    }
     if (faults.cutAfter === undefined) return sendJson(res, state.model, 200, body);
     const payload = Buffer.from(JSON.stringify(body));
     res.writeHead(200, { "content-type": "application/json", "content-length": payload.length, "x-stub-model": state.model });
@@ -184,6 +213,7 @@ async function handleGeneration(
     sendDone: faults.endWithoutDone !== true && faults.cutAfter === undefined,
     ttftMs,
     tokenIntervalMs,
+    reasoning,
   });
   // Starlette adds the charset to text/* media types; headers go out before the first token.
   res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "x-stub-model": state.model });

@@ -10,6 +10,21 @@
 // The trailing usage chunk also drops nulls (exclude_none), so it has no *_details fields.
 // Unlike OpenAI, token chunks carry no `usage` key (not even null) when include_usage is on;
 // only continuous_usage_stats puts usage on them.
+//
+// Reasoning (chat only; see Reasoning below), read from vLLM main
+// (vllm/frontend/entrypoints/openai/chat_completion/{serving,protocol}.py,
+// vllm/frontend/entrypoints/generate/base/protocol.py DeltaMessage):
+// - a server started with --reasoning-parser puts reasoning text in `reasoning` (ChatMessage and
+//   DeltaMessage), the answer in `content`; a reasoning delta is {"reasoning": "..."} (exclude_unset).
+//   vLLM called the field `reasoning_content` until PR #27752 (Nov 2025: `reasoning` added, both kept)
+//   and PR #33402 (Jan 2026: `reasoning_content` removed); DeepSeek's API, llama.cpp and SGLang still
+//   use `reasoning_content`.
+// - with a reasoning parser, every usage vLLM main sends carries
+//   completion_tokens_details = {"reasoning_tokens": N} (non-streamed, the trailing usage chunk, and
+//   continuous usage with the running count; 0 on the role chunk); without one it stays null/absent.
+//   vLLM added this in PR #45802 (2026); releases before it (e.g. 0.25.x, issue #50895) send null
+//   there even with a reasoning parser. OpenAI's API sends the same key (with more counters in it).
+// - the completions endpoint runs no reasoning parser.
 
 import type { Endpoint } from "./tokens.ts";
 
@@ -23,6 +38,20 @@ export interface Usage {
   prompt_tokens: number;
   total_tokens: number;
   completion_tokens: number;
+  /** Only from a server with a reasoning parser that reports reasoning tokens. */
+  completion_tokens_details?: { reasoning_tokens: number };
+}
+
+export type ReasoningField = "reasoning" | "reasoning_content";
+
+/**
+ * A chat answer from a server with a reasoning parser: the first `tokens` generated tokens are
+ * reasoning, sent in `field`; `usage` false leaves reasoning_tokens out of usage (older vLLM).
+ */
+export interface Reasoning {
+  tokens: number;
+  field: ReasoningField;
+  usage: boolean;
 }
 
 export interface ErrorBody {
@@ -33,12 +62,19 @@ type Json = Record<string, unknown>;
 
 export const ID_PREFIX: Readonly<Record<Endpoint, string>> = { chat: "chatcmpl-", completions: "cmpl-" };
 
-export function usageOf(promptTokens: number, completionTokens: number): Usage {
-  return {
+export function usageOf(promptTokens: number, completionTokens: number, reasoningTokens?: number): Usage {
+  const usage: Usage = {
     prompt_tokens: promptTokens,
     total_tokens: promptTokens + completionTokens,
     completion_tokens: completionTokens,
   };
+  if (reasoningTokens !== undefined) usage.completion_tokens_details = { reasoning_tokens: reasoningTokens };
+  return usage;
+}
+
+/** Reasoning tokens among the first `generated` tokens, as usage reports them; undefined when it doesn't. */
+export function reasoningTokensOf(reasoning: Reasoning | null, generated: number): number | undefined {
+  return reasoning !== null && reasoning.usage ? Math.min(reasoning.tokens, generated) : undefined;
 }
 
 export function errorBody(message: string, type: string, code: number, param: string | null): ErrorBody {
@@ -47,11 +83,27 @@ export function errorBody(message: string, type: string, code: number, param: st
 
 // Non-streaming UsageInfo carries its optional details as nulls.
 function fullUsage(usage: Usage): Json {
-  return { ...usage, prompt_tokens_details: null, completion_tokens_details: null };
+  return {
+    prompt_tokens: usage.prompt_tokens,
+    total_tokens: usage.total_tokens,
+    completion_tokens: usage.completion_tokens,
+    prompt_tokens_details: null,
+    completion_tokens_details: usage.completion_tokens_details ?? null,
+  };
 }
 
-/** POST /v1/chat/completions, stream=false. `usage` null means the no-usage fault: the key is left out. */
-export function chatCompletionBody(meta: ResponseMeta, text: string, finishReason: string, usage: Usage | null): Json {
+/**
+ * POST /v1/chat/completions, stream=false. `usage` null means the no-usage fault: the key is left out.
+ * With `reasoning`, its text goes in that field (null when there is none) and `text` is the answer
+ * (null when every token was reasoning, as vLLM's parsers return no content then).
+ */
+export function chatCompletionBody(
+  meta: ResponseMeta,
+  text: string | null,
+  finishReason: string,
+  usage: Usage | null,
+  reasoning: { field: ReasoningField; text: string | null } | null = null,
+): Json {
   const body: Json = {
     id: meta.id,
     object: "chat.completion",
@@ -68,7 +120,7 @@ export function chatCompletionBody(meta: ResponseMeta, text: string, finishReaso
           annotations: null,
           audio: null,
           function_call: null,
-          reasoning: null,
+          [reasoning?.field ?? "reasoning"]: reasoning?.text ?? null,
         },
         logprobs: null,
         finish_reason: finishReason,
@@ -122,7 +174,7 @@ export function completionBody(meta: ResponseMeta, text: string, finishReason: s
 
 // Chat sets completion_tokens_details (to None) on continuous-usage chunks; completions does not.
 function runningUsage(endpoint: Endpoint, usage: Usage): Json {
-  return endpoint === "chat" ? { ...usage, completion_tokens_details: null } : { ...usage };
+  return endpoint === "chat" ? { ...usage, completion_tokens_details: usage.completion_tokens_details ?? null } : { ...usage };
 }
 
 function chunkHead(endpoint: Endpoint, meta: ResponseMeta): Json {
@@ -146,11 +198,21 @@ export function chatRoleChunk(meta: ResponseMeta, usage: Usage | null): Json {
   return chunk;
 }
 
-/** One token. The last one carries finish_reason (and stop_reason), as vLLM's final output does. */
-export function tokenChunk(endpoint: Endpoint, meta: ResponseMeta, text: string, finishReason: string | null, usage: Usage | null): Json {
+/**
+ * One token. The last one carries finish_reason (and stop_reason), as vLLM's final output does.
+ * A chat reasoning token puts its text in `field` (a reasoning field) instead of `content`.
+ */
+export function tokenChunk(
+  endpoint: Endpoint,
+  meta: ResponseMeta,
+  text: string,
+  finishReason: string | null,
+  usage: Usage | null,
+  field: "content" | ReasoningField = "content",
+): Json {
   let choice: Json;
   if (endpoint === "chat") {
-    choice = { index: 0, delta: { content: text }, logprobs: null, finish_reason: finishReason };
+    choice = { index: 0, delta: { [field]: text }, logprobs: null, finish_reason: finishReason };
     if (finishReason !== null) choice["stop_reason"] = null;
     choice["token_ids"] = null;
   } else {
@@ -189,6 +251,8 @@ export interface StreamPlan {
   sendDone: boolean;
   ttftMs: number;
   tokenIntervalMs: number;
+  /** Chat only; null or absent: no reasoning parser. */
+  reasoning?: Reasoning | null;
 }
 
 export interface PlannedEvent {
@@ -204,19 +268,22 @@ export interface PlannedEvent {
  */
 export function planStream(plan: StreamPlan): PlannedEvent[] {
   const { endpoint, meta, tokens } = plan;
+  const reasoning = endpoint === "chat" ? (plan.reasoning ?? null) : null;
   const events: PlannedEvent[] = [];
-  const running = (completion: number): Usage | null => (plan.continuousUsage ? usageOf(plan.promptTokens, completion) : null);
+  const usageAt = (completion: number): Usage => usageOf(plan.promptTokens, completion, reasoningTokensOf(reasoning, completion));
+  const running = (completion: number): Usage | null => (plan.continuousUsage ? usageAt(completion) : null);
   if (endpoint === "chat") {
     events.push({ waitMs: plan.ttftMs, data: sseEvent(chatRoleChunk(meta, running(0))) });
   }
   tokens.forEach((text, i) => {
     const last = i === tokens.length - 1;
     const waitMs = i === 0 ? (endpoint === "chat" ? 0 : plan.ttftMs) : plan.tokenIntervalMs;
-    const chunk = tokenChunk(endpoint, meta, text, last ? plan.finishReason : null, running(i + 1));
+    const field = reasoning !== null && i < reasoning.tokens ? reasoning.field : "content";
+    const chunk = tokenChunk(endpoint, meta, text, last ? plan.finishReason : null, running(i + 1), field);
     events.push({ waitMs, data: sseEvent(chunk) });
   });
   if (plan.includeUsage) {
-    events.push({ waitMs: 0, data: sseEvent(usageChunk(endpoint, meta, usageOf(plan.promptTokens, tokens.length))) });
+    events.push({ waitMs: 0, data: sseEvent(usageChunk(endpoint, meta, usageAt(tokens.length))) });
   }
   if (plan.sendDone) events.push({ waitMs: 0, data: sseEvent("[DONE]") });
   return events;

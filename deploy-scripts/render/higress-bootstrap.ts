@@ -1,6 +1,6 @@
-// What Higress's Envoy bootstrap lacks for the plugin's metrics (the fallback counter's tags, the histogram
-// buckets), in the form Higress takes it: a bootstrap override file in a ConfigMap, and a patch that mounts it into
-// the gateway and names it in $ISTIO_BOOTSTRAP_OVERRIDE.
+// What Higress's Envoy bootstrap lacks for the plugin's metrics (the fallback counter's and the gen_ai histograms'
+// tags, the histogram buckets), in the form Higress takes it: a bootstrap override file in a ConfigMap, and a patch
+// that mounts it into the gateway and names it in $ISTIO_BOOTSTRAP_OVERRIDE.
 //
 // What was checked (read only), 2026: alibaba/higress helm/core (chart 2.2.1), templates/_pod.tpl and configmap.yaml:
 // the gateway's pilot-agent reads $ISTIO_BOOTSTRAP_OVERRIDE, which the chart sets (with its own ConfigMap
@@ -74,10 +74,13 @@ export function higressBootstrapFiles(namespace: string = DEFAULT_GATEWAY_NAMESP
     `llm-gateway's addition to Higress's Envoy bootstrap (${GENERATED}).`,
     "",
     "What it adds: the stats tags ai_fallback_to and ai_fallback_reason, which turn the fallback counter",
-    "(…metric.fallback.to.<model>.reason.<reason>) into labels, and histogram buckets fitted to LLM latencies and",
-    "token counts for the plugin's histograms (first_token_ms, duration_ms, inter_token_ms, tokens); Envoy's default",
-    "buckets are too coarse for the dashboard's percentiles. Higress's bootstrap has the ai_route/ai_cluster/ai_model/",
-    "ai_consumer tags already: this adds only what it lacks, since Envoy appends these lists to the bootstrap's own.",
+    "(…metric.fallback.to.<model>.reason.<reason>) into labels; the stats tags gen_ai_operation_name,",
+    "gen_ai_request_model, gen_ai_response_model and gen_ai_token_type of the OpenTelemetry GenAI histograms",
+    "(gen_ai_client_token_usage, gen_ai_server_*_milliseconds); and histogram buckets fitted to LLM latencies and",
+    "token counts for the plugin's histograms (first_token_ms, first_answer_token_ms, duration_ms, inter_token_ms,",
+    "tokens; OpenTelemetry's recommended boundaries for the gen_ai ones); Envoy's default buckets are too coarse for",
+    "the dashboard's percentiles. Higress's bootstrap has the ai_route/ai_cluster/ai_model/ai_consumer tags already:",
+    "this adds only what it lacks, since Envoy appends these lists to the bootstrap's own.",
     "",
     "How to apply (Higress 2.x; the gateway restarts):",
     `  kubectl apply -f 10-configmap.yaml`,

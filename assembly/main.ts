@@ -13,7 +13,7 @@ function requestStage(id: u32, root: GatewayRoot): HttpContext {
   return new RequestStage(id, root);
 }
 function attemptStage(id: u32, root: GatewayRoot): HttpContext {
-  return new AttemptStage(id, root, root.config.global);
+  return new AttemptStage(id, root);
 }
 
 setRootFactory((id: u32): RootContext => new GatewayRoot(id, requestStage, attemptStage));

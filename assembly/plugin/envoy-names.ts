@@ -18,6 +18,8 @@ export const ENCODER_BUFFER_LIMIT: Array<string> = ["set_encoder_buffer_limit"];
 export const PLAN_PROPERTY: Array<string> = ["llm_gateway_plan"];
 // The upstream host's metadata naming the model its cluster serves (the attempt stage reads it).
 export const HOST_MODEL: Array<string> = ["xds", "upstream_host_metadata", "filter_metadata", "llm-gateway", "model"];
+// ... and the cluster of that model (inside an aggregate cluster, Envoy's cluster name is the aggregate's).
+export const HOST_CLUSTER: Array<string> = ["xds", "upstream_host_metadata", "filter_metadata", "llm-gateway", "cluster"];
 
 // ---- headers ----
 // Response headers: the model that answered, and the one it stands in for (client-visible).
@@ -25,6 +27,9 @@ export const MODEL_HEADER = "x-llm-gateway-model";
 export const FALLBACK_FROM_HEADER = "x-llm-gateway-fallback-from";
 // Internal: why the request fell back (for the fallback metric); removed by the request stage.
 export const FALLBACK_REASON_HEADER = "x-llm-gateway-fallback-reason";
+// Internal: the attempt stage counted this attempt's status; the value is the cluster that served
+// (from HOST_CLUSTER). Removed by the request stage.
+export const ATTEMPT_CLUSTER_HEADER = "x-llm-gateway-attempt-cluster";
 export const REQUEST_ID_HEADER = "x-request-id";
 // Set by Envoy's router on every attempt (route retry policy: include_attempt_count_in_request).
 export const ATTEMPT_COUNT_HEADER = "x-envoy-attempt-count";

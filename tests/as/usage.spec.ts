@@ -1,6 +1,6 @@
 // Usage accounting (assembly/plugin/usage.ts): JSON bodies, streamed vLLM responses fed at every split,
 // usage-only event removal, content detection for TTFT, estimates, and malformed input.
-import { XorShift, randomCuts } from "./helpers";
+import { XorShift, hold, randomCuts } from "./helpers";
 import {
   SseUsageTracker,
   UsageRecord,
@@ -228,16 +228,11 @@ function checkSplits(events: Array<string>, usageEvent: i32, randomRuns: i32): i
 
 describe("readJsonResponse", () => {
   it("reads usage and the served model of a vLLM chat body", () => {
-    const r = readJsonResponse(
-      changetype<usize>(
-        String.UTF8.encode(
-          '{"id":"chatcmpl-b1f0c2","object":"chat.completion","created":1732600000,"model":"qwen2-1-5b","choices":[{"index":0,"message":{"role":"assistant","content":"hello world","refusal":null,"annotations":null,"audio":null,"function_call":null,"reasoning":null},"logprobs":null,"finish_reason":"stop","stop_reason":null,"token_ids":null,"routed_experts":null}],"service_tier":null,"system_fingerprint":null,"usage":{"prompt_tokens":9,"total_tokens":11,"completion_tokens":2,"prompt_tokens_details":null,"completion_tokens_details":null},"prompt_logprobs":null,"prompt_token_ids":null,"prompt_text":null,"kv_transfer_params":null,"ec_transfer_params":null,"metrics":null}',
-        ),
-      ),
-      String.UTF8.byteLength(
-        '{"id":"chatcmpl-b1f0c2","object":"chat.completion","created":1732600000,"model":"qwen2-1-5b","choices":[{"index":0,"message":{"role":"assistant","content":"hello world","refusal":null,"annotations":null,"audio":null,"function_call":null,"reasoning":null},"logprobs":null,"finish_reason":"stop","stop_reason":null,"token_ids":null,"routed_experts":null}],"service_tier":null,"system_fingerprint":null,"usage":{"prompt_tokens":9,"total_tokens":11,"completion_tokens":2,"prompt_tokens_details":null,"completion_tokens_details":null},"prompt_logprobs":null,"prompt_token_ids":null,"prompt_text":null,"kv_transfer_params":null,"ec_transfer_params":null,"metrics":null}',
-      ),
+    // Held in a global while the reader allocates (a buffer reachable only through a usize is invisible to the GC).
+    const body = String.UTF8.encode(
+      '{"id":"chatcmpl-b1f0c2","object":"chat.completion","created":1732600000,"model":"qwen2-1-5b","choices":[{"index":0,"message":{"role":"assistant","content":"hello world","refusal":null,"annotations":null,"audio":null,"function_call":null,"reasoning":null},"logprobs":null,"finish_reason":"stop","stop_reason":null,"token_ids":null,"routed_experts":null}],"service_tier":null,"system_fingerprint":null,"usage":{"prompt_tokens":9,"total_tokens":11,"completion_tokens":2,"prompt_tokens_details":null,"completion_tokens_details":null},"prompt_logprobs":null,"prompt_token_ids":null,"prompt_text":null,"kv_transfer_params":null,"ec_transfer_params":null,"metrics":null}',
     );
+    const r = readJsonResponse(hold(body), body.byteLength);
     expect(r.valid).toBe(true);
     expect(r.model).toBe("qwen2-1-5b");
     expect(usageText(r.usage)).toBe("9/2/11/-1/reported");
@@ -503,5 +498,53 @@ describe("completeUsage", () => {
     partial.reported = true;
     expect(usageText(completeUsage(partial, 3, NOT_REPORTED))).toBe("3/5/8/-1/reported/estimated");
     expect(usageText(completeUsage(new UsageRecord(), NOT_REPORTED, NOT_REPORTED))).toBe("-1/-1/-1/-1");
+  });
+});
+
+describe("reasoning and answers", () => {
+  it("reads completion_tokens_details.reasoning_tokens from JSON and SSE usage", () => {
+    const body = String.UTF8.encode(
+      '{"model":"m","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":40,"total_tokens":45,"completion_tokens_details":{"reasoning_tokens":32}}}',
+    );
+    expect(readJsonResponse(hold(body), body.byteLength).usage.reasoningTokens).toBe(32);
+    const none = String.UTF8.encode('{"model":"m","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":4,"total_tokens":9}}');
+    expect(readJsonResponse(hold(none), none.byteLength).usage.reasoningTokens).toBe(NOT_REPORTED);
+    const t = trackText(
+      'data: {"model":"m","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8,"completion_tokens_details":{"reasoning_tokens":2}}}\n\n',
+    );
+    expect(t.usage.reasoningTokens).toBe(2);
+  });
+
+  it("tells the first answer event from the first reasoning event", () => {
+    const t = new SseUsageTracker();
+    const reasoning = String.UTF8.encode(
+      'data: {"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}\n\ndata: {"model":"m","choices":[{"index":0,"delta":{"reasoning_content":"think"}}]}\n\n',
+    );
+    t.feed(hold(reasoning), reasoning.byteLength);
+    expect(t.firstContentInChunk).toBe(true, "reasoning is a generated token");
+    expect(t.firstAnswerInChunk).toBe(false, "but not an answer");
+    const answer = String.UTF8.encode(
+      'data: {"model":"m","choices":[{"index":0,"delta":{"reasoning":"more"}}]}\n\ndata: {"model":"m","choices":[{"index":0,"delta":{"content":"Hi"}}]}\n\n',
+    );
+    t.feed(hold(answer), answer.byteLength);
+    expect(t.firstContentInChunk).toBe(false);
+    expect(t.firstAnswerInChunk).toBe(true);
+    expect(t.contentEvents).toBe(3);
+    expect(t.answerEvents).toBe(1);
+    const tools = String.UTF8.encode('data: {"model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0}]}}]}\n\n');
+    const u = new SseUsageTracker();
+    u.feed(hold(tools), tools.byteLength);
+    expect(u.firstAnswerInChunk).toBe(true, "a tool call is an answer");
+  });
+
+  it("without usage, counts the bytes the choices generated, not the JSON around them", () => {
+    const body = String.UTF8.encode(
+      '{"id":"x","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"héllo","reasoning_content":"abc","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{\\"a\\":1}"}}]},"finish_reason":"stop"},{"index":1,"text":"xyz"}]}',
+    );
+    const r = readJsonResponse(hold(body), body.byteLength);
+    // "héllo" 6 bytes + "abc" 3 + {"a":1} 7 + "xyz" 3
+    expect(r.generatedBytes).toBe(19);
+    const withUsage = String.UTF8.encode('{"model":"m","choices":[{"message":{"content":"hello"}}],"usage":{"completion_tokens":1}}');
+    expect(readJsonResponse(hold(withUsage), withUsage.byteLength).generatedBytes).toBe(-1, "not computed when reported");
   });
 });

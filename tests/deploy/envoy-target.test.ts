@@ -62,7 +62,9 @@ describe("gateway.type envoy: render", () => {
     assert.equal(qwen.type, "STRICT_DNS");
     const endpoint = qwen.load_assignment.endpoints[0].lb_endpoints[0];
     assert.deepEqual(endpoint.endpoint.address.socket_address, { address: "qwen2-1-5b-lb.default.svc.cluster.local", port_value: 8080 });
-    assert.deepEqual(endpoint.metadata, { filter_metadata: { "llm-gateway": { model: "qwen2-1-5b" } } });
+    assert.deepEqual(endpoint.metadata, {
+      filter_metadata: { "llm-gateway": { model: "qwen2-1-5b", cluster: "outbound|8080||llm-qwen2-1-5b.dns" } },
+    });
     const aggregate = byName("outbound|8080||llm-qwen2-1-5b.fallback");
     assert.equal(aggregate.lb_policy, "CLUSTER_PROVIDED");
     assert.equal(aggregate.cluster_type.name, "envoy.clusters.aggregate");

@@ -132,6 +132,7 @@ const EVERY_FIELD = {
   defaultModel: "gemma-2-2b",
   injectStreamUsage: false,
   consumerHeader: "x-consumer",
+  trustConsumerHeader: true,
   maxSseEventBytes: 65536,
   maxResponseBytes: 1024 * 1024,
   memoryBudgetBytes: 128 * 1024 * 1024,

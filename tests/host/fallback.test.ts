@@ -138,7 +138,17 @@ test("dispatch: primary and backup both failing give one all_attempts_failed err
   assert.equal(s.localReply?.details, "llm_gateway_all_attempts_failed");
   assert.deepEqual(s.clientJson(), ALL_FAILED(`${QWEN} (status 503), ${GEMMA} (status 502)`));
   assert.equal(s.clientHeader("x-llm-gateway-fallback-from"), QWEN);
-  assert.equal(envoy.metrics.value(FALLBACK_METRIC("status_503", "none")), 1, "fell back to nothing");
+  // The fallback went to the backup, which failed too: all_attempts_failed says so, under the requested
+  // model; each attempt's status counts against its own model and cluster.
+  assert.equal(envoy.metrics.value(FALLBACK_METRIC("status_503")), 1);
+  const QWEN_LABELS = `route.ai-route-${QWEN}.internal.upstream.${clusterOf(QWEN)}.model.${QWEN}.consumer.none.metric.`;
+  assert.equal(envoy.metrics.value(`${QWEN_LABELS}all_attempts_failed`), 1);
+  assert.equal(envoy.metrics.value(`${QWEN_LABELS}responses_upstream_5xx`), 1, "the primary's 503");
+  assert.equal(envoy.metrics.value(`${QWEN_LABELS}responses_local_5xx`), 1, "the plugin's error, under the requested model");
+  const GEMMA_LABELS = `route.ai-route-${QWEN}.internal.upstream.${clusterOf(GEMMA)}.model.${GEMMA}.consumer.none.metric.`;
+  assert.equal(envoy.metrics.value(`${GEMMA_LABELS}responses_upstream_5xx`), 1, "the backup's 502, on its cluster");
+  assert.deepEqual(aiLog(s)["attempts_failed"], [`${QWEN} (status 503)`, `${GEMMA} (status 502)`]);
+  assert.equal(aiLog(s)["model"], GEMMA, "the last model tried");
 });
 
 test("dispatch: an unreachable primary (Envoy's own 503) and a failed call: 503 naming both", async () => {
@@ -150,7 +160,8 @@ test("dispatch: an unreachable primary (Envoy's own 503) and a failed call: 503 
   s.finish();
   assert.equal(s.localReply?.status, 503);
   assert.deepEqual(s.clientJson(), ALL_FAILED(`${QWEN} (unreachable), ${GEMMA} (unreachable or timed out)`));
-  assert.equal(aiLog(s)["fallback_reason"], undefined, "no ai_log for a request every attempt of which failed");
+  assert.equal(aiLog(s)["fallback_reason"], "upstream_unreachable");
+  assert.deepEqual(aiLog(s)["attempts_failed"], [`${QWEN} (unreachable)`, `${GEMMA} (unreachable or timed out)`]);
 });
 
 test("dispatch: a backup cluster Envoy does not know is refused and named", async () => {
@@ -320,8 +331,11 @@ test("attempt stage: on Envoy's retry the body's model becomes the backup's and 
   // Envoy's buffer semantics: one prefix drained and replaced, up to the end of the model string.
   assert.deepEqual(second.bufferEdits, [{ body: "request", start: 0, length: 21, bytes: 21 }]);
   second.sendResponseHeaders(JSON_HEADERS);
+  // The attempt stage counts this attempt's status itself and tells the request stage on which cluster
+  // (the fake host has no endpoint metadata: Envoy's cluster name).
   assert.deepEqual(second.client.headers, [
     ...JSON_HEADERS,
+    ["x-llm-gateway-attempt-cluster", clusterOf(QWEN)],
     ["x-llm-gateway-model", GEMMA],
     ["x-llm-gateway-fallback-from", QWEN],
     ["x-llm-gateway-fallback-reason", "status_503"],
@@ -332,8 +346,12 @@ test("attempt stage: on Envoy's retry the body's model becomes the backup's and 
   s.sendResponse(second.client.headers ?? [], [jsonAnswer(GEMMA, 2, 2)]);
   s.finish();
   assert.equal(s.clientHeader("x-llm-gateway-fallback-reason"), undefined);
+  assert.equal(s.clientHeader("x-llm-gateway-attempt-cluster"), undefined);
   assert.equal(s.clientHeader("x-llm-gateway-model"), GEMMA);
   assert.equal(envoy.metrics.value(FALLBACK_METRIC("status_503")), 1);
+  // Counted once, by the attempt stage, not again by the request stage.
+  const GEMMA_2XX = `route.ai-route-${QWEN}.internal.upstream.${clusterOf(QWEN)}.model.${GEMMA}.consumer.none.metric.responses_upstream_2xx`;
+  assert.equal(envoy.metrics.value(GEMMA_2XX), 1);
   assert.deepEqual([aiLog(s)["model"], aiLog(s)["fallback_from"]], [GEMMA, QWEN]);
 });
 

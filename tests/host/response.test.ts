@@ -24,8 +24,9 @@ const CUT_EVENT =
 const TOKENS = ["alpha", " bravo", " charlie", " délta", " echo"];
 const PREFIX = `route.ai-route-${QWEN}.internal.upstream.${clusterOf(QWEN)}.model.${QWEN}.consumer.none.metric.`;
 
+// An auth plugin in front fills x-mse-consumer on these routes: the consumer label is trusted.
 async function plugin(envoy = new FakeEnvoy()): Promise<PluginRoot> {
-  return startPlugin(twoModels({ fallback: { enabled: false } }), { envoy });
+  return startPlugin(twoModels({ fallback: { enabled: false }, trustConsumerHeader: true }), { envoy });
 }
 
 // A routed request for QWEN; `body` decides stream or not.
@@ -195,8 +196,10 @@ test("ai_log and the metrics of a JSON answer, with exact durations from the hos
     output_token: 40,
     total_token: 57,
     cached_token: null,
+    reasoning_token: null,
     usage_estimated: false,
     llm_first_token_duration: null,
+    first_answer_token_ms: null,
     llm_service_duration: 150,
     inter_token_ms: null,
     output_tokens_per_second: 266,
@@ -249,7 +252,7 @@ test("a stream's TTFT, inter-token latency and duration follow the clock", async
 
 test("metric labels: upstream Envoy's xds names, and consumer and model values that cannot forge labels", async () => {
   const envoy = new FakeEnvoy();
-  const root = await startPlugin({ models: [{ name: "qwen*", route: QWEN, upstreamModel: QWEN }] }, { envoy });
+  const root = await startPlugin({ models: [{ name: "qwen*", route: QWEN, upstreamModel: QWEN }], trustConsumerHeader: true }, { envoy });
   const body = chat("qwen.metric.x");
   const s = root.stream({ properties: { "xds\0route_name": "r-upstream", "xds\0cluster_name": "c.upstream" } });
   s.sendRequest(postHeaders(body, "/v1/chat/completions", [["x-mse-consumer", "evil.metric.input_token.consumer.x"]]), body);
@@ -267,12 +270,14 @@ test("a JSON answer without usage is estimated, and an error answer is not", asy
   const envoy = new FakeEnvoy();
   const root = await plugin(envoy);
   const ok = routed(root, chat(QWEN));
-  const answer = JSON.stringify({ model: QWEN, choices: [{ message: { content: "hi" } }] });
+  const content = "The answer, in about forty bytes of text.";
+  const answer = JSON.stringify({ model: QWEN, choices: [{ message: { role: "assistant", content } }] });
   ok.sendResponse(JSON_HEADERS, [answer]);
   ok.finish();
   const log = aiLog(ok);
   assert.equal(log["usage_estimated"], true);
-  assert.equal(log["output_token"], Math.ceil(answer.length / 4));
+  // From the generated text only, not the JSON around it.
+  assert.equal(log["output_token"], Math.ceil(Buffer.byteLength(content) / 4));
   const bad = routed(root, chat(QWEN));
   bad.sendResponse(
     [
@@ -318,4 +323,66 @@ test("GEMMA is untouched by QWEN's traffic (labels per model)", async () => {
     [...envoy.metrics.endingWith(".metric.responses_upstream_2xx").keys()].filter((n) => n.includes(GEMMA)),
     [],
   );
+});
+
+test("a stream the client leaves (or the upstream cuts) counts the content events that went through, flagged estimated", async () => {
+  const envoy = new FakeEnvoy();
+  const root = await plugin(envoy);
+  const s = routed(root, chat(QWEN, { stream: true }));
+  const { events } = sseEvents(QWEN, ["a", " b", " c", " d"], { usage: { prompt: 5 } });
+  s.sendResponseHeaders(SSE_HEADERS);
+  s.sendResponseData(events.slice(0, 3).join(""), false); // the role chunk and two tokens, then nothing
+  s.finish();
+  const log = aiLog(s);
+  assert.deepEqual([log["output_token"], log["usage_estimated"], log["stream_complete"]], [2, true, false]);
+  assert.equal(envoy.metrics.value(`${PREFIX}output_token`), 2);
+  assert.equal(envoy.metrics.value(`${PREFIX}usage_estimated`), 1);
+  assert.equal(envoy.metrics.value(`${PREFIX}stream_incomplete`), 1);
+});
+
+test("reasoning: reasoning tokens counted; the first token and the first answer token timed apart", async () => {
+  const envoy = new FakeEnvoy();
+  const root = await plugin(envoy);
+  const s = routed(root, chat(QWEN, { stream: true }));
+  const event = (delta: Record<string, unknown>): string => `data: ${JSON.stringify({ model: QWEN, choices: [{ index: 0, delta }] })}\n\n`;
+  s.sendResponseHeaders(SSE_HEADERS);
+  envoy.advance(40);
+  s.sendResponseData(event({ role: "assistant", content: "" }) + event({ reasoning_content: "Let me think" }), false);
+  envoy.advance(60);
+  s.sendResponseData(event({ content: "Four." }), false);
+  const usage = { prompt_tokens: 9, completion_tokens: 12, total_tokens: 21, completion_tokens_details: { reasoning_tokens: 11 } };
+  s.sendResponseData(`data: ${JSON.stringify({ model: QWEN, choices: [], usage })}\n\ndata: [DONE]\n\n`, true);
+  s.finish();
+  const log = aiLog(s);
+  assert.deepEqual([log["reasoning_token"], log["llm_first_token_duration"], log["first_answer_token_ms"]], [11, 40, 100]);
+  assert.equal(envoy.metrics.value(`${PREFIX}reasoning_token`), 11);
+  assert.deepEqual(envoy.metrics.samples(`${PREFIX}first_token_ms`), [40]);
+  assert.deepEqual(envoy.metrics.samples(`${PREFIX}first_answer_token_ms`), [100]);
+});
+
+test("OpenTelemetry GenAI histograms: operation, requested and served model as labels, durations in ms", async () => {
+  const envoy = new FakeEnvoy();
+  const root = await startPlugin({ models: [{ name: "chat-*", route: QWEN }] }, { envoy });
+  const body = chat("chat-small");
+  const s = root.stream({ properties: { route_name: "r", cluster_name: "c" } });
+  s.sendRequest(postHeaders(body, "/v1/chat/completions"), body);
+  envoy.advance(250);
+  s.sendResponse(JSON_HEADERS, [jsonAnswer("Qwen/Qwen2.5-1.5B", 17, 40)]);
+  s.finish();
+  const g = "gen_ai.operation.chat.request_model.chat-small.response_model.Qwen/Qwen2_5-1_5B.";
+  assert.deepEqual(envoy.metrics.samples(`${g}token_type.input.client.token.usage`), [17]);
+  assert.deepEqual(envoy.metrics.samples(`${g}token_type.output.client.token.usage`), [40]);
+  assert.deepEqual(envoy.metrics.samples(`${g}server.request.duration.milliseconds`), [250]);
+  assert.deepEqual(envoy.metrics.samples(`${g}server.time_to_first_token.milliseconds`), [], "not a stream");
+});
+
+test("the consumer header is a label only where the configuration trusts it", async () => {
+  const envoy = new FakeEnvoy();
+  const root = await startPlugin(twoModels({ fallback: { enabled: false } }), { envoy });
+  const s = routed(root, chat(QWEN), [["x-mse-consumer", "forged"]]);
+  s.sendResponse(JSON_HEADERS, [jsonAnswer(QWEN, 1, 1)]);
+  s.finish();
+  assert.equal(aiLog(s)["consumer"], "none");
+  assert.equal(envoy.metrics.value(`${PREFIX}input_token`), 1);
+  assert.equal(envoy.metrics.names().filter((n) => n.includes("forged")).length, 0);
 });

@@ -82,6 +82,7 @@ export class GatewayConfig {
   ownedBy: string = "";
   injectStreamUsage: bool = false;
   consumerHeader: string = "";
+  trustConsumerHeader: bool = false;
   maxSseEventBytes: i32 = 0;
   maxResponseBytes: i32 = 0;
   memoryBudgetBytes: i32 = 0;
@@ -238,6 +239,7 @@ function compile(c: Checker, s: Settings, path: string): GatewayConfig {
   g.ownedBy = s.text("ownedBy");
   g.injectStreamUsage = s.flag("injectStreamUsage");
   g.consumerHeader = s.text("consumerHeader");
+  g.trustConsumerHeader = s.flag("trustConsumerHeader");
   g.maxSseEventBytes = <i32>s.int("maxSseEventBytes");
   g.maxResponseBytes = <i32>s.int("maxResponseBytes");
   g.memoryBudgetBytes = <i32>s.int("memoryBudgetBytes");

@@ -11,6 +11,7 @@ export const FIELDS: Array<Field> = [
   new Field("ownedBy", Kind.Text, "\"llm-gateway\"", 0, 0, "", false),
   new Field("injectStreamUsage", Kind.Flag, "true", 0, 0, "", false),
   new Field("consumerHeader", Kind.HeaderName, "\"x-mse-consumer\"", 0, 0, "", false),
+  new Field("trustConsumerHeader", Kind.Flag, "false", 0, 0, "", false),
   new Field("maxSseEventBytes", Kind.Integer, "1048576", 1, 536870912, "", false),
   new Field("maxResponseBytes", Kind.Integer, "10485760", 1, 536870912, "", false),
   new Field("memoryBudgetBytes", Kind.Integer, "268435456", 1048576, 402653184, "", false),

@@ -139,6 +139,16 @@ export const CONFIG_FIELDS: ConfigField[] = [
     help: "Request header naming the consumer (set by Higress's auth plugins) for metric labels.",
   },
   {
+    key: "trustConsumerHeader",
+    kind: "flag",
+    default: false,
+    title: "Trust the consumer header",
+    titleZh: "信任消费者请求头",
+    summary: "Use consumerHeader as the consumer label only when true: an auth plugin in front sets it. Otherwise clients could forge it.",
+    summaryZh: "仅为 true 时才将 consumerHeader 用作消费者标签（由前置认证插件设置）；否则客户端可伪造该头。",
+    help: "Use `consumerHeader`'s value as the consumer (metric label `ai_consumer`, `ai_log` `consumer`) only when `true`: set it where an auth plugin (Higress's key-auth, jwt-auth, …) fills the header, per route or domain through `_rules_`. Otherwise any client could send the header and mint label series (bounded, but forged); the consumer is then `none`.",
+  },
+  {
     key: "maxSseEventBytes",
     kind: "integer",
     default: 1048576,

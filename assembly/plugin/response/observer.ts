@@ -7,7 +7,7 @@ import { BufferType } from "../../abi/enums";
 import * as host from "../../abi/host";
 import { BoundedBytes } from "../../sse/buffer";
 import { AttemptFacts } from "../request-facts";
-import { SseUsageTracker, readJsonResponse } from "./usage";
+import { SseUsageTracker, estimateTextTokens, readJsonResponse } from "./usage";
 import { Account } from "../../util/budget";
 import { Edit, HostBufferSink, Splice } from "../../util/splice";
 
@@ -57,6 +57,7 @@ export class ResponseObserver {
     if (chunk != null && !t.reader.overflowed) {
       t.feed(chunk.ptr, chunk.len);
       if (t.firstContentInChunk && a.firstTokenNs == 0) a.firstTokenNs = nowNs;
+      if (t.firstAnswerInChunk && a.firstAnswerNs == 0) a.firstAnswerNs = nowNs;
       if (t.reader.overflowed) a.unparsed = true;
       if (this.dropUsage) this.rewriteChunk(chunk.ptr, chunk.len, t);
     }
@@ -65,9 +66,7 @@ export class ResponseObserver {
     const partial = t.finish(); // the stream ended inside an event
     a.sawDone = t.reader.sawDone;
     this.flushHeld();
-    a.usage.copyFrom(t.usage);
-    a.completionEstimate = t.contentEvents;
-    a.servedModel = t.model;
+    this.takeCounts(t);
     if (a.status == 200 && !a.sawDone && !a.unparsed) {
       // An event cut short is ended first, so that the error is an event of its own: glued to the
       // partial one, it would make one unparseable event and the client would never see it.
@@ -75,6 +74,22 @@ export class ResponseObserver {
       host.setBufferBytes(BufferType.HttpResponseBody, APPEND, 0, changetype<usize>(e), <usize>e.byteLength);
       a.signalledCut = true;
     }
+  }
+
+  // The request ends (Envoy's log phase). A stream that never ended (client gone, upstream reset) is
+  // counted as far as it got: its last usage, else one token per content event that went through.
+  settle(): void {
+    const t = this.tracker;
+    if (t == null || this.attempt.ended) return;
+    this.attempt.sawDone = t.reader.sawDone;
+    this.takeCounts(t);
+  }
+
+  private takeCounts(t: SseUsageTracker): void {
+    const a = this.attempt;
+    a.usage.copyFrom(t.usage);
+    a.completionEstimate = t.contentEvents;
+    a.servedModel = t.model;
   }
 
   // Sends what is complete, minus usage-only events; keeps an incomplete tail for the next chunk.
@@ -154,8 +169,9 @@ function readInto(a: AttemptFacts, p: usize, len: i32): void {
   const r = readJsonResponse(p, len);
   a.usage.copyFrom(r.usage);
   a.servedModel = r.model;
-  // No usage in a JSON answer: estimate the completion from its size (~4 bytes per token).
-  if (!r.usage.reported) a.completionEstimate = <i64>((len + 3) / 4);
+  // No usage in a JSON answer: estimate the completion from the text it generated (not the JSON
+  // around it); a body that is not a JSON object, from its size.
+  if (!r.usage.reported) a.completionEstimate = r.generatedBytes >= 0 ? estimateTextTokens(r.generatedBytes) : <i64>((len + 3) / 4);
 }
 
 // A whole response body at once (a backup's answer, which an http call delivers in one piece): the
@@ -189,6 +205,7 @@ export function observeWholeBody(
   a.servedModel = t.model;
   // The stream arrived whole: its first token reached us now.
   if (t.firstContentEvent >= 0) a.firstTokenNs = nowNs;
+  if (t.answerEvents > 0) a.firstAnswerNs = nowNs;
   const drops = t.dropCount();
   if (!dropUsage || drops == 0 || a.unparsed) return null;
   const splice = new Splice();

@@ -21,6 +21,7 @@ export class UsageRecord {
   completionTokens: i64 = NOT_REPORTED;
   totalTokens: i64 = NOT_REPORTED;
   cachedTokens: i64 = NOT_REPORTED; // usage.prompt_tokens_details.cached_tokens
+  reasoningTokens: i64 = NOT_REPORTED; // usage.completion_tokens_details.reasoning_tokens
   reported: bool = false;  // the response had a usage object with at least one token count
   estimated: bool = false; // at least one count was estimated by completeUsage
 
@@ -31,6 +32,7 @@ export class UsageRecord {
     this.completionTokens = o.completionTokens;
     this.totalTokens = o.totalTokens;
     this.cachedTokens = o.cachedTokens;
+    this.reasoningTokens = o.reasoningTokens;
     this.reported = o.reported;
     this.estimated = o.estimated;
   }
@@ -55,22 +57,28 @@ const RESPONSE_KEYS: Array<string> = ["model", "usage", "choices"];
 const F_MODEL: i32 = 0;
 const F_USAGE: i32 = 1;
 const F_CHOICES: i32 = 2;
-const USAGE_KEYS: Array<string> = ["prompt_tokens", "completion_tokens", "total_tokens", "prompt_tokens_details"];
+const USAGE_KEYS: Array<string> = ["prompt_tokens", "completion_tokens", "total_tokens", "prompt_tokens_details", "completion_tokens_details"];
 const DETAILS_KEYS: Array<string> = ["cached_tokens"];
-const CHOICE_KEYS: Array<string> = ["delta", "text"];
+const COMPLETION_DETAILS_KEYS: Array<string> = ["reasoning_tokens"];
+const CHOICE_KEYS: Array<string> = ["delta", "text", "message"];
 const DELTA_KEYS: Array<string> = ["content", "reasoning_content", "reasoning", "tool_calls"];
 const REQUEST_KEYS: Array<string> = ["messages", "prompt"];
 const CONTENT_KEYS: Array<string> = ["content"];
 const TEXT_KEYS: Array<string> = ["text"];
+const TOOL_CALL_KEYS: Array<string> = ["function"];
+const FUNCTION_KEYS: Array<string> = ["arguments"];
 
 const responseScan = new JsonScan(RESPONSE_KEYS);
 const usageScan = new JsonScan(USAGE_KEYS);
 const detailsScan = new JsonScan(DETAILS_KEYS);
+const completionDetailsScan = new JsonScan(COMPLETION_DETAILS_KEYS);
 const choiceScan = new JsonScan(CHOICE_KEYS);
 const deltaScan = new JsonScan(DELTA_KEYS);
 const requestScan = new JsonScan(REQUEST_KEYS);
 const contentScan = new JsonScan(CONTENT_KEYS);
 const textScan = new JsonScan(TEXT_KEYS);
+const toolCallScan = new JsonScan(TOOL_CALL_KEYS);
+const functionScan = new JsonScan(FUNCTION_KEYS);
 const scratchUsage = new UsageRecord();
 
 // Scans the value at p[f.start..f.end) (a member found by an earlier scan) with `scan`; true when it
@@ -94,6 +102,9 @@ function readUsage(p: usize, f: JsonField, out: UsageRecord): bool {
   if (scanMember(u, usageScan.field(3), detailsScan)) {
     r.cachedTokens = readInt(u + <usize>usageScan.field(3).start, detailsScan.field(0));
   }
+  if (scanMember(u, usageScan.field(4), completionDetailsScan)) {
+    r.reasoningTokens = readInt(u + <usize>usageScan.field(4).start, completionDetailsScan.field(0));
+  }
   if (r.promptTokens < 0 && r.completionTokens < 0 && r.totalTokens < 0) return false;
   r.reported = true;
   out.copyFrom(r);
@@ -110,6 +121,9 @@ export class JsonResponseUsage {
   usage: UsageRecord = new UsageRecord();
   model: string = ""; // the served model; "" when absent, not a string or too long
   valid: bool = false; // the body is a JSON object
+  // Without usage: UTF-8 bytes of the generated text (message content and reasoning, tool-call
+  // arguments, completions text), for the estimate; -1 when usage was reported.
+  generatedBytes: i64 = -1;
 }
 
 // Usage and served model of a non-streamed response body.
@@ -119,8 +133,45 @@ export function readJsonResponse(p: usize, len: i32): JsonResponseUsage {
   if (!responseScan.ok() || responseScan.rootType != JsonType.Object) return r;
   r.valid = true;
   r.model = readModel(p, responseScan.field(F_MODEL));
-  readUsage(p, responseScan.field(F_USAGE), r.usage);
+  if (!readUsage(p, responseScan.field(F_USAGE), r.usage)) r.generatedBytes = generatedBytes(p, responseScan.field(F_CHOICES));
   return r;
+}
+
+// Estimated tokens of generated text: ceil(bytes / 4), as for prompts.
+export function estimateTextTokens(bytes: i64): i64 {
+  return ceilTokens(bytes, 0);
+}
+
+// UTF-8 bytes of what the choices of a non-streamed answer generated (not the JSON around it).
+function generatedBytes(p: usize, choices: JsonField): i64 {
+  let bytes: i64 = 0;
+  outerCursor.reset(p, choices);
+  while (outerCursor.next()) {
+    const base = p + <usize>outerCursor.start;
+    if (!scanMember(p, outerCursor.field(elementField), choiceScan)) continue;
+    const text = choiceScan.field(1);
+    if (text.type == JsonType.String) {
+      stringStats(base, text);
+      bytes += statBytes;
+    }
+    const message = choiceScan.field(2);
+    if (!scanMember(base, message, deltaScan)) continue;
+    const m = base + <usize>message.start;
+    for (let k = 0; k < 3; k++) {
+      stringStats(m, deltaScan.field(k));
+      bytes += statBytes;
+    }
+    innerCursor.reset(m, deltaScan.field(3));
+    while (innerCursor.next()) {
+      const call = m + <usize>innerCursor.start;
+      if (!scanMember(m, innerCursor.field(elementField), toolCallScan)) continue;
+      const fn = toolCallScan.field(0);
+      if (!scanMember(call, fn, functionScan)) continue;
+      stringStats(call + <usize>fn.start, functionScan.field(0));
+      bytes += statBytes;
+    }
+  }
+  return bytes;
 }
 
 @inline function isWs(c: u8): bool { return c == 0x20 || c == 0x0a || c == 0x0d || c == 0x09; }
@@ -290,6 +341,9 @@ function ceilTokens(bytes: i64, tokens: i64): i64 {
   return t < 1 ? 1 : t;
 }
 
+const ANSWER: i32 = 1;
+const REASONING: i32 = 2;
+
 // One per upstream attempt. Glue per response-body chunk: feed(chunk); if firstContentInChunk, stamp
 // TTFT; to hide usage-only events, send (bytes held from earlier chunks + chunk) minus every drop span
 // minus the last reader.pendingBytes bytes, which are held for the next chunk; at end of stream send
@@ -306,11 +360,13 @@ export class SseUsageTracker extends SseHandler {
   usageEvents: i32 = 0;                   // events carrying usage
   usageOnlyEvents: i32 = 0;               // of which `choices: []`
   contentEvents: i32 = 0;                 // events with generated content (see isContent)
+  answerEvents: i32 = 0;                  // of which with answer content (not reasoning only)
   contentBytes: i64 = 0;                  // UTF-8 bytes of content, reasoning and completion text
   contentChars: i64 = 0;                  // the same in code points
   firstContentEvent: i32 = -1;            // handler index (0-based, [DONE] excluded) of the first one
   malformedEvents: i32 = 0;               // data that is not a JSON object
   firstContentInChunk: bool = false;
+  firstAnswerInChunk: bool = false;       // the chunk fed last holds the first answer event
   private drops: Array<i32> = new Array<i32>(); // (start, end, carried) per usage-only event in the chunk
 
   // maxEventBytes <= 0: the reader's DEFAULT_MAX_EVENT_BYTES.
@@ -323,6 +379,7 @@ export class SseUsageTracker extends SseHandler {
   feed(ptr: usize, len: i32): void {
     this.drops.length = 0;
     this.firstContentInChunk = false;
+    this.firstAnswerInChunk = false;
     this.reader.feed(ptr, len);
   }
 
@@ -357,16 +414,17 @@ export class SseUsageTracker extends SseHandler {
         if (usage.found && usage.type == JsonType.Object) this.recordDrop();
         return;
       }
-      let content = false;
+      let kinds = 0;
       do {
-        if (this.isContent(p + <usize>outerCursor.start, outerCursor.field(elementField))) content = true;
+        kinds |= this.isContent(p + <usize>outerCursor.start, outerCursor.field(elementField));
       } while (outerCursor.next());
-      if (!content) return;
+      if (kinds == 0) return;
       this.contentEvents++;
       if (this.firstContentEvent < 0) {
         this.firstContentEvent = index;
         this.firstContentInChunk = true;
       }
+      if ((kinds & ANSWER) != 0 && this.answerEvents++ == 0) this.firstAnswerInChunk = true;
     }
   }
 
@@ -377,26 +435,26 @@ export class SseUsageTracker extends SseHandler {
     this.drops.push(this.reader.eventCarried);
   }
 
-  // One choice (at base, spanning choice): generated content is a non-empty delta.content,
-  // delta.reasoning_content / delta.reasoning, any delta.tool_calls, or a non-empty completions `text`.
-  // The role-only first chat chunk (`content: ""`) is not content. Counts the text's size.
-  private isContent(base: usize, choice: JsonField): bool {
-    if (choice.type != JsonType.Object) return false;
+  // What one choice (at base, spanning choice) generated: ANSWER for a non-empty delta.content, any
+  // delta.tool_calls or a non-empty completions `text`; REASONING for delta.reasoning_content /
+  // delta.reasoning; 0 for none (the role-only first chat chunk, `content: ""`). Counts the text's size.
+  private isContent(base: usize, choice: JsonField): i32 {
+    if (choice.type != JsonType.Object) return 0;
     scanJson(base, choice.end - choice.start, choiceScan);
-    if (!choiceScan.ok()) return false;
-    let content = false;
+    if (!choiceScan.ok()) return 0;
+    let kinds = 0;
     const text = choiceScan.field(1);
-    if (nonEmptyString(text)) { this.countText(base, text); content = true; }
+    if (nonEmptyString(text)) { this.countText(base, text); kinds |= ANSWER; }
     const delta = choiceScan.field(0);
-    if (!scanMember(base, delta, deltaScan)) return content;
+    if (!scanMember(base, delta, deltaScan)) return kinds;
     const d = base + <usize>delta.start;
     for (let k = 0; k < 3; k++) {
       const f = deltaScan.field(k);
-      if (nonEmptyString(f)) { this.countText(d, f); content = true; }
+      if (nonEmptyString(f)) { this.countText(d, f); kinds |= k == 0 ? ANSWER : REASONING; }
     }
     const tools = deltaScan.field(3);
-    if (tools.found && tools.type != JsonType.Null) content = true;
-    return content;
+    if (tools.found && tools.type != JsonType.Null) kinds |= ANSWER;
+    return kinds;
   }
 
   private countText(p: usize, f: JsonField): void {

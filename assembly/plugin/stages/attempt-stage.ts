@@ -9,7 +9,7 @@
 // Which model an attempt goes to: the host's metadata filter_metadata["llm-gateway"].model when the
 // cluster sets it (exact, also when Envoy skips an unhealthy priority), else the attempt number
 // (x-envoy-attempt-count) counted along the route's fallback chain.
-import { HttpContext, RootContext } from "../../abi/context";
+import { HttpContext } from "../../abi/context";
 import { Action, BufferType, MapType } from "../../abi/enums";
 import * as host from "../../abi/host";
 import { jsonString } from "../../json/writer";
@@ -21,15 +21,20 @@ import { parseDigits } from "../../util/digits";
 import { Edit, Splice } from "../../util/splice";
 import { Plan, chainModel } from "../fallback/plan";
 import {
+  ATTEMPT_CLUSTER_HEADER,
   ATTEMPT_COUNT_HEADER,
   FALLBACK_FROM_HEADER,
   FALLBACK_REASON_HEADER,
+  HOST_CLUSTER,
   HOST_MODEL,
   MODEL_HEADER,
   PLAN_PROPERTY,
   REQUEST_ID_HEADER,
 } from "../envoy-names";
 import { NS_PER_MS } from "../../util/time";
+import { GatewayRoot } from "../root";
+import { clusterName, requestLabels } from "../telemetry/labels";
+import { countResponse } from "../telemetry/report";
 
 export class AttemptStage extends HttpContext {
   private plan: Plan | null = null;
@@ -42,12 +47,14 @@ export class AttemptStage extends HttpContext {
   private answered: bool = false; // response headers arrived
   private recorded: bool = false; // this attempt's outcome is written (journal, cooldown)
 
+  private cfg: GatewayConfig;
+
   constructor(
     id: u32,
-    root: RootContext,
-    private cfg: GatewayConfig,
+    private gateway: GatewayRoot,
   ) {
-    super(id, root);
+    super(id, gateway);
+    this.cfg = gateway.config.global;
   }
 
   onRequestHeaders(_numHeaders: u32, _endOfStream: bool): Action {
@@ -56,6 +63,8 @@ export class AttemptStage extends HttpContext {
     const planText = host.getProperty(PLAN_PROPERTY);
     if (planText == null) return Action.Continue;
     const plan = Plan.decode(planText);
+    // The same `_rules_` entry as the request stage chose (route, host, service are the request's).
+    this.cfg = this.gateway.selectConfig();
     const cfg = this.cfg;
     const route = plan != null ? cfg.findRoute(plan.model) : null;
     if (plan == null || route == null) return Action.Continue;
@@ -119,6 +128,13 @@ export class AttemptStage extends HttpContext {
     const elapsedMs = <i64>((host.nowNanos() - this.startNs) / NS_PER_MS);
     const reason = failureReason(this.cfg.fallback, status, true, elapsedMs);
     this.record(reason != Reason.None, "status " + status.toString(), reasonName(reason, status));
+    // Every attempt's status counts against its own model and cluster (inside an aggregate cluster,
+    // Envoy's cluster name is the aggregate's; the endpoint metadata names the model's own). The
+    // header tells the request stage, which would otherwise count the final attempt again.
+    const own = host.getProperty(HOST_CLUSTER);
+    const cluster = own != null && own.length > 0 ? own : "";
+    countResponse(requestLabels(this.model, this.cfg, cluster), status, true);
+    host.replaceHeader(MapType.HttpResponseHeaders, ATTEMPT_CLUSTER_HEADER, cluster.length > 0 ? cluster : clusterName());
     if (this.model != plan.model) {
       // Another model answers: say so to the client and to the request stage, which counts it.
       const earlier = failuresOf(this.requestId);

@@ -14,6 +14,7 @@ import { NS_PER_MS } from "../../util/time";
 import { GatewayConfig, MECHANISM_DISPATCH } from "../config/gateway-config";
 import {
   AI_LOG,
+  ATTEMPT_CLUSTER_HEADER,
   ATTEMPT_COUNT_HEADER,
   CODE_DETAILS,
   DECODER_BUFFER_LIMIT,
@@ -54,9 +55,10 @@ const enum Phase {
   Routed = 3, // on its way to (or back from) the upstream; fallback may still answer instead
 }
 
-// Bodies up to this size get a content-based prompt estimate; larger ones bytes/4, whose JSON overhead
-// is small next to their text, and which keeps the cost per request linear in body size (make bench).
-const PROMPT_ESTIMATE_SCAN_LIMIT: i32 = 4 * 1024;
+// Bodies up to this size get a content-based prompt estimate (message texts, not JSON syntax); larger
+// ones bytes/4, whose JSON overhead is small next to their text: a second scan of a body that large
+// costs more than the estimate gains (make bench).
+const PROMPT_ESTIMATE_SCAN_LIMIT: i32 = 1024 * 1024;
 // Linear memory the VM has whatever the load (runtime, static data, compiled configuration), beside
 // the budget and the body arena.
 const FIXED_MEMORY_BYTES: i64 = 8 * 1024 * 1024;
@@ -132,6 +134,7 @@ export class RequestStage extends HttpContext {
     }
     if (method != "POST" || !cfg.isRoutedPath(path)) return Action.Continue;
     this.wantsUsage = cfg.carriesStreamUsage(path);
+    this.req.operation = operationOf(path);
     const replayedFrom = host.getHeader(MapType.HttpRequestHeaders, HIGRESS_FALLBACK_HEADER);
     if (replayedFrom != null) this.higressFallbackFrom = replayedFrom;
 
@@ -179,6 +182,7 @@ export class RequestStage extends HttpContext {
     const a = this.attempt;
     a.model = route.isPrefix ? res.model : route.name;
     a.routeValue = res.routeValue;
+    req.routedModel = a.model;
     let routeValue = res.routeValue;
     let edits = res.splice;
     let served = route.servedFor(res.model);
@@ -279,6 +283,13 @@ export class RequestStage extends HttpContext {
     this.gateway.deadlines.unwatch(this);
     if (this.plannedModel.length > 0) this.noteAttemptStage();
     const a = this.attempt;
+    const servedBy = host.getHeader(MapType.HttpResponseHeaders, ATTEMPT_CLUSTER_HEADER);
+    if (servedBy != null) {
+      // The attempt stage counted this attempt's status, on the cluster that served it.
+      host.removeHeader(MapType.HttpResponseHeaders, ATTEMPT_CLUSTER_HEADER);
+      a.statusCounted = true;
+      a.cluster = servedBy;
+    }
     a.headersNs = host.nowNanos();
     const status = host.getHeader(MapType.HttpResponseHeaders, ":status");
     a.status = status != null ? <i32>parseDigits(status) : 0;
@@ -291,6 +302,8 @@ export class RequestStage extends HttpContext {
       const reason = fb.judge(policy, a.status, a.viaUpstream, <i64>((a.headersNs - this.req.startNs) / NS_PER_MS));
       if (fb.onPrimary) cooldown.record(policy, a.routeValue, reason != Reason.None, <i64>(a.headersNs / NS_PER_MS), fb.probe);
       if (reason != Reason.None) {
+        // This attempt's status counts against the primary, though the client will not see it.
+        countResponse(requestLabels(a.model, this.cfg, ""), a.status, a.viaUpstream);
         fb.primaryFailed(
           a.model,
           reason == Reason.LocalReply ? "unreachable" : "status " + a.status.toString(),
@@ -397,6 +410,7 @@ export class RequestStage extends HttpContext {
     a.status = status != null ? <i32>parseDigits(status) : 0;
     a.viaUpstream = true;
     if (failureReason(this.cfg.fallback, a.status, true, <i64>((now - req.startNs) / NS_PER_MS)) != Reason.None) {
+      countResponse(requestLabels(a.model, this.cfg, a.cluster), a.status, true);
       fb.attemptFailed(a.model, "status " + a.status.toString());
       if (!this.callNextBackup()) this.giveUp(a.status);
       return;
@@ -538,23 +552,34 @@ export class RequestStage extends HttpContext {
     }
     const routed = this.phase == Phase.Routed;
     const gaveUp = fb.step == Step.GaveUp;
-    const modelLabel = routed ? a.model : this.req.requestedModel.length > 0 ? this.req.requestedModel : "none";
+    const req = this.req;
+    // Every attempt failed: the answer is the plugin's, under the model the client asked for.
+    const modelLabel = gaveUp ? req.routedModel : routed ? a.model : req.requestedModel.length > 0 ? req.requestedModel : "none";
     // A relayed backup answer is labelled with the backup's cluster, not the one Envoy had picked.
-    const labels = requestLabels(modelLabel, this.cfg.consumerHeader, gaveUp ? "" : a.cluster);
+    const labels = requestLabels(modelLabel, this.cfg, gaveUp ? "" : a.cluster);
     if (fb.from.length > 0) {
-      // Under the labels of the model that failed, on the cluster Envoy had picked for it.
-      const fromLabels = requestLabels(fb.from, this.cfg.consumerHeader, "");
-      metrics.countFallback(fromLabels, gaveUp ? "none" : a.model, fb.reason);
+      // Under the labels of the model that failed, on the cluster Envoy had picked for it; `to` is the
+      // last model tried (after a give-up, it failed too: all_attempts_failed says so).
+      const fromLabels = requestLabels(fb.from, this.cfg, "");
+      metrics.countFallback(fromLabels, a.model, fb.reason);
     }
-    if (!routed || gaveUp) {
-      // Answered by the plugin itself (400/404/413, the model list, every attempt failed) or passed
-      // through unrouted.
+    if (gaveUp) {
+      metrics.count(labels, metrics.ALL_ATTEMPTS_FAILED, 1);
+      countResponse(labels, a.status, false);
+      host.setProperty(AI_LOG, aiLog(req, a, summarize(req, a, labels, end)));
+      return;
+    }
+    if (!routed) {
+      // Answered by the plugin itself (400/404/413, the model list) or passed through unrouted.
       if (this.phase != Phase.PassThrough) countResponse(labels, a.status, false);
       return;
     }
-    const outcome = summarize(this.req, a, labels, end);
-    recordMetrics(this.req, a, outcome);
-    host.setProperty(AI_LOG, aiLog(this.req, a, outcome));
+    // A stream the client left, or the upstream cut, is counted as far as it got.
+    const o = this.observer;
+    if (o != null) o.settle();
+    const outcome = summarize(req, a, labels, end);
+    recordMetrics(req, a, outcome);
+    host.setProperty(AI_LOG, aiLog(req, a, outcome));
   }
 
   onDelete(): void {
@@ -590,4 +615,12 @@ export class RequestStage extends HttpContext {
   private answer(reply: LocalReply): Action {
     return this.answerJson(reply.status, reply.details(), reply.body());
   }
+}
+
+// gen_ai.operation.name of a routed path (OpenTelemetry's well-known values).
+function operationOf(path: string): string {
+  if (path.endsWith("/chat/completions") || path.endsWith("/responses")) return "chat";
+  if (path.endsWith("/completions")) return "text_completion";
+  if (path.endsWith("/embeddings")) return "embeddings";
+  return "other";
 }

@@ -4,12 +4,15 @@ import { MapType } from "../../abi/enums";
 import * as host from "../../abi/host";
 import * as metrics from "./metrics";
 import { CLUSTER_NAME, ROUTE_NAME, XDS_CLUSTER_NAME, XDS_ROUTE_NAME } from "../envoy-names";
+import { GatewayConfig } from "../config/gateway-config";
 
-// `clusterOverride`: the cluster the plugin called itself ("" = the one Envoy picked).
-export function requestLabels(model: string, consumerHeader: string, clusterOverride: string): metrics.Labels {
+// `clusterOverride`: the cluster that served when Envoy's pick is not it ("" = the one Envoy picked).
+// The consumer is read only where the configuration trusts its header (an auth plugin sets it): a
+// client could send it anywhere else.
+export function requestLabels(model: string, cfg: GatewayConfig, clusterOverride: string): metrics.Labels {
   const route = propertyOr(ROUTE_NAME, XDS_ROUTE_NAME);
   const cluster = clusterOverride.length > 0 ? clusterOverride : propertyOr(CLUSTER_NAME, XDS_CLUSTER_NAME);
-  const consumer = host.getHeader(MapType.HttpRequestHeaders, consumerHeader);
+  const consumer = cfg.trustConsumerHeader ? host.getHeader(MapType.HttpRequestHeaders, cfg.consumerHeader) : null;
   return metrics.admit(
     new metrics.Labels(
       metrics.sanitizeConfigLabel(route != null ? route : ""),
@@ -18,6 +21,12 @@ export function requestLabels(model: string, consumerHeader: string, clusterOver
       metrics.sanitizeClientLabel(consumer != null ? consumer : ""),
     ),
   );
+}
+
+// The cluster Envoy picked ("" when unknown).
+export function clusterName(): string {
+  const c = propertyOr(CLUSTER_NAME, XDS_CLUSTER_NAME);
+  return c != null ? c : "";
 }
 
 function propertyOr(first: Array<string>, second: Array<string>): string | null {

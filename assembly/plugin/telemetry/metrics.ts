@@ -22,6 +22,11 @@ export const H_INPUT_TOKENS = "input_tokens";
 export const H_OUTPUT_TOKENS = "output_tokens";
 export const H_OUTPUT_TOKENS_PER_SECOND = "output_tokens_per_second";
 export const CACHED_TOKEN = "cached_token";
+export const REASONING_TOKEN = "reasoning_token"; // usage.completion_tokens_details.reasoning_tokens
+// Time to the first answer token (content or tool calls, reasoning excluded); first_token_ms counts any.
+export const H_FIRST_ANSWER_TOKEN_MS = "first_answer_token_ms";
+// Every attempt failed and the plugin answered with the all_attempts_failed error (requested model's labels).
+export const ALL_ATTEMPTS_FAILED = "all_attempts_failed";
 export const USAGE_ESTIMATED = "usage_estimated";
 export const STREAM_INCOMPLETE = "stream_incomplete";
 export const STREAM_UNPARSED = "stream_unparsed";
@@ -32,25 +37,67 @@ export const FALLBACK = "fallback";
 // plugin answered), class 2xx…5xx.
 export const RESPONSES_PREFIX = "responses_";
 
+// OpenTelemetry's GenAI metrics (semantic conventions), under their own label set (GenAiLabels). Envoy's
+// histograms hold unsigned integers and a Wasm plugin cannot give them a unit, so durations are in
+// milliseconds and say so (OpenTelemetry specifies seconds; its Prometheus naming of an `ms` unit is
+// `_milliseconds`).
+export const GEN_AI_INPUT_TOKENS = "token_type.input.client.token.usage";
+export const GEN_AI_OUTPUT_TOKENS = "token_type.output.client.token.usage";
+export const GEN_AI_REQUEST_DURATION = "server.request.duration.milliseconds";
+export const GEN_AI_TIME_TO_FIRST_TOKEN = "server.time_to_first_token.milliseconds";
+export const GEN_AI_TIME_PER_OUTPUT_TOKEN = "server.time_per_output_token.milliseconds";
+
 // Distinct label sets one VM will define; past it, model and consumer become "overflow" so a client
 // cycling through names cannot grow Envoy's stats without bound.
 export const MAX_SERIES: i32 = 2000;
 export const MAX_LABEL_LENGTH: i32 = 64;
 export const OVERFLOW = "overflow";
 
-export class Labels {
+// A set of label values, encoded in the metric name's prefix (Envoy's stats tags take them out again).
+export class LabelSet {
   readonly prefix: string; // built once per request, reused by every metric of it
   // Metric ids of this label set by metric name, shared by every request with the same labels (see
   // admit): a request looks its metrics up by short name instead of hashing full metric names.
   ids: Map<string, u32> = EMPTY_IDS;
 
+  constructor(prefix: string) {
+    this.prefix = prefix;
+  }
+
+  // The same set with its client-chosen values folded into "overflow" (admit, past MAX_SERIES).
+  overflowed(): LabelSet {
+    return this;
+  }
+}
+
+// Higress's labels: route and cluster Envoy picked, the model that served, the consumer.
+export class Labels extends LabelSet {
   constructor(
     public route: string,
     public cluster: string,
     public model: string,
     public consumer: string,
   ) {
-    this.prefix = "route." + route + ".upstream." + cluster + ".model." + model + ".consumer." + consumer + ".metric.";
+    super("route." + route + ".upstream." + cluster + ".model." + model + ".consumer." + consumer + ".metric.");
+  }
+
+  overflowed(): LabelSet {
+    return new Labels(this.route, this.cluster, OVERFLOW, OVERFLOW);
+  }
+}
+
+// OpenTelemetry GenAI attributes: gen_ai.operation.name, gen_ai.request.model, gen_ai.response.model.
+export class GenAiLabels extends LabelSet {
+  constructor(
+    public operation: string,
+    public requestModel: string,
+    public responseModel: string,
+  ) {
+    super("gen_ai.operation." + operation + ".request_model." + requestModel + ".response_model." + responseModel + ".");
+  }
+
+  overflowed(): LabelSet {
+    return new GenAiLabels(this.operation, OVERFLOW, OVERFLOW);
   }
 }
 
@@ -104,11 +151,12 @@ const EMPTY_IDS = new Map<string, u32>();
 // for the VM's life.
 const series = new Map<string, Map<string, u32>>();
 
-// Admits a label set (attaching its ids); once MAX_SERIES sets exist, new ones have model and
-// consumer folded into "overflow" (one such set per route and cluster, which the configuration bounds).
-export function admit(labels: Labels): Labels {
-  let l = labels;
-  if (!series.has(l.prefix) && series.size >= MAX_SERIES) l = new Labels(l.route, l.cluster, OVERFLOW, OVERFLOW);
+// Admits a label set (attaching its ids); once MAX_SERIES sets exist, new ones have their client-chosen
+// values (model, consumer) folded into "overflow" (one such set per route and cluster, or per
+// operation, which the configuration bounds).
+export function admit<T extends LabelSet>(labels: T): T {
+  let l: T = labels;
+  if (!series.has(l.prefix) && series.size >= MAX_SERIES) l = changetype<T>(l.overflowed());
   if (series.has(l.prefix)) {
     l.ids = series.get(l.prefix);
   } else {
@@ -118,7 +166,7 @@ export function admit(labels: Labels): Labels {
   return l;
 }
 
-function metricId(labels: Labels, type: MetricType, name: string): u32 {
+function metricId(labels: LabelSet, type: MetricType, name: string): u32 {
   const ids = labels.ids;
   if (ids.has(name)) return ids.get(name);
   const id = defineMetric(type, labels.prefix + name);
@@ -127,7 +175,7 @@ function metricId(labels: Labels, type: MetricType, name: string): u32 {
   return id;
 }
 
-export function count(labels: Labels, name: string, delta: i64): void {
+export function count(labels: LabelSet, name: string, delta: i64): void {
   if (delta <= 0) return;
   incrementMetric(metricId(labels, MetricType.Counter, name), delta);
 }
@@ -136,7 +184,7 @@ export function countFallback(labels: Labels, to: string, reason: string): void 
   count(labels, FALLBACK + ".to." + sanitizeClientLabel(to) + ".reason." + reason, 1);
 }
 
-export function observe(labels: Labels, name: string, value: i64): void {
+export function observe(labels: LabelSet, name: string, value: i64): void {
   if (value < 0) return;
   recordMetric(metricId(labels, MetricType.Histogram, name), <u64>value);
 }

@@ -1,16 +1,17 @@
 // The clusters: one per model, whose endpoints say which model they serve, and one aggregate cluster per model
 // with backups (the fallback chain as priorities).
 
-/** Filter-metadata namespace the plugin's attempt stage reads (assembly/plugin/attempt.ts). */
+/** Filter-metadata namespace the plugin's attempt stage reads (assembly/plugin/stages/attempt-stage.ts). */
 export const METADATA_NAMESPACE = "llm-gateway";
 
 /**
- * An endpoint's metadata naming the model it serves: the attempt stage reads
+ * An endpoint's metadata naming the model it serves and its cluster: the attempt stage reads
  * `filter_metadata["llm-gateway"].model` of the host an attempt goes to, which stays exact even when Envoy skips
- * an unhealthy priority (the attempt count alone would then name the wrong backup).
+ * an unhealthy priority (the attempt count alone would then name the wrong backup), and `.cluster` to label the
+ * attempt's metrics with the model's own cluster (inside an aggregate cluster Envoy only names the aggregate).
  */
-export function modelEndpointMetadata(model: string): Record<string, unknown> {
-  return { filter_metadata: { [METADATA_NAMESPACE]: { model } } };
+export function modelEndpointMetadata(model: string, cluster: string): Record<string, unknown> {
+  return { filter_metadata: { [METADATA_NAMESPACE]: { model, cluster } } };
 }
 
 export interface ModelClusterOptions {
@@ -49,7 +50,7 @@ export function modelCluster(o: ModelClusterOptions): Record<string, unknown> {
           lb_endpoints: [
             {
               endpoint: { address: { socket_address: { address: o.address, port_value: o.port } } },
-              metadata: modelEndpointMetadata(o.model),
+              metadata: modelEndpointMetadata(o.model, o.name),
             },
           ],
         },

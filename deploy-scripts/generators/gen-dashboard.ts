@@ -6,8 +6,9 @@
 //   npx tsx deploy-scripts/generators/gen-dashboard.ts           write the files
 //   npx tsx deploy-scripts/generators/gen-dashboard.ts --check   exit 1 if a committed file differs (CI)
 //
-// Metric names: assembly/plugin/metrics.ts (Higress's ai-statistics names under the stats tags
-// ai_route, ai_cluster, ai_model, ai_consumer) and assembly/plugin/root.ts (the VM memory gauge).
+// Metric names: assembly/plugin/telemetry/metrics.ts (Higress's ai-statistics names under the stats tags
+// ai_route, ai_cluster, ai_model, ai_consumer; the OpenTelemetry GenAI histograms under the gen_ai_* tags of
+// deploy-scripts/render/envoy/stats.ts) and assembly/plugin/root.ts (the VM memory gauge).
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { syncGeneratedFiles } from "./generated-files.ts";
@@ -24,6 +25,8 @@ export const CONFIGMAP_KEY = "llm-gateway-dashboard.json";
 
 /** Prometheus name prefix of every per-request metric (Envoy drops `wasmcustom.`, the stats tags take the labels out). */
 export const AI_PREFIX = "route_upstream_model_consumer_metric_";
+/** Prometheus name prefix of the OpenTelemetry GenAI histograms (gen_ai_client_…, gen_ai_server_…). */
+export const GEN_AI_PREFIX = "gen_ai_";
 export const VM_MEMORY = "llm_gateway_vm_memory_bytes";
 /** The dashboard's variable holding the Prometheus data source (also what `${DS_PROMETHEUS}` resolves to). */
 export const DS_VAR = "DS_PROMETHEUS";
@@ -32,6 +35,10 @@ const DS = { type: "prometheus", uid: "${" + DS_VAR + "}" };
 // Every per-request selector carries the three filters, so the variables apply to every panel.
 const FILTERS = 'ai_model=~"$ai_model", ai_route=~"$ai_route", ai_consumer=~"$ai_consumer"';
 const WINDOW = "[$__rate_interval]";
+
+// The OpenTelemetry GenAI histograms carry no route or consumer; the Model variable filters the model the client asked
+// for (gen_ai_request_model, sanitised like ai_model, so the values are the same model names).
+const GEN_AI_FILTERS = 'gen_ai_request_model=~"$ai_model"';
 
 /** `route_upstream_model_consumer_metric_<name>{filters}` */
 export function ai(name: string): string {
@@ -57,6 +64,25 @@ function share(num: string, den: string): string {
   return `(${sumRate(num)} or vector(0)) / ${sumRate(den)}`;
 }
 
+/** The same share per model: 0 for a model whose `num` has never been counted. */
+function shareByModel(num: string, den: string): string {
+  const d = sumRate(den, "ai_model");
+  return `(${sumRate(num, "ai_model")} or 0 * ${d}) / ${d}`;
+}
+
+/** A quantile of a gen_ai millisecond histogram, per request model, in seconds (OpenTelemetry's unit). */
+function genAiSeconds(q: number, histogram: string): string {
+  const buckets = `rate(${GEN_AI_PREFIX}${histogram}_bucket{${GEN_AI_FILTERS}}${WINDOW})`;
+  return `histogram_quantile(${q}, sum by (gen_ai_request_model, le) (${buckets})) / 1000`;
+}
+
+function genAiP50P90(histogram: string): Target[] {
+  return [
+    { expr: genAiSeconds(0.5, histogram), legend: "{{gen_ai_request_model}} p50" },
+    { expr: genAiSeconds(0.9, histogram), legend: "{{gen_ai_request_model}} p90" },
+  ];
+}
+
 // responses_<origin>_<class>, one counter per pair (assembly/plugin/report.ts). Only the classes an
 // LLM API answers with; each becomes a `class` label so the panels can stack and total them.
 export const RESPONSE_CLASSES = ["upstream_2xx", "upstream_4xx", "upstream_5xx", "local_2xx", "local_4xx", "local_5xx"] as const;
@@ -66,6 +92,14 @@ export const RESPONSE_CLASSES = ["upstream_2xx", "upstream_4xx", "upstream_5xx",
 function responsesUnion(): string {
   const parts = RESPONSE_CLASSES.map((c) => `label_replace(${rate(`responses_${c}`)}, "class", "${c.replace("_", " ")}", "", "")`);
   return `(\n  ${parts.join("\n  or ")}\n)`;
+}
+
+// The upstream classes per model and class: counted once per attempt, against the model that answered it.
+function upstreamByModel(): string {
+  const parts = RESPONSE_CLASSES.filter((c) => c.startsWith("upstream_")).map(
+    (c) => `label_replace(${rate(`responses_${c}`)}, "class", "${c.replace("upstream_", "")}", "", "")`,
+  );
+  return `sum by (ai_model, class) (\n  ${parts.join("\n  or ")}\n)`;
 }
 
 function responseShare(cls: (typeof RESPONSE_CLASSES)[number]): string {
@@ -114,7 +148,7 @@ function p50p99(histogram: string): Target[] {
 }
 
 const TTFT_NOTE =
-  "Time to first token: from the request reaching the gateway to the first SSE event carrying generated content (streamed requests only).";
+  "Time to first token: from the request reaching the gateway to the first SSE event carrying generated tokens of any kind, reasoning included (streamed requests only).";
 
 export function rows(): RowSpec[] {
   return [
@@ -127,7 +161,7 @@ export function rows(): RowSpec[] {
         stat(
           "Upstream 5xx",
           "percentunit",
-          "Share of all responses that were a 5xx from the model server.",
+          "Share of all responses that were a 5xx from a model server; upstream responses count once per attempt, so a fallback's failed primary is counted.",
           responseShare("upstream_5xx"),
           { redFrom: 0.01, decimals: 2 },
         ),
@@ -149,20 +183,33 @@ export function rows(): RowSpec[] {
     {
       title: "Traffic and tokens",
       panels: [
-        ts("Requests/s per model", "reqps", "Requests routed to each model, whatever their outcome (Higress's llm_duration_count).", [
-          { expr: sumRate("llm_duration_count", "ai_model"), legend: "{{ai_model}}" },
-        ]),
+        ts(
+          "Requests/s per model",
+          "reqps",
+          "Requests routed to each model, whatever their outcome (Higress's llm_duration_count).",
+          [{ expr: sumRate("llm_duration_count", "ai_model"), legend: "{{ai_model}}" }],
+          6,
+        ),
         ts(
           "Input tokens/s per model",
           "short",
           "Prompt tokens per second as the model servers reported them (estimated when they did not).",
           [{ expr: sumRate("input_token", "ai_model"), legend: "{{ai_model}}" }],
+          6,
         ),
         ts(
           "Output tokens/s per model",
           "short",
-          "Generated tokens per second as the model servers reported them (estimated when they did not).",
+          "Generated tokens per second as the model servers reported them (estimated when they did not), reasoning tokens included.",
           [{ expr: sumRate("output_token", "ai_model"), legend: "{{ai_model}}" }],
+          6,
+        ),
+        ts(
+          "Reasoning tokens/s per model",
+          "short",
+          "The part of the output tokens spent on reasoning (usage.completion_tokens_details.reasoning_tokens), when the model server reports it; vLLM releases before reasoning_tokens was added report none.",
+          [{ expr: sumRate("reasoning_token", "ai_model"), legend: "{{ai_model}}" }],
+          6,
         ),
       ],
     },
@@ -170,6 +217,15 @@ export function rows(): RowSpec[] {
       title: "Latency",
       panels: [
         ts("Time to first token", "ms", `${TTFT_NOTE} p50 and p99 from the first_token_ms histogram.`, p50p99("first_token_ms")),
+        ts(
+          "First token vs first answer token",
+          "ms",
+          "p50 of the time to the first generated token of any kind (first_token_ms) and to the first answer token (first_answer_token_ms: content or tool calls, reasoning excluded). The gap is the time a reasoning model thinks before it answers.",
+          [
+            { expr: quantile(0.5, "first_token_ms"), legend: "{{ai_model}} first token p50" },
+            { expr: quantile(0.5, "first_answer_token_ms"), legend: "{{ai_model}} first answer token p50" },
+          ],
+        ),
         ts(
           "Inter-token latency",
           "ms",
@@ -181,14 +237,25 @@ export function rows(): RowSpec[] {
           "ms",
           "From the request reaching the gateway to the last byte of the response. p50 and p99.",
           p50p99("duration_ms"),
+          6,
         ),
-        ts("Output tokens/s per request", "short", "Each request's output tokens over its duration; the median request.", [
-          { expr: quantile(0.5, "output_tokens_per_second"), legend: "{{ai_model}} p50" },
-        ]),
-        ts("Tokens per request", "short", "Median prompt and completion size per request.", [
-          { expr: quantile(0.5, "input_tokens"), legend: "{{ai_model}} input p50" },
-          { expr: quantile(0.5, "output_tokens"), legend: "{{ai_model}} output p50" },
-        ]),
+        ts(
+          "Output tokens/s per request",
+          "short",
+          "Each request's output tokens over its duration; the median request.",
+          [{ expr: quantile(0.5, "output_tokens_per_second"), legend: "{{ai_model}} p50" }],
+          6,
+        ),
+        ts(
+          "Tokens per request",
+          "short",
+          "Median prompt and completion size per request.",
+          [
+            { expr: quantile(0.5, "input_tokens"), legend: "{{ai_model}} input p50" },
+            { expr: quantile(0.5, "output_tokens"), legend: "{{ai_model}} output p50" },
+          ],
+          6,
+        ),
         ts(
           "Mean TTFT and duration (Higress counters)",
           "ms",
@@ -203,6 +270,7 @@ export function rows(): RowSpec[] {
               legend: "{{ai_model}} duration",
             },
           ],
+          6,
         ),
       ],
     },
@@ -212,7 +280,7 @@ export function rows(): RowSpec[] {
         ts(
           "Error share",
           "percentunit",
-          "Share of all responses: 5xx from the model servers, and 4xx/5xx Envoy or the plugin answered itself (bad requests, unknown models, unreachable servers).",
+          "Share of all responses: 5xx from the model servers (once per attempt), and 4xx/5xx Envoy or the plugin answered itself (bad requests, unknown models, unreachable servers, every attempt failed).",
           [
             { expr: responseShare("upstream_5xx"), legend: "upstream 5xx" },
             { expr: responseShare("local_4xx"), legend: "local 4xx" },
@@ -222,7 +290,7 @@ export function rows(): RowSpec[] {
         ts(
           "Responses/s by origin and class",
           "reqps",
-          "upstream: the model server answered; local: Envoy or the plugin did.",
+          "upstream: a model server answered (once per attempt, so a request that fell back counts its failed primary too); local: Envoy or the plugin did.",
           [{ expr: `sum by (class) ${responsesUnion()}`, legend: "{{class}}" }],
           8,
           { stacked: true },
@@ -236,6 +304,21 @@ export function rows(): RowSpec[] {
             { expr: share("stream_unparsed", "llm_stream_duration_count"), legend: "unparsed streams" },
             { expr: share("usage_estimated", "llm_duration_count"), legend: "estimated usage" },
           ],
+        ),
+        ts(
+          "Upstream responses/s by model (every attempt)",
+          "reqps",
+          "Statuses the model servers answered, once per attempt and under the model that answered it: a primary's 5xx shows under the primary even when a backup then answered the client.",
+          [{ expr: upstreamByModel(), legend: "{{ai_model}} {{class}}" }],
+          12,
+          { stacked: true },
+        ),
+        ts(
+          "Estimated usage share per model",
+          "percentunit",
+          "Share of each model's requests whose token counts the gateway estimated: the server reported no usage, or the stream was cut before its usage arrived (then: the last usage it carried, else one token per delivered event). Estimated counts are not billing-grade.",
+          [{ expr: shareByModel("usage_estimated", "llm_duration_count"), legend: "{{ai_model}}" }],
+          12,
         ),
       ],
     },
@@ -259,7 +342,7 @@ export function rows(): RowSpec[] {
         ts(
           "Fallbacks/s",
           "reqps",
-          'Requests moved from a failing model (ai_model) to a backup, by backup and reason; backup "none" means every model failed.',
+          "Requests moved from a failing model (ai_model) to a backup, by backup and reason.",
           [
             {
               expr: `sum by (ai_model, ai_fallback_to, ai_fallback_reason) (${rate("fallback_to_reason")})`,
@@ -267,6 +350,51 @@ export function rows(): RowSpec[] {
             },
           ],
           12,
+        ),
+        ts(
+          "All attempts failed/s",
+          "reqps",
+          "Requests whose primary and every backup failed (the client got the all_attempts_failed error), under the model the client asked for.",
+          [{ expr: sumRate("all_attempts_failed", "ai_model"), legend: "{{ai_model}}" }],
+          12,
+        ),
+      ],
+    },
+    {
+      title: "OpenTelemetry GenAI",
+      panels: [
+        ts(
+          "Request duration (gen_ai.server.request.duration)",
+          "s",
+          "p50 and p90 per requested model, of requests a model server answered with 2xx. Recorded in milliseconds (gen_ai_server_request_duration_milliseconds: Envoy's histograms hold integers), shown in seconds. Filtered by Model only: the OpenTelemetry attributes have no route or consumer.",
+          genAiP50P90("server_request_duration_milliseconds"),
+          6,
+        ),
+        ts(
+          "Time to first token (gen_ai.server.time_to_first_token)",
+          "s",
+          "p50 and p90 per requested model, streamed 2xx answers. Recorded in milliseconds, shown in seconds. Filtered by Model only.",
+          genAiP50P90("server_time_to_first_token_milliseconds"),
+          6,
+        ),
+        ts(
+          "Time per output token (gen_ai.server.time_per_output_token)",
+          "s",
+          "p50 and p90 per requested model, streamed 2xx answers with more than one output token. Recorded in milliseconds, shown in seconds. Filtered by Model only.",
+          genAiP50P90("server_time_per_output_token_milliseconds"),
+          6,
+        ),
+        ts(
+          "Token usage by type (gen_ai.client.token.usage)",
+          "short",
+          "Tokens/s per requested model and token type (input, output), from the histogram's sum: Envoy computes a histogram's sum from its bins, so it is close but not exact; the exact counts are the input/output token counters above. Filtered by Model only.",
+          [
+            {
+              expr: `sum by (gen_ai_request_model, gen_ai_token_type) (rate(${GEN_AI_PREFIX}client_token_usage_sum{${GEN_AI_FILTERS}}${WINDOW}))`,
+              legend: "{{gen_ai_request_model}} {{gen_ai_token_type}}",
+            },
+          ],
+          6,
         ),
       ],
     },

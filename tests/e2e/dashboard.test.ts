@@ -2,7 +2,8 @@
 // Envoy's /stats/prometheus: every metric a query names is exported, with the type the query
 // assumes (rate() over counters and histogram parts, histogram_quantile() over buckets, a bare
 // gauge), and every label a query filters or groups by is on those series. Traffic covers plain and
-// streamed answers, failures, a fallback and an unparsed stream, so each panel's series exist.
+// streamed answers, reasoning, failures, a fallback, a request whose every attempt failed and an unparsed
+// stream, so each panel's series exist (the OpenTelemetry GenAI histograms included).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -12,7 +13,14 @@ import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { startSeed, post, type Seed } from "../harness/seed.ts";
 import { AI_PREFIX, parsePrometheus, scrapeUntil, type Sample } from "../harness/metrics.ts";
-import { CONFIGMAP_FILE, CONFIGMAP_KEY, DASHBOARD_FILE, DS_VAR, ROOT } from "../../deploy-scripts/generators/gen-dashboard.ts";
+import {
+  CONFIGMAP_FILE,
+  CONFIGMAP_KEY,
+  DASHBOARD_FILE,
+  DS_VAR,
+  GEN_AI_PREFIX,
+  ROOT,
+} from "../../deploy-scripts/generators/gen-dashboard.ts";
 
 // ---- a small PromQL reader: the metric selectors, label matchers and groupings of an expression ----
 
@@ -234,10 +242,13 @@ test("the dashboard's shape: unique ids, the data source variable everywhere, th
     assert.ok((p.targets ?? []).length > 0, `panel "${p.title}" has queries`);
     for (const t of p.targets ?? []) assert.equal(t.datasource?.uid, `\${${DS_VAR}}`);
   }
-  // Every per-request selector is narrowed by all three variables, so a filter applies to every panel.
+  // Every per-request selector is narrowed by all three variables, so a filter applies to every panel; the
+  // OpenTelemetry GenAI histograms, which have no route or consumer, by the model.
   for (const { where, expr } of queries()) {
     if (where.startsWith("variable")) continue;
     for (const s of readQuery(expr).selectors) {
+      if (s.metric.startsWith(GEN_AI_PREFIX))
+        assert.ok(s.labels.includes("gen_ai_request_model"), `${where}: ${s.metric} is filtered by $ai_model`);
       if (!s.metric.startsWith(AI_PREFIX)) continue;
       for (const v of ["ai_model", "ai_route", "ai_consumer"])
         assert.ok(s.labels.includes(v), `${where}: ${s.metric} is filtered by $${v}`);
@@ -290,6 +301,7 @@ before(async () => {
     stub: { ttftMs: 40, tokenIntervalMs: 2, completionTokens: 8 },
     pluginConfig: {
       models: [{ name: "qwen2-1-5b", fallback: ["gemma-2-2b"] }, { name: "gemma-2-2b" }],
+      trustConsumerHeader: true, // the requests below name their consumer on purpose
       _rules_: [{ _match_domain_: [UNPARSED_HOST], maxSseEventBytes: 64 }],
     },
   });
@@ -308,13 +320,20 @@ before(async () => {
   await send({ model: "gemma-2-2b" }, { "x-stub-drop": "1" }); // local 5xx (Envoy)
   await send({ model: "no-such-model" }); // local 4xx (plugin)
   await send({ model: "qwen2-1-5b" }, { "x-stub-status": "503", "x-stub-target": "qwen2-1-5b" }); // fallback
+  await send({ model: "qwen2-1-5b" }, { "x-stub-status": "503" }); // every attempt failed
+  await send({ model: "qwen2-1-5b", stream: true }, { "x-stub-reasoning-tokens": "3" }); // reasoning, first answer token
   await send({ model: "gemma-2-2b", stream: true }, { "x-stub-cut-after": "3" }); // incomplete stream
   await send({ model: "gemma-2-2b", stream: true }, { "x-stub-no-usage": "1" }); // estimated usage
   await postWithHost(url, UNPARSED_HOST, { model: "gemma-2-2b", messages, stream: true }); // unparsed stream
   const models = await fetch(`${seed.gateway.url}/v1/models`); // local 2xx
   await models.text();
   // Histograms reach the admin output at the next stats flush.
-  await scrapeUntil(seed.gateway.adminUrl, (s) => s.some((x) => x.name === `${AI_PREFIX}inter_token_ms_bucket`));
+  const flushed = [
+    `${AI_PREFIX}inter_token_ms_bucket`,
+    `${AI_PREFIX}first_answer_token_ms_bucket`,
+    `${GEN_AI_PREFIX}server_time_per_output_token_milliseconds_bucket`,
+  ];
+  await scrapeUntil(seed.gateway.adminUrl, (s) => flushed.every((n) => s.some((x) => x.name === n)));
   const text = await (await fetch(`${seed.gateway.adminUrl}/stats/prometheus`)).text();
   samples = parsePrometheus(text);
   types = new Map([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1]!, m[2]!]));

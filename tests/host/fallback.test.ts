@@ -189,7 +189,8 @@ test("dispatch: a client gone before the backup answers: the late answer is drop
 });
 
 test("dispatch: with maxAttempts 1 the primary's own failure goes to the client", async () => {
-  const root = await plugin({ ...DISPATCH, maxAttempts: 1 });
+  const envoy = new FakeEnvoy();
+  const root = await plugin({ ...DISPATCH, maxAttempts: 1 }, envoy);
   const s = routed(root, chat(QWEN));
   assert.equal(
     s.sendResponseHeaders([
@@ -203,6 +204,8 @@ test("dispatch: with maxAttempts 1 the primary's own failure goes to the client"
   assert.equal(s.calls.length, 0);
   assert.equal(s.clientStatus(), 503);
   assert.equal(s.client.body.toString(), '{"error":"busy"}');
+  const QWEN_5XX = `route.ai-route-${QWEN}.internal.upstream.${clusterOf(QWEN)}.model.${QWEN}.consumer.none.metric.responses_upstream_5xx`;
+  assert.equal(envoy.metrics.value(QWEN_5XX), 1, "counted once, though judged before it was delivered");
   assert.equal(s.clientHeader("x-llm-gateway-fallback-from"), undefined);
 });
 

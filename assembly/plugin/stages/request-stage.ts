@@ -304,6 +304,7 @@ export class RequestStage extends HttpContext {
       if (reason != Reason.None) {
         // This attempt's status counts against the primary, though the client will not see it.
         countResponse(requestLabels(a.model, this.cfg, ""), a.status, a.viaUpstream);
+        a.statusCounted = true; // (if no backup is tried, this same answer goes to the client)
         fb.primaryFailed(
           a.model,
           reason == Reason.LocalReply ? "unreachable" : "status " + a.status.toString(),

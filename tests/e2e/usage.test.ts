@@ -18,6 +18,7 @@ before(async () => {
   seed = await startSeed({
     stub: { ttftMs: TTFT_MS, completionTokens: 12 },
     pluginConfig: {
+      trustConsumerHeader: true, // the last test names its consumer on purpose
       models: [
         { name: "qwen2-1-5b" },
         { name: "gemma-2-2b" },
@@ -128,7 +129,7 @@ test("TTFT reflects the backend's first-token delay", async () => {
   assert.equal(aiMetric(s, "llm_stream_duration_count", "t-ttft"), 3);
   // Each request waited TTFT_MS at the backend before its first token (and little else).
   assert.ok(sum >= 3 * TTFT_MS && sum < 3 * (TTFT_MS + 250), `TTFT sum ${sum} ms for 3 requests`);
-  assert.equal(bucket(s, "first_token_ms", "t-ttft", 200), 0, "no request under 200 ms");
+  assert.equal(bucket(s, "first_token_ms", "t-ttft", 270), 0, "no request under 270 ms");
   assert.equal(bucket(s, "first_token_ms", "t-ttft", 1000), 3, "every request under 1 s");
   // Duration ≥ TTFT; inter-token latency recorded.
   assert.ok(aiMetric(s, "llm_service_duration", "t-ttft") >= sum);

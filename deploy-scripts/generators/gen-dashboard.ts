@@ -364,30 +364,30 @@ export function rows(): RowSpec[] {
       title: "OpenTelemetry GenAI",
       panels: [
         ts(
-          "Request duration (gen_ai.server.request.duration)",
+          "GenAI request duration",
           "s",
-          "p50 and p90 per requested model, of requests a model server answered with 2xx. Recorded in milliseconds (gen_ai_server_request_duration_milliseconds: Envoy's histograms hold integers), shown in seconds. Filtered by Model only: the OpenTelemetry attributes have no route or consumer.",
+          "gen_ai.server.request.duration: p50 and p90 per requested model, of requests a model server answered with 2xx. Recorded in milliseconds (gen_ai_server_request_duration_milliseconds: Envoy's histograms hold integers), shown in seconds. Filtered by Model only: the OpenTelemetry attributes have no route or consumer.",
           genAiP50P90("server_request_duration_milliseconds"),
           6,
         ),
         ts(
-          "Time to first token (gen_ai.server.time_to_first_token)",
+          "GenAI time to first token",
           "s",
-          "p50 and p90 per requested model, streamed 2xx answers. Recorded in milliseconds, shown in seconds. Filtered by Model only.",
+          "gen_ai.server.time_to_first_token: p50 and p90 per requested model, streamed 2xx answers. Recorded in milliseconds, shown in seconds. Filtered by Model only.",
           genAiP50P90("server_time_to_first_token_milliseconds"),
           6,
         ),
         ts(
-          "Time per output token (gen_ai.server.time_per_output_token)",
+          "GenAI time per output token",
           "s",
-          "p50 and p90 per requested model, streamed 2xx answers with more than one output token. Recorded in milliseconds, shown in seconds. Filtered by Model only.",
+          "gen_ai.server.time_per_output_token: p50 and p90 per requested model, streamed 2xx answers with more than one output token. OpenTelemetry's buckets are coarse here (10, 25, 50 ms): the Inter-token latency panel's E12 buckets are closer. Recorded in milliseconds, shown in seconds. Filtered by Model only.",
           genAiP50P90("server_time_per_output_token_milliseconds"),
           6,
         ),
         ts(
-          "Token usage by type (gen_ai.client.token.usage)",
+          "GenAI token usage by type",
           "short",
-          "Tokens/s per requested model and token type (input, output), from the histogram's sum: Envoy computes a histogram's sum from its bins, so it is close but not exact; the exact counts are the input/output token counters above. Filtered by Model only.",
+          "gen_ai.client.token.usage: tokens/s per requested model and token type (input, output), from the histogram's sum: Envoy computes a histogram's sum from its bins, so it is close but not exact; the exact counts are the input/output token counters above. Filtered by Model only.",
           [
             {
               expr: `sum by (gen_ai_request_model, gen_ai_token_type) (rate(${GEN_AI_PREFIX}client_token_usage_sum{${GEN_AI_FILTERS}}${WINDOW}))`,

@@ -33,6 +33,10 @@ def fmt(value, unit, decimals=None):
     if unit == "percentunit":
         d = 1 if decimals is None else decimals
         return f"{value * 100:.{d}f}%"
+    if unit == "s":  # as Grafana shows seconds: below one second in ms
+        if abs(value) >= 1 or value == 0:
+            return f"{value:.2f} s" if value != 0 else "0 s"
+        return f"{value * 1000:.0f} ms" if abs(value) >= 0.01 else f"{value * 1000:.1f} ms"
     if unit == "ms":
         if abs(value) >= 1000:
             return f"{value / 1000:.2f} s"

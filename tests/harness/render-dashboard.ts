@@ -159,7 +159,8 @@ const within = (f: number, w: { from: number; to: number }): boolean => f >= w.f
 
 // The story the picture tells: ramp-up, a qwen outage (its requests fall back to gemma), gemma
 // slowing down, recovery. Sprinkled throughout: cut streams, answers without usage, unknown
-// models, dropped connections.
+// models, dropped connections, qwen requests whose backup fails too, and gemma answering as a
+// reasoning model (its first tokens are reasoning).
 function phaseAt(f: number): Phase {
   return {
     workers: f < 0.15 ? 3 : f < 0.3 ? 6 : 9,
@@ -177,6 +178,7 @@ async function oneRequest(seed: Seed, phase: Phase): Promise<void> {
     "x-stub-token-interval-ms": String(qwen ? 12 : 25),
     "x-stub-completion-tokens": String(16 + Math.floor(Math.random() * 96)),
   };
+  if (!qwen) headers["x-stub-reasoning-tokens"] = String(4 + Math.floor(Math.random() * 12));
   const consumer = pick(CONSUMERS);
   if (consumer !== "none") headers["x-mse-consumer"] = consumer;
   if (phase.slowGemma && !qwen) headers["x-stub-ttft-ms"] = String(Math.round(900 * (0.7 + Math.random() * 0.6)));
@@ -188,6 +190,8 @@ async function oneRequest(seed: Seed, phase: Phase): Promise<void> {
     headers["x-stub-drop"] = "1"; // connection dropped: local 503
   else if (r < 0.07 && !qwen)
     headers["x-stub-status"] = "503"; // a gemma 5xx
+  else if (r < 0.065 && qwen)
+    headers["x-stub-status"] = "503"; // qwen and its backup gemma fail: all attempts failed
   else if (r < 0.09 && stream)
     headers["x-stub-cut-after"] = "4"; // stream cut midway
   else if (r < 0.14) headers["x-stub-no-usage"] = "1"; // no usage: estimated

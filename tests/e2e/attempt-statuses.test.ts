@@ -85,5 +85,16 @@ for (const mechanism of ["envoy", "dispatch"] as const) {
       assert.equal(log["requested_model"], PRIMARY);
       assert.equal(log["status"], 503);
     });
+
+    test("every attempt unreachable: the fallback counter names the last backup tried, all_attempts_failed the requested model", async () => {
+      const before = await scrape(seed.gateway.adminUrl);
+      const r = await post(`${seed.gateway.url}/v1/chat/completions`, { model: PRIMARY, messages: MESSAGES }, { "x-stub-drop": "1" });
+      assert.equal(r.status, 503);
+      assert.equal(((await r.json()) as { error: { code: string } }).error.code, "all_attempts_failed");
+      const after = await scrapeUntil(seed.gateway.adminUrl, (s) => delta(before, s, "all_attempts_failed", PRIMARY) >= 1);
+      assert.equal(delta(before, after, "fallback_to_reason", PRIMARY, { ai_fallback_to: BACKUP }), 1, "to = the last backup tried");
+      assert.equal(delta(before, after, "fallback_to_reason", PRIMARY, { ai_fallback_to: PRIMARY }), 0, "not the primary itself");
+      assert.equal(delta(before, after, "responses_local_5xx", PRIMARY), 1);
+    });
   });
 }

@@ -302,9 +302,12 @@ export class RequestStage extends HttpContext {
       const reason = fb.judge(policy, a.status, a.viaUpstream, <i64>((a.headersNs - this.req.startNs) / NS_PER_MS));
       if (fb.onPrimary) cooldown.record(policy, a.routeValue, reason != Reason.None, <i64>(a.headersNs / NS_PER_MS), fb.probe);
       if (reason != Reason.None) {
-        // This attempt's status counts against the primary, though the client will not see it.
-        countResponse(requestLabels(a.model, this.cfg, ""), a.status, a.viaUpstream);
-        a.statusCounted = true; // (if no backup is tried, this same answer goes to the client)
+        // An upstream's status counts against the primary, though the client will not see it (as the
+        // attempt stage counts it with fallback.mechanism envoy; Envoy's own answers are not attempts').
+        if (a.viaUpstream) {
+          countResponse(requestLabels(a.model, this.cfg, ""), a.status, true);
+          a.statusCounted = true; // (if no backup is tried, this same answer goes to the client)
+        }
         fb.primaryFailed(
           a.model,
           reason == Reason.LocalReply ? "unreachable" : "status " + a.status.toString(),
@@ -487,11 +490,12 @@ export class RequestStage extends HttpContext {
     const n = host.getHeader(MapType.HttpRequestHeaders, ATTEMPT_COUNT_HEADER);
     const attempts = n != null ? <i32>parseDigits(n) : 1;
     const route = this.cfg.findRoute(this.plannedModel);
-    if (attempts < 2 || attempts > MAX_REPORTED_ATTEMPTS || route == null) return false;
+    const fb = this.fallback;
+    // A primary skipped for its cooldown counts as an attempt that failed (fb.tried names it).
+    const skipped = fb.tried.length;
+    if (attempts < 1 || attempts + skipped < 2 || attempts > MAX_REPORTED_ATTEMPTS || route == null) return false;
     const rid = host.getHeader(MapType.HttpRequestHeaders, REQUEST_ID_HEADER);
     const f = rid != null ? failuresOf(rid) : null;
-    const fb = this.fallback;
-    fb.tried = new Array<string>();
     for (let k = 1; k <= attempts; k++) {
       if (f != null && f.has(k)) {
         fb.tried.push(f.line(k));
@@ -509,6 +513,8 @@ export class RequestStage extends HttpContext {
     }
     const why = f != null ? f.lastReason() : "";
     fb.switched(this.plannedModel, why.length > 0 ? why : reasonName(Reason.LocalReply, 0));
+    // The last model tried (Envoy answered for it when it was unreachable: no attempt stage header).
+    a.model = chainModel(this.plannedModel, route, attempts);
     this.giveUp(a.status);
     return true;
   }

@@ -392,3 +392,15 @@ test("envoy mechanism: every attempt failing gives the error naming each, from t
   assert.deepEqual(s.clientJson(), ALL_FAILED(`${QWEN} (status 503), ${GEMMA} (status 503)`));
   assert.equal(s.clientStatus(), 503);
 });
+
+test("attempt stage: a primary cooling down is skipped, and the plan names the backup the request goes to", async () => {
+  const envoy = new FakeEnvoy();
+  const vm = await envoy.startVm();
+  const request = vm.configure(twoModels({ fallback: { cooldown: { failures: 3 } } }), { stage: "request" });
+  // An open circuit for QWEN's route (failures, window start, open until, probe until).
+  const until = envoy.clock.ms + 60000;
+  envoy.sharedData.set("llm-gateway", `llm-gateway/circuit/${QWEN}`, Buffer.from(`0,0,${until},0`), 0);
+  const s = routed(request, chat(QWEN, { max_tokens: 3 }));
+  assert.equal(s.upstream.headers?.find(([k]) => k === "x-higress-llm-model")?.[1], GEMMA, "routed straight to the backup");
+  assert.match(s.state("llm_gateway_plan") ?? "", new RegExp(`^${GEMMA};`), "the plan is the backup's");
+});

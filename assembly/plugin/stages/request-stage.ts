@@ -237,9 +237,10 @@ export class RequestStage extends HttpContext {
     if (sendPlan) {
       // Envoy holds the body and retries on the backups' clusters; the attempt stage puts each
       // backup's name where this span says the model is.
+      // (this.attempt, not `a`: a cooled-down primary's request is planned from its backup.)
       const span = modelSpan(res, edits, served);
-      this.plannedModel = a.model;
-      host.setProperty(PLAN_PROPERTY, new Plan(a.model, span.start, span.end, fb.probe).encode());
+      this.plannedModel = this.attempt.model;
+      host.setProperty(PLAN_PROPERTY, new Plan(this.plannedModel, span.start, span.end, fb.probe).encode());
     }
     if (!edits.isEmpty) {
       const newLength = applyEdits(body, edits);

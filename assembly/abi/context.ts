@@ -6,8 +6,9 @@ import { HeaderPair } from "./headers";
 import { httpCall, setEffectiveContext } from "./host";
 
 export class RootContext {
-  // Outstanding http calls: token -> the HTTP context that made it.
-  private calls: Map<u32, HttpContext> = new Map<u32, HttpContext>();
+  // Outstanding http calls (a few at a time): tokens and the HTTP contexts that made them.
+  private callTokens: Array<u32> = new Array<u32>();
+  private callers: Array<HttpContext> = new Array<HttpContext>();
 
   constructor(public readonly id: u32) {}
 
@@ -29,32 +30,40 @@ export class RootContext {
   onRootHttpCallResponse(_token: u32, _numHeaders: u32, _bodySize: u32, _numTrailers: u32): void {}
 
   registerCall(token: u32, ctx: HttpContext): void {
-    this.calls.set(token, ctx);
+    this.callTokens.push(token);
+    this.callers.push(ctx);
   }
 
   forgetCall(token: u32): void {
-    if (this.calls.has(token)) this.calls.delete(token);
+    const i = this.callTokens.indexOf(token);
+    if (i >= 0) this.removeCall(i);
   }
 
   forgetCallsOf(ctx: HttpContext): void {
-    if (this.calls.size == 0) return;
-    const tokens = this.calls.keys();
-    for (let i = 0; i < tokens.length; i++) {
-      const t = unchecked(tokens[i]);
-      if (this.calls.get(t) === ctx) this.calls.delete(t);
+    for (let i = this.callers.length - 1; i >= 0; i--) {
+      if (unchecked(this.callers[i]) === ctx) this.removeCall(i);
     }
   }
 
   dispatchCallResponse(token: u32, numHeaders: u32, bodySize: u32, numTrailers: u32): void {
-    if (!this.calls.has(token)) {
+    const i = this.callTokens.indexOf(token);
+    if (i < 0) {
       this.onRootHttpCallResponse(token, numHeaders, bodySize, numTrailers);
       return;
     }
-    const ctx = this.calls.get(token);
-    this.calls.delete(token);
+    const ctx = unchecked(this.callers[i]);
+    this.removeCall(i);
     // Make the request's context current, so its header/body calls act on that stream.
     setEffectiveContext(ctx.id);
     ctx.onHttpCallResponse(token, numHeaders, bodySize, numTrailers);
+  }
+
+  private removeCall(i: i32): void {
+    const last = this.callTokens.length - 1;
+    unchecked((this.callTokens[i] = unchecked(this.callTokens[last])));
+    unchecked((this.callers[i] = unchecked(this.callers[last])));
+    this.callTokens.pop();
+    this.callers.pop();
   }
 }
 

@@ -14,8 +14,18 @@ import { rootFactory } from "./registry";
 const COLLECT_EVERY: u32 = 8;
 let finishedSinceCollect: u32 = 0;
 
-const roots = new Map<u32, RootContext>();
+// Root contexts are few (one per filter configuration, briefly two across a reconfiguration): a list
+// searched by id costs less module than a second Map instantiation. Streams are many: a Map.
+const roots = new Array<RootContext>();
 const streams = new Map<u32, HttpContext>();
+
+function rootOf(id: u32): RootContext | null {
+  for (let i = 0; i < roots.length; i++) {
+    const r = unchecked(roots[i]);
+    if (r.id == id) return r;
+  }
+  return null;
+}
 
 export function proxy_abi_version_0_2_1(): void {}
 
@@ -27,26 +37,28 @@ export function proxy_on_context_create(id: u32, parentId: u32): void {
   if (parentId == 0) {
     const f = rootFactory();
     if (f == null) return;
-    roots.set(id, f(id));
+    roots.push(f(id));
     return;
   }
-  if (!roots.has(parentId)) return;
-  const ctx = roots.get(parentId).createHttpContext(id);
+  const parent = rootOf(parentId);
+  if (parent == null) return;
+  const ctx = parent.createHttpContext(id);
   if (ctx != null) streams.set(id, ctx);
 }
 
 export function proxy_on_vm_start(rootId: u32, size: usize): bool {
-  if (!roots.has(rootId)) return true;
-  return roots.get(rootId).onVmStart(size);
+  const root = rootOf(rootId);
+  return root == null ? true : root.onVmStart(size);
 }
 
 export function proxy_on_configure(rootId: u32, size: usize): bool {
-  if (!roots.has(rootId)) return false;
-  return roots.get(rootId).onConfigure(size);
+  const root = rootOf(rootId);
+  return root == null ? false : root.onConfigure(size);
 }
 
 export function proxy_on_tick(rootId: u32): void {
-  if (roots.has(rootId)) roots.get(rootId).onTick();
+  const root = rootOf(rootId);
+  if (root != null) root.onTick();
 }
 
 export function proxy_on_request_headers(id: u32, numHeaders: u32, endOfStream: bool): Action {
@@ -88,7 +100,8 @@ export function proxy_on_http_call_response(id: u32, token: u32, numHeaders: u32
     ctx.onHttpCallResponse(token, numHeaders, bodySize, numTrailers);
     return;
   }
-  if (roots.has(id)) roots.get(id).dispatchCallResponse(token, numHeaders, bodySize, numTrailers);
+  const root = rootOf(id);
+  if (root != null) root.dispatchCallResponse(token, numHeaders, bodySize, numTrailers);
 }
 
 export function proxy_on_log(id: u32): void {
@@ -97,7 +110,8 @@ export function proxy_on_log(id: u32): void {
 
 export function proxy_on_done(id: u32): bool {
   if (streams.has(id)) return streams.get(id).onDone();
-  if (roots.has(id)) return roots.get(id).onDone();
+  const root = rootOf(id);
+  if (root != null) return root.onDone();
   return true;
 }
 
@@ -113,9 +127,11 @@ export function proxy_on_delete(id: u32): void {
     }
     return;
   }
-  if (roots.has(id)) {
-    const root = roots.get(id);
-    roots.delete(id);
+  const root = rootOf(id);
+  if (root != null) {
+    const at = roots.indexOf(root);
+    unchecked((roots[at] = unchecked(roots[roots.length - 1])));
+    roots.pop();
     root.onDelete();
     __collect(); // a whole configuration just became garbage
   }

@@ -5,7 +5,7 @@ import { JsonValue, parseJson } from "../../json/value";
 import { JsonType } from "../../json/reader";
 import { jsonString } from "../../json/writer";
 import { asciiLower, isHeaderValue } from "../../util/ascii";
-import { Checker, Settings, defaultSettings, describe, joinPath, readObject, statusTrigger } from "./settings";
+import { Checker, Settings, checkTextList, defaultSettings, describe, joinPath, readObject, statusTrigger, texts } from "./settings";
 
 export const STAGE_REQUEST = "request";
 // Envoy's upstream filter chain, once per upstream attempt: puts the attempt's model in the body when
@@ -312,21 +312,9 @@ function renderModelList(g: GatewayConfig): string {
 
 // Higress's match keys of a rule: each an array of strings.
 function readMatch(c: Checker, v: JsonValue, key: string, path: string): Array<string> {
-  const out = new Array<string>();
   const m = v.get(key);
-  if (m == null) return out;
-  if (m.type != JsonType.Array) {
-    c.fail(path + "." + key, "must be an array of strings, got " + describe(m));
-    return out;
-  }
-  for (let i = 0; i < m.items.length; i++) {
-    const item = unchecked(m.items[i]);
-    const at = path + "." + key + "[" + i.toString() + "]";
-    if (item.type != JsonType.String) c.fail(at, "must be a string, got " + describe(item));
-    else if (item.strValue.length == 0) c.fail(at, "must not be empty");
-    else out.push(item.strValue);
-  }
-  return out;
+  if (m == null || !checkTextList(c, m, path + "." + key, false)) return new Array<string>();
+  return texts(m);
 }
 
 function parseRule(c: Checker, v: JsonValue, global: Settings, path: string): Rule {

@@ -74,10 +74,8 @@ export class Settings {
   }
 
   textList(key: string): Array<string> {
-    const out = new Array<string>();
     const v = this.value(key);
-    if (v != null) for (let i = 0; i < v.items.length; i++) out.push(unchecked(v.items[i]).strValue);
-    return out;
+    return v != null ? texts(v) : new Array<string>();
   }
 
   // Array items (statusList, groupList), or none.
@@ -163,21 +161,8 @@ function checkValue(c: Checker, f: Field, v: JsonValue, path: string): bool {
       c.fail(path, "must be an integer between " + (<i64>f.min).toString() + " and " + (<i64>f.max).toString() + ", got " + describe(v));
       return false;
     case Kind.TextList:
-    case Kind.NonEmptyTextList: {
-      if (v.type != JsonType.Array) {
-        c.fail(path, "must be an array of strings, got " + describe(v));
-        return false;
-      }
-      if (f.kind == Kind.NonEmptyTextList && v.items.length == 0) {
-        c.fail(path, "must not be empty");
-        return false;
-      }
-      let ok = true;
-      for (let i = 0; i < v.items.length; i++) {
-        if (!checkText(c, unchecked(v.items[i]), path + "[" + i.toString() + "]")) ok = false;
-      }
-      return ok;
-    }
+    case Kind.NonEmptyTextList:
+      return checkTextList(c, v, path, f.kind == Kind.NonEmptyTextList);
     case Kind.StatusList: {
       if (v.type != JsonType.Array) {
         c.fail(path, "must be an array, got " + describe(v));
@@ -200,6 +185,30 @@ function checkValue(c: Checker, f: Field, v: JsonValue, path: string): bool {
     default:
       return checkString(c, f, v, path);
   }
+}
+
+// An array of non-empty strings (`nonEmpty`: with at least one); reports the first problem.
+export function checkTextList(c: Checker, v: JsonValue, path: string, nonEmpty: bool): bool {
+  if (v.type != JsonType.Array) {
+    c.fail(path, "must be an array of strings, got " + describe(v));
+    return false;
+  }
+  if (nonEmpty && v.items.length == 0) {
+    c.fail(path, "must not be empty");
+    return false;
+  }
+  let ok = true;
+  for (let i = 0; i < v.items.length; i++) {
+    if (!checkText(c, unchecked(v.items[i]), path + "[" + i.toString() + "]")) ok = false;
+  }
+  return ok;
+}
+
+// The strings of an array checkTextList accepted.
+export function texts(v: JsonValue): Array<string> {
+  const out = new Array<string>();
+  for (let i = 0; i < v.items.length; i++) out.push(unchecked(v.items[i]).strValue);
+  return out;
 }
 
 function checkText(c: Checker, v: JsonValue, path: string): bool {

@@ -66,7 +66,7 @@ export class ResponseObserver {
     const partial = t.finish(); // the stream ended inside an event
     a.sawDone = t.reader.sawDone;
     this.flushHeld();
-    this.takeCounts(t);
+    takeCounts(this.attempt, t);
     if (a.status == 200 && !a.sawDone && !a.unparsed) {
       // An event cut short is ended first, so that the error is an event of its own: glued to the
       // partial one, it would make one unparseable event and the client would never see it.
@@ -82,14 +82,7 @@ export class ResponseObserver {
     const t = this.tracker;
     if (t == null || this.attempt.ended) return;
     this.attempt.sawDone = t.reader.sawDone;
-    this.takeCounts(t);
-  }
-
-  private takeCounts(t: SseUsageTracker): void {
-    const a = this.attempt;
-    a.usage.copyFrom(t.usage);
-    a.completionEstimate = t.contentEvents;
-    a.servedModel = t.model;
+    takeCounts(this.attempt, t);
   }
 
   // Sends what is complete, minus usage-only events; keeps an incomplete tail for the next chunk.
@@ -165,6 +158,13 @@ export class ResponseObserver {
   }
 }
 
+// What a stream told about usage and the served model; without usage, one token per content event.
+function takeCounts(a: AttemptFacts, t: SseUsageTracker): void {
+  a.usage.copyFrom(t.usage);
+  a.completionEstimate = t.contentEvents;
+  a.servedModel = t.model;
+}
+
 function readInto(a: AttemptFacts, p: usize, len: i32): void {
   const r = readJsonResponse(p, len);
   a.usage.copyFrom(r.usage);
@@ -200,9 +200,7 @@ export function observeWholeBody(
   t.finish();
   a.sawDone = t.reader.sawDone;
   a.unparsed = t.reader.overflowed;
-  a.usage.copyFrom(t.usage);
-  a.completionEstimate = t.contentEvents;
-  a.servedModel = t.model;
+  takeCounts(a, t);
   // The stream arrived whole: its first token reached us now.
   if (t.firstContentEvent >= 0) a.firstTokenNs = nowNs;
   if (t.answerEvents > 0) a.firstAnswerNs = nowNs;

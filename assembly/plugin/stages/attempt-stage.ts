@@ -31,7 +31,7 @@ import {
   PLAN_PROPERTY,
   REQUEST_ID_HEADER,
 } from "../envoy-names";
-import { NS_PER_MS } from "../../util/time";
+import { msBetween, msOf } from "../../util/time";
 import { GatewayRoot } from "../root";
 import { clusterName, requestLabels } from "../telemetry/labels";
 import { countResponse } from "../telemetry/report";
@@ -125,16 +125,15 @@ export class AttemptStage extends HttpContext {
     this.answered = true;
     const statusText = host.getHeader(MapType.HttpResponseHeaders, ":status");
     const status = statusText != null ? <i32>parseDigits(statusText) : 0;
-    const elapsedMs = <i64>((host.nowNanos() - this.startNs) / NS_PER_MS);
-    const reason = failureReason(this.cfg.fallback, status, true, elapsedMs);
+    const reason = failureReason(this.cfg.fallback, status, true, msBetween(this.startNs, host.nowNanos()));
     this.record(reason != Reason.None, "status " + status.toString(), reasonName(reason, status));
     // Every attempt's status counts against its own model and cluster (inside an aggregate cluster,
     // Envoy's cluster name is the aggregate's; the endpoint metadata names the model's own). The
     // header tells the request stage, which would otherwise count the final attempt again.
     const own = host.getProperty(HOST_CLUSTER);
-    const cluster = own != null && own.length > 0 ? own : "";
+    const cluster = own != null && own.length > 0 ? own : clusterName();
     countResponse(requestLabels(this.model, this.cfg, cluster), status, true);
-    host.replaceHeader(MapType.HttpResponseHeaders, ATTEMPT_CLUSTER_HEADER, cluster.length > 0 ? cluster : clusterName());
+    host.replaceHeader(MapType.HttpResponseHeaders, ATTEMPT_CLUSTER_HEADER, cluster);
     if (this.model != plan.model) {
       // Another model answers: say so to the client and to the request stage, which counts it.
       const earlier = failuresOf(this.requestId);
@@ -153,7 +152,7 @@ export class AttemptStage extends HttpContext {
       // Envoy's per-try timeout is rendered from these (deploy-scripts, the harness).
       const p = this.cfg.fallback;
       const perTryMs = p.firstByteTimeoutMs > 0 ? p.firstByteTimeoutMs : <i64>p.attemptTimeoutMs;
-      const elapsedMs = <i64>((host.nowNanos() - this.startNs) / NS_PER_MS);
+      const elapsedMs = msBetween(this.startNs, host.nowNanos());
       // Envoy's timer starts a moment before this attempt's first callback: allow for it.
       const slack = perTryMs / 20 > 50 ? perTryMs / 20 : 50;
       if (elapsedMs + slack >= perTryMs) this.record(true, "timed out", reasonName(Reason.FirstByteTimeout, 0));
@@ -180,7 +179,7 @@ export class AttemptStage extends HttpContext {
     if (failed) noteFailure(this.requestId, this.attempt, this.model + " (" + what + ")", reason);
     // The cooldown circuit is the routed model's: only its own attempts open or close it.
     if (this.model == plan.model) {
-      cooldown.record(this.cfg.fallback, this.route!.routeFor(plan.model), failed, <i64>(host.nowNanos() / NS_PER_MS), plan.probe);
+      cooldown.record(this.cfg.fallback, this.route!.routeFor(plan.model), failed, msOf(host.nowNanos()), plan.probe);
     }
   }
 }

@@ -10,7 +10,7 @@ import { arenaBytes, collectSoon } from "../../abi/memory";
 import { JsonScan } from "../../json/reader";
 import { Account, REQUEST_STATE_BYTES, vmBudget } from "../../util/budget";
 import { parseDigits } from "../../util/digits";
-import { NS_PER_MS } from "../../util/time";
+import { NS_PER_MS, msBetween, msOf } from "../../util/time";
 import { GatewayConfig, MECHANISM_DISPATCH } from "../config/gateway-config";
 import {
   AI_LOG,
@@ -201,7 +201,7 @@ export class RequestStage extends HttpContext {
         fb.switched(a.model, "higress_redirect");
         this.useAttempt(first, routeValue);
       } else if (backup != null) {
-        const gate = cooldown.admit(policy, res.routeValue, <i64>(req.startNs / NS_PER_MS));
+        const gate = cooldown.admit(policy, res.routeValue, msOf(req.startNs));
         if (gate == Gate.Backup) {
           // The primary is cooling down: straight to the backup, streaming intact.
           routeValue = backup.routeFor(first);
@@ -300,8 +300,8 @@ export class RequestStage extends HttpContext {
       // An answer while a fallback was still possible: decide now, before any byte of it reaches
       // the client.
       const policy = this.cfg.fallback;
-      const reason = fb.judge(policy, a.status, a.viaUpstream, <i64>((a.headersNs - this.req.startNs) / NS_PER_MS));
-      if (fb.onPrimary) cooldown.record(policy, a.routeValue, reason != Reason.None, <i64>(a.headersNs / NS_PER_MS), fb.probe);
+      const reason = fb.judge(policy, a.status, a.viaUpstream, msBetween(this.req.startNs, a.headersNs));
+      if (fb.onPrimary) cooldown.record(policy, a.routeValue, reason != Reason.None, msOf(a.headersNs), fb.probe);
       if (reason != Reason.None) {
         // An upstream's status counts against the primary, though the client will not see it (as the
         // attempt stage counts it with fallback.mechanism envoy; Envoy's own answers are not attempts').
@@ -414,7 +414,7 @@ export class RequestStage extends HttpContext {
     const status = headerValue(headers, ":status");
     a.status = status != null ? <i32>parseDigits(status) : 0;
     a.viaUpstream = true;
-    if (failureReason(this.cfg.fallback, a.status, true, <i64>((now - req.startNs) / NS_PER_MS)) != Reason.None) {
+    if (failureReason(this.cfg.fallback, a.status, true, msBetween(req.startNs, now)) != Reason.None) {
       countResponse(requestLabels(a.model, this.cfg, a.cluster), a.status, true);
       fb.attemptFailed(a.model, "status " + a.status.toString());
       if (!this.callNextBackup()) this.giveUp(a.status);
@@ -485,8 +485,7 @@ export class RequestStage extends HttpContext {
   // there has not reported yet: Envoy answered for it (timeout, refused connection) and its upstream
   // filter ends after this answer.
   private allAttemptsFailed(a: AttemptFacts): bool {
-    const elapsedMs = <i64>((a.headersNs - this.req.startNs) / NS_PER_MS);
-    if (failureReason(this.cfg.fallback, a.status, a.viaUpstream, elapsedMs) == Reason.None) return false;
+    if (failureReason(this.cfg.fallback, a.status, a.viaUpstream, msBetween(this.req.startNs, a.headersNs)) == Reason.None) return false;
     // The router writes the attempt count into the request's headers for every attempt.
     const n = host.getHeader(MapType.HttpRequestHeaders, ATTEMPT_COUNT_HEADER);
     const attempts = n != null ? <i32>parseDigits(n) : 1;
@@ -602,7 +601,7 @@ export class RequestStage extends HttpContext {
     const fb = this.fallback;
     if (this.phase != Phase.Routed || fb.step != Step.Watching || this.held == null || !fb.onPrimary) return;
     const policy = this.cfg.fallback;
-    cooldown.record(policy, this.attempt.routeValue, true, <i64>(host.nowNanos() / NS_PER_MS), fb.probe);
+    cooldown.record(policy, this.attempt.routeValue, true, msOf(host.nowNanos()), fb.probe);
     fb.primaryFailed(
       this.attempt.model,
       "no response within " + policy.firstByteTimeoutMs.toString() + " ms",

@@ -11,12 +11,12 @@ import { GatewayConfig } from "../config/gateway-config";
 // client could send it anywhere else.
 export function requestLabels(model: string, cfg: GatewayConfig, clusterOverride: string): metrics.Labels {
   const route = propertyOr(ROUTE_NAME, XDS_ROUTE_NAME);
-  const cluster = clusterOverride.length > 0 ? clusterOverride : propertyOr(CLUSTER_NAME, XDS_CLUSTER_NAME);
+  const cluster = clusterOverride.length > 0 ? clusterOverride : clusterName();
   const consumer = cfg.trustConsumerHeader ? host.getHeader(MapType.HttpRequestHeaders, cfg.consumerHeader) : null;
   return metrics.admit(
     new metrics.Labels(
       metrics.sanitizeConfigLabel(route != null ? route : ""),
-      metrics.sanitizeConfigLabel(cluster != null ? cluster : ""),
+      metrics.sanitizeConfigLabel(cluster),
       metrics.sanitizeClientLabel(model),
       metrics.sanitizeClientLabel(consumer != null ? consumer : ""),
     ),

@@ -284,7 +284,9 @@ export class RequestStage extends HttpContext {
     this.gateway.deadlines.unwatch(this);
     if (this.plannedModel.length > 0) this.noteAttemptStage();
     const a = this.attempt;
-    const servedBy = host.getHeader(MapType.HttpResponseHeaders, ATTEMPT_CLUSTER_HEADER);
+    // Only planned requests go through the attempt stage (which overwrites any upstream's header of
+    // that name): other requests need not look, nor trust one.
+    const servedBy = this.plannedModel.length > 0 ? host.getHeader(MapType.HttpResponseHeaders, ATTEMPT_CLUSTER_HEADER) : null;
     if (servedBy != null) {
       // The attempt stage counted this attempt's status, on the cluster that served it.
       host.removeHeader(MapType.HttpResponseHeaders, ATTEMPT_CLUSTER_HEADER);

@@ -8,7 +8,14 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { stringify } from "yaml";
-import { CONFIG_EXAMPLE, CONFIG_FIELDS, RULES_HELP, type ConfigField, type Kind } from "../../assembly/plugin/config/schema.ts";
+import {
+  CONFIG_EXAMPLE,
+  CONFIG_FIELDS,
+  RULES_HELP,
+  childFields,
+  type ConfigField,
+  type Kind,
+} from "../../assembly/plugin/config/schema.ts";
 import { syncGeneratedFiles, type GeneratedFile } from "./generated-files.ts";
 import { ROOT } from "./gen-manifests.ts";
 
@@ -166,7 +173,7 @@ function kindSchema(f: ConfigField): Schema {
 
 function objectSchema(fields: ConfigField[], parent: string): Schema {
   const prefix = parent.length > 0 ? parent + "." : "";
-  const children = fields.filter((f) => f.key.startsWith(prefix) && !f.key.slice(prefix.length).includes(".") && f.key !== parent);
+  const children = childFields(parent, fields);
   const properties: Record<string, Schema> = {};
   const required: string[] = [];
   for (const f of children) {

@@ -436,10 +436,14 @@ export const CONFIG_EXAMPLE = {
   fallback: { onStatus: ["5xx", 429], maxAttempts: 2 },
 };
 
-/** The keys one level below `parent` ("" = the top level; "models[]" = a model entry). */
+/** The fields one level below `parent` ("" = the top level; "models[]" = a model entry). */
+export function childFields(parent: string, fields: ConfigField[] = CONFIG_FIELDS): ConfigField[] {
+  const prefix = parent.length > 0 ? parent + "." : "";
+  return fields.filter((f) => f.key.startsWith(prefix) && f.key.length > prefix.length && !f.key.slice(prefix.length).includes("."));
+}
+
+/** Their keys, relative to `parent`. */
 export function childKeys(parent: string): string[] {
   const prefix = parent.length > 0 ? parent + "." : "";
-  return CONFIG_FIELDS.filter((f) => f.key.startsWith(prefix) && !f.key.slice(prefix.length).includes(".")).map((f) =>
-    f.key.slice(prefix.length),
-  );
+  return childFields(parent).map((f) => f.key.slice(prefix.length));
 }

@@ -6,7 +6,7 @@ ENVOY_VERSION := 1.39.3
 PYTHON ?= python3
 NODE_TEST := node --import tsx --test --test-concurrency=1
 
-.PHONY: all build build-debug deps venv system-deps k8s-env demo test test-as test-e2e test-e2e-higress test-node typecheck format format-check generate fuzz image push dashboard dashboard-png bench bench-deps clean
+.PHONY: all build build-debug deps venv system-deps k8s-env demo test test-as test-e2e test-e2e-higress test-node typecheck format format-check generate fuzz image push dashboard dashboard-png bench bench-deps quota-deps clean
 
 all: build
 
@@ -47,6 +47,12 @@ system-deps:
 k8s-env: system-deps
 	bash tests/k8s/build-kube-apiserver.sh
 
+# The quota tests' services: redis-server from Debian and envoyproxy/ratelimit built from its pinned Go
+# module (cached under ~/.cache/llm-gateway).
+quota-deps:
+	bash tests/quota/install-deps.sh
+	bash tests/quota/build-ratelimit.sh
+
 typecheck: node_modules/.stamp
 	npx tsc -p tsconfig.json
 
@@ -73,7 +79,7 @@ fuzz: node_modules/.stamp
 
 NODE_TESTS := tests/layout/*.test.ts tests/host/*.test.ts tests/backends/*.test.ts tests/e2e/*.test.ts tests/oci/*.test.ts tests/k8s/*.test.ts tests/deploy/*.test.ts tests/bench/*.test.ts
 
-test-node: build build/plugin.trap.wasm venv k8s-env bench-deps
+test-node: build build/plugin.trap.wasm venv k8s-env bench-deps quota-deps
 	$(NODE_TEST) $(NODE_TESTS)
 
 # The end-to-end suite again, every gateway under Higress's defaults (32 KiB buffer limit, no route

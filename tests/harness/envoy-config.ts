@@ -43,6 +43,8 @@ export interface EnvoyLayout {
   plugin?: boolean;
   // The AI routes' timeout; "0s" is none, as in Higress (Istio's default). Default "300s".
   routeTimeout?: string;
+  // More static clusters, beside the models' (e.g. grpcCluster(): the rate-limit service the plugin calls).
+  clusters?: Record<string, unknown>[];
 }
 
 // Higress's defaults where they differ from this harness's (checked in Higress v2.2's source and
@@ -58,6 +60,31 @@ export function clusterName(model: string): string {
 
 export function routeName(model: string): string {
   return `ai-route-${model}.internal`;
+}
+
+// The rate-limit service's cluster, named as Higress names a McpBridge DNS registry `ratelimit` on
+// envoyproxy/ratelimit's gRPC port 8081 (the tests' service listens on a free port; the name stays).
+export const RATELIMIT_CLUSTER = "outbound|8081||ratelimit.dns";
+
+// A cluster for a gRPC service the plugin calls with dispatch_grpc_call: Envoy's gRPC client needs
+// HTTP/2 to the upstream. A short connect timeout: a call to a service that is down fails fast (the
+// plugin's own timeout bounds the rest).
+export function grpcCluster(o: { name: string; host: string; port: number }): Record<string, unknown> {
+  return {
+    name: o.name,
+    type: "STATIC",
+    connect_timeout: "1s",
+    typed_extension_protocol_options: {
+      "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+        explicit_http_config: { http2_protocol_options: {} },
+      },
+    },
+    load_assignment: {
+      cluster_name: o.name,
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: o.host, port_value: o.port } } } }] }],
+    },
+  };
 }
 
 // ---- fallback through Envoy's router (fallback.mechanism "envoy", the default) ------------------
@@ -142,16 +169,19 @@ export function bootstrap(l: EnvoyLayout, ldsDir: string, cdsDir: string): Recor
       },
     },
     static_resources: {
-      clusters: l.backends.map((b) =>
-        modelCluster({
-          name: clusterName(b.model),
-          model: b.model,
-          type: "STATIC",
-          address: b.host,
-          port: b.port,
-          bufferLimitBytes: limit,
-        }),
-      ),
+      clusters: [
+        ...l.backends.map((b) =>
+          modelCluster({
+            name: clusterName(b.model),
+            model: b.model,
+            type: "STATIC",
+            address: b.host,
+            port: b.port,
+            bufferLimitBytes: limit,
+          }),
+        ),
+        ...(l.clusters ?? []),
+      ],
     },
   };
 }

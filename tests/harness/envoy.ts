@@ -44,6 +44,7 @@ export interface GatewayOptions {
   bufferLimitBytes?: number;
   plugin?: boolean; // false: no Wasm filter, a static route to the first backend (see EnvoyLayout.plugin)
   profile?: "harness" | "higress"; // "higress": Higress's defaults where they differ (HIGRESS_PROFILE)
+  clusters?: Record<string, unknown>[]; // more static clusters (EnvoyLayout.clusters)
 }
 
 export interface Gateway {
@@ -81,6 +82,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     ...((opts.profile ?? defaultProfile()) === "higress" ? HIGRESS_PROFILE : {}),
     ...(opts.bufferLimitBytes !== undefined ? { bufferLimitBytes: opts.bufferLimitBytes } : {}),
     ...(opts.plugin !== undefined ? { plugin: opts.plugin } : {}),
+    ...(opts.clusters !== undefined ? { clusters: opts.clusters } : {}),
   };
   const writeLds = (l: EnvoyLayout): void => {
     const tmp = join(workDir, "lds.tmp.yaml");

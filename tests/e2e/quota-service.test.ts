@@ -5,7 +5,8 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { counterKey, QUOTA_DOMAIN, startQuotaServices, type QuotaServices } from "../quota/services.ts";
-import { Code, rateLimitClient, UNITS, type Descriptor, type RateLimitClient } from "../quota/ratelimit-wire.ts";
+import { Code, rateLimitClient, UNITS, type Descriptor, type RateLimitClient, type RateLimitResponse } from "../quota/ratelimit-wire.ts";
+import { RatelimitModel } from "../quota/ratelimit-model.ts";
 
 let svc: QuotaServices;
 let client: RateLimitClient;
@@ -118,4 +119,42 @@ test("a domain the service does not know is answered OK without a limit (a misna
   assert.equal(r.overallCode, Code.Ok);
   assert.equal(r.statuses[0]?.currentLimit, null);
   assert.equal((await svc.redis.counters("not-configured_*")).size, 0);
+});
+
+test("the in-memory model the host tests use answers as the real service does", async () => {
+  const model = new RatelimitModel();
+  const d = (kind: string, limit: number, hits?: number): Descriptor => ({
+    entries: [
+      ["rule", "model"],
+      ["identity", "k-00ff00ff00ff00ff"],
+      ["model", "qwen2-1-5b"],
+      ["kind", kind],
+    ],
+    limit: { requestsPerUnit: limit, unit: UNITS.DAY },
+    ...(hits !== undefined ? { hitsAddend: hits } : {}),
+  });
+  const calls: { domain: string; descriptors: Descriptor[]; hitsAddend: number }[] = [
+    { domain: QUOTA_DOMAIN, descriptors: [d("requests", 3, 1), d("total_tokens", 40, 0)], hitsAddend: 0 },
+    { domain: QUOTA_DOMAIN, descriptors: [d("total_tokens", 40, 25), d("input_tokens", 10, 12)], hitsAddend: 0 },
+    { domain: QUOTA_DOMAIN, descriptors: [d("requests", 3), d("total_tokens", 40, 0)], hitsAddend: 2 },
+    { domain: QUOTA_DOMAIN, descriptors: [d("total_tokens", 40, 15), d("output_tokens", 5)], hitsAddend: 0 },
+    { domain: QUOTA_DOMAIN, descriptors: [d("requests", 3, 1), d("total_tokens", 40, 0), d("input_tokens", 10, 0)], hitsAddend: 0 },
+    { domain: "elsewhere", descriptors: [d("requests", 1, 9)], hitsAddend: 0 },
+  ];
+  const shape = (r: RateLimitResponse): unknown => ({
+    overall: r.overallCode,
+    statuses: r.statuses.map((s) => [s.code, s.limitRemaining, s.currentLimit?.requestsPerUnit ?? null, s.currentLimit?.unit ?? null]),
+  });
+  for (const c of calls) {
+    const real = await client.shouldRateLimit(c);
+    const modelled = model.shouldRateLimit(c);
+    assert.deepEqual(shape(modelled), shape(real), JSON.stringify(c));
+    real.statuses.forEach((s, i) => {
+      const m = modelled.statuses[i]?.durationUntilResetMs ?? null;
+      assert.equal(s.durationUntilResetMs === null, m === null);
+      if (s.durationUntilResetMs !== null) assert.ok(s.durationUntilResetMs > 0 && s.durationUntilResetMs <= 86400_000);
+    });
+  }
+  const real = await svc.redis.counters(`${QUOTA_DOMAIN}_rule_model_*`);
+  assert.deepEqual(new Map([...model.counters].sort()), real);
 });

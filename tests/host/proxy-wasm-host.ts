@@ -21,6 +21,11 @@
 //    (FilterManager::sendLocalReply);
 //  - http calls are made by the root context and answered on it (proxy_on_http_call_response with the
 //    root's id), 0 headers meaning failure; set_effective_context lasts for one callback;
+//  - gRPC calls (proxy_grpc_call, the service string a cluster name) likewise: a unary call's answer is
+//    proxy_on_grpc_receive alone (its message in buffer 5, GrpcReceiveBuffer, during that callback), a
+//    failure (the service's non-OK status, no healthy host, the timeout) is proxy_on_grpc_close with the
+//    gRPC status, whose message proxy_get_status reads; an unknown cluster is ParseFailure; a cancelled
+//    call is never answered. Call tokens as Envoy numbers them: http 4, 8, …; gRPC 5, 9, …;
 //  - set_property writes the request's filter state ("wasm.<name>"); get_property reads attributes
 //    first, then the filter state (the attempt stage reads the request stage's this way);
 //  - shared data is per vm_id with compare-and-swap counters (cas 0 writes unconditionally), shared by
@@ -38,6 +43,7 @@ export const enum Status {
   Ok = 0,
   NotFound = 1,
   BadArgument = 2,
+  ParseFailure = 4,
   Empty = 7,
   CasMismatch = 8,
   Unimplemented = 12,
@@ -47,6 +53,7 @@ const enum Buf {
   RequestBody = 0,
   ResponseBody = 1,
   HttpCallResponseBody = 4,
+  GrpcReceiveBuffer = 5,
   VmConfiguration = 6,
   PluginConfiguration = 7,
 }
@@ -79,6 +86,8 @@ interface PluginExports {
   proxy_on_response_headers(id: number, n: number, end: number): number;
   proxy_on_response_body(id: number, size: number, end: number): number;
   proxy_on_http_call_response(id: number, token: number, headers: number, body: number, trailers: number): void;
+  proxy_on_grpc_receive?: (id: number, token: number, size: number) => void;
+  proxy_on_grpc_close?: (id: number, token: number, status: number) => void;
   proxy_on_log(id: number): void;
   proxy_on_done(id: number): number;
   proxy_on_delete(id: number): void;
@@ -172,7 +181,8 @@ export class SharedData {
 }
 
 export interface EnvoyOptions {
-  // Clusters dispatch_http_call may target; Envoy answers BadArgument for any other. null: any.
+  // Clusters dispatch_http_call and dispatch_grpc_call may target; Envoy answers BadArgument (http) or
+  // ParseFailure (gRPC) for any other. null: any.
   clusters?: string[] | null;
   clock?: FakeClock;
 }
@@ -260,8 +270,14 @@ export class PluginVm {
   private configuring: Buffer | null = null;
   // proxy_on_http_call_response is running for this call (HttpCallResponse* read from it).
   private answering: HttpCall | null = null;
+  // proxy_on_grpc_receive is running with this message (GrpcReceiveBuffer).
+  private grpcReceived: Buffer | null = null;
+  // What proxy_get_status reports: the last gRPC close's status and message.
+  private status: { code: number; message: string } = { code: 0, message: "" };
   private afterCall: (() => void)[] = [];
-  private nextToken = 1;
+  // Envoy's callout ids (proxy-wasm-cpp-host WasmBase): the low two bits say the kind of call.
+  private nextHttpToken = 0;
+  private nextGrpcToken = 1;
 
   constructor(
     readonly envoy: FakeEnvoy,
@@ -358,6 +374,31 @@ export class PluginVm {
     }
   }
 
+  // Envoy delivers a gRPC call's answer to the root that made it: the message (receive), or a failure
+  // with its status (close).
+  answerGrpc(call: GrpcCall, answer: GrpcAnswer): void {
+    if (call.answered) throw new Error(`gRPC call ${call.token} already answered`);
+    if (call.cancelled) throw new Error(`gRPC call ${call.token} was cancelled: Envoy answers nothing`);
+    call.answered = true;
+    call.answer = answer;
+    call.stream?.callbacks.push({ callback: "message" in answer ? "grpc_receive" : "grpc_close", action: null });
+    if ("message" in answer) {
+      this.grpcReceived = answer.message;
+      try {
+        this.call(call.rootId, () => this.exports.proxy_on_grpc_receive?.(call.rootId, call.token, answer.message.length));
+      } finally {
+        this.grpcReceived = null;
+      }
+    } else {
+      this.status = { code: answer.status, message: answer.statusMessage ?? "" };
+      try {
+        this.call(call.rootId, () => this.exports.proxy_on_grpc_close?.(call.rootId, call.token, answer.status));
+      } finally {
+        this.status = { code: 0, message: "" };
+      }
+    }
+  }
+
   // One callback into the VM; host calls made during it act on `contextId` (or the effective
   // context the plugin sets), and actions Envoy defers (local replies) run after it returns.
   call<T>(contextId: number, f: () => T): T {
@@ -434,6 +475,7 @@ export class PluginVm {
       const a = this.answering?.answer;
       return a == null ? null : new BodyBuffer(a.body, true);
     }
+    if (type === Buf.GrpcReceiveBuffer) return this.grpcReceived === null ? null : new BodyBuffer(this.grpcReceived, true);
     const s = this.stream();
     if (s === null) return null;
     return s.bodyBuffer(type);
@@ -593,9 +635,8 @@ export class PluginVm {
         if (![":path", ":method", ":authority"].every((h) => headers.some(([k]) => k === h))) return Status.BadArgument;
         const root = this.rootOf(this.contextId());
         if (root === null) return Status.BadArgument;
-        // Token numbering is a guess (proxy-wasm-cpp-host counts its own way); tokens are opaque.
-        const token = this.nextToken;
-        this.nextToken += 2;
+        this.nextHttpToken += 4;
+        const token = this.nextHttpToken;
         const call: HttpCall = {
           token,
           rootId: root.id,
@@ -611,6 +652,53 @@ export class PluginVm {
         root.calls.push(call);
         this.u32(tokenPtr, token);
         return Status.Ok;
+      },
+      proxy_grpc_call: (
+        sp: number,
+        ss: number,
+        np: number,
+        ns: number,
+        mp: number,
+        ms: number,
+        hp: number,
+        hs: number,
+        bp: number,
+        bs: number,
+        timeout: number,
+        tokenPtr: number,
+      ) => {
+        const cluster = this.text(sp, ss);
+        // Envoy reads the service string as a serialized GrpcService first, else as a cluster name that
+        // must exist (Context::grpcCall); these tests only use cluster names.
+        if (this.envoy.clusters !== null && !this.envoy.clusters.has(cluster)) return Status.ParseFailure;
+        const root = this.rootOf(this.contextId());
+        if (root === null) return Status.BadArgument;
+        this.nextGrpcToken += 4;
+        const token = this.nextGrpcToken;
+        const call: GrpcCall = {
+          token,
+          rootId: root.id,
+          cluster,
+          service: this.text(np, ns),
+          method: this.text(mp, ms),
+          metadata: deserializePairs(this.bytes(hp, hs)),
+          message: this.bytes(bp, bs),
+          timeoutMs: timeout,
+          answer: null,
+          answered: false,
+          cancelled: false,
+          stream: this.stream(),
+        };
+        call.stream?.grpcCalls.push(call);
+        root.grpcCalls.push(call);
+        this.u32(tokenPtr, token);
+        return Status.Ok;
+      },
+      proxy_grpc_cancel: (token: number) => this.cancelGrpc(token),
+      proxy_grpc_close: (token: number) => this.cancelGrpc(token),
+      proxy_get_status: (codePtr: number, msgPtr: number, msgSize: number) => {
+        this.u32(codePtr, this.status.code);
+        return this.give(Buffer.from(this.status.message), msgPtr, msgSize);
       },
       proxy_get_shared_data: (kp: number, ks: number, retPtr: number, retSize: number, casPtr: number) => {
         const v = this.envoy.sharedData.get(this.vmId, this.text(kp, ks));
@@ -666,6 +754,18 @@ export class PluginVm {
 
   private metricIds: string[] = [];
 
+  // A unary call cancelled or closed before its answer: Envoy forgets it (NotFound once answered).
+  private cancelGrpc(token: number): Status {
+    for (const root of this.roots.values()) {
+      const call = root.grpcCalls.find((c) => c.token === token);
+      if (call === undefined) continue;
+      if (call.answered || call.cancelled) return Status.NotFound;
+      call.cancelled = true;
+      return Status.Ok;
+    }
+    return Status.NotFound;
+  }
+
   private metricOf(id: number): MetricValue | undefined {
     const name = this.metricIds[id >>> 2];
     if (name === undefined || METRIC_KINDS[id & 3] === undefined) return undefined;
@@ -712,6 +812,7 @@ export class PluginRoot {
   configured = false;
   timings = { vmStartMs: 0, configureMs: 0 };
   readonly calls: HttpCall[] = [];
+  readonly grpcCalls: GrpcCall[] = [];
 
   constructor(
     readonly vm: PluginVm,
@@ -720,6 +821,15 @@ export class PluginRoot {
 
   stream(opts: StreamOptions = {}): HttpStream {
     return this.vm.newStream(this, opts);
+  }
+
+  // The gRPC calls no one answered or cancelled yet, oldest first.
+  pendingGrpc(): GrpcCall[] {
+    return this.grpcCalls.filter((c) => !c.answered && !c.cancelled);
+  }
+
+  answerGrpc(call: GrpcCall, answer: GrpcAnswer): void {
+    this.vm.answerGrpc(call, answer);
   }
 }
 
@@ -777,8 +887,39 @@ export interface HttpCall {
   stream: HttpStream | null; // the stream whose callback made it
 }
 
+// A unary gRPC call the plugin made (dispatch_grpc_call).
+export interface GrpcCall {
+  token: number;
+  rootId: number;
+  cluster: string; // the service string: an Envoy cluster name
+  service: string; // e.g. envoy.service.ratelimit.v3.RateLimitService
+  method: string;
+  metadata: Pairs;
+  message: Buffer; // the serialized request, without gRPC framing
+  timeoutMs: number;
+  answer: GrpcAnswer | null;
+  answered: boolean;
+  cancelled: boolean;
+  stream: HttpStream | null; // the stream whose callback made it
+}
+
+// A reply message (status OK), or a failure: the service's status, 14 Unavailable for no healthy host or
+// a refused connection, 4 DeadlineExceeded for the call's timeout.
+export type GrpcAnswer = { message: Buffer } | { status: number; statusMessage?: string };
+
+export const GRPC_STATUS = { Ok: 0, Unknown: 2, DeadlineExceeded: 4, Internal: 13, Unavailable: 14 } as const;
+
 export type Callback =
-  "request_headers" | "request_body" | "response_headers" | "response_body" | "http_call_response" | "log" | "done" | "delete";
+  | "request_headers"
+  | "request_body"
+  | "response_headers"
+  | "response_body"
+  | "http_call_response"
+  | "grpc_receive"
+  | "grpc_close"
+  | "log"
+  | "done"
+  | "delete";
 export interface CallbackRecord {
   callback: Callback;
   action: Action | null;
@@ -811,6 +952,7 @@ export class HttpStream {
   readonly headerEdits: HeaderEdit[] = [];
   readonly bufferEdits: { body: "request" | "response"; start: number; length: number; bytes: number }[] = [];
   readonly calls: HttpCall[] = [];
+  readonly grpcCalls: GrpcCall[] = [];
   readonly filterState: Map<string, Buffer>;
   readonly localReplies: LocalReply[] = [];
   // What Envoy sent upstream and to the client, after the plugin's edits.

@@ -23,6 +23,8 @@ export interface GenerationRequest {
   promptTokens: number;
   /** Base of the response id: vLLM uses X-Request-Id, then the body's request_id, then a random uuid. */
   idBase: string;
+  /** The parsed body (the replica model reads the prompt's tokens from it). */
+  body: Record<string, unknown>;
 }
 
 export type ParseResult = { ok: true; request: GenerationRequest } | { ok: false; status: number; body: ErrorBody };
@@ -169,6 +171,7 @@ export function parseGenerationRequest(
       maxTokens,
       promptTokens: countPromptTokens(endpoint, body),
       idBase,
+      body,
     },
   };
 }

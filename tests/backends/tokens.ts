@@ -64,8 +64,12 @@ export function expectedText(model: string, count: number): string {
   return tokenTexts(model, count).join("");
 }
 
+function words(text: string): string[] {
+  return text.split(/\s+/).filter((w) => w.length > 0);
+}
+
 function countWords(text: string): number {
-  return text.split(/\s+/).filter((w) => w.length > 0).length;
+  return words(text).length;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -118,4 +122,54 @@ export function countPromptTokens(endpoint: Endpoint, body: unknown): number {
     words = countPromptWords(body["prompt"]);
   }
   return Math.max(1, words);
+}
+
+function contentWords(content: unknown): string[] {
+  if (typeof content === "string") return words(content);
+  if (!Array.isArray(content)) return [];
+  const out: string[] = [];
+  for (const part of content) {
+    if (isRecord(part) && part["type"] === "text" && typeof part["text"] === "string") out.push(...words(part["text"]));
+  }
+  return out;
+}
+
+/**
+ * The prompt as token identities, for the replica model's prefix cache: the same tokens
+ * countPromptTokens counts (its length always equals that count). A chat token carries its message's
+ * role, as a chat template's role markers make "hello" from a user differ from "hello" from the
+ * assistant; a generated token is ("assistant", word), so a later turn that re-sends the answer
+ * continues the cached chain, as in vLLM.
+ */
+export function promptTokenIds(endpoint: Endpoint, body: unknown): string[] {
+  const ids: string[] = [];
+  if (isRecord(body) && endpoint === "chat" && Array.isArray(body["messages"])) {
+    for (const message of body["messages"]) {
+      if (!isRecord(message)) continue;
+      const role = typeof message["role"] === "string" ? message["role"] : "";
+      for (const w of contentWords(message["content"])) ids.push(tokenId(role, w));
+    }
+  } else if (isRecord(body) && endpoint === "completions") {
+    const prompt = body["prompt"];
+    if (typeof prompt === "string") for (const w of words(prompt)) ids.push(tokenId("", w));
+    else if (Array.isArray(prompt)) {
+      for (const item of prompt) {
+        if (typeof item === "number") ids.push(tokenId("#", String(item)));
+        else if (typeof item === "string") for (const w of words(item)) ids.push(tokenId("", w));
+        else if (Array.isArray(item)) for (const t of item) ids.push(tokenId("#", String(t)));
+      }
+    }
+  }
+  // countPromptTokens never reports fewer than 1.
+  if (ids.length === 0) ids.push(tokenId("", ""));
+  return ids;
+}
+
+export function tokenId(role: string, word: string): string {
+  return `${role}\u0000${word}`;
+}
+
+/** The generated tokens' identities: what a later turn re-sends as the assistant's message. */
+export function outputTokenIds(model: string, count: number, role = "assistant"): string[] {
+  return words(expectedText(model, count)).map((w) => tokenId(role, w));
 }

@@ -36,6 +36,13 @@
 //
 // Every response carries `x-stub-model: <served model>`, and the first generated token is the
 // model name, so tests can tell which backend answered from headers or body.
+//
+// Replica mode (option `replica`, CLI --replica NAME): the stub serves as one vLLM replica of a fleet,
+// its timing and prefix cache from the model in replica.ts (continuous batching, chunked prefill, LRU
+// prefix cache) instead of ttft-ms / token-interval-ms. Every response then carries
+// `x-stub-replica: NAME`; usage reports `prompt_tokens_details.cached_tokens` when the prefix cache hit
+// (vLLM with --enable-prompt-tokens-details); GET /metrics shows the replica's queue, KV-cache usage and
+// prefix-cache counters under vLLM's names. Without it, GET /metrics reports the requests in flight.
 
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
@@ -45,7 +52,10 @@ import { parseArgs } from "node:util";
 import { pause, parseJsonOrRaw, readBody, sendJson, write } from "./http-io.ts";
 import { faultsFromHeaders, faultsFromJson, mergeFaults, type Faults } from "./faults.ts";
 import { parseGenerationRequest, plannedCompletion } from "./requests.ts";
-import { tokenTexts, type Endpoint } from "./tokens.ts";
+import { outputTokenIds, promptTokenIds, tokenTexts, type Endpoint } from "./tokens.ts";
+import { Replica, type ReplicaParams, type ReplicaStats } from "./replica.ts";
+import { REPLICA_PRESET } from "./fleet-params.ts";
+import { metricsText } from "./vllm-metrics.ts";
 import {
   chatCompletionBody,
   completionBody,
@@ -70,6 +80,8 @@ export interface StubOptions {
   completionTokens?: number;
   /** How long an idle keep-alive connection stays open; default 5000, as vLLM's server (uvicorn) does. */
   keepAliveTimeoutMs?: number;
+  /** Serve as one replica of a fleet, timed by the replica model (see the header comment). */
+  replica?: { name: string; params: ReplicaParams };
 }
 
 export interface StubHandle {
@@ -77,6 +89,8 @@ export interface StubHandle {
   url: string;
   /** Generation requests received (counted on arrival, faults included); pass a path for one endpoint. */
   hits: (path?: string) => number;
+  /** Replica mode: the model's counters and gauges (what GET /metrics shows). */
+  replicaStats(): ReplicaStats | null;
   close(): Promise<void>;
 }
 
@@ -109,6 +123,8 @@ interface StubState {
   lastRequest: LastRequest | null;
   inFlight: number;
   aborted: number;
+  replica: { name: string; engine: Replica } | null;
+  startedSec: number;
 }
 
 function stubConfigError(res: ServerResponse, model: string, message: string): void {
@@ -170,8 +186,15 @@ async function handleGeneration(
     created: Math.floor(Date.now() / 1000),
     model: state.model,
   };
-  const ttftMs = faults.ttftMs ?? 0;
-  const tokenIntervalMs = faults.tokenIntervalMs ?? 0;
+  // Replica mode: the engine decides when each token exists; the plan carries no waits.
+  const engine = state.replica?.engine ?? null;
+  const seq = engine?.submit(
+    promptTokenIds(endpoint, request.body),
+    outputTokenIds(state.model, count, endpoint === "chat" ? "assistant" : ""),
+  );
+  if (seq !== undefined && engine !== null) signal.addEventListener("abort", () => engine.cancel(seq));
+  const ttftMs = engine !== null ? 0 : (faults.ttftMs ?? 0);
+  const tokenIntervalMs = engine !== null ? 0 : (faults.tokenIntervalMs ?? 0);
   const withUsage = faults.noUsage !== true;
   const reasoning: Reasoning | null =
     endpoint === "chat" && faults.reasoningTokens !== undefined
@@ -181,7 +204,9 @@ async function handleGeneration(
   if (!request.stream) {
     // vLLM answers only once generation is done.
     if (!(await pause(ttftMs + (count - 1) * tokenIntervalMs, signal))) return;
-    const usage = withUsage ? usageOf(request.promptTokens, count, reasoningTokensOf(reasoning, count)) : null;
+    if (seq !== undefined) await seq.waitFor(count);
+    if (signal.aborted) return;
+    const usage = withUsage ? usageOf(request.promptTokens, count, reasoningTokensOf(reasoning, count), seq?.cachedTokens) : null;
     let body: Record<string, unknown>;
     if (endpoint === "completions") body = completionBody(meta, tokens.join(""), finishReason, usage);
     else if (reasoning === null) body = chatCompletionBody(meta, tokens.join(""), finishReason, usage);
@@ -202,6 +227,14 @@ async function handleGeneration(
     return;
   }
 
+  // Starlette adds the charset to text/* media types; headers go out before the first token.
+  res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "x-stub-model": state.model });
+  res.flushHeaders();
+  // Replica mode: the prefix-cache hit is known once the engine admits the request, before its first token.
+  if (seq !== undefined) {
+    await seq.waitFor(1);
+    if (signal.aborted) return;
+  }
   const events = planStream({
     endpoint,
     meta,
@@ -214,16 +247,20 @@ async function handleGeneration(
     ttftMs,
     tokenIntervalMs,
     reasoning,
+    ...(seq !== undefined ? { cachedTokens: seq.cachedTokens } : {}),
   });
-  // Starlette adds the charset to text/* media types; headers go out before the first token.
-  res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "x-stub-model": state.model });
-  res.flushHeaders();
+  // Replica mode: event i waits for the tokens it carries (chat: the role chunk goes with the first token).
+  const tokensFor = (i: number): number => Math.min(count, endpoint === "chat" ? Math.max(1, i) : i + 1);
   // A cut waits for the written events to reach the socket, or destroy() would discard them.
   let sent = 0;
   let flushed: Promise<unknown> = Promise.resolve();
   for (const event of events) {
     if (faults.cutAfter !== undefined && sent >= faults.cutAfter) break;
     if (!(await pause(event.waitMs, signal))) return;
+    if (seq !== undefined) {
+      await seq.waitFor(tokensFor(sent));
+      if (signal.aborted) return;
+    }
     const written = await write(res, event.data, signal);
     if (!written.ok) return;
     flushed = written.flushed;
@@ -255,13 +292,32 @@ function statsBody(state: StubState): unknown {
     hitsByPath: Object.fromEntries(state.hits),
     inFlight: state.inFlight,
     aborted: state.aborted,
+    replica: state.replica === null ? null : { name: state.replica.name, ...state.replica.engine.snapshot() },
     lastRequest: last === null ? null : { method: last.method, path: last.path, headers: last.headers, body: parseJsonOrRaw(last.raw) },
   };
+}
+
+function replicaMetrics(state: StubState): string {
+  const stats: ReplicaStats = state.replica?.engine.snapshot() ?? {
+    running: state.inFlight,
+    waiting: 0,
+    kvCacheUsage: 0,
+    prefixCacheQueries: 0,
+    prefixCacheHits: 0,
+    cachedBlocks: 0,
+    requestsStarted: 0,
+    requestsFinished: 0,
+    preemptions: 0,
+    steps: 0,
+    busyMs: 0,
+  };
+  return metricsText(state.model, stats, state.startedSec);
 }
 
 async function route(state: StubState, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const path = new URL(req.url ?? "/", "http://stub").pathname;
   const method = req.method ?? "GET";
+  if (state.replica !== null) res.setHeader("x-stub-replica", state.replica.name);
   const endpoint = GENERATION_PATHS.get(path);
   if (endpoint !== undefined && method === "POST") {
     state.inFlight += 1;
@@ -282,8 +338,14 @@ async function route(state: StubState, req: IncomingMessage, res: ServerResponse
   }
   if (path === "/stub/faults" && ["POST", "DELETE", "GET"].includes(method)) return handleFaults(state, req, res);
   if (path === "/stub/stats" && method === "GET") return sendJson(res, state.model, 200, statsBody(state));
+  if (path === "/metrics" && method === "GET") {
+    const text = replicaMetrics(state);
+    // prometheus_client's text format 0.0.4.
+    res.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8", "content-length": Buffer.byteLength(text) });
+    return void res.end(text);
+  }
   // FastAPI's defaults for unknown paths and methods.
-  const known = endpoint !== undefined || ["/health", "/v1/models", "/stub/faults", "/stub/stats"].includes(path);
+  const known = endpoint !== undefined || ["/health", "/v1/models", "/stub/faults", "/stub/stats", "/metrics"].includes(path);
   return sendJson(res, state.model, known ? 405 : 404, { detail: known ? "Method Not Allowed" : "Not Found" });
 }
 
@@ -303,7 +365,17 @@ export async function startStub(opts: StubOptions): Promise<StubHandle> {
   checkCount("tokenIntervalMs", base.tokenIntervalMs ?? 0, 0);
   checkCount("completionTokens", base.completionTokens ?? 0, 1);
 
-  const state: StubState = { model: opts.model, base, control: {}, hits: new Map(), lastRequest: null, inFlight: 0, aborted: 0 };
+  const state: StubState = {
+    model: opts.model,
+    base,
+    control: {},
+    hits: new Map(),
+    lastRequest: null,
+    inFlight: 0,
+    aborted: 0,
+    replica: opts.replica === undefined ? null : { name: opts.replica.name, engine: new Replica(opts.replica.params) },
+    startedSec: Date.now() / 1000,
+  };
   const server = createServer({ noDelay: true }, (req, res) => {
     route(state, req, res).catch((error: unknown) => {
       if (!res.headersSent) stubConfigError(res, state.model, `internal: ${String(error)}`);
@@ -327,6 +399,7 @@ export async function startStub(opts: StubOptions): Promise<StubHandle> {
       for (const n of state.hits.values()) total += n;
       return total;
     },
+    replicaStats: () => state.replica?.engine.snapshot() ?? null,
     close() {
       // Idle keep-alive sockets and open streams would keep the port busy; destroy them.
       closing ??= new Promise<void>((resolve, reject) => {
@@ -353,12 +426,37 @@ async function main(): Promise<void> {
       "ttft-ms": { type: "string" },
       "token-interval-ms": { type: "string" },
       "completion-tokens": { type: "string" },
+      replica: { type: "string" },
+      speed: { type: "string" },
+      "kv-blocks": { type: "string" },
+      "prefill-us-per-token": { type: "string" },
     },
     strict: true,
   });
   if (values.model === undefined) {
-    throw new Error("usage: vllm-stub --model NAME [--host H] [--port N] [--ttft-ms N] [--token-interval-ms N] [--completion-tokens N]");
+    throw new Error(
+      "usage: vllm-stub --model NAME [--host H] [--port N] [--ttft-ms N] [--token-interval-ms N] [--completion-tokens N]\n" +
+        "                 [--replica NAME [--speed X] [--kv-blocks N] [--prefill-us-per-token N]]",
+    );
   }
+  const numberArg = (name: string, value: string | undefined): number | undefined => {
+    if (value === undefined) return undefined;
+    const n = Number(value);
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`vllm-stub: --${name} must be a positive number, got "${value}"`);
+    return n;
+  };
+  const replica =
+    values.replica === undefined
+      ? undefined
+      : {
+          name: values.replica,
+          params: {
+            ...REPLICA_PRESET,
+            speed: numberArg("speed", values.speed) ?? REPLICA_PRESET.speed,
+            numBlocks: intArg("kv-blocks", values["kv-blocks"]) ?? REPLICA_PRESET.numBlocks,
+            prefillUsPerToken: numberArg("prefill-us-per-token", values["prefill-us-per-token"]) ?? REPLICA_PRESET.prefillUsPerToken,
+          },
+        };
   const handle = await startStub({
     model: values.model,
     host: values.host,
@@ -366,6 +464,7 @@ async function main(): Promise<void> {
     ttftMs: intArg("ttft-ms", values["ttft-ms"]),
     tokenIntervalMs: intArg("token-interval-ms", values["token-interval-ms"]),
     completionTokens: intArg("completion-tokens", values["completion-tokens"]),
+    ...(replica !== undefined ? { replica } : {}),
   });
   process.stdout.write(JSON.stringify({ model: values.model, port: handle.port, url: handle.url }) + "\n");
   const shutdown = (): void => {

@@ -38,6 +38,11 @@ export interface Usage {
   prompt_tokens: number;
   total_tokens: number;
   completion_tokens: number;
+  /**
+   * Only from a server started with --enable-prompt-tokens-details, and only when some prompt tokens
+   * came from the prefix cache (vLLM's serving code sets it when num_cached_tokens is non-zero).
+   */
+  prompt_tokens_details?: { cached_tokens: number };
   /** Only from a server with a reasoning parser that reports reasoning tokens. */
   completion_tokens_details?: { reasoning_tokens: number };
 }
@@ -62,12 +67,13 @@ type Json = Record<string, unknown>;
 
 export const ID_PREFIX: Readonly<Record<Endpoint, string>> = { chat: "chatcmpl-", completions: "cmpl-" };
 
-export function usageOf(promptTokens: number, completionTokens: number, reasoningTokens?: number): Usage {
+export function usageOf(promptTokens: number, completionTokens: number, reasoningTokens?: number, cachedTokens?: number): Usage {
   const usage: Usage = {
     prompt_tokens: promptTokens,
     total_tokens: promptTokens + completionTokens,
     completion_tokens: completionTokens,
   };
+  if (cachedTokens !== undefined && cachedTokens > 0) usage.prompt_tokens_details = { cached_tokens: cachedTokens };
   if (reasoningTokens !== undefined) usage.completion_tokens_details = { reasoning_tokens: reasoningTokens };
   return usage;
 }
@@ -87,7 +93,7 @@ function fullUsage(usage: Usage): Json {
     prompt_tokens: usage.prompt_tokens,
     total_tokens: usage.total_tokens,
     completion_tokens: usage.completion_tokens,
-    prompt_tokens_details: null,
+    prompt_tokens_details: usage.prompt_tokens_details ?? null,
     completion_tokens_details: usage.completion_tokens_details ?? null,
   };
 }
@@ -253,6 +259,8 @@ export interface StreamPlan {
   tokenIntervalMs: number;
   /** Chat only; null or absent: no reasoning parser. */
   reasoning?: Reasoning | null;
+  /** Prompt tokens from the prefix cache, reported in the final usage chunk only (as vLLM does). */
+  cachedTokens?: number;
 }
 
 export interface PlannedEvent {
@@ -283,7 +291,8 @@ export function planStream(plan: StreamPlan): PlannedEvent[] {
     events.push({ waitMs, data: sseEvent(chunk) });
   });
   if (plan.includeUsage) {
-    events.push({ waitMs: 0, data: sseEvent(usageChunk(endpoint, meta, usageAt(tokens.length))) });
+    const final = usageOf(plan.promptTokens, tokens.length, reasoningTokensOf(reasoning, tokens.length), plan.cachedTokens);
+    events.push({ waitMs: 0, data: sseEvent(usageChunk(endpoint, meta, final)) });
   }
   if (plan.sendDone) events.push({ waitMs: 0, data: sseEvent("[DONE]") });
   return events;

@@ -3,7 +3,7 @@
 // Plugins subclass these and override only the phases they use.
 import { Action } from "./enums";
 import { HeaderPair } from "./headers";
-import { httpCall, setEffectiveContext } from "./host";
+import { grpcCall, httpCall, setEffectiveContext } from "./host";
 
 export class RootContext {
   // Outstanding http calls (a few at a time): tokens and the HTTP contexts that made them.
@@ -28,6 +28,10 @@ export class RootContext {
   }
   // Calls the root made itself (not on behalf of a request).
   onRootHttpCallResponse(_token: u32, _numHeaders: u32, _bodySize: u32, _numTrailers: u32): void {}
+  // gRPC calls made as the root (they outlive the request that made them): a message, or the end
+  // (status 0 after a message; otherwise the call failed).
+  onGrpcReceive(_token: u32, _size: u32): void {}
+  onGrpcClose(_token: u32, _status: u32): void {}
 
   registerCall(token: u32, ctx: HttpContext): void {
     this.callTokens.push(token);
@@ -99,6 +103,24 @@ export class HttpContext {
   onDelete(): void {}
   // A deadline this context set (deadlines.ts) has passed; host calls act on its stream.
   onDeadline(): void {}
+  // This context's gRPC call answered (the message is in the GrpcReceive buffer)...
+  onGrpcReceive(_token: u32, _size: u32): void {}
+  // ...or ended without an answer (status: gRPC's code, e.g. 4 deadline exceeded, 14 unavailable).
+  onGrpcClose(_token: u32, _status: u32): void {}
+
+  // A gRPC call whose answer comes back to this context (Envoy cancels it if the request ends first).
+  dispatchGrpcCall(cluster: string, service: string, method: string, message: ArrayBuffer, timeoutMs: u32): u32 {
+    return grpcCall(cluster, service, method, message, timeoutMs);
+  }
+
+  // A gRPC call made as the root context, so it completes after this request is gone (a charge sent
+  // from the access-log callback).
+  dispatchRootGrpcCall(cluster: string, service: string, method: string, message: ArrayBuffer, timeoutMs: u32): u32 {
+    setEffectiveContext(this.root.id);
+    const token = grpcCall(cluster, service, method, message, timeoutMs);
+    setEffectiveContext(this.id);
+    return token;
+  }
 
   // Starts an http call whose response comes back to this context. Returns 0 if the host refused it.
   dispatchHttpCall(cluster: string, headers: Array<HeaderPair>, body: usize, bodyLen: usize, timeoutMs: u32): u32 {

@@ -263,6 +263,37 @@ export function httpCall(cluster: string, headers: Array<HeaderPair>, body: usiz
   return token == 0 ? u32.MAX_VALUE : token;
 }
 
+// ---- gRPC calls ----------------------------------------------------------------------------------
+
+const NO_METADATA = serializeHeaders(new Array<HeaderPair>());
+
+// Starts a unary gRPC call; `service` is an Envoy cluster name (Envoy's own gRPC client, over that
+// cluster's HTTP/2). The message is the serialized request (no gRPC framing: Envoy adds it). Returns
+// the token, or 0 when the host refuses (unknown cluster).
+export function grpcCall(service: string, serviceName: string, method: string, message: ArrayBuffer, timeoutMs: u32): u32 {
+  const c = utf8(service);
+  const s = utf8(serviceName);
+  const m = utf8(method);
+  store<u32>(RET_EXTRA, 0);
+  const st = env.proxy_grpc_call(
+    changetype<usize>(c),
+    <usize>c.byteLength,
+    changetype<usize>(s),
+    <usize>s.byteLength,
+    changetype<usize>(m),
+    <usize>m.byteLength,
+    changetype<usize>(NO_METADATA),
+    <usize>NO_METADATA.byteLength,
+    changetype<usize>(message),
+    <usize>message.byteLength,
+    timeoutMs,
+    RET_EXTRA,
+  );
+  if (st != Status.Ok) return 0;
+  const token = load<u32>(RET_EXTRA);
+  return token == 0 ? u32.MAX_VALUE : token;
+}
+
 // ---- shared data ---------------------------------------------------------------------------------
 
 export class SharedValue {

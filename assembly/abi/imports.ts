@@ -48,6 +48,11 @@ export declare function proxy_http_call(
   upstream: usize, upstreamSize: usize, headers: usize, headersSize: usize, body: usize, bodySize: usize,
   trailers: usize, trailersSize: usize, timeoutMs: u32, retToken: usize): u32;
 
+@external("env", "proxy_grpc_call")
+export declare function proxy_grpc_call(
+  service: usize, serviceSize: usize, serviceName: usize, serviceNameSize: usize, method: usize, methodSize: usize,
+  metadata: usize, metadataSize: usize, message: usize, messageSize: usize, timeoutMs: u32, retToken: usize): u32;
+
 @external("env", "proxy_get_shared_data")
 export declare function proxy_get_shared_data(key: usize, keySize: usize, retData: usize, retSize: usize, retCas: usize): u32;
 @external("env", "proxy_set_shared_data")

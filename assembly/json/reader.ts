@@ -228,7 +228,7 @@ export function keyEquals(p: usize, start: i32, end: i32, name: string): bool {
   return j == n;
 }
 
-function unescapeChar(e: u32): u32 {
+export function unescapeChar(e: u32): u32 {
   if (e == 0x62) return 0x08;
   if (e == 0x66) return 0x0c;
   if (e == 0x6e) return 0x0a;

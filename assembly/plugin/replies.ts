@@ -9,10 +9,11 @@ export class LocalReply {
     public message: string,
     public param: string, // "" = null
     public extra: string = "", // additional members of the error object, already JSON ("" = none)
+    public errorType: string = "", // "" = by status
   ) {}
 
   body(): string {
-    const type = this.status >= 500 ? "server_error" : "invalid_request_error";
+    const type = this.errorType.length > 0 ? this.errorType : this.status >= 500 ? "server_error" : "invalid_request_error";
     return (
       '{"error":{"message":' +
       jsonString(this.message) +
@@ -109,4 +110,14 @@ export function envoyError(status: i32, details: string): LocalReply | null {
     default:
       return null;
   }
+}
+
+// A quota rule's budget is spent (OpenAI's 429: type "tokens" or "requests", code rate_limit_exceeded).
+export function rateLimited(message: string, tokens: bool): LocalReply {
+  return new LocalReply(429, "rate_limit_exceeded", message, "", "", tokens ? "tokens" : "requests");
+}
+
+// quotas.service.onUnavailable "deny": the rate-limit service could not say.
+export function quotaServiceUnavailable(): LocalReply {
+  return new LocalReply(503, "quota_service_unavailable", "The gateway could not check your quota; please retry shortly.", "");
 }

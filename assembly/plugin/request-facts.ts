@@ -14,6 +14,8 @@ export class RequestFacts {
   stream: bool = false; // the client asked for a stream
   usageInjected: bool = false; // we asked for the usage chunk the client did not
   promptEstimate: i64 = -1; // tokens, for when no usage comes back
+  prefixKey: string = ""; // prefixAffinity's key, when one was set
+  quotaRefused: string = ""; // the quota rule that refused the request
   fallback: FallbackState = new FallbackState(); // how far fallback got, and why
 }
 

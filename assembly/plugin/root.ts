@@ -21,6 +21,19 @@ export const BUDGET_PEAK_BYTES = "llm_gateway.memory_budget_peak_bytes";
 export const REQUESTS_SHED = "llm_gateway.requests_shed.reason.memory_budget";
 export const FALLBACK_UNPROTECTED = "llm_gateway.fallback_unprotected.reason.memory_budget";
 
+// Quotas (docs/quotas.md): the rate-limit service could not answer (admitted or refused as
+// quotas.service.onUnavailable says), a charge could not be sent, a local rule had no slot left.
+export const QUOTA_UNAVAILABLE_ALLOWED = "llm_gateway.quota.service_unavailable.outcome.allowed";
+export const QUOTA_UNAVAILABLE_REFUSED = "llm_gateway.quota.service_unavailable.outcome.refused";
+export const QUOTA_CHARGE_FAILED = "llm_gateway.quota.charge_failed";
+export const QUOTA_TABLE_FULL = "llm_gateway.quota.table_full";
+export const enum QuotaEvent {
+  UnavailableAllowed = 0,
+  UnavailableRefused = 1,
+  ChargeFailed = 2,
+  TableFull = 3,
+}
+
 // How often deadlines (fallback.firstByteTimeoutMs) are checked.
 const DEADLINE_TICK_MS: u32 = 50;
 
@@ -34,6 +47,7 @@ export class GatewayRoot extends RootContext {
   private budgetPeakGauge: u32 = host.NO_METRIC;
   private shedCounter: u32 = host.NO_METRIC;
   private unprotectedCounter: u32 = host.NO_METRIC;
+  private quotaCounters: StaticArray<u32> = new StaticArray<u32>(4);
   private requests: u32 = 0;
   private attemptStage: bool = false;
 
@@ -54,6 +68,14 @@ export class GatewayRoot extends RootContext {
   }
   countUnprotected(): void {
     host.incrementMetric(this.unprotectedCounter, 1);
+  }
+  countQuota(e: QuotaEvent): void {
+    host.incrementMetric(this.quotaCounters[e], 1);
+  }
+
+  // A quota charge (sent as the root, see HttpContext.dispatchRootGrpcCall) that failed.
+  onGrpcClose(_token: u32, status: u32): void {
+    if (status != 0) this.countQuota(QuotaEvent.ChargeFailed);
   }
 
   // The VM's linear memory, so operators can see it stay flat (Higress users have met Wasm memory
@@ -88,6 +110,12 @@ export class GatewayRoot extends RootContext {
     this.budgetPeakGauge = host.defineMetric(MetricType.Gauge, BUDGET_PEAK_BYTES);
     this.shedCounter = host.defineMetric(MetricType.Counter, REQUESTS_SHED);
     this.unprotectedCounter = host.defineMetric(MetricType.Counter, FALLBACK_UNPROTECTED);
+    if (res.config!.global.quotas.enabled || res.config!.rules.length > 0) {
+      this.quotaCounters[QuotaEvent.UnavailableAllowed] = host.defineMetric(MetricType.Counter, QUOTA_UNAVAILABLE_ALLOWED);
+      this.quotaCounters[QuotaEvent.UnavailableRefused] = host.defineMetric(MetricType.Counter, QUOTA_UNAVAILABLE_REFUSED);
+      this.quotaCounters[QuotaEvent.ChargeFailed] = host.defineMetric(MetricType.Counter, QUOTA_CHARGE_FAILED);
+      this.quotaCounters[QuotaEvent.TableFull] = host.defineMetric(MetricType.Counter, QUOTA_TABLE_FULL);
+    }
     this.config = res.config!;
     this.attemptStage = this.config.global.stage == STAGE_ATTEMPT;
     // One budget per VM (the request and attempt stages may share it): the last configuration sets it.

@@ -110,10 +110,15 @@ export function renderReadmeTables(fields: ConfigField[] = CONFIG_FIELDS): Recor
   const fallbackRows = fields
     .filter((f) => f.key.startsWith("fallback.") && f.kind !== "group")
     .map((f) => row(f, f.key.slice("fallback.".length)));
+  const under = (parent: string) =>
+    fields.filter((f) => f.key.startsWith(parent) && f.kind !== "group").map((f) => row(f, f.key.slice(parent.length)));
   return {
     "config-fields": table(topRows),
     "config-models": table(modelRows),
     "config-fallback": table(fallbackRows),
+    "config-prefix-affinity": table(under("prefixAffinity.")),
+    "config-quotas": table(under("quotas.").filter((r) => !r[0].startsWith("`rules[]."))),
+    "config-quota-rules": table(under("quotas.rules[].")),
   };
 }
 
@@ -167,7 +172,7 @@ function kindSchema(f: ConfigField): Schema {
     case "group":
       return { type: "object" };
     case "groupList":
-      return { type: "array", minItems: 1 };
+      return f.required === true ? { type: "array", minItems: 1 } : { type: "array" };
   }
 }
 

@@ -424,7 +424,7 @@ describe("parseConfig: refusals name the JSON path and the offending value", () 
   it("refuses unknown fields and wrongly typed gateway fields", () => {
     const known =
       "routingHeader, pathSuffixes, maxBodyBytes, serveModelList, defaultModel, ownedBy, injectStreamUsage, " +
-      "consumerHeader, trustConsumerHeader, maxSseEventBytes, maxResponseBytes, memoryBudgetBytes, stage, models, fallback";
+      "consumerHeader, trustConsumerHeader, maxSseEventBytes, maxResponseBytes, memoryBudgetBytes, stage, models, fallback, prefixAffinity, quotas";
     expectRefusals([
       new Refusal("{" + MODELS + ',"modles":[]}', "modles: unknown field (known: " + known + ")"),
       new Refusal("{" + MODELS + ',"stage":"upstream"}', 'stage: must be "request" or "attempt", got "upstream"'),
@@ -528,7 +528,7 @@ describe("parseConfig: refusals name the JSON path and the offending value", () 
   it("refuses malformed _rules_ with the rule's index in the path", () => {
     const known =
       "routingHeader, pathSuffixes, maxBodyBytes, serveModelList, defaultModel, ownedBy, injectStreamUsage, " +
-      "consumerHeader, trustConsumerHeader, maxSseEventBytes, maxResponseBytes, memoryBudgetBytes, stage, models, fallback";
+      "consumerHeader, trustConsumerHeader, maxSseEventBytes, maxResponseBytes, memoryBudgetBytes, stage, models, fallback, prefixAffinity, quotas";
     const R = '"_match_route_":["r"]';
     expectRefusals([
       new Refusal("{" + MODELS + ',"_rules_":{}}', "_rules_: must be an array, got an object"),

@@ -290,7 +290,7 @@ function genDocument(rng: Rng): Generated {
   const members = new Array<string>();
   const others = rng.below(6);
   for (let i = 0; i < others; i++) {
-    const key = rng.pick(["\"messages\"", "\"x\"", "\"x\"", "\"Model\"", "\"models\"", "\"temperature\"", "\"\""]);
+    const key = rng.pick(["\"tools\"", "\"x\"", "\"x\"", "\"Model\"", "\"models\"", "\"temperature\"", "\"\""]);
     members.push(key + ws(rng) + ":" + ws(rng) + genValue(rng, 1));
   }
   for (let k = 0; k < 3; k++) {

@@ -77,7 +77,7 @@ test("features never import the stages or the root context; the root never impor
 test("configuration depends on no feature: the features read it, not the other way round", () => {
   for (const [from, to] of edges) {
     if (from.startsWith("plugin/config/"))
-      assert.ok(!/^plugin\/(routing|response|fallback|telemetry|stages)\//.test(to), `${from} imports ${to}`);
+      assert.ok(!/^plugin\/(routing|response|fallback|quota|telemetry|stages)\//.test(to), `${from} imports ${to}`);
   }
 });
 
@@ -87,6 +87,7 @@ test("assembly/plugin/ is feature folders plus the shared root, replies, request
     "config",
     "envoy-names.ts",
     "fallback",
+    "quota",
     "replies.ts",
     "request-facts.ts",
     "response",

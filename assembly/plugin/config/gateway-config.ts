@@ -5,6 +5,8 @@ import { JsonValue, parseJson } from "../../json/value";
 import { JsonType } from "../../json/reader";
 import { jsonString } from "../../json/writer";
 import { asciiLower, isHeaderValue } from "../../util/ascii";
+import { AffinityPolicy, compileAffinity } from "./affinity-policy";
+import { QuotaPolicy, compileQuotas } from "./quota-policy";
 import { Checker, Settings, checkTextList, defaultSettings, describe, joinPath, readObject, statusTrigger, texts } from "./settings";
 
 export const STAGE_REQUEST = "request";
@@ -89,6 +91,8 @@ export class GatewayConfig {
   stage: string = STAGE_REQUEST;
   models: Array<ModelRoute> = new Array<ModelRoute>();
   fallback: FallbackPolicy = new FallbackPolicy();
+  affinity: AffinityPolicy = new AffinityPolicy();
+  quotas: QuotaPolicy = new QuotaPolicy();
 
   // Compiled at configure time.
   maxBodyBytesText: string = ""; // maxBodyBytes in decimal, for set_decoder_buffer_limit
@@ -245,6 +249,8 @@ function compile(c: Checker, s: Settings, path: string): GatewayConfig {
   g.memoryBudgetBytes = <i32>s.int("memoryBudgetBytes");
   g.stage = s.text("stage");
   g.fallback = compileFallback(s);
+  g.affinity = compileAffinity(s);
+  g.quotas = compileQuotas(c, s, path);
   const models = s.items("models");
   const mpath = joinPath(path, "models");
   if (models.length == 0) c.fail(mpath, "at least one model is required");

@@ -6,12 +6,18 @@ import { GatewayConfig, ModelRoute } from "../config/gateway-config";
 import { MAX_ROUTE_VALUE_BYTES, hasControl, isHeaderValue } from "../../util/ascii";
 import { Edit, Splice } from "../../util/splice";
 import * as errors from "../replies";
+import { prefixKey } from "./prefix-key";
 
 // Root members of a request body the plugin reads; indices into JsonScan.fields.
-export const REQUEST_KEYS: Array<string> = ["model", "stream", "stream_options"];
+export const REQUEST_KEYS: Array<string> = ["model", "stream", "stream_options", "messages", "prompt", "input", "instructions"];
 export const F_MODEL: i32 = 0;
 export const F_STREAM: i32 = 1;
 export const F_STREAM_OPTIONS: i32 = 2;
+// The prompt, for the prefix-affinity key.
+const F_MESSAGES: i32 = 3;
+const F_PROMPT: i32 = 4;
+const F_INPUT: i32 = 5;
+const F_INSTRUCTIONS: i32 = 6;
 const STREAM_OPTIONS_KEYS: Array<string> = ["include_usage"];
 const streamOptionsScan = new JsonScan(STREAM_OPTIONS_KEYS);
 
@@ -23,6 +29,7 @@ export class RoutingResult {
   splice: Splice = new Splice(); // the body edits for the upstream (routed model, usage)
   stream: bool = false;
   usageInjected: bool = false; // we asked the upstream for a usage chunk the client did not
+  prefixKey: string = ""; // prefixAffinity: the prompt-prefix key; "" = none
   // What editsFor needs to rebuild the edits for another served model (a fallback attempt).
   modelStart: i32 = -1; // span of the body's model value; -1: none in the body
   modelEnd: i32 = -1;
@@ -139,6 +146,11 @@ export function routeRequest(cfg: GatewayConfig, p: usize, len: i32, scan: JsonS
       r.optionsEdit = includeUsageEdit(p, opts.start, opts.end);
       if (r.optionsEdit != null) r.usageInjected = true;
     }
+  }
+  const affinity = cfg.affinity;
+  if (affinity.appliesTo(requested)) {
+    const sf = scan.fields;
+    r.prefixKey = prefixKey(p, sf[F_MESSAGES], sf[F_PROMPT], sf[F_INPUT], sf[F_INSTRUCTIONS], affinity.prefixBytes);
   }
   if (r.modelStart < 0 || r.rootExtra.length > 0) r.rootObjectEdit = insertAtRoot(p, len, "");
   r.splice = r.editsFor(route.servedFor(requested));

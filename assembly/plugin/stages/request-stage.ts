@@ -3,15 +3,17 @@
 // headers, rewrites the body, answers itself when it must. What happened to the request is `phase`;
 // how far its fallback got is `req.fallback` (fallback/fallback-state.ts), its own state machine.
 import { HttpContext } from "../../abi/context";
-import { Action, BufferType, MapType } from "../../abi/enums";
+import { Action, BufferType, MapType, StreamType } from "../../abi/enums";
 import * as host from "../../abi/host";
 import { HeaderPair, deserializeHeaders } from "../../abi/headers";
+import { HostBytes } from "../../abi/memory";
 import { arenaBytes, collectSoon } from "../../abi/memory";
 import { JsonScan } from "../../json/reader";
 import { Account, REQUEST_STATE_BYTES, vmBudget } from "../../util/budget";
 import { parseDigits } from "../../util/digits";
 import { NS_PER_MS, msBetween, msOf } from "../../util/time";
 import { GatewayConfig, MECHANISM_DISPATCH } from "../config/gateway-config";
+import { QUOTA_CLUSTER } from "../config/quota-policy";
 import {
   AI_LOG,
   ATTEMPT_CLUSTER_HEADER,
@@ -33,17 +35,30 @@ import { HeldRequest, backupRequestHeaders, headerValue, relayedResponseHeaders 
 import { FallbackState, Step } from "../fallback/fallback-state";
 import { Plan, chainModel } from "../fallback/plan";
 import { Gate, Reason, failureReason, reasonName } from "../fallback/policy";
-import { LocalReply, allAttemptsFailed, bodyTooLarge, emptyBody, envoyError, modelNotFound, overloaded } from "../replies";
+import {
+  LocalReply,
+  allAttemptsFailed,
+  bodyTooLarge,
+  emptyBody,
+  envoyError,
+  modelNotFound,
+  overloaded,
+  quotaServiceUnavailable,
+} from "../replies";
+import { admissionRequest, admitFromResponse, chargeRequest } from "../quota/cluster-store";
+import { admitLocal, chargeLocal } from "../quota/local-store";
+import { RLS_METHOD, RLS_SERVICE, readRlsResponse } from "../quota/rls-proto";
+import { QuotaTicket, ticketFor } from "../quota/ticket";
 import { AttemptFacts, RequestFacts } from "../request-facts";
 import { ResponseObserver, observeWholeBody } from "../response/observer";
 import { estimatePromptTokens } from "../response/usage";
 import { MODEL_LIST_SUFFIX, MODEL_RETRIEVE_INFIX, modelObject, percentDecode } from "../routing/model-list";
 import { applyEdits, declaredTooLarge } from "../routing/request-body";
-import { REQUEST_KEYS, modelSpan, routeRequest } from "../routing/route-request";
+import { REQUEST_KEYS, RoutingResult, modelSpan, routeRequest } from "../routing/route-request";
 import { requestLabels } from "../telemetry/labels";
 import * as metrics from "../telemetry/metrics";
 import { aiLog, countResponse, recordMetrics, summarize } from "../telemetry/report";
-import { GatewayRoot } from "../root";
+import { GatewayRoot, QuotaEvent } from "../root";
 
 // One scan object per VM, reused by every request (a VM runs one callback at a time).
 const requestScan = new JsonScan(REQUEST_KEYS);
@@ -51,8 +66,9 @@ const requestScan = new JsonScan(REQUEST_KEYS);
 const enum Phase {
   PassThrough = 0, // not a request the plugin routes
   ReadingBody = 1, // headers held until the body is whole
-  Answered = 2, // the plugin answered (bad request, model list, shed)
+  Answered = 2, // the plugin answered (bad request, model list, shed, quota)
   Routed = 3, // on its way to (or back from) the upstream; fallback may still answer instead
+  AwaitingQuota = 4, // body whole and routed, waiting for the rate-limit service's answer
 }
 
 // Bodies up to this size get a content-based prompt estimate (message texts, not JSON syntax); larger
@@ -88,6 +104,10 @@ export class RequestStage extends HttpContext {
   private envoyReply: LocalReply | null = null; // Envoy's error answer, being reshaped
   private envoyReplySent: bool = false;
   private admitted: bool;
+  // quotas: the rules that apply to this request, and (cluster mode) the routing it resumes with.
+  private quota: QuotaTicket | null = null;
+  private pendingRouting: RoutingResult | null = null;
+  private bodySize: u32 = 0;
 
   constructor(
     id: u32,
@@ -106,8 +126,9 @@ export class RequestStage extends HttpContext {
     this.req.startNs = host.nowNanos();
     this.cfg = this.gateway.selectConfig();
     const cfg = this.cfg;
-    // Whatever the path, a client never chooses its own route.
+    // Whatever the path, a client never chooses its own route (nor its replica).
     host.removeHeader(MapType.HttpRequestHeaders, cfg.routingHeader);
+    if (cfg.affinity.enabled) host.removeHeader(MapType.HttpRequestHeaders, cfg.affinity.header);
     if (!this.admitted) {
       // The VM's memory budget is spent on requests in flight: shed this one (retryable 503) rather
       // than risk the VM, and with it every request on this worker.
@@ -178,6 +199,34 @@ export class RequestStage extends HttpContext {
     req.stream = res.stream;
     req.usageInjected = res.usageInjected;
     req.promptEstimate = body.len <= PROMPT_ESTIMATE_SCAN_LIMIT ? estimatePromptTokens(body.ptr, body.len) : <i64>((body.len + 3) / 4);
+    req.prefixKey = res.prefixKey;
+    const quotas = cfg.quotas;
+    if (quotas.enabled) {
+      const t = ticketFor(quotas, res.model);
+      if (t != null) {
+        this.quota = t;
+        if (quotas.mode == QUOTA_CLUSTER) {
+          // The body stays in Envoy's buffer, not here, while the service answers; read again after.
+          body.release();
+          this.bodySize = bodySize;
+          return this.askQuotaService(res, t);
+        }
+        const ok = admitLocal(quotas, t, msOf(req.startNs));
+        if (t.tableFull) this.gateway.countQuota(QuotaEvent.TableFull);
+        if (!ok) {
+          body.release();
+          return this.refuseQuota(t);
+        }
+      }
+    }
+    return this.forward(res, body);
+  }
+
+  // The routing decision applied: routing header, fallback plan or held body, body edits.
+  private forward(res: RoutingResult, body: HostBytes): Action {
+    const cfg = this.cfg;
+    const req = this.req;
+    const fb = req.fallback;
     const route = res.route!;
     const a = this.attempt;
     a.model = route.isPrefix ? res.model : route.name;
@@ -219,6 +268,7 @@ export class RequestStage extends HttpContext {
     }
 
     host.replaceHeader(MapType.HttpRequestHeaders, cfg.routingHeader, routeValue);
+    if (res.prefixKey.length > 0) host.replaceHeader(MapType.HttpRequestHeaders, cfg.affinity.header, res.prefixKey);
     if (holdBody) {
       // Held until the primary's response headers show whether a backup is needed.
       const headers = host.getHeadersRaw(MapType.HttpRequestHeaders);
@@ -252,6 +302,80 @@ export class RequestStage extends HttpContext {
     if (this.held == null) body.release();
     this.phase = Phase.Routed;
     return Action.Continue;
+  }
+
+  // quotas.mode "cluster": admission by the rate-limit service; the request waits (paused) for it.
+  private askQuotaService(res: RoutingResult, t: QuotaTicket): Action {
+    const quotas = this.cfg.quotas;
+    this.pendingRouting = res;
+    this.phase = Phase.AwaitingQuota;
+    const token = this.dispatchGrpcCall(quotas.cluster, RLS_SERVICE, RLS_METHOD, admissionRequest(quotas, t), quotas.timeoutMs);
+    if (token == 0) return this.quotaUnavailable(false);
+    return Action.Pause;
+  }
+
+  onGrpcReceive(_token: u32, size: u32): void {
+    if (this.phase != Phase.AwaitingQuota) return;
+    const t = this.quota!;
+    const msg = host.getBufferBytes(BufferType.GrpcCallMessage, 0, size);
+    if (msg == null) {
+      this.quotaUnavailable(true);
+      return;
+    }
+    const r = readRlsResponse(msg.ptr, msg.len);
+    msg.release();
+    if (r.bad || r.overall == 0) this.quotaUnavailable(true);
+    else if (!admitFromResponse(t, r, msOf(host.nowNanos()))) this.refuseQuota(t);
+    else this.resumeAfterQuota();
+  }
+
+  onGrpcClose(_token: u32, _status: u32): void {
+    if (this.phase == Phase.AwaitingQuota) this.quotaUnavailable(true);
+  }
+
+  // The service failed, timed out or answered nonsense: quotas.service.onUnavailable decides.
+  // `paused`: the request is waiting in Envoy (a callback), not in onRequestBody.
+  private quotaUnavailable(paused: bool): Action {
+    if (this.cfg.quotas.denyWhenUnavailable) {
+      this.gateway.countQuota(QuotaEvent.UnavailableRefused);
+      this.quota = null;
+      return this.answer(quotaServiceUnavailable());
+    }
+    this.gateway.countQuota(QuotaEvent.UnavailableAllowed);
+    this.quota = null; // nothing to charge: the service holds no admission of it
+    if (paused) {
+      this.resumeAfterQuota();
+      return Action.Pause;
+    }
+    return this.resumeRouting();
+  }
+
+  private resumeAfterQuota(): void {
+    if (this.resumeRouting() == Action.Continue) host.continueStream(StreamType.HttpRequest);
+  }
+
+  private resumeRouting(): Action {
+    const res = this.pendingRouting!;
+    this.pendingRouting = null;
+    const body = host.getBufferBytes(BufferType.HttpRequestBody, 0, this.bodySize);
+    if (body == null) {
+      host.logWarn("llm-gateway: request body unavailable after the quota check; passing the request through unrouted");
+      this.phase = Phase.PassThrough;
+      return Action.Continue;
+    }
+    return this.forward(res, body);
+  }
+
+  private refuseQuota(t: QuotaTicket): Action {
+    const reply = t.refusalReply();
+    this.req.quotaRefused = t.refusal!.rule!.name;
+    const headers = t.headers();
+    headers.push(new HeaderPair("content-type", "application/json"));
+    host.sendLocalResponse(reply.status, reply.details(), reply.body(), headers);
+    this.phase = Phase.Answered;
+    this.attempt.status = <i32>reply.status;
+    this.attempt.viaUpstream = false;
+    return Action.Pause;
   }
 
   // fallback.mechanism "dispatch": whether this request's body may stay in the VM until its primary
@@ -336,6 +460,11 @@ export class RequestStage extends HttpContext {
     // We may edit the stream (usage chunk out, a cut-stream event in): its length is no longer known.
     if (a.isStream) host.removeHeader(MapType.HttpResponseHeaders, "content-length");
     host.replaceHeader(MapType.HttpResponseHeaders, MODEL_HEADER, a.model);
+    const t = this.quota;
+    if (t != null) {
+      const h = t.headers();
+      for (let i = 0; i < h.length; i++) host.replaceHeader(MapType.HttpResponseHeaders, unchecked(h[i]).key, unchecked(h[i]).value);
+    }
     if (fb.from.length > 0) host.replaceHeader(MapType.HttpResponseHeaders, FALLBACK_FROM_HEADER, fb.from);
     this.observer = new ResponseObserver(a, this.cfg.maxSseEventBytes, this.cfg.maxResponseBytes, drop, this.account);
     return Action.Continue;
@@ -579,8 +708,12 @@ export class RequestStage extends HttpContext {
       return;
     }
     if (!routed) {
-      // Answered by the plugin itself (400/404/413, the model list) or passed through unrouted.
+      // Answered by the plugin itself (400/404/413, the model list, a quota) or passed through unrouted.
       if (this.phase != Phase.PassThrough) countResponse(labels, a.status, false);
+      if (req.quotaRefused.length > 0) {
+        metrics.count(labels, metrics.QUOTA_REFUSED, 1);
+        host.setProperty(AI_LOG, aiLog(req, a, summarize(req, a, labels, end)));
+      }
       return;
     }
     // A stream the client left, or the upstream cut, is counted as far as it got.
@@ -589,6 +722,26 @@ export class RequestStage extends HttpContext {
     const outcome = summarize(req, a, labels, end);
     recordMetrics(req, a, outcome);
     host.setProperty(AI_LOG, aiLog(req, a, outcome));
+    const t = this.quota;
+    if (t != null) this.chargeQuota(t, outcome.usage.promptTokens, outcome.usage.completionTokens, outcome.usage.totalTokens, end);
+  }
+
+  // The finished request's tokens (as the metrics count them) go to its quota rules. Never blocks:
+  // the cluster-wide charge is sent as the root context and completes after this request is gone.
+  private chargeQuota(t: QuotaTicket, input: i64, output: i64, total: i64, endNs: u64): void {
+    if (input < 0) input = 0;
+    if (output < 0) output = 0;
+    if (total < 0) total = input + output;
+    if (input + output + total == 0) return;
+    const quotas = this.cfg.quotas;
+    if (quotas.mode != QUOTA_CLUSTER) {
+      chargeLocal(t, input, output, total, msOf(endNs));
+      return;
+    }
+    const msg = chargeRequest(quotas, t, input, output, total);
+    if (msg == null) return;
+    if (this.dispatchRootGrpcCall(quotas.cluster, RLS_SERVICE, RLS_METHOD, msg, quotas.timeoutMs) == 0)
+      this.gateway.countQuota(QuotaEvent.ChargeFailed);
   }
 
   onDelete(): void {

@@ -28,6 +28,8 @@ export const H_FIRST_ANSWER_TOKEN_MS = "first_answer_token_ms";
 // Every attempt failed and the plugin answered with the all_attempts_failed error (requested model's labels).
 export const ALL_ATTEMPTS_FAILED = "all_attempts_failed";
 export const USAGE_ESTIMATED = "usage_estimated";
+// A quota rule refused the request (429 rate_limit_exceeded).
+export const QUOTA_REFUSED = "quota_refused";
 export const STREAM_INCOMPLETE = "stream_incomplete";
 export const STREAM_UNPARSED = "stream_unparsed";
 // fallback.to.<model>.reason.<reason>, counted under the labels of the model that failed; the

@@ -148,5 +148,7 @@ export function aiLog(req: RequestFacts, a: AttemptFacts, o: Outcome): string {
   const fb = req.fallback;
   if (fb.from.length > 0) s += ',"fallback_from":' + jsonString(fb.from) + ',"fallback_reason":' + jsonString(fb.reason);
   if (fb.step == Step.GaveUp) s += ',"attempts_failed":' + jsonStringArray(fb.tried);
+  if (req.prefixKey.length > 0) s += ',"prefix_key":"' + req.prefixKey + '"';
+  if (req.quotaRefused.length > 0) s += ',"quota_refused":' + jsonString(req.quotaRefused);
   return s + "}";
 }

@@ -28,8 +28,8 @@ export class RootContext {
   }
   // Calls the root made itself (not on behalf of a request).
   onRootHttpCallResponse(_token: u32, _numHeaders: u32, _bodySize: u32, _numTrailers: u32): void {}
-  // gRPC calls made as the root (they outlive the request that made them): a message, or the end
-  // (status 0 after a message; otherwise the call failed).
+  // gRPC calls the root made itself, or whose request is gone: a message, or the end without one
+  // (status: gRPC's code; non-zero when the call failed).
   onGrpcReceive(_token: u32, _size: u32): void {}
   onGrpcClose(_token: u32, _status: u32): void {}
 
@@ -60,6 +60,29 @@ export class RootContext {
     // Make the request's context current, so its header/body calls act on that stream.
     setEffectiveContext(ctx.id);
     ctx.onHttpCallResponse(token, numHeaders, bodySize, numTrailers);
+  }
+
+  // gRPC answers, routed like http call responses (Envoy delivers both to the root context).
+  dispatchGrpcReceive(token: u32, size: u32): void {
+    const ctx = this.takeCaller(token);
+    if (ctx == null) this.onGrpcReceive(token, size);
+    else ctx.onGrpcReceive(token, size);
+  }
+
+  dispatchGrpcClose(token: u32, status: u32): void {
+    const ctx = this.takeCaller(token);
+    if (ctx == null) this.onGrpcClose(token, status);
+    else ctx.onGrpcClose(token, status);
+  }
+
+  // The context that made call `token` (made current, so its host calls act on its stream), or null.
+  private takeCaller(token: u32): HttpContext | null {
+    const i = this.callTokens.indexOf(token);
+    if (i < 0) return null;
+    const ctx = unchecked(this.callers[i]);
+    this.removeCall(i);
+    setEffectiveContext(ctx.id);
+    return ctx;
   }
 
   private removeCall(i: i32): void {
@@ -108,13 +131,16 @@ export class HttpContext {
   // ...or ended without an answer (status: gRPC's code, e.g. 4 deadline exceeded, 14 unavailable).
   onGrpcClose(_token: u32, _status: u32): void {}
 
-  // A gRPC call whose answer comes back to this context (Envoy cancels it if the request ends first).
+  // A gRPC call whose answer comes back to this context; an answer after the request ended goes to
+  // the root. Returns 0 if the host refused it.
   dispatchGrpcCall(cluster: string, service: string, method: string, message: ArrayBuffer, timeoutMs: u32): u32 {
-    return grpcCall(cluster, service, method, message, timeoutMs);
+    const token = grpcCall(cluster, service, method, message, timeoutMs);
+    if (token != 0) this.root.registerCall(token, this);
+    return token;
   }
 
-  // A gRPC call made as the root context, so it completes after this request is gone (a charge sent
-  // from the access-log callback).
+  // A gRPC call made as the root context, whose answer goes to the root: it completes after this
+  // request is gone (a charge sent from the access-log callback).
   dispatchRootGrpcCall(cluster: string, service: string, method: string, message: ArrayBuffer, timeoutMs: u32): u32 {
     setEffectiveContext(this.root.id);
     const token = grpcCall(cluster, service, method, message, timeoutMs);

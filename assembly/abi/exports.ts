@@ -104,23 +104,27 @@ export function proxy_on_http_call_response(id: u32, token: u32, numHeaders: u32
   if (root != null) root.dispatchCallResponse(token, numHeaders, bodySize, numTrailers);
 }
 
-// gRPC answers go to the context that made the call, as http call responses do.
+// gRPC answers, delivered like http call responses.
 export function proxy_on_grpc_receive(id: u32, token: u32, size: u32): void {
   if (streams.has(id)) {
-    streams.get(id).onGrpcReceive(token, size);
+    const ctx = streams.get(id);
+    ctx.root.forgetCall(token);
+    ctx.onGrpcReceive(token, size);
     return;
   }
   const root = rootOf(id);
-  if (root != null) root.onGrpcReceive(token, size);
+  if (root != null) root.dispatchGrpcReceive(token, size);
 }
 
 export function proxy_on_grpc_close(id: u32, token: u32, status: u32): void {
   if (streams.has(id)) {
-    streams.get(id).onGrpcClose(token, status);
+    const ctx = streams.get(id);
+    ctx.root.forgetCall(token);
+    ctx.onGrpcClose(token, status);
     return;
   }
   const root = rootOf(id);
-  if (root != null) root.onGrpcClose(token, status);
+  if (root != null) root.dispatchGrpcClose(token, status);
 }
 
 export function proxy_on_log(id: u32): void {

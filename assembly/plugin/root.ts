@@ -34,6 +34,9 @@ export const enum QuotaEvent {
   TableFull = 3,
 }
 
+// Charges followed at once (each ends within quotas.service.timeoutMs); past it one is not followed.
+const MAX_TRACKED_CHARGES: i32 = 1024;
+
 // How often deadlines (fallback.firstByteTimeoutMs) are checked.
 const DEADLINE_TICK_MS: u32 = 50;
 
@@ -48,6 +51,7 @@ export class GatewayRoot extends RootContext {
   private shedCounter: u32 = host.NO_METRIC;
   private unprotectedCounter: u32 = host.NO_METRIC;
   private quotaCounters: StaticArray<u32> = new StaticArray<u32>(4);
+  private charges: Array<u32> = new Array<u32>();
   private requests: u32 = 0;
   private attemptStage: bool = false;
 
@@ -73,9 +77,26 @@ export class GatewayRoot extends RootContext {
     host.incrementMetric(this.quotaCounters[e], 1);
   }
 
-  // A quota charge (sent as the root, see HttpContext.dispatchRootGrpcCall) that failed.
-  onGrpcClose(_token: u32, status: u32): void {
-    if (status != 0) this.countQuota(QuotaEvent.ChargeFailed);
+  // Quota charges in flight (sent as the root: HttpContext.dispatchRootGrpcCall), so that a failed one
+  // is counted and an admission answer that arrives after its request ended is not.
+  noteCharge(token: u32): void {
+    if (this.charges.length < MAX_TRACKED_CHARGES) this.charges.push(token);
+  }
+
+  onGrpcReceive(token: u32, _size: u32): void {
+    this.endCharge(token);
+  }
+
+  onGrpcClose(token: u32, status: u32): void {
+    if (this.endCharge(token) && status != 0) this.countQuota(QuotaEvent.ChargeFailed);
+  }
+
+  private endCharge(token: u32): bool {
+    const i = this.charges.indexOf(token);
+    if (i < 0) return false;
+    unchecked((this.charges[i] = unchecked(this.charges[this.charges.length - 1])));
+    this.charges.pop();
+    return true;
   }
 
   // The VM's linear memory, so operators can see it stay flat (Higress users have met Wasm memory

@@ -740,8 +740,9 @@ export class RequestStage extends HttpContext {
     }
     const msg = chargeRequest(quotas, t, input, output, total);
     if (msg == null) return;
-    if (this.dispatchRootGrpcCall(quotas.cluster, RLS_SERVICE, RLS_METHOD, msg, quotas.timeoutMs) == 0)
-      this.gateway.countQuota(QuotaEvent.ChargeFailed);
+    const token = this.dispatchRootGrpcCall(quotas.cluster, RLS_SERVICE, RLS_METHOD, msg, quotas.timeoutMs);
+    if (token == 0) this.gateway.countQuota(QuotaEvent.ChargeFailed);
+    else this.gateway.noteCharge(token);
   }
 
   onDelete(): void {

@@ -29,11 +29,34 @@ export const HF_SECRET_NAME = "modelhub-secret";
 export const HF_SECRET_KEY = "HF_TOKEN";
 
 export const BACKEND_NAME = "vllm";
+/** LeaderWorkerSet's pod labels, which llmaz's `<model>-lb` Service selects by: the set's name and the leader (index 0). */
+export const LABEL_LWS_NAME = "leaderworkerset.sigs.k8s.io/name";
+export const LABEL_LWS_WORKER_INDEX = "leaderworkerset.sigs.k8s.io/worker-index";
 export const GPU_RESOURCE = "nvidia.com/gpu";
 /** llmaz's per-Playground Service `<model>-lb` listens here; vLLM serves on it too. */
 export const MODEL_SERVICE_PORT = 8080;
 
 export const MCP_BRIDGE_NAME = "default";
+
+// Prefix affinity (models[].affinity). Defaults: the plugin's (prefixAffinity.prefixBytes) and a bounded-load
+// factor of 1.25 (no replica takes more than 125% of the average load).
+export const DEFAULT_AFFINITY_LOAD_FACTOR = 1.25;
+export const DEFAULT_AFFINITY_PREFIX_BYTES = 2048;
+/** Suffix of the EnvoyFilter (Higress) that sets a model's cluster's bounded load, outlier detection and retry predicate. */
+export const AFFINITY_FILTER_SUFFIX = ".affinity";
+
+// Token quotas in mode cluster (quotas.service.deploy: true): envoyproxy/ratelimit and its Redis, in the models'
+// namespace. The image is the commit the tests build the service from (tests/quota/build-ratelimit.sh pins the Go
+// module's pseudo-version v1.4.1-0.20260122083618-3fb702589d36; the project's CI pushes an image per main commit,
+// tagged with the commit's first 8 hex digits), so the cluster runs what the tests ran.
+export const RATELIMIT_NAME = "llm-gateway-ratelimit";
+export const RATELIMIT_IMAGE = "envoyproxy/ratelimit:3fb70258";
+export const RATELIMIT_GRPC_PORT = 8081;
+export const RATELIMIT_HTTP_PORT = 8080;
+export const RATELIMIT_CONFIG_NAME = "llm-gateway-ratelimit-config";
+export const REDIS_NAME = "llm-gateway-redis";
+export const REDIS_IMAGE = "redis:7-alpine";
+export const REDIS_PORT = 6379;
 export const PLUGIN_NAME = "llm-gateway";
 // AUTHN, priority 900: the slot of Higress's own model-router, ahead of the AI plugins in later phases
 // (see deploy-scripts/oci/spec.yaml), so the route and the body's model are settled before they run.
@@ -91,6 +114,9 @@ export const KINDS = {
     installer: "higress",
   },
   Ingress: { apiVersion: "networking.k8s.io/v1", kind: "Ingress", crd: "", namespaced: true, installer: "kubernetes" },
+  Service: { apiVersion: "v1", kind: "Service", crd: "", namespaced: true, installer: "kubernetes" },
+  ConfigMap: { apiVersion: "v1", kind: "ConfigMap", crd: "", namespaced: true, installer: "kubernetes" },
+  Deployment: { apiVersion: "apps/v1", kind: "Deployment", crd: "", namespaced: true, installer: "kubernetes" },
   EnvoyFilter: {
     apiVersion: "networking.istio.io/v1alpha3",
     kind: "EnvoyFilter",
@@ -137,6 +163,20 @@ export function ownerLabels(deployment: string): Record<string, string> {
 /** Service that llmaz creates in front of a Playground's pods. */
 export function modelServiceName(model: string): string {
   return `${model}-lb`;
+}
+
+/**
+ * Headless Service we add for a model with affinity: the same pods as llmaz's `<model>-lb` (the leaders), but
+ * DNS answers one address per ready replica, so Envoy (STRICT_DNS) sees every replica as a host and can hash
+ * onto them; through the ClusterIP of `<model>-lb` it would see one host and kube-proxy would pick the pod.
+ */
+export function replicaServiceName(model: string): string {
+  return `${model}-ep`;
+}
+
+/** Istio's (and so Higress's) name of the Envoy cluster of a service host and port. */
+export function istioClusterName(host: string, port: number): string {
+  return `outbound|${port}||${host}`;
 }
 
 /** McpBridge registry name for a model; Higress addresses it as `<name>.dns:<port>`. */

@@ -3,7 +3,10 @@
 import { parseDocument } from "yaml";
 import { childKeys } from "../assembly/plugin/config/schema.ts";
 import { Checker, show, type Obj } from "./checker.ts";
+import { parseQuotas, type QuotaSpec } from "./spec-quotas.ts";
 import {
+  DEFAULT_AFFINITY_LOAD_FACTOR,
+  DEFAULT_AFFINITY_PREFIX_BYTES,
   DEFAULT_FALLBACK_MAX_REQUEST_BYTES,
   DEFAULT_ENVOY_ADMIN_PORT,
   DEFAULT_ENVOY_LISTEN_PORT,
@@ -28,6 +31,14 @@ export interface Resources {
   limits?: Record<string, Quantity>;
 }
 
+/** Prefix affinity for a model's replicas (issue 14): consistent hashing with bounded load on the plugin's prefix key. */
+export interface Affinity {
+  /** No replica takes more than this times the average load (Envoy's hash_balance_factor / 100). */
+  loadFactor: number;
+  /** The plugin's prefixAffinity.prefixBytes, one value for every model. */
+  prefixBytes: number;
+}
+
 export interface ModelSpec {
   name: string;
   modelID: string;
@@ -45,6 +56,7 @@ export interface ModelSpec {
   resources?: Resources;
   args: string[];
   backendVersion?: string;
+  affinity?: Affinity;
 }
 
 export interface DeploySpec {
@@ -70,6 +82,8 @@ export interface DeploySpec {
   };
   fallback: { on: ResponseClass[]; bufferRequestBody: boolean; maxRequestBytes: number; globalFilter: boolean };
   models: ModelSpec[];
+  /** Token quotas (issue 16): the plugin's `quotas`, and for mode cluster where its rate-limit service is. */
+  quotas?: QuotaSpec;
 }
 
 export type ParseResult = { ok: true; spec: DeploySpec } | { ok: false; errors: string[] };
@@ -85,7 +99,7 @@ const FILE_URL = /^file:\/\/\/\S+$/;
 /** `<model>-lb` must stay a DNS label (63). */
 const MAX_MODEL_NAME = 60;
 
-const ROOT_KEYS = ["name", "namespace", "gateway", "plugin", "fallback", "models"] as const;
+const ROOT_KEYS = ["name", "namespace", "gateway", "plugin", "fallback", "models", "quotas"] as const;
 const GATEWAY_KEYS = ["type", "namespace", "host", "ingressClassName", "service", "listenPort", "adminPort"] as const;
 const GATEWAY_TYPES = ["higress", "envoy"] as const;
 const PLUGIN_KEYS = ["url", "imagePullPolicy", "imagePullSecret", "sha256", "config"] as const;
@@ -105,7 +119,13 @@ const MODEL_KEYS = [
   "resources",
   "args",
   "backendVersion",
+  "affinity",
 ] as const;
+const AFFINITY_KEYS = ["loadFactor", "prefixBytes"] as const;
+/** hash_balance_factor is a percentage of at least 100; above 100x the average, bounded load bounds nothing. */
+const MAX_LOAD_FACTOR = 100;
+/** The plugin's range for prefixAffinity.prefixBytes (assembly/plugin/config/schema.ts). */
+const PREFIX_BYTES_RANGE = { min: 16, max: 1048576 } as const;
 
 const DNS_LABEL_WHAT = 'a DNS-1123 label (lowercase letters, digits, "-"; starts and ends alphanumeric)';
 const DNS_SUBDOMAIN_WHAT = 'a DNS-1123 subdomain (lowercase letters, digits, "-", ".")';
@@ -163,11 +183,12 @@ export function validateSpec(raw: unknown): ParseResult {
   const plugin = parsePlugin(c, raw, modelNames);
   const fallback = parseFallback(c, raw, plugin?.config);
   checkGatewayType(c, raw, gateway.type);
+  const quotas = parseQuotas(c, raw, modelNames, namespace, gateway.type);
 
   if (c.errors.length > 0 || name === undefined || plugin === undefined || fallback === undefined) {
     return { ok: false, errors: c.errors.length > 0 ? c.errors : ["file: invalid"] };
   }
-  return { ok: true, spec: { name, namespace, gateway, plugin, fallback, models } };
+  return { ok: true, spec: { name, namespace, gateway, plugin, fallback, models, ...(quotas !== undefined ? { quotas } : {}) } };
 }
 
 function parsePlugin(c: Checker, raw: Obj, modelNames: Set<string>): DeploySpec["plugin"] | undefined {
@@ -211,14 +232,26 @@ function sha256Meaning(url: string | undefined): string {
 // description's models). The plugin refuses any other key, so the CLI refuses it first, with the file's path.
 export const PLUGIN_CONFIG_KEYS: readonly string[] = childKeys("").filter((k) => k !== "models");
 
+/**
+ * Plugin settings the renderer derives from other parts of the file, so that what Envoy or Higress is configured
+ * with (hash policies, the rate-limit cluster) and what the plugin does cannot disagree.
+ */
+const DERIVED_PLUGIN_KEYS: ReadonlyMap<string, string> = new Map([
+  ["prefixAffinity", "models[].affinity (loadFactor, prefixBytes)"],
+  ["quotas", "the top-level quotas"],
+]);
+
 /** Checks the plugin settings: only keys the plugin knows, with the types it takes where we can tell. */
 function parsePluginConfig(c: Checker, config: Obj, modelNames: Set<string>): Record<string, unknown> {
   const at = (k: string): string => `plugin.config.${k}`;
   if ("models" in config) {
     c.errors.push(`${at("models")}: is derived from models[]; set name, route, upstreamModel and fallback there`);
   }
+  for (const [k, where] of DERIVED_PLUGIN_KEYS) {
+    if (k in config) c.errors.push(`${at(k)}: is derived from ${where}: set it there`);
+  }
   for (const k of Object.keys(config)) {
-    if (k !== "models" && !PLUGIN_CONFIG_KEYS.includes(k)) {
+    if (k !== "models" && !DERIVED_PLUGIN_KEYS.has(k) && !PLUGIN_CONFIG_KEYS.includes(k)) {
       c.errors.push(`${at(k)}: unknown plugin setting (known: ${PLUGIN_CONFIG_KEYS.join(", ")})`);
     }
   }
@@ -234,7 +267,7 @@ function parsePluginConfig(c: Checker, config: Obj, modelNames: Set<string>): Re
     c.fail(at("defaultModel"), `must name one of models[] (${[...modelNames].join(", ")})`, defaultModel);
   }
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(config)) if (k !== "models") out[k] = v;
+  for (const [k, v] of Object.entries(config)) if (k !== "models" && !DERIVED_PLUGIN_KEYS.has(k)) out[k] = v;
   return out;
 }
 
@@ -352,6 +385,7 @@ function parseModels(c: Checker, raw: Obj): ModelSpec[] {
     } else if (sameRoute === undefined) byRoute.set(model.route, index);
   }
   const models = parsed.map((p) => p.model);
+  checkPrefixBytes(c, parsed);
 
   // Checked only when every model parsed: a broken entry would make its name look unknown.
   if (parsed.length !== list.length) return models;
@@ -370,6 +404,25 @@ function parseModels(c: Checker, raw: Obj): ModelSpec[] {
     });
   });
   return models;
+}
+
+/** The plugin has one prefixAffinity.prefixBytes: models with affinity must agree on it. */
+function checkPrefixBytes(c: Checker, parsed: { index: number; model: ModelSpec }[]): void {
+  const withAffinity = parsed.filter((p) => p.model.affinity !== undefined);
+  const first = withAffinity[0];
+  if (first === undefined) return;
+  const want = first.model.affinity?.prefixBytes;
+  for (const p of withAffinity.slice(1)) {
+    const got = p.model.affinity?.prefixBytes;
+    if (got !== want) {
+      c.fail(
+        `models[${p.index}].affinity.prefixBytes`,
+        `must equal models[${first.index}].affinity.prefixBytes (${want ?? "?"}): the plugin keys every model's prompts with one length` +
+          ` (an unset prefixBytes is ${DEFAULT_AFFINITY_PREFIX_BYTES})`,
+        got,
+      );
+    }
+  }
 }
 
 function parseModel(c: Checker, m: unknown, path: string): ModelSpec | undefined {
@@ -406,6 +459,7 @@ function parseModel(c: Checker, m: unknown, path: string): ModelSpec | undefined
   const resources = parseResources(c, m, `${path}.resources`);
   const args = c.stringList(m, "args", `${path}.args`) ?? [];
   const backendVersion = c.string(m, "backendVersion", `${path}.backendVersion`, { pattern: /^\S+$/, what: "an image tag" });
+  const affinity = parseAffinity(c, m, `${path}.affinity`);
 
   if (name === undefined || modelID === undefined) return undefined;
   const model: ModelSpec = {
@@ -424,7 +478,31 @@ function parseModel(c: Checker, m: unknown, path: string): ModelSpec | undefined
   if (upstreamModel !== undefined) model.upstreamModel = upstreamModel;
   if (resources !== undefined) model.resources = resources;
   if (backendVersion !== undefined) model.backendVersion = backendVersion;
+  if (affinity !== undefined) model.affinity = affinity;
   return model;
+}
+
+/** models[].affinity: its presence turns prefix affinity on for the model; `{}` takes the defaults. */
+function parseAffinity(c: Checker, m: Obj, path: string): Affinity | undefined {
+  if (m["affinity"] === undefined || m["affinity"] === null) return undefined;
+  const a = c.object(m, "affinity", path, false);
+  if (!a) return undefined;
+  c.keys(a, path, AFFINITY_KEYS);
+  let loadFactor = DEFAULT_AFFINITY_LOAD_FACTOR;
+  const lf = a["loadFactor"];
+  if (lf !== undefined && lf !== null) {
+    if (typeof lf !== "number" || !Number.isFinite(lf) || lf < 1 || lf > MAX_LOAD_FACTOR) {
+      c.fail(`${path}.loadFactor`, `must be a number from 1 to ${MAX_LOAD_FACTOR} (1.25: no replica above 125% of the average load)`, lf);
+    } else loadFactor = lf;
+  }
+  let prefixBytes = DEFAULT_AFFINITY_PREFIX_BYTES;
+  const pb = a["prefixBytes"];
+  if (pb !== undefined && pb !== null) {
+    if (typeof pb !== "number" || !Number.isSafeInteger(pb) || pb < PREFIX_BYTES_RANGE.min || pb > PREFIX_BYTES_RANGE.max) {
+      c.fail(`${path}.prefixBytes`, `must be an integer from ${PREFIX_BYTES_RANGE.min} to ${PREFIX_BYTES_RANGE.max}`, pb);
+    } else prefixBytes = pb;
+  }
+  return { loadFactor, prefixBytes };
 }
 
 function parseResources(c: Checker, m: Obj, path: string): Resources | undefined {

@@ -1,6 +1,7 @@
 // apply: server-side apply of every object of the deployment, refusing to take over objects that are not ours,
 // then (optionally) waiting for the models and printing how to reach them.
 import { PatchStrategy } from "@kubernetes/client-node";
+import { warnAboutClusterPush } from "./cluster-push.ts";
 import { gatewayEndpoint, printEndpoint, printEnvoyGateway } from "./endpoint.ts";
 import { CliError, EXIT, explain } from "../errors.ts";
 import { line, type Io } from "../io.ts";
@@ -99,6 +100,7 @@ export async function apply(spec: DeploySpec, cluster: Cluster, io: Io, opts: Ap
   if (opts.disableModelRouter === true) await disableModelRouters(cluster, spec, io);
   else await warnAboutModelRouter(cluster, spec, io);
   await warnAboutToken(cluster, spec, io);
+  await warnAboutClusterPush(cluster, spec, io);
   if (opts.wait !== undefined) {
     line(io.out, "");
     const result = await waitForModels(cluster, spec, io, opts.wait);

@@ -18,6 +18,10 @@ const DELETE_ORDER: ({ kind: KindInfo; where: "models" | "gateway" } | "registri
   { kind: KINDS.EnvoyFilter, where: "gateway" },
   { kind: KINDS.Ingress, where: "gateway" },
   "registries",
+  // The quota service (ratelimit, Redis, its configuration) and the models' headless Services.
+  { kind: KINDS.Deployment, where: "models" },
+  { kind: KINDS.Service, where: "models" },
+  { kind: KINDS.ConfigMap, where: "models" },
   { kind: KINDS.Playground, where: "models" },
   { kind: KINDS.OpenModel, where: "models" },
   { kind: KINDS.Secret, where: "models" },

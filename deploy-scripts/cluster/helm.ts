@@ -8,6 +8,16 @@ import { line, type Io } from "../io.ts";
 import { HELM } from "../names.ts";
 import type { DeploySpec } from "../spec.ts";
 
+/**
+ * Quotas in mode cluster on Higress: the plugin calls the rate-limit service through the Envoy cluster Istio makes
+ * for its Kubernetes Service, which no route names. Higress's chart pushes only the clusters routes use
+ * (global.onlyPushRouteCluster, default true, becomes istio's PILOT_FILTER_GATEWAY_CLUSTER_CONFIG), so the install
+ * turns that off.
+ */
+export function pushesEveryCluster(spec: DeploySpec): boolean {
+  return spec.gateway.type === "higress" && spec.quotas?.mode === "cluster";
+}
+
 /** Higress (not for gateway.type envoy: that gateway is an Envoy you run) and llmaz. */
 export function helmCommands(spec: DeploySpec): string[][] {
   const higress =
@@ -24,6 +34,7 @@ export function helmCommands(spec: DeploySpec): string[][] {
             spec.gateway.namespace,
             "--create-namespace",
             "--render-subchart-notes",
+            ...(pushesEveryCluster(spec) ? ["--set", "global.onlyPushRouteCluster=false"] : []),
             "--wait",
           ],
         ];

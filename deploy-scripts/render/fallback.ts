@@ -29,6 +29,7 @@
 // - Only the first entry of a model's fallback list gets a native fallback Ingress; the plugin sees the whole list.
 // - max_internal_redirects is 1: one hop is all this topology needs, and a wrong route order then costs one extra
 //   attempt instead of ten.
+import { hashByAnnotation } from "./affinity.ts";
 import { higressIngress, header, type K8sObject } from "./objects.ts";
 import { FALLBACK_FROM_HEADER, FALLBACK_INGRESS_SUFFIX, GLOBAL_CUSTOM_RESPONSE_FILTER, KINDS, registryDestination } from "../names.ts";
 import { routingHeader, type DeploySpec, type ModelSpec } from "../spec.ts";
@@ -49,11 +50,15 @@ export function nativeFallbackTarget(model: ModelSpec): string | undefined {
   return model.fallback[0];
 }
 
+// A backup with prefix affinity hashes here too: Higress builds one traffic policy per destination from the first
+// Ingress that names it, so every Ingress of that destination must carry the same annotation.
 export function fallbackIngress(spec: DeploySpec, model: ModelSpec, target: string): K8sObject {
+  const backupHashes = spec.models.find((m) => m.name === target)?.affinity !== undefined;
   return higressIngress(spec, fallbackIngressName(model.route), {
     "higress.io/destination": registryDestination(target),
     [`higress.io/exact-match-header-${FALLBACK_FROM_HEADER}`]: model.route,
     [`higress.io/exact-match-header-${routingHeader(spec)}`]: model.name,
+    ...(backupHashes ? hashByAnnotation() : {}),
   });
 }
 

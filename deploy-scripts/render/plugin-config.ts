@@ -1,4 +1,5 @@
 // The plugin's defaultConfig, derived from the deployment file so routes, fallbacks and the plugin agree.
+import { CONFIG_FIELDS } from "../../assembly/plugin/config/schema.ts";
 import { MECHANISM_ENVOY } from "./envoy/fallback-chains.ts";
 import { routingHeader, type DeploySpec } from "../spec.ts";
 
@@ -34,15 +35,35 @@ export function pluginFallback(spec: DeploySpec): unknown {
   return { mechanism: MECHANISM_ENVOY, onStatus: [...spec.fallback.on], ...(own as Record<string, unknown> | undefined) };
 }
 
+/** The request header the plugin writes the prefix key to (its default; the routes hash on the same name). */
+export const PREFIX_KEY_HEADER = String(
+  CONFIG_FIELDS.find((f) => f.key === "prefixAffinity.header")?.default ?? "x-llm-gateway-prefix-key",
+);
+
+/**
+ * The plugin's `prefixAffinity`, for the models with `affinity` (undefined when none has it). The header is
+ * written out, so the routes' hash policy and the plugin visibly name the same one.
+ */
+export function pluginPrefixAffinity(spec: DeploySpec): Record<string, unknown> | undefined {
+  const models = spec.models.filter((m) => m.affinity !== undefined);
+  const first = models[0]?.affinity;
+  if (first === undefined) return undefined;
+  return { enabled: true, header: PREFIX_KEY_HEADER, prefixBytes: first.prefixBytes, models: models.map((m) => m.name) };
+}
+
 /**
  * routingHeader first (the Ingress annotations are built from the same value), then the file's plugin.config in
- * its own order, then `fallback` (if plugin.config has none), then the derived models. plugin.config cannot hold
- * `models` (spec.ts refuses it).
+ * its own order, then `fallback` (if plugin.config has none), `prefixAffinity` (from models[].affinity), `quotas`
+ * (from the file's quotas), then the derived models. plugin.config cannot hold `models`, `prefixAffinity` or
+ * `quotas` (spec.ts refuses them).
  */
 export function pluginConfig(spec: DeploySpec): Record<string, unknown> {
   const out: Record<string, unknown> = { routingHeader: routingHeader(spec) };
   for (const [k, v] of Object.entries(spec.plugin.config)) if (k !== "routingHeader") out[k] = v;
   out["fallback"] = pluginFallback(spec);
+  const affinity = pluginPrefixAffinity(spec);
+  if (affinity !== undefined) out["prefixAffinity"] = affinity;
+  if (spec.quotas !== undefined) out["quotas"] = structuredClone(spec.quotas.config);
   out["models"] = pluginModels(spec);
   return out;
 }

@@ -1,6 +1,7 @@
 // Pure rendering: deployment file -> Kubernetes objects, grouped by concern, and their YAML. No I/O, no clock, no
 // environment: what varies (is HF_TOKEN set?) comes in as an argument, and the token itself never does.
 import { Document, isMap, isScalar, stringify } from "yaml";
+import { affinityFilter, hashByAnnotation, replicaService } from "./affinity.ts";
 import { envoyBootstrap, type EnvoyRenderOptions } from "./envoy/bootstrap.ts";
 import { renderFallback } from "./fallback.ts";
 import {
@@ -20,9 +21,11 @@ import {
   modelServiceName,
   registryDestination,
   registryName,
+  replicaServiceName,
 } from "../names.ts";
 import { header, higressIngress, type K8sObject } from "./objects.ts";
-import { pluginConfig } from "./plugin-config.ts";
+import { PREFIX_KEY_HEADER, pluginConfig } from "./plugin-config.ts";
+import { quotaServiceObjects } from "./quota-service.ts";
 import { routingHeader, type DeploySpec, type ModelSpec } from "../spec.ts";
 
 export interface RenderOptions {
@@ -79,10 +82,12 @@ export function playground(spec: DeploySpec, m: ModelSpec): K8sObject {
   };
 }
 
+// A model with affinity is reached through its headless Service (one DNS address per replica), so that the
+// registry's Envoy cluster (STRICT_DNS) has a host per replica to hash onto; see affinity.ts.
 export function registries(spec: DeploySpec): Record<string, unknown>[] {
   return spec.models.map((m) => ({
     name: registryName(m.name),
-    domain: `${modelServiceName(m.name)}.${spec.namespace}.svc.cluster.local`,
+    domain: `${m.affinity !== undefined ? replicaServiceName(m.name) : modelServiceName(m.name)}.${spec.namespace}.svc.cluster.local`,
     port: MODEL_SERVICE_PORT,
     type: "dns",
     protocol: "http",
@@ -104,6 +109,7 @@ export function modelIngress(spec: DeploySpec, m: ModelSpec): K8sObject {
   return higressIngress(spec, m.route, {
     "higress.io/destination": registryDestination(m.name),
     [`higress.io/exact-match-header-${routingHeader(spec)}`]: m.name,
+    ...(m.affinity !== undefined ? hashByAnnotation() : {}),
   });
 }
 
@@ -165,15 +171,34 @@ function secretNotes(spec: DeploySpec, opts: RenderOptions): string[] {
  * out. gateway.type envoy: only the llmaz models (the gateway is the bootstrap from renderEnvoyYaml).
  */
 export function renderGroups(spec: DeploySpec, opts: RenderOptions): Group[] {
+  const withAffinity = spec.models.filter((m) => m.affinity !== undefined);
   const models: Group = {
     file: "10-models.yaml",
     notes: [
       "llmaz models: an OpenModel (cluster-scoped) and a Playground per model; llmaz serves each as Service <model>-lb:8080.",
+      ...(withAffinity.length > 0
+        ? [
+            `Prefix affinity (${withAffinity.map((m) => m.name).join(", ")}): a headless Service <model>-ep over the same pods, one DNS`,
+            "address per ready replica, which the gateway's cluster for the model resolves so that it can hash onto each replica.",
+          ]
+        : []),
       ...secretNotes(spec, opts),
     ],
-    objects: spec.models.flatMap((m) => [openModel(spec, m), playground(spec, m)]),
+    objects: spec.models.flatMap((m) => [
+      openModel(spec, m),
+      playground(spec, m),
+      ...(m.affinity !== undefined ? [replicaService(spec, m)] : []),
+    ]),
   };
-  if (spec.gateway.type === "envoy") return [models];
+  const quotaService: Group = {
+    file: "35-quota-service.yaml",
+    notes: [
+      "Token quotas, mode cluster: envoyproxy/ratelimit (gRPC on 8081) and its Redis; every gateway replica charges the",
+      "same counters. Its configuration declares only the domain: each limit travels with the plugin's request.",
+    ],
+    objects: quotaServiceObjects(spec),
+  };
+  if (spec.gateway.type === "envoy") return [models, quotaService].filter((g) => g.objects.length > 0);
   const groups: Group[] = [
     models,
     {
@@ -186,6 +211,15 @@ export function renderGroups(spec: DeploySpec, opts: RenderOptions): Group[] {
       objects: [mcpBridge(spec), ...spec.models.map((m) => modelIngress(spec, m))],
     },
     {
+      file: "25-affinity.yaml",
+      notes: [
+        `Prefix affinity: the Ingresses hash on ${PREFIX_KEY_HEADER} (higress.io/upstream-hash-by, which Higress turns into the`,
+        "DestinationRule's consistentHash); these EnvoyFilters add what Istio's API has no field for: the bounded load",
+        "(hash_balance_factor), outlier detection, and retries that skip the replica that failed (see deploy-scripts/render/affinity.ts).",
+      ],
+      objects: withAffinity.map((m) => affinityFilter(spec, m)),
+    },
+    {
       file: "30-fallback.yaml",
       notes: [
         `Fallback, as Higress does it natively: on ${spec.fallback.on.join("/")} the custom_response filter replays the request`,
@@ -194,6 +228,7 @@ export function renderGroups(spec: DeploySpec, opts: RenderOptions): Group[] {
       ],
       objects: renderFallback(spec),
     },
+    quotaService,
     {
       file: "40-plugin.yaml",
       notes: [

@@ -310,7 +310,7 @@ describe("validation", () => {
     {
       name: "unknown top-level field",
       break: (r) => (r["modles"] = []),
-      message: "modles: unknown field (allowed: name, namespace, gateway, plugin, fallback, models)",
+      message: "modles: unknown field (allowed: name, namespace, gateway, plugin, fallback, models, quotas)",
     },
     {
       name: "missing name",
@@ -559,7 +559,7 @@ describe("validation", () => {
       name: "unknown model field",
       break: (r) => (r["models"][0].gpu = 1),
       message:
-        "models[0].gpu: unknown field (allowed: name, modelID, hub, revision, familyName, gpus, replicas, fallback, route, upstreamModel, needsHfToken, resources, args, backendVersion)",
+        "models[0].gpu: unknown field (allowed: name, modelID, hub, revision, familyName, gpus, replicas, fallback, route, upstreamModel, needsHfToken, resources, args, backendVersion, affinity)",
     },
   ];
 
@@ -593,7 +593,7 @@ describe("validation", () => {
   });
 
   it("refuses a file that is not a mapping", () => {
-    assert.deepEqual(errorsOf(["a"]), ['file: must be a mapping with name, namespace, gateway, plugin, fallback, models, got ["a"]']);
+    assert.deepEqual(errorsOf(["a"]), ['file: must be a mapping with name, namespace, gateway, plugin, fallback, models, quotas, got ["a"]']);
   });
 
   it("refuses YAML it cannot parse, and duplicate keys", () => {

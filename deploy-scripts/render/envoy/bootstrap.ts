@@ -1,10 +1,11 @@
 // gateway.type envoy: the deployment file as one upstream-Envoy bootstrap (static resources, `envoy -c FILE`).
 // Same routes, fallback and plugin stages as the local harness (tests/harness/envoy-config.ts), whose end-to-end
 // tests run these pieces against the real Envoy; here the clusters are llmaz's Services.
-import { MODEL_SERVICE_PORT, modelServiceName } from "../../names.ts";
-import { pluginConfig } from "../plugin-config.ts";
-import { routingHeader, type DeploySpec } from "../../spec.ts";
-import { aggregateCluster, modelCluster } from "./clusters.ts";
+import { MODEL_SERVICE_PORT, modelServiceName, replicaServiceName } from "../../names.ts";
+import { PREFIX_KEY_HEADER, pluginConfig } from "../plugin-config.ts";
+import { routingHeader, type DeploySpec, type ModelSpec } from "../../spec.ts";
+import { anotherReplicaOnRetry, hashBalanceFactor, prefixHashPolicy, replicaRetryPolicy } from "./affinity.ts";
+import { aggregateCluster, grpcCluster, modelCluster } from "./clusters.ts";
 import { fallbackChains } from "./fallback-chains.ts";
 import { bufferLimitFor, listener } from "./listener.ts";
 import { fallbackClusterName, modelClusterName } from "./names.ts";
@@ -21,12 +22,32 @@ export interface ModelAddress {
 }
 
 export interface EnvoyRenderOptions {
-  /** Per model, another address than llmaz's Service (tests: 127.0.0.1 backends). */
-  addresses?: Record<string, ModelAddress>;
+  /** Per model, other addresses than llmaz's Service (tests: 127.0.0.1 backends; several: one per replica). */
+  addresses?: Record<string, ModelAddress | ModelAddress[]>;
+  /** Another address of the rate-limit service than the file's (tests: a local one). */
+  quotaServiceAddress?: ModelAddress;
 }
 
-export function modelServiceAddress(spec: DeploySpec, model: string): ModelAddress {
-  return { address: `${modelServiceName(model)}.${spec.namespace}.svc.cluster.local`, port: MODEL_SERVICE_PORT };
+/**
+ * Where a model's replicas answer: llmaz's `<model>-lb` Service (one ClusterIP), or for a model with affinity the
+ * headless `<model>-ep` the CLI adds, whose DNS name resolves to every ready replica, so each is a host of the
+ * cluster (STRICT_DNS) and the hash can pick among them.
+ */
+export function modelServiceAddress(spec: DeploySpec, model: string | ModelSpec): ModelAddress {
+  const m = typeof model === "string" ? spec.models.find((x) => x.name === model) : model;
+  const name = typeof model === "string" ? model : model.name;
+  const service = m?.affinity !== undefined ? replicaServiceName(name) : modelServiceName(name);
+  return { address: `${service}.${spec.namespace}.svc.cluster.local`, port: MODEL_SERVICE_PORT };
+}
+
+/** The rate-limit service's cluster (quotas mode cluster), when the file has one. */
+function quotaClusters(spec: DeploySpec, opts: EnvoyRenderOptions): Record<string, unknown>[] {
+  const service = spec.quotas?.service;
+  const at =
+    opts.quotaServiceAddress ??
+    (service?.address !== undefined ? { address: service.address.host, port: service.address.port } : undefined);
+  if (service === undefined || at === undefined) return [];
+  return [grpcCluster({ name: service.cluster, address: at.address, port: at.port })];
 }
 
 export function envoyBootstrap(spec: DeploySpec, opts: EnvoyRenderOptions = {}): Record<string, unknown> {
@@ -38,6 +59,14 @@ export function envoyBootstrap(spec: DeploySpec, opts: EnvoyRenderOptions = {}):
 
   const routes: unknown[] = spec.models.map((m) => {
     const backups = chains.get(m.name);
+    // With affinity, a failed connection is retried on another replica; with backups too, a retry still moves on to
+    // the next backup (the fallback order), but never back to the replica that failed.
+    const retryPolicy =
+      backups !== undefined
+        ? { ...fallbackRetryPolicy(config, backups.length), ...(m.affinity !== undefined ? anotherReplicaOnRetry() : {}) }
+        : m.affinity !== undefined
+          ? replicaRetryPolicy()
+          : undefined;
     return modelRoute({
       // Higress names the route after the Ingress, models[].route; metrics label it ai_route.
       name: m.route,
@@ -47,16 +76,18 @@ export function envoyBootstrap(spec: DeploySpec, opts: EnvoyRenderOptions = {}):
       // as long as it takes. A silent upstream is cut by the stream idle timeout (Envoy's default, 5 min) and,
       // for models with backups, its first answer by the retry policy's per-try timeout.
       timeout: "0s",
-      ...(backups === undefined
-        ? { cluster: modelClusterName(m.name) }
-        : { cluster: fallbackClusterName(m.name), retryPolicy: fallbackRetryPolicy(config, backups.length) }),
+      cluster: backups === undefined ? modelClusterName(m.name) : fallbackClusterName(m.name),
+      ...(retryPolicy !== undefined ? { retryPolicy } : {}),
+      ...(m.affinity !== undefined ? { hashPolicy: prefixHashPolicy(PREFIX_KEY_HEADER) } : {}),
     });
   });
   routes.push(noRoute());
 
   const clusters = [
     ...spec.models.map((m) => {
-      const at = opts.addresses?.[m.name] ?? modelServiceAddress(spec, m.name);
+      const given = opts.addresses?.[m.name] ?? modelServiceAddress(spec, m);
+      const [at, ...more] = Array.isArray(given) ? given : [given];
+      if (at === undefined) throw new Error(`no address for model ${m.name}`);
       return modelCluster({
         name: modelClusterName(m.name),
         model: m.name,
@@ -65,9 +96,12 @@ export function envoyBootstrap(spec: DeploySpec, opts: EnvoyRenderOptions = {}):
         address: at.address,
         port: at.port,
         bufferLimitBytes: limit,
+        ...(more.length > 0 ? { moreEndpoints: more } : {}),
+        ...(m.affinity !== undefined ? { balancing: { hashBalanceFactor: hashBalanceFactor(m.affinity.loadFactor) } } : {}),
       });
     }),
     ...[...chains].map(([model, backups]) => aggregateCluster(fallbackClusterName(model), [model, ...backups].map(modelClusterName))),
+    ...quotaClusters(spec, opts),
     ...source.clusters,
   ];
 

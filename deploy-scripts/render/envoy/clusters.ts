@@ -1,5 +1,6 @@
 // The clusters: one per model, whose endpoints say which model they serve, and one aggregate cluster per model
-// with backups (the fallback chain as priorities).
+// with backups (the fallback chain as priorities); an HTTP/2 cluster for a gRPC service the plugin calls.
+import { boundedLoadHashing, replicaOutlierDetection, type ReplicaBalancing } from "./affinity.ts";
 
 /** Filter-metadata namespace the plugin's attempt stage reads (assembly/plugin/stages/attempt-stage.ts). */
 export const METADATA_NAMESPACE = "llm-gateway";
@@ -23,6 +24,10 @@ export interface ModelClusterOptions {
   port: number;
   /** Above the plugin's maxBodyBytes: the router buffers the request body for retries up to it. */
   bufferLimitBytes: number;
+  /** More endpoints (replicas at fixed addresses, e.g. local stubs) besides address:port. */
+  moreEndpoints?: { address: string; port: number }[];
+  /** Prefix affinity: consistent hashing with bounded load over the endpoints, and outlier detection. */
+  balancing?: ReplicaBalancing;
 }
 
 export function modelCluster(o: ModelClusterOptions): Record<string, unknown> {
@@ -33,6 +38,7 @@ export function modelCluster(o: ModelClusterOptions): Record<string, unknown> {
     // worker takes a moment to see a connection complete (a burst of long prompts).
     connect_timeout: "10s",
     per_connection_buffer_limit_bytes: o.bufferLimitBytes,
+    ...(o.balancing !== undefined ? { ...boundedLoadHashing(o.balancing), outlier_detection: replicaOutlierDetection() } : {}),
     // vLLM's server (uvicorn) closes a keep-alive connection after 5 s idle; a request Envoy sends on it
     // at that moment is lost ("connection termination"). Envoy closing idle connections first avoids
     // the race.
@@ -47,12 +53,10 @@ export function modelCluster(o: ModelClusterOptions): Record<string, unknown> {
       cluster_name: o.name,
       endpoints: [
         {
-          lb_endpoints: [
-            {
-              endpoint: { address: { socket_address: { address: o.address, port_value: o.port } } },
-              metadata: modelEndpointMetadata(o.model, o.name),
-            },
-          ],
+          lb_endpoints: [{ address: o.address, port: o.port }, ...(o.moreEndpoints ?? [])].map((e) => ({
+            endpoint: { address: { socket_address: { address: e.address, port_value: e.port } } },
+            metadata: modelEndpointMetadata(o.model, o.name),
+          })),
         },
       ],
     },
@@ -80,6 +84,36 @@ export function aggregateCluster(name: string, clusters: string[]): Record<strin
         "@type": "type.googleapis.com/envoy.extensions.clusters.aggregate.v3.ClusterConfig",
         clusters,
       },
+    },
+  };
+}
+
+export interface GrpcClusterOptions {
+  name: string;
+  address: string;
+  port: number;
+}
+
+/**
+ * A cluster for a gRPC service the plugin calls with dispatch_grpc_call (the rate-limit service of quotas mode
+ * cluster): HTTP/2 to its gRPC port, STATIC for an IP address, STRICT_DNS for a name (a ClusterIP Service: one
+ * address; kube-proxy spreads connections over its pods).
+ */
+export function grpcCluster(o: GrpcClusterOptions): Record<string, unknown> {
+  return {
+    name: o.name,
+    type: /^[0-9.]+$/.test(o.address) ? "STATIC" : "STRICT_DNS",
+    // The plugin's call timeout (quotas.service.timeoutMs) bounds each call; this bounds a connection attempt.
+    connect_timeout: "1s",
+    typed_extension_protocol_options: {
+      "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+        explicit_http_config: { http2_protocol_options: {} },
+      },
+    },
+    load_assignment: {
+      cluster_name: o.name,
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: o.address, port_value: o.port } } } }] }],
     },
   };
 }

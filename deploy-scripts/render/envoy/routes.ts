@@ -10,18 +10,25 @@ export interface ModelRouteOptions {
   cluster: string;
   /** The whole response's time limit ("0s": none; a stream lasts as long as it generates). */
   timeout: string;
-  /** For a model with backups: `cluster` is its aggregate cluster and this retries on the next priority. */
+  /**
+   * For a model with backups: `cluster` is its aggregate cluster and this retries on the next priority. For a
+   * model with prefix affinity: retries on another replica.
+   */
   retryPolicy?: Record<string, unknown>;
+  /** Prefix affinity: the cluster's consistent hash is taken from this request header. */
+  hashPolicy?: Record<string, unknown>[];
 }
 
 export function modelRoute(o: ModelRouteOptions): Record<string, unknown> {
   return {
     name: o.name,
     match: { prefix: "/", headers: [{ name: o.header, string_match: { exact: o.value } }] },
-    route:
-      o.retryPolicy === undefined
-        ? { cluster: o.cluster, timeout: o.timeout }
-        : { cluster: o.cluster, timeout: o.timeout, retry_policy: o.retryPolicy },
+    route: {
+      cluster: o.cluster,
+      timeout: o.timeout,
+      ...(o.retryPolicy !== undefined ? { retry_policy: o.retryPolicy } : {}),
+      ...(o.hashPolicy !== undefined ? { hash_policy: o.hashPolicy } : {}),
+    },
   };
 }
 

@@ -16,7 +16,8 @@ import {
 import { freePort, waitFor } from "./net.ts";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
-export const WASM_PATH = join(ROOT, "build/plugin.wasm");
+// LLM_GATEWAY_WASM: run the tests against another build of the plugin (e.g. one built elsewhere with asc -o).
+export const WASM_PATH = process.env.LLM_GATEWAY_WASM ?? join(ROOT, "build/plugin.wasm");
 
 // The plugin's own count of configurations applied (see assembly/plugin/root.ts).
 const CONFIGURED = "wasmcustom.llm_gateway.configurations_applied";

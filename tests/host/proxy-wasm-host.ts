@@ -36,7 +36,8 @@ import { randomFillSync } from "node:crypto";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-export const PLUGIN_WASM = join(fileURLToPath(new URL("../..", import.meta.url)), "build", "plugin.wasm");
+// LLM_GATEWAY_WASM: another build of the plugin, as for the harness (tests/harness/envoy.ts).
+export const PLUGIN_WASM = process.env.LLM_GATEWAY_WASM ?? join(fileURLToPath(new URL("../..", import.meta.url)), "build", "plugin.wasm");
 
 // proxy-wasm ABI 0.2.1 values.
 export const enum Status {

@@ -104,8 +104,10 @@ describe("one configuration table: the plugin's parser, the README and spec.yaml
 
   test("the README's tables name every field of the table", () => {
     for (const f of CONFIG_FIELDS) {
-      const shown = f.key.startsWith("models[].") ? f.key.slice(9) : f.key.startsWith("fallback.") ? f.key.slice(9) : f.key;
-      if (f.kind === "group" && f.key !== "fallback") continue; // fallback.cooldown's rows document it
+      // Each object's table shows keys relative to it (quotas.rules[] has its own table).
+      const parent = ["models[].", "fallback.", "prefixAffinity.", "quotas.rules[].", "quotas."].find((p) => f.key.startsWith(p));
+      const shown = parent !== undefined ? f.key.slice(parent.length) : f.key;
+      if (f.kind === "group" && f.key.includes(".")) continue; // fallback.cooldown's rows document it
       assert.ok(README.includes("| `" + shown + "` |"), `README.md has a row for ${f.key}`);
     }
   });
@@ -160,7 +162,30 @@ const EVERY_FIELD = {
     cooldown: { failures: 0, windowMs: 60000, durationMs: 120000 },
     clusterTemplate: "outbound|80||{route}.static",
   },
+  prefixAffinity: { enabled: true, header: "x-prefix", prefixBytes: 4096, models: ["qwen2-1-5b"] },
+  quotas: {
+    mode: "cluster",
+    localSlots: 128,
+    service: { cluster: "outbound|8081||ratelimit.dns", domain: "acme", timeoutMs: 50, onUnavailable: "deny" },
+    rules: [
+      {
+        name: "team-a",
+        consumerHeader: "x-mse-consumer",
+        apiKeyHeader: "authorization",
+        models: ["qwen*"],
+        perModel: true,
+        window: "hour",
+        requests: 100,
+        inputTokens: 1000,
+        outputTokens: 2000,
+        totalTokens: 3000,
+      },
+    ],
+  },
 };
+
+// A quota rule the range tests put their value in (a rule needs a name and some limit).
+const BASE_RULE = { name: "r", requests: 1, inputTokens: 1, outputTokens: 1, totalTokens: 1 };
 
 // key path -> value, for every key (objects and list items included) a configuration sets.
 function setKeys(v: unknown, prefix = "", out = new Map<string, unknown>()): Map<string, unknown> {
@@ -173,11 +198,18 @@ function setKeys(v: unknown, prefix = "", out = new Map<string, unknown>()): Map
   return out;
 }
 
+// `base` with `key` set to `value`; "a.b[].c" sets c in the first item of the list a.b (a BASE_RULE).
 function withValue(base: unknown, key: string, value: unknown): Record<string, unknown> {
   const out = structuredClone(base) as Record<string, unknown>;
   const parts = key.split(".");
   let node = out;
   for (const p of parts.slice(0, -1)) {
+    if (p.endsWith("[]")) {
+      const name = p.slice(0, -2);
+      if (!Array.isArray(node[name]) || (node[name] as unknown[]).length === 0) node[name] = [{ ...BASE_RULE }];
+      node = (node[name] as Array<Record<string, unknown>>)[0] as Record<string, unknown>;
+      continue;
+    }
     if (!isNode(node[p])) node[p] = {};
     node = node[p] as Record<string, unknown>;
   }
@@ -239,6 +271,8 @@ describe("Envoy accepts the documented configurations and refuses values outside
     let lowest: unknown = base;
     let highest: unknown = base;
     for (const [key, [min, max]] of ranged) {
+      // A rule with every limit at 0 sets no limit (refused on its own): list items keep BASE_RULE's.
+      if (key.includes("[]")) continue;
       lowest = withValue(lowest, key, min);
       highest = withValue(highest, key, max);
     }
@@ -251,7 +285,7 @@ describe("Envoy accepts the documented configurations and refuses values outside
       test(`${key}: ${bad} is refused, naming the documented range`, async () => {
         assert.equal(await seed.gateway.reconfigure(withValue(readmeSeedConfig(), key, bad)), "rejected");
         assert.ok(
-          seed.gateway.log().includes(`${key}: must be an integer between ${min} and ${max}, got ${bad}`),
+          seed.gateway.log().includes(`${key.replace("[]", "[0]")}: must be an integer between ${min} and ${max}, got ${bad}`),
           `log names ${key} and its range`,
         );
       });

@@ -6,7 +6,7 @@ ENVOY_VERSION := 1.39.3
 PYTHON ?= python3
 NODE_TEST := node --import tsx --test --test-concurrency=1
 
-.PHONY: all build build-debug deps venv system-deps k8s-env demo test test-as test-e2e test-e2e-higress test-node typecheck format format-check generate fuzz image push dashboard dashboard-png bench bench-deps quota-deps clean
+.PHONY: all build build-debug deps venv system-deps k8s-env demo test test-as test-e2e test-e2e-higress test-node typecheck format format-check generate fuzz image push dashboard dashboard-png bench bench-deps bench-lb quota-deps clean
 
 all: build
 
@@ -97,6 +97,11 @@ bench-deps: venv
 # Benchmarks (not part of `make test`, which runs a seconds-long smoke of them): results/bench-<time>/.
 bench: build venv bench-deps
 	npx tsx tests/bench/bench.ts
+
+# Replica routing (issue 14): 4 simulated vLLM replicas behind Envoy + the plugin under round-robin,
+# least-request and prefix affinity, plus the sensitivity runs: results/lb-<time>/ (docs/replica-routing.md).
+bench-lb: build venv bench-deps
+	npx tsx tests/bench/lb/bench-lb.ts --sensitivity
 
 # manifests/grafana/: the dashboard JSON and its ConfigMap (tests/e2e/dashboard.test.ts runs --check).
 dashboard: node_modules/.stamp

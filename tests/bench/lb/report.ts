@@ -1,0 +1,162 @@
+// report.md of `make bench-lb`: the three policies side by side, the issue's targets, the sensitivity runs.
+import type { Machine, WasmFile } from "../machine.ts";
+import type { ReplicaParams } from "../../backends/replica.ts";
+import type { PolicyResult } from "./summary.ts";
+import type { WorkloadSpec } from "./workload.ts";
+
+export interface LbRawResults {
+  startedAt: string;
+  machine: Machine;
+  plugin: WasmFile;
+  options: {
+    speed: number;
+    durationS: number;
+    warmupS: number;
+    demand: number;
+    hashBalanceFactor: number;
+    clientKey: boolean;
+    replicas: number;
+  };
+  replicaParams: ReplicaParams;
+  workload: {
+    spec: WorkloadSpec;
+    requests: number;
+    measured_requests: number;
+    offered_rps: number;
+    uncached_gpu_demand: number;
+    achievable_hit_rate: number;
+    chat_share: number;
+    mean_prompt_tokens: number;
+    mean_output_tokens: number;
+  };
+  policies: PolicyResult[];
+  sensitivity: { variant: string; description: string; results: PolicyResult[] }[];
+}
+
+const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
+const ms = (x: number): string => (Number.isFinite(x) ? x.toFixed(0) : "n/a");
+
+export interface Target {
+  id: string;
+  goal: string;
+  measured: string;
+  met: boolean | null;
+}
+
+export function lbTargets(raw: LbRawResults): Target[] {
+  const lr = raw.policies.find((p) => p.policy === "least-request");
+  const pa = raw.policies.find((p) => p.policy === "prefix-affinity");
+  if (lr === undefined || pa === undefined) return [];
+  const factor = raw.options.hashBalanceFactor / 100;
+  const ratio = lr.ttft_p90_ms / pa.ttft_p90_ms;
+  const share = pa.prefix_cache_hit_rate / raw.workload.achievable_hit_rate;
+  return [
+    {
+      id: "ttft-p90",
+      goal: "TTFT p90 ≥ 2× lower than least-request",
+      measured: `${ratio.toFixed(2)}× (${ms(lr.ttft_p90_ms)} → ${ms(pa.ttft_p90_ms)} ms)`,
+      met: ratio >= 2,
+    },
+    {
+      id: "hit-rate",
+      goal: "hit rate > 80% of the achievable maximum",
+      measured: `${pct(pa.prefix_cache_hit_rate)} of ${pct(raw.workload.achievable_hit_rate)} = ${pct(share)}`,
+      met: share > 0.8,
+    },
+    {
+      id: "load",
+      goal: `no replica above the load factor (${factor})`,
+      measured: `max/mean ${pa.max_replica_load_ratio.toFixed(2)}`,
+      met: pa.max_replica_load_ratio <= factor,
+    },
+  ];
+}
+
+function policyTable(rs: PolicyResult[]): string[] {
+  const lines = [
+    "| Policy | TTFT p50 (ms) | TTFT p90 (ms) | TTFT p99 (ms) | Throughput (req/s) | Prefix-cache hit rate | Max replica load / mean | Requests per replica | Errors |",
+    "|---|---|---|---|---|---|---|---|---|",
+  ];
+  for (const r of rs) {
+    lines.push(
+      `| ${r.policy} | ${ms(r.ttft_p50_ms)} | ${ms(r.ttft_p90_ms)} | ${ms(r.ttft_p99_ms)} | ${r.throughput_rps.toFixed(2)} | ${pct(r.prefix_cache_hit_rate)} | ` +
+        `${r.max_replica_load_ratio.toFixed(2)} | ${Object.values(r.requests_per_replica).join(" / ")} | ${r.errors} |`,
+    );
+  }
+  return lines;
+}
+
+export function renderLbReport(raw: LbRawResults, chart: string | null): string {
+  const w = raw.workload;
+  const s = w.spec;
+  const p = raw.replicaParams;
+  const lines = [
+    `# bench-lb ${raw.startedAt.slice(0, 16).replace("T", " ")} UTC`,
+    "",
+    `${raw.machine.nproc} cores (${raw.machine.cpuModel}), Envoy ${raw.machine.envoy}, Node ${raw.machine.node}, plugin.wasm ${raw.plugin.bytes} bytes ` +
+      `(sha256 ${raw.plugin.sha256.slice(0, 12)}…). ${raw.options.replicas} simulated replicas of ${s.model} (docs/replica-routing.md), ` +
+      `simulated time ${raw.options.speed}× the wall clock; every time below is simulated ms.` +
+      (raw.options.clientKey ? " **The client sent the prefix key (BENCH_LB_CLIENT_KEY=1), not the plugin.**" : ""),
+    "",
+    "## Targets (prefix-affinity against least-request, same offered load)",
+    "",
+    "| Target | Goal | Measured | Met |",
+    "|---|---|---|---|",
+    ...lbTargets(raw).map((t) => `| ${t.id} | ${t.goal} | ${t.measured} | ${t.met === null ? "n/a" : t.met ? "yes" : "no"} |`),
+    "",
+    "## Policies",
+    "",
+    ...policyTable(raw.policies),
+    "",
+    `Measured: the ${w.measured_requests} requests sent after the ${raw.options.warmupS} s warm-up (caches start cold for every policy). ` +
+      `prefix-affinity: the plugin's key in \`x-llm-gateway-prefix-key\`, RING_HASH with hash_balance_factor ${raw.options.hashBalanceFactor}.`,
+    "",
+    ...(chart !== null ? [`![bench-lb chart](${chart})`, ""] : []),
+    "## Workload",
+    "",
+    `Seed ${s.seed}: ${w.requests} requests in ${s.durationS} s (${w.offered_rps.toFixed(1)} req/s, open loop), ${pct(w.chat_share)} of them turns of chats ` +
+      `(${s.tenants} tenants, popularity ∝ 1/rank^${s.zipf}, system prompts of ${s.systemTokens[0]}–${s.systemTokens[1]} tokens, ${s.turns[0]}–${s.turns[1]} turns ` +
+      `${s.thinkS} s apart on average, first user message ${s.firstUserTokens[0]}–${s.firstUserTokens[1]} tokens, later ones ${s.userTokens[0]}–${s.userTokens[1]}), ` +
+      `the rest one-off prompts of ${s.uniqueTokens[0]}–${s.uniqueTokens[1]} tokens; answers of ${s.outputTokens[0]}–${s.outputTokens[1]} tokens. ` +
+      `Mean prompt ${w.mean_prompt_tokens.toFixed(0)} tokens, mean answer ${w.mean_output_tokens.toFixed(0)}.`,
+    "",
+    `Offered load: the rate at which computing every prompt token (no cache at all) would keep the ${raw.options.replicas} replicas ` +
+      `${pct(w.uncached_gpu_demand)} busy (BENCH_LB_DEMAND). Achievable hit rate (every prefix any earlier request computed, one unbounded cache): ${pct(w.achievable_hit_rate)}.`,
+    "",
+    `Replica: ${p.numBlocks} KV blocks of 16 tokens, max_num_seqs ${p.maxNumSeqs}, ${p.maxBatchedTokens} tokens per step, step ${p.stepBaseUs} µs + ` +
+      `${p.decodeUsPerSeq} µs per decoding request + ${p.prefillUsPerToken} µs per prefilled token.`,
+    "",
+  ];
+  if (raw.sensitivity.length > 0) {
+    lines.push("## Sensitivity (same workload and rate)", "");
+    lines.push(
+      "| Variant | Policy | TTFT p50 | TTFT p90 | Hit rate | Max load / mean | TTFT p90 least-request / prefix-affinity |",
+      "|---|---|---|---|---|---|---|",
+    );
+    const baseLr = raw.policies.find((r) => r.policy === "least-request");
+    const basePa = raw.policies.find((r) => r.policy === "prefix-affinity");
+    const rows: { name: string; rs: PolicyResult[] }[] = [
+      { name: "base", rs: [baseLr, basePa].filter((r): r is PolicyResult => r !== undefined) },
+      ...raw.sensitivity.map((v) => ({ name: v.description, rs: v.results })),
+    ];
+    for (const row of rows) {
+      const lr = row.rs.find((r) => r.policy === "least-request");
+      const pa = row.rs.find((r) => r.policy === "prefix-affinity");
+      const ratio = lr !== undefined && pa !== undefined ? `${(lr.ttft_p90_ms / pa.ttft_p90_ms).toFixed(2)}×` : "";
+      for (const r of row.rs) {
+        lines.push(
+          `| ${row.name} | ${r.policy} | ${ms(r.ttft_p50_ms)} | ${ms(r.ttft_p90_ms)} | ${pct(r.prefix_cache_hit_rate)} | ${r.max_replica_load_ratio.toFixed(2)} | ${r.policy === "prefix-affinity" ? ratio : ""} |`,
+        );
+      }
+    }
+    lines.push("");
+  }
+  lines.push(
+    "## Fidelity",
+    "",
+    `Client event-loop delay p99 (wall ms) per run: ${raw.policies.map((r) => `${r.policy} ${r.client_lag_p99_ms.toFixed(1)}`).join(", ")}. ` +
+      "TTFT is measured by the client through Envoy and the plugin (their own time, well under a millisecond, is scaled with the rest).",
+    "",
+  );
+  return lines.join("\n");
+}

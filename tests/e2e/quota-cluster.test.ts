@@ -59,7 +59,7 @@ before(async () => {
       await startGateway({
         backends: [{ model: "qwen2-1-5b", host: "127.0.0.1", port: stub.port }],
         pluginConfig: pluginConfig(),
-        clusters: [grpcCluster({ name: RATELIMIT_CLUSTER, host: "127.0.0.1", port: svc.ratelimit.grpcPort })],
+        clusters: [grpcCluster({ name: RATELIMIT_CLUSTER, address: "127.0.0.1", port: svc.ratelimit.grpcPort })],
       }),
     );
   }

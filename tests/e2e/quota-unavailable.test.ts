@@ -44,7 +44,7 @@ before(async () => {
     startGateway({
       backends: [{ model: "qwen2-1-5b", host: "127.0.0.1", port: stub.port }],
       pluginConfig: config(onUnavailable),
-      clusters: [grpcCluster({ name: RATELIMIT_CLUSTER, host: "127.0.0.1", port })],
+      clusters: [grpcCluster({ name: RATELIMIT_CLUSTER, address: "127.0.0.1", port })],
     });
   allow = await start("allow");
   deny = await start("deny");

@@ -19,6 +19,8 @@ import { statsConfig } from "../../deploy-scripts/render/envoy/stats.ts";
 export { DEFAULT_BUFFER_LIMIT } from "../../deploy-scripts/render/envoy/listener.ts";
 export { fallbackClusterName } from "../../deploy-scripts/render/envoy/names.ts";
 export { fallbackRetryPolicy } from "../../deploy-scripts/render/envoy/retry-policy.ts";
+// The rate-limit service's HTTP/2 cluster, as the deploy CLI renders it (quotas mode cluster).
+export { grpcCluster } from "../../deploy-scripts/render/envoy/clusters.ts";
 export { FALLBACK_STATS_TAGS, HIGRESS_STATS_TAGS, PLUGIN_HISTOGRAM_BUCKETS } from "../../deploy-scripts/render/envoy/stats.ts";
 
 export interface BackendTarget {
@@ -65,27 +67,6 @@ export function routeName(model: string): string {
 // The rate-limit service's cluster, named as Higress names a McpBridge DNS registry `ratelimit` on
 // envoyproxy/ratelimit's gRPC port 8081 (the tests' service listens on a free port; the name stays).
 export const RATELIMIT_CLUSTER = "outbound|8081||ratelimit.dns";
-
-// A cluster for a gRPC service the plugin calls with dispatch_grpc_call: Envoy's gRPC client needs
-// HTTP/2 to the upstream. A short connect timeout: a call to a service that is down fails fast (the
-// plugin's own timeout bounds the rest).
-export function grpcCluster(o: { name: string; host: string; port: number }): Record<string, unknown> {
-  return {
-    name: o.name,
-    type: "STATIC",
-    connect_timeout: "1s",
-    typed_extension_protocol_options: {
-      "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-        explicit_http_config: { http2_protocol_options: {} },
-      },
-    },
-    load_assignment: {
-      cluster_name: o.name,
-      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: o.host, port_value: o.port } } } }] }],
-    },
-  };
-}
 
 // ---- fallback through Envoy's router (fallback.mechanism "envoy", the default) ------------------
 // A model with backups is routed to an aggregate cluster whose priorities are the model and its

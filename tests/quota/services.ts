@@ -8,6 +8,7 @@ import { createConnection, createServer, type Socket } from "node:net";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort, waitFor } from "../harness/net.ts";
+import { ratelimitConfigFile, ratelimitEnv } from "../../deploy-scripts/render/quota-service.ts";
 
 // Keep in step with tests/quota/build-ratelimit.sh.
 export const RATELIMIT_VERSION = "v1.4.1-0.20260122083618-3fb702589d36";
@@ -221,27 +222,23 @@ export interface RatelimitOptions {
 
 export async function startRatelimit(opts: RatelimitOptions): Promise<Ratelimit> {
   const dir = mkdtempSync(join(tmpdir(), "llm-gw-ratelimit-"));
-  // RUNTIME_ROOT/RUNTIME_SUBDIRECTORY/config/*.yaml with RUNTIME_WATCH_ROOT=false: a directory of domain
-  // files, each read at start (and on change). One domain, no descriptors: it accepts that, and answers a
-  // descriptor carrying its own `limit` with that limit.
+  // The environment and configuration file the deploy CLI gives the service in a cluster, with the
+  // paths and ports moved here: RUNTIME_ROOT/RUNTIME_SUBDIRECTORY/config/*.yaml, one domain and no
+  // descriptors (every limit comes with the request).
   const configDir = join(dir, "runtime", "ratelimit", "config");
   mkdirSync(configDir, { recursive: true });
-  writeFileSync(join(configDir, "llm-gateway.yaml"), `domain: ${opts.domain ?? QUOTA_DOMAIN}\n`);
+  writeFileSync(join(configDir, "config.yaml"), ratelimitConfigFile(opts.domain ?? QUOTA_DOMAIN));
   const grpcPort = opts.grpcPort ?? (await freePort());
   const httpPort = await freePort();
   const debugPort = await freePort();
   const env: NodeJS.ProcessEnv = {
     ...process.env,
-    LOG_LEVEL: "warn",
-    LOG_FORMAT: "text",
-    USE_STATSD: "false",
-    // Its stats would go to its log every 10 s; the tests read Redis instead.
-    DISABLE_STATS: "true",
+    ...Object.fromEntries(ratelimitEnv(opts.redis.address).map((e) => [e.name, e.value])),
     RUNTIME_ROOT: join(dir, "runtime"),
     RUNTIME_SUBDIRECTORY: "ratelimit",
-    RUNTIME_WATCH_ROOT: "false",
-    REDIS_SOCKET_TYPE: "tcp",
-    REDIS_URL: opts.redis.address,
+    LOG_LEVEL: "warn",
+    // Its stats would go to its log every 10 s; the tests read Redis instead.
+    DISABLE_STATS: "true",
     // A failing Redis answers every call with an error quickly rather than after the 10 s default.
     REDIS_TIMEOUT: "2s",
     HOST: "127.0.0.1",

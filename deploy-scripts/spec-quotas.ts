@@ -291,8 +291,10 @@ export function parseQuotas(
   if (!q) return undefined;
   c.keys(q, "quotas", keysOf("quotas"));
   checkScalars(c, q, "quotas", "quotas");
-  const mode: QuotaMode = q["mode"] === "cluster" ? "cluster" : "local";
   const rules = parseRules(c, q, modelNames);
+  const given = q["mode"] ?? defaultOf("quotas.mode");
+  if (given !== "local" && given !== "cluster") return undefined; // reported by checkScalars; which checks apply is unknown
+  const mode: QuotaMode = given;
 
   if (mode === "local") {
     if (q["service"] !== undefined && q["service"] !== null) {

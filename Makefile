@@ -95,7 +95,7 @@ bench-deps: venv
 	bash tests/bench/install-deps.sh
 
 # Benchmarks (not part of `make test`, which runs a seconds-long smoke of them): results/bench-<time>/.
-bench: build venv bench-deps
+bench: build venv bench-deps quota-deps
 	npx tsx tests/bench/bench.ts
 
 # Replica routing (issue 14): 4 simulated vLLM replicas behind Envoy + the plugin under round-robin,

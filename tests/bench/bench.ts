@@ -6,6 +6,7 @@
 //   4 memory.ts        Envoy's memory after 10,000 and 100,000 requests
 //   5 startup.ts       plugin.wasm size, VM start and configure time
 //   6 fallback.ts      TTFT through a fallback: the backup's own vs after a 503 / a refused primary
+//   7 quota.ts         the added cost of a quota check: no quotas vs local vs cluster (envoyproxy/ratelimit)
 //   + profile.ts       the parsers alone in V8 (Node); plugin-node.ts the whole plugin in V8 with a
 //                      mock host (time per phase, CPU profile); calibration.ts picks the fixed backend
 // Options: environment variables, see options.ts. Everything it starts is stopped, also on failure.
@@ -28,6 +29,7 @@ import { benchOptions, type BenchOptions } from "./options.ts";
 import { perfAvailable } from "./perf.ts";
 import { cpuCount, pin, tasksetAvailable } from "./procs.ts";
 import { profileSection } from "./profile.ts";
+import { quotaSection } from "./quota.ts";
 import { runPluginNode } from "./plugin-node.ts";
 import { renderReport } from "./report.ts";
 import { startupSection } from "./startup.ts";
@@ -134,6 +136,8 @@ export async function runBench(opts: BenchOptions, log: (m: string) => void = (m
     log("memory");
     const b = backend;
     const memory = await attempt("memory", () => memorySection(ctx, b));
+    log("quota check");
+    const quota = await attempt("quota", () => quotaSection(ctx, b));
     await backend.stop();
     backend = null;
     log("TTFT through a fallback");
@@ -163,6 +167,7 @@ export async function runBench(opts: BenchOptions, log: (m: string) => void = (m
       profile,
       pluginNode,
       fallback,
+      quota,
       errors,
     };
   } finally {

@@ -1,6 +1,7 @@
 // The markdown report: what was measured, on what, with which CPU split; the targets; one table per
 // section; and, for every missed target, what the measurements say limits it.
 import type { FallbackResult, FallbackSeriesName } from "./fallback.ts";
+import { QUOTA_VARIANTS, quotaAdded, type QuotaResult } from "./quota.ts";
 import type { Variant } from "./gateways.ts";
 import type { TtftTargetName } from "./streaming.ts";
 import { PERF_GROUPS, type PerfGroup } from "./perf.ts";
@@ -288,6 +289,7 @@ export function renderReport(raw: RawResults, s: Summary, chartFile: string | nu
   }
 
   L.push(...fallbackSection(raw.fallback, s.fallback));
+  L.push(...quotaReport(raw.quota ?? null));
 
   L.push("## What limits the missed targets", "");
   const limits = explainLimits(raw, s);
@@ -327,6 +329,42 @@ const FALLBACK_TEXT: Record<FallbackSeriesName, string> = {
   "primary-503": "primary answering 503 → backup",
   "primary-down": "primary refusing connections → backup",
 };
+
+// Section 7: the three Envoys side by side, and what the check adds over none.
+function quotaReport(q: QuotaResult | null): string[] {
+  const L: string[] = ["## 7. Quota check", ""];
+  if (q === null) return [...L, "Not measured (the section failed; see the errors).", ""];
+  L.push(
+    "Section 1's 1 KB chat requests against the fixed backend through three Envoys with the plugin (seed configuration, one worker) that differ only in `quotas`: " +
+      "none; `local` (one rule, requests and total tokens per day, never reached: a shared-data read and compare-and-swap at admission, another at the charge); " +
+      "`cluster` (the same rule through envoyproxy/ratelimit and Redis on the load core: the request waits for the admission call, the charge call follows the answer). " +
+      "Latency: one connection, closed loop. Throughput: wrk at the section's connections.",
+    "",
+    "| Quotas | req/s | p50 (µs) | p99 (µs) | added p50 (µs) | added p99 (µs) | Envoy CPU/req (µs) | added CPU/req (µs) | ratelimit + Redis CPU/req (µs) | errors |",
+    "|---|---|---|---|---|---|---|---|---|---|",
+  );
+  for (const v of QUOTA_VARIANTS) {
+    const x = q.runs[v];
+    if (x === undefined) continue;
+    const added = v === "none" ? null : quotaAdded(q, v);
+    L.push(
+      `| ${v} | ${fmt(x.saturation.rps, 0)} | ${fmt(x.latency.latencyUs.p50, 1)} | ${fmt(x.latency.latencyUs.p99, 1)} | ` +
+        `${added === null ? "" : fmt(added.p50Us, 1)} | ${added === null ? "" : fmt(added.p99Us, 1)} | ${fmt(x.envoyCpuUsPerRequest, 1)} | ` +
+        `${added === null ? "" : fmt(added.envoyCpuUs, 1)} | ${x.serviceCpuUsPerRequest === null ? "" : fmt(x.serviceCpuUsPerRequest, 1)} | ` +
+        `${x.saturation.errors + x.latency.errors} |`,
+    );
+  }
+  const counted = QUOTA_VARIANTS.filter((v) => v !== "none")
+    .map(
+      (v) =>
+        `${v}: ${Object.entries(q.counters[v] ?? {})
+          .map(([k, n]) => `${k} ${n}`)
+          .join(", ")}`,
+    )
+    .join("; ");
+  L.push("", `The plugin's quota counters (all should be 0: every request was checked and charged): ${counted}.`, "");
+  return L;
+}
 
 // Envoy's and the plugin's counters for one phase of section 6 (phase 2: the difference).
 function phaseCounters(f: FallbackResult, phase: 1 | 2): (name: string) => number {

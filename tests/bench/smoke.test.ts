@@ -11,6 +11,7 @@ import { ROOT } from "../harness/envoy.ts";
 import type { VariantRun } from "./nonstreaming.ts";
 import { FALLBACK_BACKUP, FALLBACK_PRIMARY, FALLBACK_SERIES, type FallbackSeries } from "./fallback.ts";
 import { FALLBACK_KINDS, SCHEMA, type RawResults, type Summary } from "./summary.ts";
+import { QUOTA_VARIANTS } from "./quota.ts";
 
 const TARGET_IDS = ["throughput", "latency", "ttft", "linear", "memory", "size", "fallback-ttft"];
 const REPORT_HEADINGS = [
@@ -22,6 +23,7 @@ const REPORT_HEADINGS = [
   "## 4. Memory",
   "## 5. Start-up and size",
   "## 6. TTFT through a fallback",
+  "## 7. Quota check",
   "## What limits the missed targets",
   "## Every repeat",
 ];
@@ -130,6 +132,17 @@ test("a smoke run of the benchmark writes a well-formed report, results.json and
     assert.ok(fs !== null && fs.allFellBack && fs.primaryTriedFirst && fs.errors === 0);
     for (const k of FALLBACK_KINDS)
       assert.ok(Number.isFinite(fs.addedMs[k].p50) && Number.isFinite(fs.addedMs[k].p95), `added TTFT for ${k}`);
+    // Section 7: every variant ran without a failed request, and every request was checked and charged.
+    for (const v of QUOTA_VARIANTS) {
+      const q = results.quota?.runs[v];
+      assert.ok(q !== undefined && q.saturation.requests > 0, `quota ${v} ran`);
+      assert.equal(q.saturation.errors + q.latency.errors, 0, `quota ${v}: no failed requests`);
+      if (v !== "none")
+        assert.ok(
+          Object.values(results.quota?.counters[v] ?? { missing: 1 }).every((n) => n === 0),
+          `quota ${v}: nothing unchecked`,
+        );
+    }
 
     assert.deepEqual(
       results.summary.targets.map((t) => t.id),

@@ -4,6 +4,7 @@
 import type { BodySizeRepeat } from "./bodysize.ts";
 import type { BackendCalibration } from "./calibration.ts";
 import { FALLBACK_SERIES, type FallbackResult, type FallbackSeriesName, type Quantiles } from "./fallback.ts";
+import type { QuotaResult } from "./quota.ts";
 import type { Variant } from "./gateways.ts";
 import type { Machine, WasmFile } from "./machine.ts";
 import type { MemoryResult } from "./memory.ts";
@@ -39,6 +40,7 @@ export interface RawResults {
   profile: ProfileResult | null;
   pluginNode: PluginNodeResult | null;
   fallback: FallbackResult | null;
+  quota?: QuotaResult | null; // section 7 (absent in runs before it)
   errors: string[];
 }
 

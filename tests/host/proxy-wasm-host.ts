@@ -11,6 +11,9 @@
 //  - a body callback that returned Pause (StopIterationAndBuffer) has its chunk buffered: the next
 //    callback sees everything buffered so far (decodeData adds the new chunk to the buffer first);
 //    one that returned Continue sees only its own chunk;
+//  - while a body callback's Pause (StopIterationAndBuffer) holds the body, other callbacks (a call's
+//    answer, a tick) read and edit what Envoy buffered (Context::getBuffer: buffering_request_body_ gives the
+//    decoding buffer); continue_stream then sends it on, ended if the client's body had ended;
 //  - proxy_set_buffer_bytes is Buffer::copyFrom: start 0 drains `length` bytes then prepends, a start
 //    at or past the end appends, anything else is BadArgument;
 //  - header maps: lowercase keys; replace removes every value and appends one (HeaderMap::setCopy);
@@ -972,6 +975,7 @@ export class HttpStream {
   private requestBuffered: Buffer = Buffer.alloc(0); // Envoy's buffer while the filter pauses on the body
   private responseBuffered: Buffer = Buffer.alloc(0);
   private requestBufferingNext = false;
+  private requestEndSeen = false; // the client's body ended (its last chunk went through the filter)
   private responseBufferingNext = false;
   private current: BodyBuffer | null = null;
   private currentType: Buf | null = null;
@@ -1032,6 +1036,7 @@ export class HttpStream {
   sendRequestData(chunk: Buffer | string, endOfStream: boolean): Action | null {
     if (this.answered || this.reset) return null; // Envoy stops decoding after a local reply
     const data = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
+    if (endOfStream) this.requestEndSeen = true;
     let seen: Buffer;
     if (this.requestBufferingNext) {
       this.requestBuffered = Buffer.concat([this.requestBuffered, data]);
@@ -1244,7 +1249,13 @@ export class HttpStream {
   }
 
   bodyBuffer(type: number): BodyBuffer | null {
-    return this.currentType === type ? this.current : null;
+    if (this.currentType === type) return this.current;
+    // Outside its body callbacks, a request body the filter stopped on is Envoy's buffer.
+    if (this.currentType === null && type === Buf.RequestBody && this.requestBufferingNext)
+      return new BodyBuffer(this.requestBuffered, false, (b) => {
+        this.requestBuffered = b;
+      });
+    return null;
   }
 
   noteHeader(type: number, op: HeaderEdit["op"], key: string, value: string | null): void {
@@ -1288,6 +1299,14 @@ export class HttpStream {
     if (direction === "request" && this.requestStopped) {
       this.forwardRequestHeaders(false);
       this.requestStopped = false;
+      if (this.requestBufferingNext) {
+        // continueDecoding: the buffered body follows the headers.
+        this.requestBufferingNext = false;
+        this.upstream.chunks.push(this.requestBuffered);
+        this.upstream.body = Buffer.concat([this.upstream.body, this.requestBuffered]);
+        this.upstream.ended = this.requestEndSeen;
+        this.requestBuffered = Buffer.alloc(0);
+      }
     }
     if (direction === "response" && this.responseStopped) {
       this.forwardResponseHeaders();

@@ -149,6 +149,7 @@ function parseResp(b: Buffer, at: number): { value: Resp; end: number } | null {
 
 export interface Redis {
   port: number;
+  pid: number;
   address: string; // host:port, as ratelimit's REDIS_URL takes it
   command(...args: string[]): Promise<Resp>;
   /** Every key matching `pattern` with its integer value (ratelimit's counters). */
@@ -187,6 +188,7 @@ export async function startRedis(): Promise<Redis> {
   }
   return {
     port,
+    pid: proc.child.pid ?? -1,
     address: `127.0.0.1:${port}`,
     command,
     async counters(pattern) {
@@ -206,6 +208,7 @@ export async function startRedis(): Promise<Redis> {
 
 export interface Ratelimit {
   grpcPort: number;
+  pid: number;
   grpcAddress: string;
   httpPort: number;
   log(): string;
@@ -271,7 +274,7 @@ export async function startRatelimit(opts: RatelimitOptions): Promise<Ratelimit>
     await stop();
     throw e;
   }
-  return { grpcPort, grpcAddress: `127.0.0.1:${grpcPort}`, httpPort, log: proc.log, stop };
+  return { grpcPort, pid: proc.child.pid ?? -1, grpcAddress: `127.0.0.1:${grpcPort}`, httpPort, log: proc.log, stop };
 }
 
 function canConnect(port: number): Promise<boolean> {

@@ -16,11 +16,10 @@ import { pluginConfig } from "../../deploy-scripts/render/plugin-config.ts";
 import { ratelimitConfigFile } from "../../deploy-scripts/render/quota-service.ts";
 import { renderGroups, renderObjects } from "../../deploy-scripts/render/render.ts";
 import { validateSpec, type DeploySpec } from "../../deploy-scripts/spec.ts";
+import { REPLICAS_ENVOY_FILE, REPLICAS_FILE } from "./replica-examples.ts";
 
 type Raw = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-export const REPLICAS_FILE = join(ROOT, "deploy-scripts", "examples", "replicas-quotas.yaml");
-export const REPLICAS_ENVOY_FILE = join(ROOT, "deploy-scripts", "examples", "replicas-quotas-envoy.yaml");
 const SEED_FILE = join(ROOT, "deploy-scripts", "examples", "seed.yaml");
 
 function raw(file: string): Raw {

@@ -84,7 +84,7 @@ async function stored(rule: string, kind: string, o: { identity?: string; model?
   return [...counters.values()].reduce((a, b) => a + b, 0);
 }
 
-test("two gateways share one budget: a consumer sending through both gets no more than the budget plus the requests in flight", async () => {
+test("two gateways share one budget: a consumer sending through both gets no more than the budget plus the requests in flight", async (t) => {
   const outcomes = await spendUntilRefused({
     urls: gateways.map(chatUrl),
     clients: CLIENTS,
@@ -102,6 +102,10 @@ test("two gateways share one budget: a consumer sending through both gets no mor
       `gateway ${g} admitted requests`,
     );
   const admitted = admittedTokens(outcomes);
+  t.diagnostic(
+    `${outcomes.filter((o) => o.status === 200).length} requests admitted, ${admitted.total} tokens for a budget of ${BUDGET} ` +
+      `(bound: budget − 1 + ${CLIENTS} clients × ${PER_REQUEST} tokens = ${BUDGET - 1 + CLIENTS * PER_REQUEST})`,
+  );
   assert.ok(admitted.total >= BUDGET, `admitted ${admitted.total} tokens, budget ${BUDGET}`);
   assert.ok(
     admitted.total <= BUDGET - 1 + CLIENTS * PER_REQUEST,

@@ -55,7 +55,7 @@ after(async () => {
 
 const chatUrl = (): string => `${seed.gateway.url}/v1/chat/completions`;
 
-test("a token budget holds across Envoy's workers: concurrent clients get no more than the budget plus the requests in flight", async () => {
+test("a token budget holds across Envoy's workers: concurrent clients get no more than the budget plus the requests in flight", async (t) => {
   const outcomes = await spendUntilRefused({
     urls: [chatUrl()],
     clients: CLIENTS,
@@ -68,6 +68,10 @@ test("a token budget holds across Envoy's workers: concurrent clients get no mor
   const admitted = admittedTokens(outcomes).total;
   // Admission only refuses once the budget is spent, so the clients spent it; each of them had at most
   // one request admitted before the charges of the others landed.
+  t.diagnostic(
+    `${outcomes.filter((o) => o.status === 200).length} requests admitted, ${admitted} tokens for a budget of ${BUDGET} ` +
+      `(bound: budget − 1 + ${CLIENTS} clients × ${PER_REQUEST} tokens = ${BUDGET - 1 + CLIENTS * PER_REQUEST})`,
+  );
   assert.ok(admitted >= BUDGET, `admitted ${admitted} tokens, budget ${BUDGET}`);
   assert.ok(
     admitted <= BUDGET - 1 + CLIENTS * PER_REQUEST,

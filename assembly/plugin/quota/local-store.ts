@@ -52,8 +52,9 @@ class Row {
 
 const row = new Row();
 
+// Identity and model (a model name has no control characters: routing refuses those).
 function ownerOf(a: AppliedRule): string {
-  return a.identity + "\n" + a.model;
+  return a.identity + "\t" + a.model;
 }
 
 // Reads the slot `key` into `row` for `owner` in the window `ws`: false when another live owner holds it.

@@ -20,6 +20,7 @@ import {
 import { parse, stringify } from "yaml";
 import { SEED_FILE, ROOT, loadSeed } from "../../deploy-scripts/generators/gen-manifests.ts";
 import { renderObjects } from "../../deploy-scripts/render/render.ts";
+import { validateSpec } from "../../deploy-scripts/spec.ts";
 import { CRD_DIR, startKubeEnv, type KubeEnv } from "../k8s/env.ts";
 import { FAIL_ANNOTATION, startFakeController, type FakeController } from "../k8s/fake-llmaz-controller.ts";
 
@@ -453,6 +454,158 @@ describe("deploy CLI against a real API server", { timeout: 240_000 }, () => {
     ]);
     assert.ok(r.stdout.indexOf("$ helm repo add") < r.stdout.indexOf("created    OpenModel qwen2-1-5b"), "helm runs before apply");
     assert.equal((await cli(["delete", "-f", SEED_FILE], kube, "node")).code, 0);
+  });
+});
+
+describe("replicas with prefix affinity and cluster-wide quotas against a real API server", { timeout: 180_000 }, () => {
+  const FILE = join(ROOT, "deploy-scripts", "examples", "replicas-quotas.yaml");
+  const SELECTOR = "app.kubernetes.io/managed-by=llm-gateway-deploy,llm-gateway.io/deployment=replicas-quotas";
+  let env: KubeEnv;
+  let controller: FakeController;
+  let objects: KubernetesObjectApi;
+  let core: CoreV1Api;
+  let kube: Record<string, string>;
+
+  const read = async (o: { apiVersion: string; kind: string; metadata: { name?: string; namespace?: string } }): Promise<Obj | null> => {
+    try {
+      return (await objects.read({
+        apiVersion: o.apiVersion,
+        kind: o.kind,
+        metadata: { name: o.metadata.name ?? "", namespace: o.metadata.namespace },
+      })) as Obj;
+    } catch (err) {
+      if ((err as { code?: number }).code === 404) return null;
+      throw err;
+    }
+  };
+  const rendered = (): Obj[] => {
+    const r = validateSpec(parse(readFileSync(FILE, "utf8")));
+    if (!r.ok) assert.fail(r.errors.join("\n"));
+    return renderObjects(r.spec, { hfTokenSet: true }) as Obj[];
+  };
+
+  before(async () => {
+    env = await startKubeEnv();
+    controller = await startFakeController(env.kubeconfigPath, { progressDelayMs: 100, readyDelayMs: 300 });
+    const kc = new KubeConfig();
+    kc.loadFromFile(env.kubeconfigPath);
+    objects = KubernetesObjectApi.makeApiClient(kc);
+    core = kc.makeApiClient(CoreV1Api);
+    kube = { KUBECONFIG: env.kubeconfigPath };
+    await core.createNamespace({ body: { metadata: { name: "higress-system" } } });
+    // Higress's controller as its chart installs it by default: pushing only the clusters routes use.
+    await objects.create({
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name: "higress-controller", namespace: "higress-system" },
+      spec: {
+        selector: { matchLabels: { app: "higress-controller" } },
+        template: {
+          metadata: { labels: { app: "higress-controller" } },
+          spec: {
+            containers: [
+              { name: "higress-core", image: "higress/higress:2.2.1" },
+              { name: "discovery", image: "higress/pilot:2.2.1", env: [{ name: "PILOT_FILTER_GATEWAY_CLUSTER_CONFIG", value: "true" }] },
+            ],
+          },
+        },
+      },
+    } as Obj);
+  });
+
+  after(async () => {
+    await controller?.stop();
+    await env?.stop();
+  });
+
+  it("apply creates the replicas, the headless Service, the affinity EnvoyFilter, ratelimit and Redis, and warns that Higress would not push ratelimit's cluster", async () => {
+    const r = await cli(["apply", "-f", FILE, "--timeout", "60s", "--poll-interval", "100ms"], { ...kube, HF_TOKEN: TOKEN }, "node");
+    assert.equal(r.code, 0, explainResult(r));
+    for (const l of [
+      "created    Playground default/qwen2-1-5b",
+      "created    Service default/qwen2-1-5b-ep",
+      "created    EnvoyFilter higress-system/qwen2-1-5b.affinity",
+      "created    Deployment default/llm-gateway-redis",
+      "created    Service default/llm-gateway-redis",
+      "created    ConfigMap default/llm-gateway-ratelimit-config",
+      "created    Deployment default/llm-gateway-ratelimit",
+      "created    Service default/llm-gateway-ratelimit",
+      "created    WasmPlugin higress-system/llm-gateway",
+    ]) {
+      assert.ok(r.stdout.includes(`${l}\n`), `missing "${l}"\n${explainResult(r)}`);
+    }
+    assert.match(
+      r.stderr,
+      /warning: quotas mode cluster: Higress pushes only the clusters its routes use \(Deployment higress-system\/higress-controller has PILOT_FILTER_GATEWAY_CLUSTER_CONFIG=true/,
+    );
+    assert.match(r.stderr, /no cluster outbound\|8081\|\|llm-gateway-ratelimit\.default\.svc\.cluster\.local/);
+    assert.match(r.stdout, /qwen2-1-5b +ready +Available \(PlaygroundReady\)/);
+  });
+
+  it("the API server stored what the renderer made; llmaz's controller saw 4 replicas", async () => {
+    for (const o of rendered()) {
+      const got = await read(o as Obj & { apiVersion: string; kind: string; metadata: { name: string } });
+      assert.ok(got, `${o.kind} ${o.metadata?.name ?? ""} missing`);
+      assertSubset(got["spec"] ?? got["data"], o["spec"] ?? o["data"], `${o.kind}/${o.metadata?.name ?? ""}`);
+    }
+    const pg = await read({
+      apiVersion: "inference.llmaz.io/v1alpha1",
+      kind: "Playground",
+      metadata: { name: "qwen2-1-5b", namespace: "default" },
+    });
+    assert.equal(pg?.["status"]?.replicas, 4);
+    const ep = await read({ apiVersion: "v1", kind: "Service", metadata: { name: "qwen2-1-5b-ep", namespace: "default" } });
+    assert.equal(ep?.["spec"].clusterIP, "None");
+    const plugin = await read({
+      apiVersion: "extensions.higress.io/v1alpha1",
+      kind: "WasmPlugin",
+      metadata: { name: "llm-gateway", namespace: "higress-system" },
+    });
+    assert.deepEqual(plugin?.["spec"].defaultConfig.prefixAffinity.models, ["qwen2-1-5b"]);
+    assert.equal(plugin?.["spec"].defaultConfig.quotas.service.cluster, "outbound|8081||llm-gateway-ratelimit.default.svc.cluster.local");
+  });
+
+  it("apply a second time changes nothing, Deployments and Services included", async () => {
+    const r = await cli(["apply", "-f", FILE, "--no-wait"], { ...kube, HF_TOKEN: TOKEN }, "node");
+    assert.equal(r.code, 0, explainResult(r));
+    const lines = r.stdout.split("\n").filter((l) => /^(created|configured|unchanged) /.test(l));
+    assert.ok(lines.length > 0, explainResult(r));
+    assert.deepEqual(
+      lines.filter((l) => !l.startsWith("unchanged ")),
+      [],
+      explainResult(r),
+    );
+  });
+
+  it("delete removes all of it, and leaves Higress's own Deployment and llmaz's Services alone", async () => {
+    const r = await cli(["delete", "-f", FILE], kube, "node");
+    assert.equal(r.code, 0, explainResult(r));
+    for (const l of [
+      "deleted    EnvoyFilter higress-system/qwen2-1-5b.affinity",
+      "deleted    Deployment default/llm-gateway-ratelimit",
+      "deleted    Deployment default/llm-gateway-redis",
+      "deleted    Service default/qwen2-1-5b-ep",
+      "deleted    ConfigMap default/llm-gateway-ratelimit-config",
+    ]) {
+      assert.ok(r.stdout.includes(`${l}\n`), `missing "${l}"\n${explainResult(r)}`);
+    }
+    for (const [apiVersion, kind, ns] of [
+      ["apps/v1", "Deployment", "default"],
+      ["v1", "Service", "default"],
+      ["v1", "ConfigMap", "default"],
+      ["networking.istio.io/v1alpha3", "EnvoyFilter", "higress-system"],
+      ["inference.llmaz.io/v1alpha1", "Playground", "default"],
+    ] as const) {
+      const list = await objects.list(apiVersion, kind, ns, undefined, undefined, undefined, undefined, SELECTOR);
+      assert.deepEqual(
+        list.items.map((i) => i.metadata?.name),
+        [],
+        `${kind} left behind`,
+      );
+    }
+    assert.ok(
+      await read({ apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "higress-controller", namespace: "higress-system" } }),
+    );
   });
 });
 

@@ -5,7 +5,15 @@ import { EXIT, explain } from "../errors.ts";
 import { line, type Io } from "../io.ts";
 import { readOrNull, type Cluster } from "./kube.ts";
 import { warnAboutModelRouter } from "./modelrouter.ts";
-import { KINDS, LABEL_LLMAZ_MODEL, MODEL_SERVICE_PORT, modelServiceName } from "../names.ts";
+import {
+  KINDS,
+  LABEL_LLMAZ_MODEL,
+  MODEL_SERVICE_PORT,
+  RATELIMIT_NAME,
+  REDIS_NAME,
+  modelServiceName,
+  replicaServiceName,
+} from "../names.ts";
 import { conditionsOf, playgroundState, type PlaygroundLike } from "./wait.ts";
 import type { DeploySpec } from "../spec.ts";
 
@@ -63,10 +71,49 @@ export async function status(spec: DeploySpec, cluster: Cluster, io: Io, envoyBo
     const svcName = modelServiceName(m.name);
     const svcRef = { apiVersion: "v1", kind: "Service", metadata: { name: svcName, namespace: spec.namespace } };
     line(io.out, `  service     ${serviceLine(svcName, await readOrNull<V1Service & typeof svcRef>(cluster, svcRef))}`);
+    if (m.affinity !== undefined) {
+      const ep = replicaServiceName(m.name);
+      const epRef = { apiVersion: "v1", kind: "Service", metadata: { name: ep, namespace: spec.namespace } };
+      const found = await readOrNull<V1Service & typeof epRef>(cluster, epRef);
+      line(
+        io.out,
+        `  service     ${found === null ? `${ep} missing (apply creates it)` : `${ep} headless, one address per ready replica`}`,
+      );
+    }
   }
+  await quotaServiceStatus(cluster, spec, io);
   line(io.out, "");
   await warnAboutModelRouter(cluster, spec, io);
   if (spec.gateway.type === "envoy") printEnvoyGateway(io, spec, envoyBootstrap);
   else printEndpoint(io, spec, await gatewayEndpoint(cluster, spec));
   return EXIT.ok;
+}
+
+interface DeploymentLike {
+  apiVersion: string;
+  kind: string;
+  metadata: { name?: string; namespace?: string };
+  spec?: { replicas?: number };
+  status?: { readyReplicas?: number };
+}
+
+/** quotas mode cluster with the service deployed here: how many of its pods are ready. */
+async function quotaServiceStatus(cluster: Cluster, spec: DeploySpec, io: Io): Promise<void> {
+  const service = spec.quotas?.service;
+  if (service === undefined) return;
+  line(io.out, "");
+  if (!service.deploy) {
+    line(io.out, `quota service: ${service.cluster} (not deployed by this file)`);
+    return;
+  }
+  line(io.out, `quota service: ${service.cluster}`);
+  for (const name of [RATELIMIT_NAME, ...(service.redisUrl === undefined ? [REDIS_NAME] : [])]) {
+    const ref = { apiVersion: KINDS.Deployment.apiVersion, kind: KINDS.Deployment.kind, metadata: { name, namespace: spec.namespace } };
+    const d = await readOrNull<DeploymentLike>(cluster, ref);
+    line(
+      io.out,
+      `  deployment  ${name} ${d === null ? "missing (apply creates it)" : `ready ${d.status?.readyReplicas ?? 0}/${d.spec?.replicas ?? 1}`}`,
+    );
+  }
+  if (service.redisUrl !== undefined) line(io.out, `  redis       ${service.redisUrl} (not deployed by this file)`);
 }

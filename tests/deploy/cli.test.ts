@@ -565,6 +565,21 @@ describe("replicas with prefix affinity and cluster-wide quotas against a real A
     assert.equal(plugin?.["spec"].defaultConfig.quotas.service.cluster, "outbound|8081||llm-gateway-ratelimit.default.svc.cluster.local");
   });
 
+  it("status shows the headless Service and the quota service's pods (none ready: this API server runs no Deployments)", async () => {
+    const r = await cli(["status", "-f", FILE], kube, "node");
+    assert.equal(r.code, 0, explainResult(r));
+    assert.match(r.stdout, /^  service     qwen2-1-5b-ep headless, one address per ready replica$/m);
+    assert.doesNotMatch(r.stdout, /gemma-2-2b-ep/);
+    assert.ok(
+      r.stdout.includes(
+        "quota service: outbound|8081||llm-gateway-ratelimit.default.svc.cluster.local\n" +
+          "  deployment  llm-gateway-ratelimit ready 0/1\n" +
+          "  deployment  llm-gateway-redis ready 0/1\n",
+      ),
+      explainResult(r),
+    );
+  });
+
   it("apply a second time changes nothing, Deployments and Services included", async () => {
     const r = await cli(["apply", "-f", FILE, "--no-wait"], { ...kube, HF_TOKEN: TOKEN }, "node");
     assert.equal(r.code, 0, explainResult(r));

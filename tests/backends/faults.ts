@@ -18,6 +18,8 @@ export interface Faults {
   reasoningUsage?: boolean;
   /** The field reasoning text goes in: vLLM's "reasoning", or the older/DeepSeek "reasoning_content". */
   reasoningField?: ReasoningField;
+  /** Not a fault: a label the replica model records with the request's simulated TTFT (GET /stub/stats). */
+  tag?: string;
 }
 
 export const REASONING_FIELDS = ["reasoning", "reasoning_content"] as const;
@@ -26,7 +28,7 @@ export type ReasoningField = (typeof REASONING_FIELDS)[number];
 export const FAULT_HEADER_PREFIX = "x-stub-";
 
 type FaultKey = keyof Faults;
-type FaultKind = "status" | "count" | "positive" | "flag" | "reasoningField";
+type FaultKind = "status" | "count" | "positive" | "flag" | "reasoningField" | "tag";
 
 const FAULT_NAMES: ReadonlyMap<string, { key: FaultKey; kind: FaultKind }> = new Map([
   ["status", { key: "status", kind: "status" }],
@@ -41,6 +43,7 @@ const FAULT_NAMES: ReadonlyMap<string, { key: FaultKey; kind: FaultKind }> = new
   ["reasoning-tokens", { key: "reasoningTokens", kind: "count" }],
   ["reasoning-usage", { key: "reasoningUsage", kind: "flag" }],
   ["reasoning-field", { key: "reasoningField", kind: "reasoningField" }],
+  ["tag", { key: "tag", kind: "tag" }],
 ]);
 
 export type FaultsResult = { ok: true; faults: Faults } | { ok: false; error: string };
@@ -64,6 +67,7 @@ function parseReasoningField(raw: unknown): ReasoningField | undefined {
 function parseValue(kind: FaultKind, raw: unknown): number | boolean | string | undefined {
   if (kind === "flag") return parseFlag(raw);
   if (kind === "reasoningField") return parseReasoningField(raw);
+  if (kind === "tag") return typeof raw === "string" && raw.length > 0 && raw.length <= 200 ? raw : undefined;
   const n = parseCount(raw);
   if (n === undefined) return undefined;
   if (kind === "status" && (n < 400 || n > 599)) return undefined;

@@ -59,6 +59,16 @@ describe("replica model", () => {
     assert.equal(r.snapshot().requestsFinished, 1);
   });
 
+  it("keeps its own simulated clock: a late event loop does not stretch the TTFT it records", async () => {
+    const clock = virtualClock();
+    const late: Clock = { now: clock.now, sleep: (ms) => clock.sleep(ms * 3) };
+    const r = new Replica(PARAMS, late);
+    const seq = r.submit(ids("p", 100), ids("o", 2));
+    await seq.waitFor(2);
+    assert.equal(clock.t, 3 * (6 + 5.1), "the wall clock ran late");
+    assert.equal(seq.ttftMs, 6);
+  });
+
   it("splits a prefill longer than the step budget into chunks (chunked prefill)", async () => {
     const clock = virtualClock();
     const r = new Replica({ ...PARAMS, maxBatchedTokens: 512 }, clock);
@@ -189,10 +199,10 @@ describe("the stub in replica mode", () => {
   it("names the replica, reports cached_tokens in usage (plain and streamed) and vLLM's metrics", async () => {
     const stub = await startStub({ model: MODEL, replica: { name: "r7", params: { ...REPLICA_PRESET, speed: 20 } } });
     try {
-      const post = (body: unknown): Promise<Response> =>
+      const post = (body: unknown, headers: Record<string, string> = {}): Promise<Response> =>
         fetch(`${stub.url}/v1/chat/completions`, {
           method: "POST",
-          headers: { "content-type": "application/json" },
+          headers: { "content-type": "application/json", ...headers },
           body: JSON.stringify(body),
         });
       const first = await post({ model: MODEL, messages, max_tokens: 5 });
@@ -234,6 +244,12 @@ describe("the stub in replica mode", () => {
       assert.equal(value("vllm:num_requests_waiting"), 0);
       assert.equal(value("vllm:kv_cache_usage_perc"), 0);
       assert.deepEqual(stub.replicaStats()?.requestsFinished, 3);
+      const tagged = await post({ model: MODEL, messages, max_tokens: 2 }, { "x-stub-tag": "t-1" });
+      await tagged.text();
+      const stats = (await (await fetch(`${stub.url}/stub/stats`)).json()) as { replica: { requests: Record<string, unknown>[] } };
+      const record = stats.replica.requests.find((r) => r["tag"] === "t-1");
+      assert.equal(record?.["cachedTokens"], 288);
+      assert.ok(typeof record?.["ttftMs"] === "number" && record["ttftMs"] > 0);
     } finally {
       await stub.close();
     }

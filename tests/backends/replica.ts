@@ -18,6 +18,10 @@
 //   token comes at the end of the step that finishes the prompt; each later step adds one token.
 // - Generated tokens enter the cache too (their full blocks), so the next turn of a chat that re-sends
 //   the answer hits on it.
+// Simulated time: a step lasts its simulated duration / speed on the wall clock, but the engine keeps its
+// own clock that advances by exactly the step's duration, whatever the event loop's lateness; a request
+// is stamped on it when it arrives, so its TTFT on that clock (Sequence.ttftMs) is the model's, not the
+// busy machine's. Wall-clock lateness still delays the answer the client sees.
 // Deviations, kept because they do not change routing results: free blocks that never held a full block
 // are used before any cached block is evicted; no speculative decoding, no CUDA-graph batch sizes.
 import { createHash } from "node:crypto";
@@ -84,6 +88,9 @@ export class Sequence {
   cancelled = false;
   /** Tokens whose KV is computed (prompt, then generated). */
   computed = 0;
+  /** On the engine's simulated clock (ms): arrival, and the first token's time minus it. */
+  arrivalMs = 0;
+  ttftMs: number | null = null;
   blocks: Block[] = [];
   admittedOnce = false;
   private waiters: { n: number; resolve: () => void }[] = [];
@@ -132,6 +139,11 @@ export class Replica {
   private readonly running: Sequence[] = [];
   private readonly waiting: Sequence[] = [];
   private loop: Promise<void> | null = null;
+  // The simulated clock: during a step, between its start and end; when idle, the wall clock × speed
+  // from where the last step ended.
+  private step: { simStart: number; simEnd: number; wallStart: number } | null = null;
+  private idleSim = 0;
+  private idleWall: number;
   private readonly stats = {
     prefixCacheQueries: 0,
     prefixCacheHits: 0,
@@ -153,12 +165,21 @@ export class Replica {
       throw new Error("replica: numBlocks, maxNumSeqs, maxBatchedTokens must be >= 1 and speed > 0");
     }
     this.freeEmpty = params.numBlocks;
+    this.idleWall = clock.now();
+  }
+
+  /** The engine's simulated time, ms. */
+  simNow(): number {
+    const wall = this.clock.now();
+    if (this.step !== null) return Math.min(this.step.simStart + (wall - this.step.wallStart) * this.params.speed, this.step.simEnd);
+    return this.idleSim + (wall - this.idleWall) * this.params.speed;
   }
 
   /** Queues a request: `prompt` and `output` are token ids (output: what it will generate). */
   submit(prompt: readonly string[], output: readonly string[]): Sequence {
     const tokens = [...prompt, ...output];
     const seq = new Sequence(tokens, prompt.length, output.length, blockHashes(tokens));
+    seq.arrivalMs = this.simNow();
     this.waiting.push(seq);
     this.stats.requestsStarted += 1;
     this.loop ??= this.run();
@@ -204,10 +225,16 @@ export class Replica {
         const stepMs = plan.us / 1000;
         this.stats.steps += 1;
         this.stats.busyMs += stepMs;
+        const simStart = this.step?.simEnd ?? this.simNow();
+        const step = { simStart, simEnd: simStart + stepMs, wallStart: this.clock.now() };
+        this.step = step;
         await this.clock.sleep(stepMs / this.params.speed);
-        this.complete(plan);
+        this.complete(plan, step.simEnd);
       }
     } finally {
+      this.idleSim = this.step?.simEnd ?? this.idleSim;
+      this.idleWall = this.clock.now();
+      this.step = null;
       this.loop = null;
     }
   }
@@ -337,7 +364,7 @@ export class Replica {
   }
 
   // The step ran: KV computed, full blocks cached, tokens sampled, finished requests out.
-  private complete(plan: Plan): void {
+  private complete(plan: Plan, simEnd: number): void {
     for (const { seq, tokens } of plan.work) {
       if (seq.cancelled || !this.running.includes(seq)) continue;
       seq.computed += tokens;
@@ -345,6 +372,7 @@ export class Replica {
       // A token is sampled once every known token is computed (prompt, and all generated so far).
       if (seq.computed >= seq.promptTokens + seq.generated) {
         seq.generated += 1;
+        seq.ttftMs ??= simEnd - seq.arrivalMs;
         if (seq.generated >= seq.outputTokens) {
           seq.finished = true;
           this.running.splice(this.running.indexOf(seq), 1);

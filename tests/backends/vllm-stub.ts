@@ -30,6 +30,8 @@
 //   x-stub-reasoning-field: F    with reasoning-tokens: "reasoning" (vLLM since PR #27752/#33402, the
 //                                default) or "reasoning_content" (older vLLM, DeepSeek's API, llama.cpp)
 //                                Who sends what: see vllm-wire.ts.
+//   x-stub-tag: S                replica mode: recorded with the request's simulated TTFT and cached
+//                                tokens in GET /stub/stats (replica.requests), for benchmarks
 //   x-stub-target: MODEL         the headers above apply only on the backend serving MODEL
 //                                (fail the primary, let the fallback answer, in one request)
 // An unknown x-stub-* header or a bad value answers 400 with type "StubConfigError".
@@ -115,6 +117,15 @@ interface LastRequest {
   raw: string;
 }
 
+/** A request the replica model served (GET /stub/stats, replica.requests). */
+export interface ReplicaRequest {
+  tag: string | null;
+  promptTokens: number;
+  cachedTokens: number;
+  /** On the replica's simulated clock, ms: from arrival to the first token. */
+  ttftMs: number;
+}
+
 interface StubState {
   model: string;
   base: Faults;
@@ -123,7 +134,7 @@ interface StubState {
   lastRequest: LastRequest | null;
   inFlight: number;
   aborted: number;
-  replica: { name: string; engine: Replica } | null;
+  replica: { name: string; engine: Replica; requests: ReplicaRequest[] } | null;
   startedSec: number;
 }
 
@@ -192,7 +203,15 @@ async function handleGeneration(
     promptTokenIds(endpoint, request.body),
     outputTokenIds(state.model, count, endpoint === "chat" ? "assistant" : ""),
   );
-  if (seq !== undefined && engine !== null) signal.addEventListener("abort", () => engine.cancel(seq));
+  if (seq !== undefined && engine !== null) {
+    signal.addEventListener("abort", () => engine.cancel(seq));
+    const records = state.replica?.requests;
+    void seq.waitFor(1).then(() => {
+      if (seq.ttftMs !== null) {
+        records?.push({ tag: faults.tag ?? null, promptTokens: seq.promptTokens, cachedTokens: seq.cachedTokens, ttftMs: seq.ttftMs });
+      }
+    });
+  }
   const ttftMs = engine !== null ? 0 : (faults.ttftMs ?? 0);
   const tokenIntervalMs = engine !== null ? 0 : (faults.tokenIntervalMs ?? 0);
   const withUsage = faults.noUsage !== true;
@@ -292,7 +311,8 @@ function statsBody(state: StubState): unknown {
     hitsByPath: Object.fromEntries(state.hits),
     inFlight: state.inFlight,
     aborted: state.aborted,
-    replica: state.replica === null ? null : { name: state.replica.name, ...state.replica.engine.snapshot() },
+    replica:
+      state.replica === null ? null : { name: state.replica.name, ...state.replica.engine.snapshot(), requests: state.replica.requests },
     lastRequest: last === null ? null : { method: last.method, path: last.path, headers: last.headers, body: parseJsonOrRaw(last.raw) },
   };
 }
@@ -373,7 +393,7 @@ export async function startStub(opts: StubOptions): Promise<StubHandle> {
     lastRequest: null,
     inFlight: 0,
     aborted: 0,
-    replica: opts.replica === undefined ? null : { name: opts.replica.name, engine: new Replica(opts.replica.params) },
+    replica: opts.replica === undefined ? null : { name: opts.replica.name, engine: new Replica(opts.replica.params), requests: [] },
     startedSec: Date.now() / 1000,
   };
   const server = createServer({ noDelay: true }, (req, res) => {

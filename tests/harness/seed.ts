@@ -12,6 +12,15 @@ export function seedPluginConfig(): Record<string, unknown> {
   };
 }
 
+// `make demo` with LLM_GATEWAY_REPLICAS=N: qwen2-1-5b on N simulated vLLM replicas with prefix affinity
+// (docs/replica-routing.md). No fallback there: the fleet's Envoy has no aggregate clusters.
+export function seedFleetPluginConfig(): Record<string, unknown> {
+  return {
+    models: [{ name: "qwen2-1-5b" }, { name: "gemma-2-2b" }],
+    prefixAffinity: { enabled: true, models: ["qwen2-1-5b"] },
+  };
+}
+
 export interface Seed {
   gateway: Gateway;
   backends: Map<string, StubHandle>;

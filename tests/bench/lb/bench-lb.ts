@@ -81,7 +81,7 @@ async function runPolicy(
     const gateway = await startFleetGateway({
       models: [{ model: w.spec.model, replicas: fleet.replicas.map((r) => ({ host: "127.0.0.1", port: r.port })) }],
       policy: policy.lbPolicy,
-      hashBalanceFactor: o.balance,
+      loadFactor: o.balance / 100,
       pluginConfig: pluginConfig(w.spec.model, o.clientKey),
       wasmPath: o.wasm,
     });
@@ -102,7 +102,8 @@ async function runPolicy(
         w.spec.durationS * 1000,
       );
       o.log(
-        `  ${policy.name.padEnd(16)} TTFT p50 ${result.ttft_p50_ms.toFixed(0)} ms, p90 ${result.ttft_p90_ms.toFixed(0)} ms; ` +
+        `  ${policy.name.padEnd(16)} TTFT p50 ${result.ttft_p50_ms.toFixed(0)} ms, p90 ${result.ttft_p90_ms.toFixed(0)} ms ` +
+          `(client ${result.client_ttft_p50_ms.toFixed(0)} / ${result.client_ttft_p90_ms.toFixed(0)}); ` +
           `hit rate ${(result.prefix_cache_hit_rate * 100).toFixed(1)}%; max/mean load ${result.max_replica_load_ratio.toFixed(2)}; ` +
           `${result.throughput_rps.toFixed(1)} req/s; errors ${result.errors}; client lag p99 ${result.client_lag_p99_ms.toFixed(1)} ms`,
       );

@@ -23,7 +23,7 @@ def ttft_panel(ax, policies):
         for x, v in zip(xs, vals):
             ax.text(x, v, f"{v:.0f}", ha="center", va="bottom", fontsize=7)
     ax.set_xticks([j + width * (len(policies) - 1) / 2 for j in range(len(pcts))], [n for _, n in pcts])
-    ax.set_ylabel("TTFT (simulated ms)")
+    ax.set_ylabel("TTFT at the replica (simulated ms)")
     ax.set_title("Time to first token, same offered load")
     ax.legend(fontsize=8)
 

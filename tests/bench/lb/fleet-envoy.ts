@@ -1,20 +1,22 @@
 // Envoy in front of a fleet: each model's cluster holds every replica of the model, balanced by one of
-// Envoy's policies. The listener, the plugin's filters, the stats and the single-replica cluster shape come
-// from deploy-scripts/render/envoy/ (as the harness's); what a fleet adds is here, and is what the deploy
-// renderer should emit for a model with replicas (docs/replica-routing.md):
-// - cluster: every replica an endpoint (with the model's endpoint metadata); lb_policy; for prefix
-//   affinity RING_HASH with consistent hashing with bounded load (hash_balance_factor, Envoy counts each
-//   host's active requests); an HTTP health check on vLLM's /health and outlier detection, so a dead
-//   replica leaves the ring;
-// - route: hash_policy on the plugin's prefix-key header, and a retry of connect failures and resets on
-//   another host (previous_hosts), so a replica that died before the health check noticed costs a retry,
-//   not an error.
+// Envoy's policies. Every piece comes from deploy-scripts/render/envoy/, the renderer of the upstream-Envoy
+// deployment (listener, the plugin's filters, stats, and for prefix affinity the model cluster with
+// consistent hashing under a load bound and outlier detection, the route's hash policy on the plugin's header
+// and its retry on another replica), so the benchmark and the end-to-end tests run the configuration users
+// get. For round-robin and least-request only lb_policy differs (same endpoints, outlier detection and
+// retries), so the policies are compared on the balancer alone.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stringify } from "yaml";
-import { modelCluster, modelEndpointMetadata } from "../../../deploy-scripts/render/envoy/clusters.ts";
+import {
+  hashBalanceFactor,
+  prefixHashPolicy,
+  replicaOutlierDetection,
+  replicaRetryPolicy,
+} from "../../../deploy-scripts/render/envoy/affinity.ts";
+import { modelCluster } from "../../../deploy-scripts/render/envoy/clusters.ts";
 import { DEFAULT_BUFFER_LIMIT, listener } from "../../../deploy-scripts/render/envoy/listener.ts";
 import { modelClusterName } from "../../../deploy-scripts/render/envoy/names.ts";
 import { httpFilters } from "../../../deploy-scripts/render/envoy/plugin-filters.ts";
@@ -23,7 +25,7 @@ import { statsConfig } from "../../../deploy-scripts/render/envoy/stats.ts";
 import { envoyBinary, WASM_PATH } from "../../harness/envoy.ts";
 import { freePort, waitFor } from "../../harness/net.ts";
 
-/** The plugin's prefix-key header (contract default, prefixAffinity.header). */
+/** The plugin's prefix-key header (prefixAffinity.header's default). */
 export const PREFIX_KEY_HEADER = "x-llm-gateway-prefix-key";
 
 export type LbPolicy = "ROUND_ROBIN" | "LEAST_REQUEST" | "RING_HASH";
@@ -41,100 +43,45 @@ export interface FleetModel {
 export interface FleetLayout {
   models: FleetModel[];
   policy: LbPolicy;
-  /** RING_HASH: Envoy's hash_balance_factor (125 = no host above 1.25 × the average active requests). */
-  hashBalanceFactor?: number;
-  /** The header the route hashes on (RING_HASH). */
-  hashHeader?: string;
+  /** RING_HASH: the load factor (1.25: no replica above 1.25 × the average active requests). */
+  loadFactor?: number;
   pluginConfig: unknown;
   listenPort: number;
   adminPort: number;
   accessLogPath: string;
   wasmPath?: string;
   routingHeader?: string;
-  /** Active health checks on /health (default true; interval below). */
-  healthCheckIntervalMs?: number;
 }
 
-export function fleetCluster(
-  m: FleetModel,
-  l: Pick<FleetLayout, "policy" | "hashBalanceFactor" | "healthCheckIntervalMs">,
-): Record<string, unknown> {
-  const name = modelClusterName(m.model);
-  const first = m.replicas[0];
+export function fleetCluster(m: FleetModel, l: Pick<FleetLayout, "policy" | "loadFactor">): Record<string, unknown> {
+  const [first, ...more] = m.replicas;
   if (first === undefined) throw new Error(`fleet: ${m.model} has no replicas`);
-  const base = modelCluster({
-    name,
+  const cluster = modelCluster({
+    name: modelClusterName(m.model),
     model: m.model,
     type: "STATIC",
     address: first.host,
     port: first.port,
     bufferLimitBytes: DEFAULT_BUFFER_LIMIT,
+    moreEndpoints: more.map((r) => ({ address: r.host, port: r.port })),
+    balancing: { hashBalanceFactor: hashBalanceFactor(l.loadFactor ?? 1.25) },
   });
-  const interval = l.healthCheckIntervalMs ?? 1000;
-  return {
-    ...base,
-    lb_policy: l.policy,
-    ...(l.policy === "RING_HASH"
-      ? { common_lb_config: { consistent_hashing_lb_config: { hash_balance_factor: l.hashBalanceFactor ?? 125 } } }
-      : {}),
-    // vLLM answers GET /health with 200 while its engine is alive.
-    health_checks: [
-      {
-        timeout: `${Math.max(interval, 500) / 1000}s`,
-        interval: `${interval / 1000}s`,
-        unhealthy_threshold: 1,
-        healthy_threshold: 1,
-        // A host that refuses connections is marked unhealthy at once, not after the interval.
-        http_health_check: { path: "/health" },
-      },
-    ],
-    // Refused connections and resets, seen by requests, eject a host before the next health check.
-    outlier_detection: {
-      consecutive_gateway_failure: 2,
-      consecutive_local_origin_failure: 2,
-      split_external_local_origin_errors: true,
-      interval: "1s",
-      base_ejection_time: "10s",
-      max_ejection_percent: 50,
-    },
-    load_assignment: {
-      cluster_name: name,
-      endpoints: [
-        {
-          lb_endpoints: m.replicas.map((r) => ({
-            endpoint: { address: { socket_address: { address: r.host, port_value: r.port } } },
-            metadata: modelEndpointMetadata(m.model, name),
-          })),
-        },
-      ],
-    },
-  };
+  if (l.policy === "RING_HASH") return cluster;
+  // The same cluster under another balancer: no ring, no load bound.
+  const { common_lb_config: _unused, ...rest } = cluster;
+  return { ...rest, lb_policy: l.policy, outlier_detection: replicaOutlierDetection() };
 }
 
-/** The model's route: affinity hashing (RING_HASH) and a retry on another host for connect failures and resets. */
-export function fleetRoute(m: FleetModel, l: Pick<FleetLayout, "policy" | "hashHeader" | "routingHeader">): Record<string, unknown> {
-  const route = modelRoute({
+export function fleetRoute(m: FleetModel, l: Pick<FleetLayout, "policy" | "routingHeader">): Record<string, unknown> {
+  return modelRoute({
     name: `ai-route-${m.model}.internal`,
     header: l.routingHeader ?? "x-higress-llm-model",
     value: m.model,
     cluster: modelClusterName(m.model),
     timeout: "300s",
+    retryPolicy: replicaRetryPolicy(),
+    ...(l.policy === "RING_HASH" ? { hashPolicy: prefixHashPolicy(PREFIX_KEY_HEADER) } : {}),
   });
-  const action = route["route"] as Record<string, unknown>;
-  if (l.policy === "RING_HASH") action["hash_policy"] = [{ header: { header_name: l.hashHeader ?? PREFIX_KEY_HEADER } }];
-  action["retry_policy"] = {
-    retry_on: "connect-failure,reset",
-    num_retries: 2,
-    retry_host_predicate: [
-      {
-        name: "envoy.retry_host_predicates.previous_hosts",
-        typed_config: { "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate" },
-      },
-    ],
-    // Ring hash walks on along the ring for each host the predicate rejects.
-    host_selection_retry_max_attempts: 5,
-  };
-  return route;
 }
 
 export function fleetBootstrap(l: FleetLayout): Record<string, unknown> {
@@ -176,15 +123,21 @@ export interface FleetGateway {
   stop(): Promise<void>;
 }
 
-export type FleetGatewayOptions = Omit<FleetLayout, "listenPort" | "adminPort" | "accessLogPath"> & { concurrency?: number; cpus?: string };
+export type FleetGatewayOptions = Omit<FleetLayout, "listenPort" | "adminPort" | "accessLogPath"> & {
+  /** Default: free ports. */
+  listenPort?: number;
+  adminPort?: number;
+  concurrency?: number;
+  cpus?: string;
+};
 
-/** Starts Envoy with the fleet bootstrap; resolves once every model's replicas passed a health check. */
+/** Starts Envoy with the fleet bootstrap; resolves once its listener answers. */
 export async function startFleetGateway(opts: FleetGatewayOptions): Promise<FleetGateway> {
   const workDir = mkdtempSync(join(tmpdir(), "llm-gw-fleet-"));
   const layout: FleetLayout = {
     ...opts,
-    listenPort: await freePort(),
-    adminPort: await freePort(),
+    listenPort: opts.listenPort ?? (await freePort()),
+    adminPort: opts.adminPort ?? (await freePort()),
     accessLogPath: join(workDir, "access.log"),
   };
   const configPath = join(workDir, "envoy.yaml");
@@ -231,17 +184,15 @@ export async function startFleetGateway(opts: FleetGatewayOptions): Promise<Flee
     if (!process.env.KEEP_ENVOY_DIR) rmSync(workDir, { recursive: true, force: true });
   };
   try {
-    const expected = opts.models.reduce((n, m) => n + m.replicas.length, 0);
     await waitFor(
       async () => {
         if (exited) throw new Error(`Envoy exited during start-up:\n${readLog().slice(-4000)}`);
-        const r = await fetch(`${adminUrl}/clusters`).catch(() => null);
-        if (r === null || !r.ok) return false;
-        const healthy = (await r.text()).split("\n").filter((line) => /::health_flags::healthy$/.test(line)).length;
-        return healthy >= expected;
+        // The listener answers once its worker is ready (404 from the no-route entry).
+        const probe = await fetch(`http://127.0.0.1:${layout.listenPort}/`).catch(() => null);
+        return probe !== null;
       },
       20000,
-      "Envoy with every replica healthy",
+      "Envoy listener",
     );
   } catch (e) {
     const log = readLog();

@@ -1,6 +1,9 @@
-// One policy's run: the planned requests sent open loop through the gateway, each streamed; TTFT is the
-// time to the first SSE bytes (the stub sends the role chunk with the first token). Replica counters are
-// read from each replica's GET /metrics (vLLM's names) when the warm-up ends and after the last answer.
+// One policy's run: the planned requests sent open loop through the gateway, each streamed. Two TTFTs per
+// request: the replica's, on its simulated clock (what vLLM's own TTFT measures: arrival at the server to
+// the first token; read from GET /stub/stats by the request's x-stub-tag), and the client's, to the first
+// SSE bytes through Envoy and the plugin (wall time × speed, so it includes this shared machine's
+// scheduling delays). Replica counters are read from each replica's GET /metrics (vLLM's names) when the
+// warm-up ends and after the last answer.
 import { request, Agent } from "node:http";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { parsePrometheus } from "../../harness/metrics.ts";
@@ -13,8 +16,10 @@ export interface Outcome {
   atMs: number;
   status: number;
   replica: string;
-  /** Simulated ms (wall ms × speed). */
+  /** The replica's simulated TTFT, ms (NaN when it never produced a token). */
   ttftMs: number;
+  /** The client's TTFT: wall ms to the first SSE bytes × speed. */
+  clientTtftMs: number;
   doneMs: number;
   error?: string;
 }
@@ -50,6 +55,7 @@ function send(agent: Agent, url: string, r: PlannedRequest, clientKey: boolean, 
     "content-length": body.length,
     // The stub's EOS after this many tokens (the workload's answer length).
     "x-stub-completion-tokens": r.outputTokens,
+    "x-stub-tag": String(r.id),
   };
   if (clientKey) headers[PREFIX_KEY_HEADER] = chatPrefixKey(r.body.messages);
   const u = new URL(`${url}/v1/chat/completions`);
@@ -63,7 +69,8 @@ function send(agent: Agent, url: string, r: PlannedRequest, clientKey: boolean, 
         atMs: r.atMs,
         status,
         replica,
-        ttftMs: first < 0 ? NaN : (first - start) * speed,
+        ttftMs: NaN,
+        clientTtftMs: first < 0 ? NaN : (first - start) * speed,
         doneMs: (end - start) * speed,
         ...(error !== undefined ? { error } : {}),
       });
@@ -116,6 +123,14 @@ export async function runLoad(opts: {
   const countersAtWarmup = await (warmupScrape ?? replicaCounters(opts.replicas));
   const outcomes = await Promise.all(pending);
   const countersAtEnd = await replicaCounters(opts.replicas);
+  const engineTtft = new Map<string, number>();
+  for (const r of opts.replicas) {
+    const stats = (await (await fetch(`${r.url}/stub/stats`)).json()) as {
+      replica: { requests: { tag: string | null; ttftMs: number }[] };
+    };
+    for (const x of stats.replica.requests) if (x.tag !== null) engineTtft.set(x.tag, x.ttftMs);
+  }
+  for (const o of outcomes) o.ttftMs = engineTtft.get(String(o.id)) ?? NaN;
   lag.disable();
   agent.destroy();
   return {

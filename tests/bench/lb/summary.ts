@@ -6,10 +6,13 @@ export interface PolicyResult {
   /** Requests sent after the warm-up (the measured ones) and how many failed. */
   requests: number;
   errors: number;
-  /** Simulated ms, measured requests that got a first token. */
+  /** The replicas' TTFT on their simulated clocks (as vLLM measures it), ms, measured requests answered. */
   ttft_p50_ms: number;
   ttft_p90_ms: number;
   ttft_p99_ms: number;
+  /** The client's TTFT through Envoy and the plugin, wall ms × speed (this machine's delays included). */
+  client_ttft_p50_ms: number;
+  client_ttft_p90_ms: number;
   /** Measured requests answered per simulated second, from the end of the warm-up to the last answer. */
   throughput_rps: number;
   /** Prefix-cache hits / queries (tokens), summed over the replicas' vLLM counters, after the warm-up. */
@@ -33,6 +36,7 @@ export function summarizeRun(policy: string, run: LoadRun, replicas: string[], w
   const measured = run.outcomes.filter((o) => o.atMs >= warmupMs);
   const ok = measured.filter((o) => o.status === 200 && o.error === undefined && Number.isFinite(o.ttftMs));
   const ttfts = ok.map((o) => o.ttftMs).sort((a, b) => a - b);
+  const clientTtfts = ok.map((o) => o.clientTtftMs).sort((a, b) => a - b);
   const perReplica: Record<string, number> = Object.fromEntries(replicas.map((r) => [r, 0]));
   for (const o of ok) perReplica[o.replica] = (perReplica[o.replica] ?? 0) + 1;
   const counts = replicas.map((r) => perReplica[r] ?? 0);
@@ -55,6 +59,8 @@ export function summarizeRun(policy: string, run: LoadRun, replicas: string[], w
     ttft_p50_ms: percentile(ttfts, 50),
     ttft_p90_ms: percentile(ttfts, 90),
     ttft_p99_ms: percentile(ttfts, 99),
+    client_ttft_p50_ms: percentile(clientTtfts, 50),
+    client_ttft_p90_ms: percentile(clientTtfts, 90),
     throughput_rps: ok.length / ((lastDone - warmupMs) / 1000),
     prefix_cache_hit_rate: queries > 0 ? hits / queries : 0,
     max_replica_load_ratio: mean > 0 ? Math.max(...counts) / mean : 0,

@@ -593,7 +593,9 @@ describe("validation", () => {
   });
 
   it("refuses a file that is not a mapping", () => {
-    assert.deepEqual(errorsOf(["a"]), ['file: must be a mapping with name, namespace, gateway, plugin, fallback, models, quotas, got ["a"]']);
+    assert.deepEqual(errorsOf(["a"]), [
+      'file: must be a mapping with name, namespace, gateway, plugin, fallback, models, quotas, got ["a"]',
+    ]);
   });
 
   it("refuses YAML it cannot parse, and duplicate keys", () => {

@@ -98,7 +98,7 @@ async function fleetDemo(replicas: number): Promise<void> {
       "Twice: the same prompt prefix lands on one replica (x-stub-replica), which then reports cached tokens:",
       `  curl -si ${gateway.url}/v1/chat/completions -H 'content-type: application/json' \\`,
       `    -d '{"model":"qwen2-1-5b","messages":[{"role":"system","content":"You are the terse assistant of the llm-gateway demo: answer in one short sentence, never apologise, never repeat the question."},{"role":"user","content":"Hello"}]}' \\`,
-      "    | grep -iE 'x-stub-replica|cached_tokens|prompt_tokens_details'",
+      "    | grep -oiE 'x-stub-replica: [a-z0-9-]+|\"cached_tokens\":[0-9]+'",
       "",
       "Ctrl-C stops everything.",
     ].join("\n"),

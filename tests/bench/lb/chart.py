@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-COLORS = {"round-robin": "#8c8c8c", "least-request": "#4c72b0", "prefix-affinity": "#c44e52"}
+COLORS = {"round-robin": "#8c8c8c", "least-request": "#4c72b0", "prefix-affinity": "#c44e52", "prefix-affinity-64k": "#dd8452"}
 
 
 def ttft_panel(ax, policies):
@@ -63,7 +63,7 @@ def sensitivity_panel(ax, raw):
     rows = [("base", [p for p in raw["policies"] if p["policy"] != "round-robin"])]
     rows += [(v["description"], v["results"]) for v in raw["sensitivity"]]
     if len(rows) == 1:
-        ax.set_title("Sensitivity: not run (make bench-lb runs it; BENCH_LB_SENSITIVITY=0 skips)")
+        ax.set_title("Sensitivity: not run")
         ax.axis("off")
         return
     width = 0.4

@@ -7,8 +7,6 @@
 import { request, Agent } from "node:http";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { parsePrometheus } from "../../harness/metrics.ts";
-import { chatPrefixKey } from "./prefix-key.ts";
-import { PREFIX_KEY_HEADER } from "./fleet-envoy.ts";
 import type { PlannedRequest } from "./workload.ts";
 
 export interface Outcome {
@@ -48,7 +46,7 @@ export async function replicaCounters(replicas: { name: string; url: string }[])
   return out;
 }
 
-function send(agent: Agent, url: string, r: PlannedRequest, clientKey: boolean, speed: number): Promise<Outcome> {
+function send(agent: Agent, url: string, r: PlannedRequest, speed: number): Promise<Outcome> {
   const body = Buffer.from(JSON.stringify(r.body));
   const headers: Record<string, string | number> = {
     "content-type": "application/json",
@@ -57,7 +55,6 @@ function send(agent: Agent, url: string, r: PlannedRequest, clientKey: boolean, 
     "x-stub-completion-tokens": r.outputTokens,
     "x-stub-tag": String(r.id),
   };
-  if (clientKey) headers[PREFIX_KEY_HEADER] = chatPrefixKey(r.body.messages);
   const u = new URL(`${url}/v1/chat/completions`);
   const start = performance.now();
   return new Promise((resolve) => {
@@ -94,7 +91,6 @@ export async function runLoad(opts: {
   speed: number;
   warmupMs: number;
   replicas: { name: string; url: string }[];
-  clientKey: boolean;
   log?: (m: string) => void;
 }): Promise<LoadRun> {
   const agent = new Agent({ keepAlive: true, maxSockets: Infinity });
@@ -111,7 +107,7 @@ export async function runLoad(opts: {
       const now = performance.now() - t0;
       if (warmupScrape === null && now >= warmupWall) warmupScrape = replicaCounters(opts.replicas);
       while (next < opts.requests.length && opts.requests[next]!.atMs / opts.speed <= now) {
-        pending.push(send(agent, opts.url, opts.requests[next]!, opts.clientKey, opts.speed));
+        pending.push(send(agent, opts.url, opts.requests[next]!, opts.speed));
         next++;
       }
       if (next >= opts.requests.length) return resolve();

@@ -14,7 +14,6 @@ export interface LbRawResults {
     warmupS: number;
     demand: number;
     hashBalanceFactor: number;
-    clientKey: boolean;
     replicas: number;
   };
   replicaParams: ReplicaParams;
@@ -25,6 +24,7 @@ export interface LbRawResults {
     offered_rps: number;
     uncached_gpu_demand: number;
     achievable_hit_rate: number;
+    distinct_tokens: number;
     chat_share: number;
     mean_prompt_tokens: number;
     mean_output_tokens: number;
@@ -96,8 +96,7 @@ export function renderLbReport(raw: LbRawResults, chart: string | null): string 
     "",
     `${raw.machine.nproc} cores (${raw.machine.cpuModel}), Envoy ${raw.machine.envoy}, Node ${raw.machine.node}, plugin.wasm ${raw.plugin.bytes} bytes ` +
       `(sha256 ${raw.plugin.sha256.slice(0, 12)}…). ${raw.options.replicas} simulated replicas of ${s.model} (docs/replica-routing.md), ` +
-      `simulated time ${raw.options.speed}× the wall clock; every time below is simulated ms.` +
-      (raw.options.clientKey ? " **The client sent the prefix key (BENCH_LB_CLIENT_KEY=1), not the plugin.**" : ""),
+      `simulated time ${raw.options.speed}× the wall clock; every time below is simulated ms.`,
     "",
     "## Targets (prefix-affinity against least-request, same offered load)",
     "",
@@ -124,8 +123,12 @@ export function renderLbReport(raw: LbRawResults, chart: string | null): string 
     `Offered load: the rate at which computing every prompt token (no cache at all) would keep the ${raw.options.replicas} replicas ` +
       `${pct(w.uncached_gpu_demand)} busy (BENCH_LB_DEMAND). Achievable hit rate (every prefix any earlier request computed, one unbounded cache): ${pct(w.achievable_hit_rate)}.`,
     "",
-    `Replica: ${p.numBlocks} KV blocks of 16 tokens, max_num_seqs ${p.maxNumSeqs}, ${p.maxBatchedTokens} tokens per step, step ${p.stepBaseUs} µs + ` +
-      `${p.decodeUsPerSeq} µs per decoding request + ${p.prefillUsPerToken} µs per prefilled token.`,
+    `Replica: ${p.numBlocks} KV blocks of 16 tokens (${(p.numBlocks * 16).toLocaleString("en-US")} tokens), max_num_seqs ${p.maxNumSeqs}, ` +
+      `${p.maxBatchedTokens} tokens per step, step ${p.stepBaseUs} µs + ${p.decodeUsPerSeq} µs per decoding request + ${p.prefillUsPerToken} µs per prefilled token. ` +
+      `The whole workload computes ${w.distinct_tokens.toLocaleString("en-US")} distinct tokens (full blocks): ` +
+      (w.distinct_tokens <= p.numBlocks * 8
+        ? "half a replica's cache holds all of it, so no replica evicts and the cache size does not matter here."
+        : "more than half a replica's cache, so eviction can matter."),
     "",
   ];
   if (raw.sensitivity.length > 0) {

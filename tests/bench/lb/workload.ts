@@ -150,6 +150,15 @@ export function planWorkload(spec: WorkloadSpec): PlannedRequest[] {
  * tokens, as vLLM). Returns prompt tokens cached / prompt tokens, over `from` onwards.
  */
 export function achievableHitRate(requests: readonly PlannedRequest[], model: string, fromMs = 0): number {
+  return reuse(requests, model, fromMs).hitRate;
+}
+
+/** Tokens in distinct full blocks the whole workload computes: what one cache would need to hold all of it. */
+export function distinctTokens(requests: readonly PlannedRequest[], model: string): number {
+  return reuse(requests, model, 0).distinctBlocks * BLOCK_SIZE;
+}
+
+function reuse(requests: readonly PlannedRequest[], model: string, fromMs: number): { hitRate: number; distinctBlocks: number } {
   const seen = new Set<string>();
   let queried = 0;
   let hit = 0;
@@ -167,7 +176,7 @@ export function achievableHitRate(requests: readonly PlannedRequest[], model: st
     const computedBlocks = Math.floor((prompt.length + r.outputTokens - 1) / BLOCK_SIZE);
     for (let i = 0; i < computedBlocks; i++) seen.add(all[i]!);
   }
-  return queried === 0 ? 0 : hit / queried;
+  return { hitRate: queried === 0 ? 0 : hit / queried, distinctBlocks: seen.size };
 }
 
 /**

@@ -112,6 +112,7 @@ async function runPolicy(
         fleet.replicas.map((r) => r.name),
         o.warmupMs,
         w.spec.durationS * 1000,
+        new Map(w.requests.map((r) => [r.id, r.kind])),
       );
       o.log(
         `  ${policy.name.padEnd(16)} TTFT p50 ${result.ttft_p50_ms.toFixed(0)} ms, p90 ${result.ttft_p90_ms.toFixed(0)} ms ` +

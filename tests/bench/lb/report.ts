@@ -74,12 +74,13 @@ export function lbTargets(raw: LbRawResults): Target[] {
 
 function policyTable(rs: PolicyResult[]): string[] {
   const lines = [
-    "| Policy | TTFT p50 (ms) | TTFT p90 (ms) | TTFT p99 (ms) | Client TTFT p50 / p90 (ms) | Throughput (req/s) | Prefix-cache hit rate | Max replica load / mean | Requests per replica | Errors |",
-    "|---|---|---|---|---|---|---|---|---|---|",
+    "| Policy | TTFT p50 (ms) | TTFT p90 (ms) | TTFT p99 (ms) | Chat turns p50 / p90 | One-off prompts p50 / p90 | Client TTFT p50 / p90 | Throughput (req/s) | Prefix-cache hit rate | Max replica load / mean | Requests per replica | Errors |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const r of rs) {
     lines.push(
-      `| ${r.policy} | ${ms(r.ttft_p50_ms)} | ${ms(r.ttft_p90_ms)} | ${ms(r.ttft_p99_ms)} | ${ms(r.client_ttft_p50_ms)} / ${ms(r.client_ttft_p90_ms)} | ` +
+      `| ${r.policy} | ${ms(r.ttft_p50_ms)} | ${ms(r.ttft_p90_ms)} | ${ms(r.ttft_p99_ms)} | ${ms(r.chat_ttft_p50_ms)} / ${ms(r.chat_ttft_p90_ms)} | ` +
+        `${ms(r.unique_ttft_p50_ms)} / ${ms(r.unique_ttft_p90_ms)} | ${ms(r.client_ttft_p50_ms)} / ${ms(r.client_ttft_p90_ms)} | ` +
         `${r.throughput_rps.toFixed(2)} | ${pct(r.prefix_cache_hit_rate)} | ` +
         `${r.max_replica_load_ratio.toFixed(2)} | ${Object.values(r.requests_per_replica).join(" / ")} | ${r.errors} |`,
     );

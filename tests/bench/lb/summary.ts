@@ -13,6 +13,11 @@ export interface PolicyResult {
   /** The client's TTFT through Envoy and the plugin, wall ms × speed (this machine's delays included). */
   client_ttft_p50_ms: number;
   client_ttft_p90_ms: number;
+  /** The replicas' TTFT of chat turns only (the requests a prefix can help) and of one-off prompts. */
+  chat_ttft_p50_ms: number;
+  chat_ttft_p90_ms: number;
+  unique_ttft_p50_ms: number;
+  unique_ttft_p90_ms: number;
   /** Measured requests answered per simulated second, from the end of the warm-up to the last answer. */
   throughput_rps: number;
   /** Prefix-cache hits / queries (tokens), summed over the replicas' vLLM counters, after the warm-up. */
@@ -32,11 +37,25 @@ export function percentile(sorted: readonly number[], p: number): number {
   return sorted[i]!;
 }
 
-export function summarizeRun(policy: string, run: LoadRun, replicas: string[], warmupMs: number, durationMs: number): PolicyResult {
+export function summarizeRun(
+  policy: string,
+  run: LoadRun,
+  replicas: string[],
+  warmupMs: number,
+  durationMs: number,
+  kinds: ReadonlyMap<number, string> = new Map(),
+): PolicyResult {
   const measured = run.outcomes.filter((o) => o.atMs >= warmupMs);
   const ok = measured.filter((o) => o.status === 200 && o.error === undefined && Number.isFinite(o.ttftMs));
   const ttfts = ok.map((o) => o.ttftMs).sort((a, b) => a - b);
   const clientTtfts = ok.map((o) => o.clientTtftMs).sort((a, b) => a - b);
+  const ttftsOf = (kind: string): number[] =>
+    ok
+      .filter((o) => kinds.get(o.id) === kind)
+      .map((o) => o.ttftMs)
+      .sort((a, b) => a - b);
+  const chat = ttftsOf("chat");
+  const unique = ttftsOf("unique");
   const perReplica: Record<string, number> = Object.fromEntries(replicas.map((r) => [r, 0]));
   for (const o of ok) perReplica[o.replica] = (perReplica[o.replica] ?? 0) + 1;
   const counts = replicas.map((r) => perReplica[r] ?? 0);
@@ -61,6 +80,10 @@ export function summarizeRun(policy: string, run: LoadRun, replicas: string[], w
     ttft_p99_ms: percentile(ttfts, 99),
     client_ttft_p50_ms: percentile(clientTtfts, 50),
     client_ttft_p90_ms: percentile(clientTtfts, 90),
+    chat_ttft_p50_ms: percentile(chat, 50),
+    chat_ttft_p90_ms: percentile(chat, 90),
+    unique_ttft_p50_ms: percentile(unique, 50),
+    unique_ttft_p90_ms: percentile(unique, 90),
     throughput_rps: ok.length / ((lastDone - warmupMs) / 1000),
     prefix_cache_hit_rate: queries > 0 ? hits / queries : 0,
     max_replica_load_ratio: mean > 0 ? Math.max(...counts) / mean : 0,

@@ -22,8 +22,9 @@
 // own clock that advances by exactly the step's duration, whatever the event loop's lateness; a request
 // is stamped on it when it arrives, so its TTFT on that clock (Sequence.ttftMs) is the model's, not the
 // busy machine's. Wall-clock lateness still delays the answer the client sees.
-// Deviations, kept because they do not change routing results: free blocks that never held a full block
-// are used before any cached block is evicted; no speculative decoding, no CUDA-graph batch sizes.
+// Deviations (small next to the effects measured): free blocks that never held a full block are used
+// before any cached block is evicted; step costs are linear (attention's growth with context is not
+// modelled); no speculative decoding, no CUDA-graph batch sizes.
 import { createHash } from "node:crypto";
 
 export const BLOCK_SIZE = 16;
@@ -39,7 +40,7 @@ export interface ReplicaParams {
   prefillUsPerToken: number;
   /** Fixed part of every step (kernel launches, sampling, scheduler). */
   stepBaseUs: number;
-  /** Added per decoding request in a step (attention over its context, memory-bound). */
+  /** Added per decoding request in a step (its attention, sampling and bookkeeping, as measured in bulk). */
   decodeUsPerSeq: number;
   /** Simulated time runs this many times faster than the wall clock (1: real time). */
   speed: number;

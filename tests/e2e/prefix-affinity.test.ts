@@ -101,13 +101,13 @@ test("a hot prefix spills over to other replicas while its replica holds more th
   const home = (await chat(messages)).replica;
   // One at a time, the prefix stays home.
   for (let i = 0; i < 3; i++) assert.equal((await chat(messages)).replica, home);
-  // 12 more, 100 ms apart, each held 3 s at the replica, so all 12 are active together. Envoy counts a
+  // 12 more, 150 ms apart, each held 4 s at the replica, so all 12 are active together. Envoy counts a
   // request against its host once it is attached to a connection: spacing them lets each count before the
   // next is placed. The bound then sends part of them to other replicas.
   const answers = await Promise.all(
     Array.from({ length: 12 }, async (_, i) => {
-      await new Promise((r) => setTimeout(r, i * 100));
-      return chat(messages, { "x-stub-delay-ms": "3000" });
+      await new Promise((r) => setTimeout(r, i * 150));
+      return chat(messages, { "x-stub-delay-ms": "4000" });
     }),
   );
   assert.ok(answers.every((a) => a.status === 200));

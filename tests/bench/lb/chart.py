@@ -4,6 +4,7 @@ Usage: .venv/bin/python tests/bench/lb/chart.py results.json chart.png
 """
 import json
 import sys
+import textwrap
 
 import matplotlib
 
@@ -76,7 +77,7 @@ def sensitivity_panel(ax, raw):
         ax.bar(xs, vals, width, label=name, color=COLORS[name])
         for x, v in zip(xs, vals):
             ax.text(x, v, f"{v:.0f}", ha="center", va="bottom", fontsize=7)
-    ax.set_xticks([j + width / 2 for j in range(len(rows))], [n for n, _ in rows], fontsize=7)
+    ax.set_xticks([j + width / 2 for j in range(len(rows))], [textwrap.fill(n, 16) for n, _ in rows], fontsize=8)
     ax.set_ylabel("TTFT p90 (simulated ms)")
     ax.set_title("Sensitivity of TTFT p90 to the replica model")
     ax.legend(fontsize=8)

@@ -77,7 +77,7 @@ test-e2e: build build/plugin.trap.wasm venv
 fuzz: node_modules/.stamp
 	npx asp --config tests/as/as-pect.fuzz.config.js
 
-NODE_TESTS := tests/layout/*.test.ts tests/host/*.test.ts tests/backends/*.test.ts tests/e2e/*.test.ts tests/oci/*.test.ts tests/k8s/*.test.ts tests/deploy/*.test.ts tests/bench/*.test.ts
+NODE_TESTS := tests/layout/*.test.ts tests/host/*.test.ts tests/backends/*.test.ts tests/e2e/*.test.ts tests/oci/*.test.ts tests/k8s/*.test.ts tests/deploy/*.test.ts tests/bench/*.test.ts tests/bench/lb/*.test.ts
 
 test-node: build build/plugin.trap.wasm venv k8s-env bench-deps quota-deps
 	$(NODE_TEST) $(NODE_TESTS)

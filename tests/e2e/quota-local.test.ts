@@ -33,7 +33,7 @@ before(async () => {
       models: [
         { name: "qwen2-1-5b" },
         { name: "gemma-2-2b" },
-        ...["q-workers", "q-openai", "q-openai-tokens", "q-stream", ...Object.keys(CHARGE_KINDS)].map(alias),
+        ...["q-workers", "q-openai", "q-openai-tokens", "q-fail-fast", "q-stream", ...Object.keys(CHARGE_KINDS)].map(alias),
       ],
       quotas: {
         mode: "local",
@@ -42,6 +42,7 @@ before(async () => {
           { name: "workers", consumerHeader: "x-team", models: ["q-workers"], window: "day", totalTokens: BUDGET },
           { name: "openai-requests", apiKeyHeader: "authorization", models: ["q-openai"], window: "day", requests: 2 },
           { name: "openai-tokens", apiKeyHeader: "authorization", models: ["q-openai-tokens"], window: "hour", totalTokens: 30 },
+          { name: "fail-fast", models: ["q-fail-fast"], window: "day", requests: 1 },
           { name: "stream", models: ["q-stream"], window: "day", totalTokens: 10 },
           ...Object.entries(CHARGE_KINDS).map(([model, kind]) => ({ name: `charge-${kind}`, models: [model], window: "day", [kind]: BIG })),
         ],
@@ -128,6 +129,22 @@ test("a refusal is a RateLimitError in the openai client, with OpenAI's x-rateli
   assert.ok(!(await seed.gateway.stats()).includes(key), "the API key is not in the stats");
   await waitForLogs((l) => l["quota_refused"] === "openai-requests", 1);
   assert.ok(!JSON.stringify(aiLogs(seed.gateway)).includes(key), "the API key is not in the access log");
+});
+
+test("behind a long reset the openai client fails at once instead of sleeping until it (x-should-retry: false)", async () => {
+  // Default maxRetries (2): without the header the client would sleep retry-after-ms, hours here.
+  const openai = new OpenAI({ baseURL: `${seed.gateway.url}/v1`, apiKey: "sk-test-fail-fast" });
+  const ask = () => openai.chat.completions.create({ model: "q-fail-fast", messages: [{ role: "user", content: "hello" }] });
+  await ask();
+  const err = await ask().then(
+    () => null,
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof OpenAI.RateLimitError, `expected RateLimitError, got ${String(err)}`);
+  assert.equal(err.headers?.get("x-should-retry"), "false");
+  assert.ok(Number(err.headers?.get("retry-after-ms")) > 60000);
+  const s = await scrapeUntil(seed.gateway.adminUrl, (x) => aiMetric(x, "quota_refused", "q-fail-fast") >= 1);
+  assert.equal(aiMetric(s, "quota_refused", "q-fail-fast"), 1, "one refusal: the client did not retry");
 });
 
 test("a token refusal names the token limit and sets the -tokens headers", async () => {

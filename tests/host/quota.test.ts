@@ -235,6 +235,26 @@ test("cluster: a failed or refused call follows onUnavailable", async () => {
   }
 });
 
+test("cluster: a service without the domain answers OK with no limit; that is unavailable, not a verdict", async () => {
+  for (const onUnavailable of ["allow", "deny"] as const) {
+    const { envoy, roots } = await workers(clusterConfig([{ name: "t", window: "minute", totalTokens: 50 }], onUnavailable));
+    const root = roots[0] as PluginRoot;
+    const model = new RatelimitModel(["another-domain"], () => envoy.clock.ms);
+    const s = request(root);
+    serve(root, model);
+    if (onUnavailable === "allow") {
+      assert.ok(s.upstream.headers !== null, "admitted");
+      answer(s, 10, 5);
+      assert.equal(s.clientStatus(), 200);
+      assert.equal(s.clientHeader("x-ratelimit-remaining-tokens"), undefined, "no figures the service never gave");
+      assert.equal(envoy.metrics.value("llm_gateway.quota.service_unavailable.outcome.allowed"), 1);
+    } else {
+      assert.equal(s.clientStatus(), 503);
+      assert.equal(envoy.metrics.value("llm_gateway.quota.service_unavailable.outcome.refused"), 1);
+    }
+  }
+});
+
 test("cluster: a cluster Envoy does not know is unavailable at once, without a call", async () => {
   const envoy = new FakeEnvoy({ clusters: [] });
   const vm = await envoy.startVm();

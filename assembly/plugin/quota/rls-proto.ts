@@ -46,12 +46,21 @@ export class DescriptorStatus {
   code: u32 = 0;
   remaining: i64 = 0;
   resetMs: i64 = -1; // -1: not given
+  limited: bool = false; // current_limit present: the service applied a limit (none for a domain it lacks)
 }
 
 export class RlsResponse {
   overall: u32 = 0;
   statuses: Array<DescriptorStatus> = new Array<DescriptorStatus>();
   bad: bool = false;
+}
+
+// The service judged every descriptor sent. One it answers without a limit means it lacks the domain
+// (a misconfigured service, not a verdict), so the caller treats the answer as unavailable.
+export function answersAll(r: RlsResponse, sent: i32): bool {
+  if (r.bad || r.overall == 0 || r.statuses.length != sent) return false;
+  for (let i = 0; i < sent; i++) if (!unchecked(r.statuses[i]).limited) return false;
+  return true;
 }
 
 export function readRlsResponse(p: usize, len: i32): RlsResponse {
@@ -69,6 +78,7 @@ function readStatus(r: ProtoReader, out: RlsResponse): DescriptorStatus {
   const s = new DescriptorStatus();
   while (r.next()) {
     if (r.field == 1 && r.wire == 0) s.code = <u32>r.value;
+    else if (r.field == 2 && r.wire == 2) s.limited = true;
     else if (r.field == 3 && r.wire == 0) s.remaining = <i64>(r.value & 0xffffffff);
     else if (r.field == 4 && r.wire == 2) {
       // google.protobuf.Duration

@@ -7,6 +7,9 @@ import { LocalReply, rateLimited } from "../replies";
 import { identityOf } from "./identity";
 import { resetText } from "./window";
 
+// Longest wait a refusal leaves to the client's own retry (the Python client's cap too).
+const RETRY_WAIT_MAX_MS: i64 = 60000;
+
 // One rule as it applies to one request.
 export class AppliedRule {
   slotKey: string = ""; // local mode: shared-data key of its counters; "" = untracked (table full)
@@ -81,6 +84,9 @@ export class QuotaTicket {
     if (r != null) {
       out.push(new HeaderPair("retry-after", ((r.resetMs + 999) / 1000).toString()));
       out.push(new HeaderPair("retry-after-ms", r.resetMs.toString()));
+      // OpenAI's clients sleep retry-after-ms before retrying, however long; past a minute the caller
+      // is better told at once (the clients honour x-should-retry).
+      if (r.resetMs > RETRY_WAIT_MAX_MS) out.push(new HeaderPair("x-should-retry", "false"));
     }
     return out;
   }

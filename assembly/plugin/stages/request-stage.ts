@@ -47,7 +47,7 @@ import {
 } from "../replies";
 import { admissionRequest, admitFromResponse, chargeRequest } from "../quota/cluster-store";
 import { admitLocal, chargeLocal } from "../quota/local-store";
-import { RLS_METHOD, RLS_SERVICE, readRlsResponse } from "../quota/rls-proto";
+import { RLS_METHOD, RLS_SERVICE, answersAll, readRlsResponse } from "../quota/rls-proto";
 import { QuotaTicket, ticketFor } from "../quota/ticket";
 import { AttemptFacts, RequestFacts } from "../request-facts";
 import { ResponseObserver, observeWholeBody } from "../response/observer";
@@ -324,7 +324,7 @@ export class RequestStage extends HttpContext {
     }
     const r = readRlsResponse(msg.ptr, msg.len);
     msg.release();
-    if (r.bad || r.overall == 0) this.quotaUnavailable(true);
+    if (!answersAll(r, t.sent.length)) this.quotaUnavailable(true);
     else if (!admitFromResponse(t, r, msOf(host.nowNanos()))) this.refuseQuota(t);
     else this.resumeAfterQuota();
   }

@@ -607,6 +607,33 @@ describe("scanString and keyEquals", () => {
     expect<i32>(scanString(hold(cut), 0, cut.byteLength)).toBe(-(<i32>JsonError.Truncated));
   });
 
+  it("finds a quote, an escape, a control byte or a bad UTF-8 byte at any position of an ASCII run", () => {
+    // The reader skips plain ASCII 8 bytes at a time: each special byte must be seen wherever it falls
+    // in or after such a block, including the last byte before the end of the input.
+    for (let at = 0; at < 20; at++) {
+      const plain = repeat("a", at);
+      const tail = repeat("b", 11);
+      const ok = utf8('"' + plain + '"' + tail);
+      expect<i32>(scanString(hold(ok), 0, ok.byteLength)).toBe(at + 2, "quote after " + at.toString());
+      const esc = utf8('"' + plain + '\\"x"' + tail);
+      expect<i32>(scanString(hold(esc), 0, esc.byteLength)).toBe(at + 5, "escape after " + at.toString());
+      const bad = utf8('"' + plain + "\\q" + tail + '"');
+      expect<i32>(scanString(hold(bad), 0, bad.byteLength)).toBe(-(<i32>JsonError.BadString), "bad escape after " + at.toString());
+      const ctl = utf8('"' + plain + "\n" + tail + '"');
+      expect<i32>(scanString(hold(ctl), 0, ctl.byteLength)).toBe(-(<i32>JsonError.BadString), "control after " + at.toString());
+      const wide = utf8('"' + plain + "é" + tail + '"');
+      expect<i32>(scanString(hold(wide), 0, wide.byteLength)).toBe(wide.byteLength, "UTF-8 after " + at.toString());
+      const stray = new Uint8Array(at + 14);
+      stray[0] = 0x22;
+      for (let i = 1; i < stray.length - 1; i++) stray[i] = 0x61;
+      stray[at + 1] = 0x80; // a continuation byte with no lead
+      stray[stray.length - 1] = 0x22;
+      expect<i32>(scanString(hold(stray.buffer), 0, stray.length)).toBe(-(<i32>JsonError.BadString), "stray byte after " + at.toString());
+      const cut = utf8('"' + plain + tail);
+      expect<i32>(scanString(hold(cut), 0, cut.byteLength)).toBe(-(<i32>JsonError.Truncated), "cut after " + at.toString());
+    }
+  });
+
   it("compares a raw key with a name after unescaping", () => {
     const keys: Array<string> = ['"model"', '"mod\\u0065l"', '"m\\u006Fdel"', '"mode"', '"models"', '"modél"', '""', '"\\n\\""'];
     const names: Array<string> = ["model", "model", "model", "model", "model", "model", "", '\n"'];

@@ -469,6 +469,10 @@ describe("estimatePromptTokens", () => {
       ),
       new PromptCase('{"messages":[{"role":"assistant","content":null,"tool_calls":[]},{"role":"user","content":"\\u00e9\\u00e9"}]}', 1),
       new PromptCase('{"messages":[]}', 1),
+      // Long ASCII runs (read 8 bytes at a time) around escapes and multi-byte characters: 10 + 2 + 2
+      // + 1 + 13 = 28 bytes, and 29 with one more ASCII byte.
+      new PromptCase('{"messages":[{"role":"user","content":"aaaaaaaaaa\\u00e9é\\nbbbbbbbbbbbbb"}]}', 7),
+      new PromptCase('{"messages":[{"role":"user","content":"aaaaaaaaaa\\u00e9é\\nbbbbbbbbbbbbbc"}]}', 8),
       new PromptCase('{"prompt":"0123456789abcdef"}', 4),
       new PromptCase('{"prompt":["abcd","efgh1"]}', 3),
       new PromptCase('{"prompt":[1,2,3]}', 3),

@@ -7,7 +7,7 @@
 //   first content-bearing event is reported for time-to-first-token; usage-only events (`choices: []`)
 //   are located in the chunk so the glue can cut them out when the client did not ask for them.
 // - estimatePromptTokens / completeUsage: estimates for when the upstream reports nothing.
-import { JsonField, JsonScan, JsonType, scanJson, decodeString, readInt } from "../../json/reader";
+import { JsonField, JsonScan, JsonType, scanJson, decodeString, specialBytes8, readInt } from "../../json/reader";
 import { ArrayCursor, hex4, scanMember } from "../../json/cursor";
 import { SseHandler, SseReader } from "../../sse/reader";
 import { Account } from "../../util/budget";
@@ -182,6 +182,15 @@ function stringStats(p: usize, f: JsonField): void {
   let i = f.start + 1;
   const stop = f.end - 1;
   while (i < stop) {
+    if (i + 8 <= stop) {
+      // Plain ASCII runs 8 bytes at a time (see scanString).
+      const m = specialBytes8(load<u64>(p + <usize>i));
+      const plain = m == 0 ? 8 : <i32>(ctz(m) >> 3);
+      statBytes += plain;
+      statChars += plain;
+      i += plain;
+      if (plain == 8) continue;
+    }
     const c = load<u8>(p + <usize>i);
     if (c != 0x5c) {
       statBytes++;
@@ -216,10 +225,14 @@ export function estimatePromptTokens(p: usize, len: i32): i64 {
   if (len <= 0) return 1;
   scanJson(p, len, requestScan);
   if (!requestScan.ok() || requestScan.rootType != JsonType.Object) return ceilTokens(<i64>len, 0);
+  return estimateFromMembers(p, requestScan.field(0), requestScan.field(1));
+}
+
+// The same from the `messages` and `prompt` members of a body already scanned (the routing scan), so
+// the body is not scanned a second time.
+export function estimateFromMembers(p: usize, messages: JsonField, prompt: JsonField): i64 {
   let bytes: i64 = 0;
   let tokens: i64 = 0;
-  const messages = requestScan.field(0);
-  const prompt = requestScan.field(1);
   outerCursor.reset(p, messages);
   while (outerCursor.next()) {
     if (!scanMember(p, outerCursor.field(elementField), contentScan)) continue;

@@ -14,8 +14,8 @@ export const F_MODEL: i32 = 0;
 export const F_STREAM: i32 = 1;
 export const F_STREAM_OPTIONS: i32 = 2;
 // The prompt, for the prefix-affinity key.
-const F_MESSAGES: i32 = 3;
-const F_PROMPT: i32 = 4;
+export const F_MESSAGES: i32 = 3;
+export const F_PROMPT: i32 = 4;
 const F_INPUT: i32 = 5;
 const F_INSTRUCTIONS: i32 = 6;
 const STREAM_OPTIONS_KEYS: Array<string> = ["include_usage"];

@@ -51,10 +51,10 @@ import { RLS_METHOD, RLS_SERVICE, answersAll, readRlsResponse } from "../quota/r
 import { QuotaTicket, ticketFor } from "../quota/ticket";
 import { AttemptFacts, RequestFacts } from "../request-facts";
 import { ResponseObserver, observeWholeBody } from "../response/observer";
-import { estimatePromptTokens } from "../response/usage";
+import { estimateFromMembers } from "../response/usage";
 import { MODEL_LIST_SUFFIX, MODEL_RETRIEVE_INFIX, modelObject, percentDecode } from "../routing/model-list";
 import { applyEdits, declaredTooLarge } from "../routing/request-body";
-import { REQUEST_KEYS, RoutingResult, modelSpan, routeRequest } from "../routing/route-request";
+import { F_MESSAGES, F_PROMPT, REQUEST_KEYS, RoutingResult, modelSpan, routeRequest } from "../routing/route-request";
 import { requestLabels } from "../telemetry/labels";
 import * as metrics from "../telemetry/metrics";
 import { aiLog, countResponse, recordMetrics, summarize } from "../telemetry/report";
@@ -198,7 +198,11 @@ export class RequestStage extends HttpContext {
     req.route = res.route;
     req.stream = res.stream;
     req.usageInjected = res.usageInjected;
-    req.promptEstimate = body.len <= PROMPT_ESTIMATE_SCAN_LIMIT ? estimatePromptTokens(body.ptr, body.len) : <i64>((body.len + 3) / 4);
+    // From the routing scan's spans (a routed body is a valid JSON object): no second pass over the body.
+    req.promptEstimate =
+      body.len <= PROMPT_ESTIMATE_SCAN_LIMIT
+        ? estimateFromMembers(body.ptr, requestScan.field(F_MESSAGES), requestScan.field(F_PROMPT))
+        : <i64>((body.len + 3) / 4);
     req.prefixKey = res.prefixKey;
     const quotas = cfg.quotas;
     if (quotas.enabled) {

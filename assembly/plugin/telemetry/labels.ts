@@ -13,15 +13,20 @@ export function requestLabels(model: string, cfg: GatewayConfig, clusterOverride
   const route = propertyOr(ROUTE_NAME, XDS_ROUTE_NAME);
   const cluster = clusterOverride.length > 0 ? clusterOverride : clusterName();
   const consumer = cfg.trustConsumerHeader ? host.getHeader(MapType.HttpRequestHeaders, cfg.consumerHeader) : null;
-  return metrics.admit(
-    new metrics.Labels(
-      metrics.sanitizeConfigLabel(route != null ? route : ""),
-      metrics.sanitizeConfigLabel(cluster),
-      metrics.sanitizeClientLabel(model),
-      metrics.sanitizeClientLabel(consumer != null ? consumer : ""),
-    ),
-  );
+  const r = metrics.sanitizeConfigLabel(route != null ? route : "");
+  const c = metrics.sanitizeConfigLabel(cluster);
+  const m = metrics.sanitizeClientLabel(model);
+  const u = metrics.sanitizeClientLabel(consumer != null ? consumer : "");
+  // Consecutive requests mostly share their labels: reusing the last set skips building its ~100-byte
+  // prefix and hashing it (make bench: a fifth of the log phase).
+  const last = lastLabels;
+  if (last != null && last.route == r && last.cluster == c && last.model == m && last.consumer == u) return last;
+  const l = metrics.admit(new metrics.Labels(r, c, m, u));
+  lastLabels = l;
+  return l;
 }
+
+let lastLabels: metrics.Labels | null = null;
 
 // The cluster Envoy picked ("" when unknown).
 export function clusterName(): string {

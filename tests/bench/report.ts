@@ -7,7 +7,16 @@ import type { TtftTargetName } from "./streaming.ts";
 import { PERF_GROUPS, type PerfGroup } from "./perf.ts";
 import { median, type Spread } from "./stats.ts";
 import { othersShare } from "./procs.ts";
-import { FALLBACK_BUDGET_MS, FALLBACK_KINDS, fmt, rangeText, type FallbackSummary, type RawResults, type Summary } from "./summary.ts";
+import {
+  FALLBACK_BUDGET_MS,
+  FALLBACK_KINDS,
+  THROUGHPUT_GOAL,
+  fmt,
+  rangeText,
+  type FallbackSummary,
+  type RawResults,
+  type Summary,
+} from "./summary.ts";
 
 const VARIANT_TEXT: Record<Variant, string> = {
   plain: "plain Envoy (no Wasm filter)",
@@ -504,13 +513,13 @@ export function explainLimits(raw: RawResults, s: Summary): string[] {
 
   if (missed.has("throughput") || missed.has("latency")) {
     const busy = s.cpuSplit?.coreBusy[0];
-    const budget = plainCpu * (1 / 0.95 - 1);
+    const budget = plainCpu * (1 / THROUGHPUT_GOAL - 1);
     const parts: string[] = [];
     parts.push(
       `- **Throughput and added latency.** Envoy's core is the bottleneck (${pct(busy)} busy; wrk and the backend use ${pct(s.cpuSplit?.coreBusy[1] ?? NaN)} of the other). ` +
         `Plain Envoy spends ${fmt(plainCpu, 1)} µs of CPU per request, Envoy with the plugin ${fmt(pluginCpu, 1)} µs: the throughput ratio follows (${fmt(plainCpu / pluginCpu, 2)} predicted, ` +
         `${r(ns.ratioToPlain.plugin, 3)} measured), and at one connection the same CPU shows up as latency. ` +
-        `0.95 × plain would leave the filter ${fmt(budget, 1)} µs per request.`,
+        `${THROUGHPUT_GOAL} × plain would leave the filter ${fmt(budget, 1)} µs per request.`,
     );
     if (ns.ladder !== null) {
       const min = ns.ladder.wasmFilterUs.median;
@@ -518,7 +527,7 @@ export function explainLimits(raw: RawResults, s: Summary): string[] {
         `The probes split the ${fmt(ns.ladder.totalUs.median, 1)} µs: a minimal Wasm filter (a context per request, every callback, one header write) costs ${fmt(min, 1)} µs; ` +
           `holding the headers and copying the buffered body into the VM ${fmt(ns.ladder.bufferRerouteUs.median, 1)} µs more; the plugin's own work ${fmt(ns.ladder.pluginOwnUs.median, 1)} µs.` +
           (min > budget
-            ? ` The minimal filter alone is over the budget: on this Envoy and machine no Wasm filter reaches 0.95; what the plugin controls is its own ${fmt(ns.ladder.pluginOwnUs.median, 1)} µs.`
+            ? ` The minimal filter alone is over the budget: on this Envoy and machine no Wasm filter reaches ${THROUGHPUT_GOAL}; what the plugin controls is its own ${fmt(ns.ladder.pluginOwnUs.median, 1)} µs.`
             : ""),
       );
     }
@@ -558,6 +567,14 @@ export function explainLimits(raw: RawResults, s: Summary): string[] {
         `Holding the request until its body is read (probe-buffer) accounts for ${fmt(hold, 0)} µs; rewriting the body to add \`stream_options.include_usage\` ` +
         `for ${fmt(edit, 0)} µs (drain-and-rebuild of the buffered body through set_buffer_bytes, and a new content-length); the remaining ${fmt(added - hold - edit, 0)} µs are the plugin's ` +
         `routing, response-header and first-chunk work. Section 1 gives its CPU: ${fmt(pluginCpu - plainCpu, 1)} µs per request of Envoy's time.`,
+    );
+  }
+  if (missed.has("sse-chunk")) {
+    const c = s.streaming.chunkCpuUs;
+    out.push(
+      `- **Per SSE chunk.** Envoy spends ${r(c.plain, 2)} µs of CPU per chunk without the plugin and ${r(c.plugin, 2)} µs with it. ` +
+        "The plugin reads every event as JSON: one validating pass over the event, then its choice and delta again to find content " +
+        "(for time-to-first-token and the completion estimate) and `usage`; each chunk also costs a host call to read it and the crossings into and out of the VM.",
     );
   }
   if (missed.has("linear")) {

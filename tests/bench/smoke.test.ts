@@ -13,7 +13,7 @@ import { FALLBACK_BACKUP, FALLBACK_PRIMARY, FALLBACK_SERIES, type FallbackSeries
 import { FALLBACK_KINDS, SCHEMA, type RawResults, type Summary } from "./summary.ts";
 import { QUOTA_VARIANTS } from "./quota.ts";
 
-const TARGET_IDS = ["throughput", "latency", "ttft", "linear", "memory", "size", "fallback-ttft"];
+const TARGET_IDS = ["throughput", "throughput-vs-minimal", "latency", "ttft", "sse-chunk", "linear", "memory", "size", "fallback-ttft"];
 const REPORT_HEADINGS = [
   "## CPU split",
   "## Targets",

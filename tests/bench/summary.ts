@@ -151,6 +151,9 @@ function rangeText(s: Spread, digits = 1, unit = ""): string {
   return `${fmt(s.median, digits)}${unit}${r}`;
 }
 
+// Issue 15's throughput target, as a share of plain Envoy's.
+export const THROUGHPUT_GOAL = 0.65;
+
 export function summarize(raw: RawResults): Summary {
   const ns = raw.nonStreaming;
   const rps: Summary["nonStreaming"]["rps"] = {};
@@ -330,25 +333,41 @@ export function summarize(raw: RawResults): Summary {
   const fallback = summarizeFallback(raw.fallback);
 
   const ratio = ratioToPlain.plugin ?? spread([]);
+  // The plugin against the minimal Wasm filter, paired within each repeat: the part of the cost the
+  // plugin itself controls.
+  const ratioToMinimal = perRepeat(ns, (r) => (r.runs.plugin?.saturation.rps ?? NaN) / (r.runs["wasm-min"]?.saturation.rps ?? NaN));
   const wasmBytes = raw.plugin.bytes;
+  // Targets of issue 15 (the earlier ones were 0.95 ×, 30 µs and 0.1 ms: docs/benchmarks.md).
   const targets: Target[] = [
     {
       id: "throughput",
-      goal: "≥ 0.95 × plain Envoy's non-streaming throughput",
+      goal: `≥ ${THROUGHPUT_GOAL} × plain Envoy's non-streaming throughput`,
       measured: `${rangeText(ratio, 3)} ×`,
-      met: judge(ratio.median, (v) => v >= 0.95),
+      met: judge(ratio.median, (v) => v >= THROUGHPUT_GOAL),
+    },
+    {
+      id: "throughput-vs-minimal",
+      goal: "≥ 0.75 × the minimal Wasm filter's non-streaming throughput",
+      measured: `${rangeText(ratioToMinimal, 3)} ×`,
+      met: judge(ratioToMinimal.median, (v) => v >= 0.75),
     },
     {
       id: "latency",
-      goal: "≤ 30 µs added p50 latency (one connection)",
+      goal: "≤ 40 µs added p50 latency (one connection)",
       measured: `${rangeText(addedP50Us)} µs`,
-      met: judge(addedP50Us.median, (v) => v <= 30),
+      met: judge(addedP50Us.median, (v) => v <= 40),
     },
     {
       id: "ttft",
-      goal: "≤ 0.1 ms added TTFT (p50, vs plain Envoy)",
+      goal: "≤ 60 µs added TTFT (p50, vs plain Envoy)",
       measured: `${rangeText(addedTtftVsPlainUs)} µs`,
-      met: judge(addedTtftVsPlainUs.median, (v) => v <= 100),
+      met: judge(addedTtftVsPlainUs.median, (v) => v <= 60),
+    },
+    {
+      id: "sse-chunk",
+      goal: "≤ 1 µs of Envoy CPU added per SSE chunk",
+      measured: `${rangeText(chunkAdded, 2)} µs`,
+      met: judge(chunkAdded.median, (v) => v <= 1),
     },
     {
       id: "linear",

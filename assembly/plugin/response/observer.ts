@@ -40,29 +40,36 @@ export class ResponseObserver {
   }
 
   // One chunk of the response body (Envoy hands each chunk once; we return Continue).
-  onChunk(size: u32, endOfStream: bool, nowNs: u64): void {
-    if (this.attempt.isStream) this.onSseChunk(size, endOfStream, nowNs);
-    else this.onJsonChunk(size, endOfStream);
+  // The clock is read only for a chunk that stamps something (first token, first answer, the end):
+  // one host call per chunk fewer on a long stream.
+  onChunk(size: u32, endOfStream: bool): void {
+    const stamped = this.attempt.isStream ? this.onSseChunk(size, endOfStream) : 0;
+    if (!this.attempt.isStream) this.onJsonChunk(size, endOfStream);
     if (endOfStream) {
       this.attempt.ended = true;
-      this.attempt.endNs = nowNs;
+      this.attempt.endNs = stamped != 0 ? stamped : host.nowNanos();
     }
   }
 
-  private onSseChunk(size: u32, endOfStream: bool, nowNs: u64): void {
+  // Returns the time read for this chunk's stamps, or 0 when none was needed.
+  private onSseChunk(size: u32, endOfStream: bool): u64 {
+    let nowNs: u64 = 0;
     const t = this.tracker;
-    if (t == null) return;
+    if (t == null) return nowNs;
     const a = this.attempt;
     const chunk = size > 0 ? host.getBufferBytes(BufferType.HttpResponseBody, 0, size) : null;
     if (chunk != null && !t.reader.overflowed) {
       t.feed(chunk.ptr, chunk.len);
-      if (t.firstContentInChunk && a.firstTokenNs == 0) a.firstTokenNs = nowNs;
-      if (t.firstAnswerInChunk && a.firstAnswerNs == 0) a.firstAnswerNs = nowNs;
+      if ((t.firstContentInChunk && a.firstTokenNs == 0) || (t.firstAnswerInChunk && a.firstAnswerNs == 0)) {
+        nowNs = host.nowNanos();
+        if (t.firstContentInChunk && a.firstTokenNs == 0) a.firstTokenNs = nowNs;
+        if (t.firstAnswerInChunk && a.firstAnswerNs == 0) a.firstAnswerNs = nowNs;
+      }
       if (t.reader.overflowed) a.unparsed = true;
       if (this.dropUsage) this.rewriteChunk(chunk.ptr, chunk.len, t);
     }
     if (chunk != null) chunk.release();
-    if (!endOfStream) return;
+    if (!endOfStream) return nowNs;
     const partial = t.finish(); // the stream ended inside an event
     a.sawDone = t.reader.sawDone;
     this.flushHeld();
@@ -74,6 +81,7 @@ export class ResponseObserver {
       host.setBufferBytes(BufferType.HttpResponseBody, APPEND, 0, changetype<usize>(e), <usize>e.byteLength);
       a.signalledCut = true;
     }
+    return nowNs;
   }
 
   // The request ends (Envoy's log phase). A stream that never ended (client gone, upstream reset) is

@@ -488,7 +488,7 @@ export class RequestStage extends HttpContext {
     }
     const o = this.observer;
     if (o == null) return Action.Continue;
-    o.onChunk(bodySize, endOfStream, host.nowNanos());
+    o.onChunk(bodySize, endOfStream);
     return Action.Continue;
   }
 

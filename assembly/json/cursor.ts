@@ -15,7 +15,7 @@ function isWs(c: u8): bool {
 }
 
 // End of the value starting at pos (validated JSON, so brackets balance); -1 if it does not end by `end`.
-function skipValue(p: usize, pos: i32, end: i32): i32 {
+export function skipValue(p: usize, pos: i32, end: i32): i32 {
   let depth: i32 = 0;
   while (pos < end) {
     const c = load<u8>(p + <usize>pos);

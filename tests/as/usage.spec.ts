@@ -469,6 +469,17 @@ describe("estimatePromptTokens", () => {
       ),
       new PromptCase('{"messages":[{"role":"assistant","content":null,"tool_calls":[]},{"role":"user","content":"\\u00e9\\u00e9"}]}', 1),
       new PromptCase('{"messages":[]}', 1),
+      // Members around the counted ones of every kind (numbers just before a closing brace, nested
+      // containers, non-object messages and parts, a nested `text` that is not a part's), only
+      // content and part texts count: 4 + 4 + 2 bytes.
+      new PromptCase(
+        '{"messages":[{"role":"user","name":"x","content":"abcd","n":12},{"content":[{"type":"text","text":"efgh","extra":[1,{"text":"zzzz"}]},' +
+          '{"type":"image_url","image_url":{"url":"http://x/text"}},3,{"text":"ij"}],"weight":1.5e3},7,"str",null,{"role":"tool","content":null,"tool_call_id":"c"}]}',
+        3,
+      ),
+      new PromptCase('{ "messages" : [ { "content" : "abcdefghi" } , { "role" : "user" , "content" : [ { "text" : "j" } ] } ] }', 3),
+      new PromptCase('{"messages":[{"cont\\u0065nt":"abcdefgh"}]}', 2),
+      new PromptCase('{"messages":[{"content":5,"x":"abcdefghabcdefgh"}]}', 1),
       // Long ASCII runs (read 8 bytes at a time) around escapes and multi-byte characters: 10 + 2 + 2
       // + 1 + 13 = 28 bytes, and 29 with one more ASCII byte.
       new PromptCase('{"messages":[{"role":"user","content":"aaaaaaaaaa\\u00e9é\\nbbbbbbbbbbbbb"}]}', 7),

@@ -7,8 +7,8 @@
 //   first content-bearing event is reported for time-to-first-token; usage-only events (`choices: []`)
 //   are located in the chunk so the glue can cut them out when the client did not ask for them.
 // - estimatePromptTokens / completeUsage: estimates for when the upstream reports nothing.
-import { JsonField, JsonScan, JsonType, scanJson, decodeString, specialBytes8, readInt } from "../../json/reader";
-import { ArrayCursor, hex4, scanMember } from "../../json/cursor";
+import { JsonField, JsonScan, JsonType, scanJson, decodeString, keyEquals, scanString, specialBytes8, readInt } from "../../json/reader";
+import { ArrayCursor, hex4, scanMember, skipValue } from "../../json/cursor";
 import { SseHandler, SseReader } from "../../sse/reader";
 import { Account } from "../../util/budget";
 
@@ -64,8 +64,6 @@ const COMPLETION_DETAILS_KEYS: Array<string> = ["reasoning_tokens"];
 const CHOICE_KEYS: Array<string> = ["delta", "text", "message"];
 const DELTA_KEYS: Array<string> = ["content", "reasoning_content", "reasoning", "tool_calls"];
 const REQUEST_KEYS: Array<string> = ["messages", "prompt"];
-const CONTENT_KEYS: Array<string> = ["content"];
-const TEXT_KEYS: Array<string> = ["text"];
 const TOOL_CALL_KEYS: Array<string> = ["function"];
 const FUNCTION_KEYS: Array<string> = ["arguments"];
 
@@ -76,8 +74,6 @@ const completionDetailsScan = new JsonScan(COMPLETION_DETAILS_KEYS);
 const choiceScan = new JsonScan(CHOICE_KEYS);
 const deltaScan = new JsonScan(DELTA_KEYS);
 const requestScan = new JsonScan(REQUEST_KEYS);
-const contentScan = new JsonScan(CONTENT_KEYS);
-const textScan = new JsonScan(TEXT_KEYS);
 const toolCallScan = new JsonScan(TOOL_CALL_KEYS);
 const functionScan = new JsonScan(FUNCTION_KEYS);
 const scratchUsage = new UsageRecord();
@@ -179,11 +175,16 @@ function stringStats(p: usize, f: JsonField): void {
   statBytes = 0;
   statChars = 0;
   if (!f.found || f.type != JsonType.String) return;
-  let i = f.start + 1;
-  const stop = f.end - 1;
-  while (i < stop) {
-    if (i + 8 <= stop) {
-      // Plain ASCII runs 8 bytes at a time (see scanString).
+  countString(p, f.start, f.end);
+}
+
+// Counts into statBytes/statChars the validated string that starts (its opening quote) at p[pos], and
+// returns the index after its closing quote: counting also finds the end, so a string is read once.
+function countString(p: usize, pos: i32, end: i32): i32 {
+  let i = pos + 1;
+  while (i < end) {
+    if (i + 8 <= end) {
+      // Plain ASCII runs 8 bytes at a time (see scanString); the closing quote stops a run.
       const m = specialBytes8(load<u64>(p + <usize>i));
       const plain = m == 0 ? 8 : <i32>(ctz(m) >> 3);
       statBytes += plain;
@@ -192,17 +193,18 @@ function stringStats(p: usize, f: JsonField): void {
       if (plain == 8) continue;
     }
     const c = load<u8>(p + <usize>i);
+    if (c == 0x22) return i + 1;
     if (c != 0x5c) {
       statBytes++;
       if ((c & 0xc0) != 0x80) statChars++;
       i++;
       continue;
     }
-    if (i + 1 >= stop || load<u8>(p + <usize>i + 1) != 0x75 || i + 6 > stop) { statBytes++; statChars++; i += 2; continue; }
+    if (i + 1 >= end || load<u8>(p + <usize>i + 1) != 0x75 || i + 6 > end) { statBytes++; statChars++; i += 2; continue; }
     const u = hex4(p + <usize>i + 2);
     i += 6;
     statChars++;
-    if (u >= 0xd800 && u < 0xdc00 && i + 6 <= stop && load<u8>(p + <usize>i) == 0x5c &&
+    if (u >= 0xd800 && u < 0xdc00 && i + 6 <= end && load<u8>(p + <usize>i) == 0x5c &&
       load<u8>(p + <usize>i + 1) == 0x75 && (hex4(p + <usize>i + 2) & 0xfc00) == 0xdc00) {
       statBytes += 4; // a surrogate pair: one code point of four UTF-8 bytes
       i += 6;
@@ -210,8 +212,95 @@ function stringStats(p: usize, f: JsonField): void {
       statBytes += u < 0x80 ? 1 : u < 0x800 ? 2 : 3;
     }
   }
+  return end;
 }
 
+// Text bytes of chat messages, walked once: for each message object, its `content` string, or the
+// `text` strings of its content parts. Everything else is skipped without being counted. The body
+// was validated by the routing scan, so the walk only needs to find boundaries.
+let walkBytes: i64 = 0;
+
+function messagesBytes(p: usize, messages: JsonField): i64 {
+  walkBytes = 0;
+  if (!messages.found || messages.type != JsonType.Array) return 0;
+  const end = messages.end - 1; // the closing bracket
+  let pos = messages.start + 1;
+  while (true) {
+    pos = skipSeparators(p, pos, end);
+    if (pos >= end) break;
+    pos = load<u8>(p + <usize>pos) == 0x7b ? walkObject(p, pos, end, true) : skipAny(p, pos, end);
+    if (pos < 0) break;
+  }
+  return walkBytes;
+}
+
+// Walks the object at p[pos] (its `{`), counting its `content` (a message: parts allowed) or `text`
+// (a part) string; returns the index after its `}`, or -1.
+function walkObject(p: usize, pos: i32, end: i32, message: bool): i32 {
+  pos++;
+  while (true) {
+    pos = skipSeparators(p, pos, end);
+    if (pos >= end) return -1;
+    const c = load<u8>(p + <usize>pos);
+    if (c == 0x7d) return pos + 1;
+    if (c != 0x22) return -1;
+    const keyEnd = scanString(p, pos, end);
+    if (keyEnd < 0) return -1;
+    const counted = keyEquals(p, pos, keyEnd, message ? "content" : "text");
+    pos = skipSeparators(p, keyEnd, end);
+    if (pos >= end || load<u8>(p + <usize>pos) != 0x3a) return -1;
+    pos = skipSeparators(p, pos + 1, end);
+    if (pos >= end) return -1;
+    const v = load<u8>(p + <usize>pos);
+    if (counted && v == 0x22) {
+      statBytes = 0;
+      statChars = 0;
+      pos = countString(p, pos, end);
+      walkBytes += statBytes;
+    } else if (counted && message && v == 0x5b) {
+      pos = walkParts(p, pos, end);
+    } else {
+      pos = skipAny(p, pos, end);
+    }
+    if (pos < 0) return -1;
+  }
+}
+
+function walkParts(p: usize, pos: i32, end: i32): i32 {
+  pos++;
+  while (true) {
+    pos = skipSeparators(p, pos, end);
+    if (pos >= end) return -1;
+    const c = load<u8>(p + <usize>pos);
+    if (c == 0x5d) return pos + 1;
+    pos = c == 0x7b ? walkObject(p, pos, end, false) : skipAny(p, pos, end);
+    if (pos < 0) return -1;
+  }
+}
+
+// Past the value at p[pos]: a string, a container (to its matching close) or a number or literal
+// (to the next separator or closing bracket, which skipValue would take for its own).
+function skipAny(p: usize, pos: i32, end: i32): i32 {
+  const c = load<u8>(p + <usize>pos);
+  if (c == 0x22) return scanString(p, pos, end);
+  if (c == 0x7b || c == 0x5b) return skipValue(p, pos, end);
+  while (pos < end) {
+    const d = load<u8>(p + <usize>pos);
+    if (d == 0x2c || d == 0x7d || d == 0x5d || d == 0x20 || d == 0x0a || d == 0x0d || d == 0x09) break;
+    pos++;
+  }
+  return pos;
+}
+
+// Whitespace and commas (which the validated input has only between values).
+function skipSeparators(p: usize, pos: i32, end: i32): i32 {
+  while (pos < end) {
+    const c = load<u8>(p + <usize>pos);
+    if (c != 0x20 && c != 0x0a && c != 0x0d && c != 0x09 && c != 0x2c) break;
+    pos++;
+  }
+  return pos;
+}
 
 @inline function nonEmptyString(f: JsonField): bool {
   return f.found && f.type == JsonType.String && f.end - f.start > 2;
@@ -231,21 +320,8 @@ export function estimatePromptTokens(p: usize, len: i32): i64 {
 // The same from the `messages` and `prompt` members of a body already scanned (the routing scan), so
 // the body is not scanned a second time.
 export function estimateFromMembers(p: usize, messages: JsonField, prompt: JsonField): i64 {
-  let bytes: i64 = 0;
+  let bytes: i64 = messagesBytes(p, messages);
   let tokens: i64 = 0;
-  outerCursor.reset(p, messages);
-  while (outerCursor.next()) {
-    if (!scanMember(p, outerCursor.field(elementField), contentScan)) continue;
-    const base = p + <usize>outerCursor.start;
-    const content = contentScan.field(0);
-    if (content.type == JsonType.String) { stringStats(base, content); bytes += statBytes; continue; }
-    innerCursor.reset(base, content);
-    while (innerCursor.next()) {
-      if (!scanMember(base, innerCursor.field(elementField), textScan)) continue;
-      stringStats(base + <usize>innerCursor.start, textScan.field(0));
-      bytes += statBytes;
-    }
-  }
   if (prompt.type == JsonType.String) {
     stringStats(p, prompt);
     bytes += statBytes;

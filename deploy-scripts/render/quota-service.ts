@@ -68,38 +68,43 @@ function ratelimitConfigMap(spec: DeploySpec, service: QuotaService): K8sObject 
   };
 }
 
-function ratelimitDeployment(spec: DeploySpec, service: QuotaService): K8sObject {
-  const labels = podLabels(spec, RATELIMIT_NAME);
+// One pod template with one container (and its volumes), one replica: both services here are that.
+function singleContainerDeployment(spec: DeploySpec, name: string, container: object, volumes?: object[]): K8sObject {
+  const labels = podLabels(spec, name);
   return {
-    ...header(KINDS.Deployment, spec, RATELIMIT_NAME, spec.namespace),
+    ...header(KINDS.Deployment, spec, name, spec.namespace),
     spec: {
-      // Stateless (the counters are in Redis): scale it with the gateway's load.
       replicas: 1,
       selector: { matchLabels: labels },
       template: {
         metadata: { labels },
-        spec: {
-          containers: [
-            {
-              name: "ratelimit",
-              image: RATELIMIT_IMAGE,
-              command: ["/bin/ratelimit"],
-              env: ratelimitEnv(redisAddress(spec, service)),
-              ports: [
-                { name: "grpc", containerPort: RATELIMIT_GRPC_PORT },
-                { name: "http", containerPort: RATELIMIT_HTTP_PORT },
-              ],
-              readinessProbe: { httpGet: { path: "/healthcheck", port: RATELIMIT_HTTP_PORT }, periodSeconds: 5 },
-              resources: { requests: { cpu: "100m", memory: "64Mi" }, limits: { memory: "256Mi" } },
-              securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true },
-              volumeMounts: [{ name: "config", mountPath: `${RUNTIME_ROOT}/${RUNTIME_SUBDIRECTORY}/config`, readOnly: true }],
-            },
-          ],
-          volumes: [{ name: "config", configMap: { name: RATELIMIT_CONFIG_NAME } }],
-        },
+        spec: volumes === undefined ? { containers: [container] } : { containers: [container], volumes },
       },
     },
   };
+}
+
+// Stateless (the counters are in Redis): scale it with the gateway's load.
+function ratelimitDeployment(spec: DeploySpec, service: QuotaService): K8sObject {
+  return singleContainerDeployment(
+    spec,
+    RATELIMIT_NAME,
+    {
+      name: "ratelimit",
+      image: RATELIMIT_IMAGE,
+      command: ["/bin/ratelimit"],
+      env: ratelimitEnv(redisAddress(spec, service)),
+      ports: [
+        { name: "grpc", containerPort: RATELIMIT_GRPC_PORT },
+        { name: "http", containerPort: RATELIMIT_HTTP_PORT },
+      ],
+      readinessProbe: { httpGet: { path: "/healthcheck", port: RATELIMIT_HTTP_PORT }, periodSeconds: 5 },
+      resources: { requests: { cpu: "100m", memory: "64Mi" }, limits: { memory: "256Mi" } },
+      securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true },
+      volumeMounts: [{ name: "config", mountPath: `${RUNTIME_ROOT}/${RUNTIME_SUBDIRECTORY}/config`, readOnly: true }],
+    },
+    [{ name: "config", configMap: { name: RATELIMIT_CONFIG_NAME } }],
+  );
 }
 
 function ratelimitService(spec: DeploySpec): K8sObject {
@@ -117,30 +122,15 @@ function ratelimitService(spec: DeploySpec): K8sObject {
 }
 
 function redisDeployment(spec: DeploySpec): K8sObject {
-  const labels = podLabels(spec, REDIS_NAME);
-  return {
-    ...header(KINDS.Deployment, spec, REDIS_NAME, spec.namespace),
-    spec: {
-      replicas: 1,
-      selector: { matchLabels: labels },
-      template: {
-        metadata: { labels },
-        spec: {
-          containers: [
-            {
-              name: "redis",
-              image: REDIS_IMAGE,
-              // Counters of fixed windows (a day at most): nothing worth persisting. A restart resets the windows.
-              args: ["--save", "", "--appendonly", "no"],
-              ports: [{ name: "redis", containerPort: REDIS_PORT }],
-              readinessProbe: { tcpSocket: { port: REDIS_PORT }, periodSeconds: 5 },
-              resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "512Mi" } },
-            },
-          ],
-        },
-      },
-    },
-  };
+  return singleContainerDeployment(spec, REDIS_NAME, {
+    name: "redis",
+    image: REDIS_IMAGE,
+    // Counters of fixed windows (a day at most): nothing worth persisting. A restart resets the windows.
+    args: ["--save", "", "--appendonly", "no"],
+    ports: [{ name: "redis", containerPort: REDIS_PORT }],
+    readinessProbe: { tcpSocket: { port: REDIS_PORT }, periodSeconds: 5 },
+    resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "512Mi" } },
+  });
 }
 
 function redisService(spec: DeploySpec): K8sObject {

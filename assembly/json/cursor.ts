@@ -15,7 +15,10 @@ function isWs(c: u8): bool {
 }
 
 // End of the value starting at pos (validated JSON, so brackets balance); -1 if it does not end by `end`.
+// A number or literal ends at a comma, whitespace or the closing bracket of what holds it, so `end` may
+// lie past that container's end.
 export function skipValue(p: usize, pos: i32, end: i32): i32 {
+  const from = pos;
   let depth: i32 = 0;
   while (pos < end) {
     const c = load<u8>(p + <usize>pos);
@@ -28,8 +31,8 @@ export function skipValue(p: usize, pos: i32, end: i32): i32 {
     }
     if (c == 0x7b || c == 0x5b) depth++;
     else if (c == 0x7d || c == 0x5d) {
+      if (depth == 0) return pos > from ? pos : -1; // a scalar's end, or no value at all
       depth--;
-      if (depth < 0) return -1;
       if (depth == 0) return pos + 1;
     } else if (depth == 0 && (c == 0x2c || isWs(c))) return pos;
     pos++;

@@ -43,8 +43,9 @@ export class ResponseObserver {
   // The clock is read only for a chunk that stamps something (first token, first answer, the end):
   // one host call per chunk fewer on a long stream.
   onChunk(size: u32, endOfStream: bool): void {
-    const stamped = this.attempt.isStream ? this.onSseChunk(size, endOfStream) : 0;
-    if (!this.attempt.isStream) this.onJsonChunk(size, endOfStream);
+    let stamped: u64 = 0;
+    if (this.attempt.isStream) stamped = this.onSseChunk(size, endOfStream);
+    else this.onJsonChunk(size, endOfStream);
     if (endOfStream) {
       this.attempt.ended = true;
       this.attempt.endNs = stamped != 0 ? stamped : host.nowNanos();
@@ -60,11 +61,11 @@ export class ResponseObserver {
     const chunk = size > 0 ? host.getBufferBytes(BufferType.HttpResponseBody, 0, size) : null;
     if (chunk != null && !t.reader.overflowed) {
       t.feed(chunk.ptr, chunk.len);
-      if ((t.firstContentInChunk && a.firstTokenNs == 0) || (t.firstAnswerInChunk && a.firstAnswerNs == 0)) {
-        nowNs = host.nowNanos();
-        if (t.firstContentInChunk && a.firstTokenNs == 0) a.firstTokenNs = nowNs;
-        if (t.firstAnswerInChunk && a.firstAnswerNs == 0) a.firstAnswerNs = nowNs;
-      }
+      const firstToken = t.firstContentInChunk && a.firstTokenNs == 0;
+      const firstAnswer = t.firstAnswerInChunk && a.firstAnswerNs == 0;
+      if (firstToken || firstAnswer) nowNs = host.nowNanos();
+      if (firstToken) a.firstTokenNs = nowNs;
+      if (firstAnswer) a.firstAnswerNs = nowNs;
       if (t.reader.overflowed) a.unparsed = true;
       if (this.dropUsage) this.rewriteChunk(chunk.ptr, chunk.len, t);
     }

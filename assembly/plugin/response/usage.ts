@@ -222,16 +222,22 @@ let walkBytes: i64 = 0;
 
 function messagesBytes(p: usize, messages: JsonField): i64 {
   walkBytes = 0;
-  if (!messages.found || messages.type != JsonType.Array) return 0;
-  const end = messages.end - 1; // the closing bracket
-  let pos = messages.start + 1;
+  if (messages.found && messages.type == JsonType.Array) walkArray(p, messages.start, messages.end, true);
+  return walkBytes;
+}
+
+// Walks the array at p[pos] (its `[`): messages, or (messages false) a message's content parts. Returns
+// the index after its `]`, or -1.
+function walkArray(p: usize, pos: i32, end: i32, messages: bool): i32 {
+  pos++;
   while (true) {
     pos = skipSeparators(p, pos, end);
-    if (pos >= end) break;
-    pos = load<u8>(p + <usize>pos) == 0x7b ? walkObject(p, pos, end, true) : skipAny(p, pos, end);
-    if (pos < 0) break;
+    if (pos >= end) return -1;
+    const c = load<u8>(p + <usize>pos);
+    if (c == 0x5d) return pos + 1;
+    pos = c == 0x7b ? walkObject(p, pos, end, messages) : skipValue(p, pos, end);
+    if (pos < 0) return -1;
   }
-  return walkBytes;
 }
 
 // Walks the object at p[pos] (its `{`), counting its `content` (a message: parts allowed) or `text`
@@ -258,38 +264,12 @@ function walkObject(p: usize, pos: i32, end: i32, message: bool): i32 {
       pos = countString(p, pos, end);
       walkBytes += statBytes;
     } else if (counted && message && v == 0x5b) {
-      pos = walkParts(p, pos, end);
+      pos = walkArray(p, pos, end, false);
     } else {
-      pos = skipAny(p, pos, end);
+      pos = skipValue(p, pos, end);
     }
     if (pos < 0) return -1;
   }
-}
-
-function walkParts(p: usize, pos: i32, end: i32): i32 {
-  pos++;
-  while (true) {
-    pos = skipSeparators(p, pos, end);
-    if (pos >= end) return -1;
-    const c = load<u8>(p + <usize>pos);
-    if (c == 0x5d) return pos + 1;
-    pos = c == 0x7b ? walkObject(p, pos, end, false) : skipAny(p, pos, end);
-    if (pos < 0) return -1;
-  }
-}
-
-// Past the value at p[pos]: a string, a container (to its matching close) or a number or literal
-// (to the next separator or closing bracket, which skipValue would take for its own).
-function skipAny(p: usize, pos: i32, end: i32): i32 {
-  const c = load<u8>(p + <usize>pos);
-  if (c == 0x22) return scanString(p, pos, end);
-  if (c == 0x7b || c == 0x5b) return skipValue(p, pos, end);
-  while (pos < end) {
-    const d = load<u8>(p + <usize>pos);
-    if (d == 0x2c || d == 0x7d || d == 0x5d || d == 0x20 || d == 0x0a || d == 0x0d || d == 0x09) break;
-    pos++;
-  }
-  return pos;
 }
 
 // Whitespace and commas (which the validated input has only between values).

@@ -21,6 +21,9 @@ export const HOST_MODEL: Array<string> = ["xds", "upstream_host_metadata", "filt
 // ... and the cluster of that model (inside an aggregate cluster, Envoy's cluster name is the aggregate's).
 export const HOST_CLUSTER: Array<string> = ["xds", "upstream_host_metadata", "filter_metadata", "llm-gateway", "cluster"];
 
+// The address of the upstream host that served (the last attempt's), as Envoy's host map names it.
+export const UPSTREAM_ADDRESS: Array<string> = ["upstream", "address"];
+
 // ---- headers ----
 // Response headers: the model that answered, and the one it stands in for (client-visible).
 export const MODEL_HEADER = "x-llm-gateway-model";

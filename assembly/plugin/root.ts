@@ -7,6 +7,7 @@ import { BufferType, MapType, MetricType } from "../abi/enums";
 import * as host from "../abi/host";
 import { GatewayConfig, PluginConfig, STAGE_ATTEMPT, parseConfig } from "./config/gateway-config";
 import { CLUSTER_NAME, ROUTE_NAME } from "./envoy-names";
+import { ReplicaPicker } from "./routing/replica-picker";
 import { vmBudget } from "../util/budget";
 
 export const CONFIG_APPLIED = "llm_gateway.configurations_applied";
@@ -45,6 +46,7 @@ export type StageFactory = (id: u32, root: GatewayRoot) => HttpContext;
 export class GatewayRoot extends RootContext {
   config: PluginConfig = new PluginConfig();
   deadlines: Deadlines = new Deadlines(DEADLINE_TICK_MS);
+  picker: ReplicaPicker = new ReplicaPicker(); // prefixAffinity.loadAware: this VM's requests in flight per replica
   private memoryGauge: u32 = host.NO_METRIC;
   private budgetUsedGauge: u32 = host.NO_METRIC;
   private budgetPeakGauge: u32 = host.NO_METRIC;

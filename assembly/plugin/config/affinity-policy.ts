@@ -2,11 +2,23 @@
 import { ModelPatterns } from "./model-patterns";
 import { Settings } from "./settings";
 
+// prefixAffinity.loadAware: the plugin picks the replica (routing/replica-picker.ts).
+export class LoadAwarePolicy {
+  enabled: bool = false;
+  header: string = "";
+  loadFactor: i32 = 125; // percent of the mean in-flight load a replica may take
+  maxWaiting: i32 = 0;
+  maxKvPermille: i32 = 950;
+  reportTtlMs: i64 = 10000;
+  discoverEvery: i32 = 16; // 0: never leave a request to Envoy's balancer
+}
+
 export class AffinityPolicy {
   enabled: bool = false;
   header: string = "";
   prefixBytes: i32 = 0;
   models: ModelPatterns = new ModelPatterns([]);
+  loadAware: LoadAwarePolicy = new LoadAwarePolicy();
 
   appliesTo(model: string): bool {
     return this.enabled && this.models.matches(model);
@@ -19,5 +31,13 @@ export function compileAffinity(s: Settings): AffinityPolicy {
   p.header = s.text("prefixAffinity.header");
   p.prefixBytes = <i32>s.int("prefixAffinity.prefixBytes");
   p.models = new ModelPatterns(s.textList("prefixAffinity.models"));
+  const l = p.loadAware;
+  l.enabled = p.enabled && s.flag("prefixAffinity.loadAware.enabled");
+  l.header = s.text("prefixAffinity.loadAware.header");
+  l.loadFactor = <i32>s.int("prefixAffinity.loadAware.loadFactor");
+  l.maxWaiting = <i32>s.int("prefixAffinity.loadAware.maxWaiting");
+  l.maxKvPermille = <i32>s.int("prefixAffinity.loadAware.maxKvCacheUsage") * 10;
+  l.reportTtlMs = s.int("prefixAffinity.loadAware.reportTtlMs");
+  l.discoverEvery = <i32>s.int("prefixAffinity.loadAware.discoverEvery");
   return p;
 }

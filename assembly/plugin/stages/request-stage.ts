@@ -12,6 +12,7 @@ import { JsonScan } from "../../json/reader";
 import { Account, REQUEST_STATE_BYTES, vmBudget } from "../../util/budget";
 import { parseDigits } from "../../util/digits";
 import { NS_PER_MS, msBetween, msOf } from "../../util/time";
+import { LoadAwarePolicy } from "../config/affinity-policy";
 import { GatewayConfig, MECHANISM_DISPATCH } from "../config/gateway-config";
 import { QUOTA_CLUSTER } from "../config/quota-policy";
 import {
@@ -28,6 +29,7 @@ import {
   PLAN_PROPERTY,
   REQUEST_ID_HEADER,
   RESPONSE_CODE,
+  UPSTREAM_ADDRESS,
 } from "../envoy-names";
 import { failuresOf } from "../fallback/attempt-journal";
 import * as cooldown from "../fallback/cooldown-store";
@@ -53,6 +55,8 @@ import { AttemptFacts, RequestFacts } from "../request-facts";
 import { ResponseObserver, observeWholeBody } from "../response/observer";
 import { estimateFromMembers } from "../response/usage";
 import { MODEL_LIST_SUFFIX, MODEL_RETRIEVE_INFIX, modelObject, percentDecode } from "../routing/model-list";
+import { LOAD_REPORT_FORMAT, LOAD_REPORT_FORMAT_HEADER, LOAD_REPORT_HEADER, parseLoadReport } from "../routing/load-report";
+import { forget, noteReport, replicasOf } from "../routing/replica-table";
 import { applyEdits, declaredTooLarge } from "../routing/request-body";
 import { F_MESSAGES, F_PROMPT, REQUEST_KEYS, RoutingResult, modelSpan, routeRequest } from "../routing/route-request";
 import { requestLabels } from "../telemetry/labels";
@@ -108,6 +112,11 @@ export class RequestStage extends HttpContext {
   private quota: QuotaTicket | null = null;
   private pendingRouting: RoutingResult | null = null;
   private bodySize: u32 = 0;
+  // prefixAffinity.loadAware: the model whose replica was picked (until its answer is noted), the replica
+  // the plugin named first, and the one this request counts against in the picker's in-flight load.
+  private replicaModel: string = "";
+  private pickedReplica: string = "";
+  private servingReplica: string = "";
 
   constructor(
     id: u32,
@@ -273,6 +282,8 @@ export class RequestStage extends HttpContext {
 
     host.replaceHeader(MapType.HttpRequestHeaders, cfg.routingHeader, routeValue);
     if (res.prefixKey.length > 0) host.replaceHeader(MapType.HttpRequestHeaders, cfg.affinity.header, res.prefixKey);
+    const loadAware = cfg.affinity.loadAware;
+    if (loadAware.enabled && cfg.affinity.appliesTo(res.model)) this.pickReplica(loadAware, res.prefixKey);
     if (holdBody) {
       // Held until the primary's response headers show whether a backup is needed.
       const headers = host.getHeadersRaw(MapType.HttpRequestHeaders);
@@ -309,6 +320,47 @@ export class RequestStage extends HttpContext {
   }
 
   // quotas.mode "cluster": admission by the rate-limit service; the request waits (paused) for it.
+  // Names the replicas for Envoy's override-host policy (routing/replica-picker.ts) and asks vLLM for its
+  // load report; a client's own value of the header never steers the request.
+  private pickReplica(p: LoadAwarePolicy, key: string): void {
+    const model = this.attempt.model;
+    this.replicaModel = model;
+    host.replaceHeader(MapType.HttpRequestHeaders, LOAD_REPORT_FORMAT_HEADER, LOAD_REPORT_FORMAT);
+    const picker = this.gateway.picker;
+    const named = picker.pick(p, replicasOf(model), key, msOf(this.req.startNs));
+    if (named == null) {
+      host.removeHeader(MapType.HttpRequestHeaders, p.header);
+      return;
+    }
+    host.replaceHeader(MapType.HttpRequestHeaders, p.header, named);
+    this.pickedReplica = picker.chosen;
+    this.servingReplica = picker.chosen;
+    picker.started(picker.chosen);
+  }
+
+  // What the answer says of the replica: its address (so the picker knows it), vLLM's load report (kept
+  // from the client), and whether the replica the plugin named failed (another one answered, or Envoy).
+  private noteReplica(viaUpstream: bool, nowMs: i64): void {
+    const model = this.replicaModel;
+    this.replicaModel = "";
+    const report = host.getHeader(MapType.HttpResponseHeaders, LOAD_REPORT_HEADER);
+    if (report != null) host.removeHeader(MapType.HttpResponseHeaders, LOAD_REPORT_HEADER);
+    // An answer from a backup model's cluster says nothing about this model's replicas.
+    if (this.fallback.from.length > 0) return;
+    const address = viaUpstream ? host.getProperty(UPSTREAM_ADDRESS) : null;
+    const picked = this.pickedReplica;
+    if (picked.length > 0 && (address == null || address != picked)) forget(model, picked);
+    if (address == null) return;
+    const picker = this.gateway.picker;
+    if (address != this.servingReplica) {
+      picker.finished(this.servingReplica);
+      picker.started(address);
+      this.servingReplica = address;
+    }
+    const r = report != null ? parseLoadReport(report) : null;
+    noteReport(model, address, r != null ? r.waiting : 0, r != null ? r.kvPermille : 0, nowMs, this.cfg.affinity.loadAware.reportTtlMs);
+  }
+
   private askQuotaService(res: RoutingResult, t: QuotaTicket): Action {
     const quotas = this.cfg.quotas;
     this.pendingRouting = res;
@@ -426,6 +478,7 @@ export class RequestStage extends HttpContext {
     a.status = status != null ? <i32>parseDigits(status) : 0;
     const details = host.getProperty(CODE_DETAILS);
     a.viaUpstream = details != null && details == "via_upstream";
+    if (this.replicaModel.length > 0) this.noteReplica(a.viaUpstream, msOf(a.headersNs));
     if (fb.step == Step.Watching) {
       // An answer while a fallback was still possible: decide now, before any byte of it reaches
       // the client.
@@ -751,6 +804,7 @@ export class RequestStage extends HttpContext {
 
   onDelete(): void {
     this.gateway.deadlines.unwatch(this);
+    this.gateway.picker.finished(this.servingReplica);
     this.releaseHeld();
     if (this.account.charged > COLLECT_AFTER_BYTES) collectSoon();
     this.account.settle();

@@ -1,0 +1,127 @@
+// Load-aware replica picking (prefixAffinity.loadAware): the plugin chooses the replica and names it, then
+// the next choices for retries, in a request header that the model's cluster reads with Envoy's
+// override-host policy (docs/replica-routing.md#load-aware-picking). Upstream Envoy offers a Wasm filter no
+// other way to choose a host per request.
+//
+// - Affinity: replicas ranked for the prefix key by rendezvous hashing (highest hash of key and address
+//   first), so a key keeps its replica while the set of replicas stays, and only the keys of a replica that
+//   leaves move.
+// - Bounded load: a replica takes the request while its requests in flight from this VM, counting this one,
+//   stay within loadFactor% of the mean (Envoy's rule for consistent hashing with bounded load); past that
+//   the next in rank.
+// - Saturation: a replica whose latest vLLM report shows a queue (waiting > maxWaiting) or a nearly full KV
+//   cache is skipped while that report is fresh (SATURATION_HOLD_MS): a stream reports once, at its start,
+//   so a skipped replica would otherwise never be heard from again; after that one request probes it.
+// - Unkeyed requests go to the least loaded unsaturated replica.
+import { LoadAwarePolicy } from "../config/affinity-policy";
+import { fnv1a64 } from "../../util/hash";
+import { Replica } from "./replica-table";
+
+// How long a report of saturation keeps a replica out of the ranking.
+const SATURATION_HOLD_MS: i64 = 1000;
+// Replicas named in the header: the choice and two more, as many as the route's retries (num_retries 2).
+const NAMED: i32 = 3;
+
+export class ReplicaPicker {
+  // Requests this VM sent to each replica and has not finished (entries at zero are removed).
+  private inflight: Map<string, i32> = new Map<string, i32>();
+  private requests: u32 = 0;
+  // Scratch arrays reused by every pick (a VM runs one callback at a time).
+  private order: Array<i32> = new Array<i32>();
+  private scores: Array<u64> = new Array<u64>();
+  chosen: string = "";
+
+  // The header value naming the replicas for this request, best first; null leaves the request to
+  // Envoy's balancer (no fresh replica known, or a discovery turn).
+  pick(p: LoadAwarePolicy, replicas: Array<Replica>, key: string, nowMs: i64): string | null {
+    this.chosen = "";
+    this.requests++;
+    if (p.discoverEvery > 0 && this.requests % <u32>p.discoverEvery == 0) return null;
+    const order = this.order;
+    const scores = this.scores;
+    order.length = 0;
+    scores.length = 0;
+    let total: i64 = 0;
+    const keyHash = key.length > 0 ? fnv1a64(key) : 0;
+    for (let i = 0; i < replicas.length; i++) {
+      const r = unchecked(replicas[i]);
+      if (nowMs - r.seenMs > p.reportTtlMs) continue;
+      total += this.load(r.address);
+      // Unkeyed: rank by load alone (ties keep the table's order).
+      const score = key.length > 0 ? mix(keyHash ^ r.hash) : <u64>(0x7fffffff - this.load(r.address));
+      // Insertion by descending score: replicas are few (MAX_REPLICAS at most).
+      let at = order.length;
+      order.push(i);
+      scores.push(score);
+      while (at > 0 && unchecked(scores[at - 1]) < score) {
+        unchecked((scores[at] = scores[at - 1]));
+        unchecked((order[at] = order[at - 1]));
+        at--;
+      }
+      unchecked((scores[at] = score));
+      unchecked((order[at] = i));
+    }
+    const n = order.length;
+    if (n == 0) return null;
+    // ceil((total + 1) × factor / n): the most requests a replica may carry with this one.
+    const bound = ((total + 1) * <i64>p.loadFactor + <i64>n * 100 - 1) / (<i64>n * 100);
+    let best = -1;
+    for (let k = 0; k < n && best < 0; k++) {
+      const r = unchecked(replicas[unchecked(order[k])]);
+      if (!this.saturated(p, r, nowMs) && <i64>this.load(r.address) + 1 <= bound) best = k;
+    }
+    if (best < 0) {
+      // Every replica is saturated or at the bound: the least loaded, unsaturated ones first.
+      let bestCost: i64 = i64.MAX_VALUE;
+      for (let k = 0; k < n; k++) {
+        const r = unchecked(replicas[unchecked(order[k])]);
+        const cost = (this.saturated(p, r, nowMs) ? (<i64>1 << 40) + <i64>r.waiting * 1024 : 0) + <i64>this.load(r.address);
+        if (cost < bestCost) {
+          bestCost = cost;
+          best = k;
+        }
+      }
+    }
+    const first = unchecked(replicas[unchecked(order[best])]).address;
+    this.chosen = first;
+    let out = first;
+    let named = 1;
+    for (let k = 0; k < n && named < NAMED; k++) {
+      if (k == best) continue;
+      out += "," + unchecked(replicas[unchecked(order[k])]).address;
+      named++;
+    }
+    return out;
+  }
+
+  started(address: string): void {
+    if (address.length == 0) return;
+    this.inflight.set(address, this.load(address) + 1);
+  }
+
+  finished(address: string): void {
+    if (address.length == 0 || !this.inflight.has(address)) return;
+    const left = this.inflight.get(address) - 1;
+    if (left <= 0) this.inflight.delete(address);
+    else this.inflight.set(address, left);
+  }
+
+  load(address: string): i32 {
+    return this.inflight.has(address) ? this.inflight.get(address) : 0;
+  }
+
+  private saturated(p: LoadAwarePolicy, r: Replica, nowMs: i64): bool {
+    if (nowMs - r.seenMs > SATURATION_HOLD_MS) return false;
+    return r.waiting > p.maxWaiting || r.kvPermille > p.maxKvPermille;
+  }
+}
+
+// splitmix64's finalizer: FNV's low bits of similar inputs are close; this spreads them.
+@inline function mix(x: u64): u64 {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111eb;
+  x ^= x >> 31;
+  return x;
+}

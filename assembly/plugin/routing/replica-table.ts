@@ -1,0 +1,134 @@
+// What the plugin knows of a model's replicas (prefixAffinity.loadAware): each one's address and its last
+// load report, in proxy shared data so that every worker (each its own VM) picks from what any of them
+// learned. One value per model, "address waiting kvPermille seenMs" lines; updates are compare-and-swap.
+//
+// Bounded by design: at most MAX_REPLICAS entries per model (the oldest report goes first) and entries
+// older than the report lifetime are dropped on every write; the number of models is the configuration's.
+import { Status } from "../../abi/enums";
+import { getSharedData, setSharedData } from "../../abi/host";
+import { parseDigits } from "../../util/digits";
+import { fnv1a64 } from "../../util/hash";
+
+const KEY_PREFIX = "llm-gateway/replicas/";
+const CAS_RETRIES: i32 = 8;
+export const MAX_REPLICAS: i32 = 64;
+// Envoy's host addresses: "10.0.0.5:8080", "[2600:4040::1]:80"; anything longer or odd is not stored.
+const MAX_ADDRESS_CHARS: i32 = 64;
+
+export class Replica {
+  address: string = "";
+  waiting: i32 = 0;
+  kvPermille: i32 = 0;
+  seenMs: i64 = 0;
+  hash: u64 = 0; // of the address, for rendezvous hashing (replica-picker.ts)
+}
+
+// The last decoded table per model, reused while shared data's cas says it has not changed.
+class Cached {
+  constructor(
+    public cas: u32,
+    public replicas: Array<Replica>,
+  ) {}
+}
+const cache = new Map<string, Cached>();
+
+export function replicasOf(model: string): Array<Replica> {
+  const stored = getSharedData(KEY_PREFIX + model);
+  if (stored == null) return new Array<Replica>();
+  if (cache.has(model)) {
+    const c = cache.get(model);
+    if (c.cas == stored.cas) return c.replicas;
+  }
+  const replicas = decode(stored.value);
+  cache.set(model, new Cached(stored.cas, replicas));
+  return replicas;
+}
+
+// Records a replica's report (or, without one, that it answered: waiting 0, usage 0).
+export function noteReport(model: string, address: string, waiting: i32, kvPermille: i32, nowMs: i64, ttlMs: i64): void {
+  if (!validAddress(address)) return;
+  const key = KEY_PREFIX + model;
+  for (let attempt = 0; attempt < CAS_RETRIES; attempt++) {
+    const stored = getSharedData(key);
+    const list = stored != null ? decode(stored.value) : new Array<Replica>();
+    const kept = new Array<Replica>();
+    for (let i = 0; i < list.length; i++) {
+      const r = unchecked(list[i]);
+      if (r.address != address && nowMs - r.seenMs <= ttlMs) kept.push(r);
+    }
+    while (kept.length >= MAX_REPLICAS) dropOldest(kept);
+    const r = new Replica();
+    r.address = address;
+    r.waiting = waiting;
+    r.kvPermille = kvPermille;
+    r.seenMs = nowMs;
+    kept.push(r);
+    if (setSharedData(key, encode(kept), stored != null ? stored.cas : 0) == Status.Ok) return;
+  }
+}
+
+// Drops a replica that failed a request the plugin had sent it: it comes back with its next answer
+// (Envoy's own balancer still reaches it for discovery).
+export function forget(model: string, address: string): void {
+  const key = KEY_PREFIX + model;
+  for (let attempt = 0; attempt < CAS_RETRIES; attempt++) {
+    const stored = getSharedData(key);
+    if (stored == null) return;
+    const list = decode(stored.value);
+    const kept = new Array<Replica>();
+    for (let i = 0; i < list.length; i++) if (unchecked(list[i]).address != address) kept.push(unchecked(list[i]));
+    if (kept.length == list.length) return;
+    if (setSharedData(key, encode(kept), stored.cas) == Status.Ok) return;
+  }
+}
+
+function dropOldest(list: Array<Replica>): void {
+  let at = 0;
+  for (let i = 1; i < list.length; i++) if (unchecked(list[i]).seenMs < unchecked(list[at]).seenMs) at = i;
+  list.splice(at, 1);
+}
+
+function encode(list: Array<Replica>): string {
+  let out = "";
+  for (let i = 0; i < list.length; i++) {
+    const r = unchecked(list[i]);
+    out += r.address + " " + r.waiting.toString() + " " + r.kvPermille.toString() + " " + r.seenMs.toString() + "\n";
+  }
+  return out;
+}
+
+// Lines that do not read back are skipped (another build's format, a torn value): never an abort.
+export function decode(s: string): Array<Replica> {
+  const out = new Array<Replica>();
+  let i = 0;
+  while (i < s.length && out.length < MAX_REPLICAS) {
+    let end = s.indexOf("\n", i);
+    if (end < 0) end = s.length;
+    const f = s.substring(i, end).split(" ");
+    i = end + 1;
+    if (f.length != 4 || !validAddress(unchecked(f[0]))) continue;
+    const waiting = parseDigits(unchecked(f[1]));
+    const kv = parseDigits(unchecked(f[2]));
+    const seen = parseDigits(unchecked(f[3]));
+    if (waiting < 0 || waiting > 1000000000 || kv < 0 || kv > 1000 || seen < 0) continue;
+    const r = new Replica();
+    r.address = unchecked(f[0]);
+    r.waiting = <i32>waiting;
+    r.kvPermille = <i32>kv;
+    r.seenMs = seen;
+    r.hash = fnv1a64(r.address);
+    out.push(r);
+  }
+  return out;
+}
+
+// Printable ASCII without the separators of this table and of the picked-host header.
+function validAddress(a: string): bool {
+  const n = a.length;
+  if (n == 0 || n > MAX_ADDRESS_CHARS) return false;
+  for (let i = 0; i < n; i++) {
+    const c = a.charCodeAt(i);
+    if (c <= 0x20 || c >= 0x7f || c == 0x2c) return false;
+  }
+  return true;
+}

@@ -1,0 +1,216 @@
+// Load-aware replica picking (prefixAffinity.loadAware) through the real plugin build in the in-process
+// host: the plugin learns replicas from answers (Envoy's upstream.address and vLLM's endpoint-load-metrics
+// report), names them in x-gateway-destination-endpoint for Envoy's override-host policy, keeps a prefix
+// on its replica, spills over at the in-flight bound, avoids a replica that reports a queue, forgets one
+// that failed, and leaves discovery turns to Envoy.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { FakeEnvoy, startPlugin, type HttpStream, type PluginRoot } from "./proxy-wasm-host.ts";
+import { JSON_HEADERS, QWEN, jsonAnswer, postHeaders, routeProperties } from "./fixtures.ts";
+
+const ENDPOINT = "x-gateway-destination-endpoint";
+const REPLICAS = ["10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.3:8080", "10.0.0.4:8080"];
+
+function config(loadAware: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    models: [{ name: QWEN }],
+    prefixAffinity: { enabled: true, loadAware: { enabled: true, discoverEvery: 0, ...loadAware } },
+  };
+}
+
+function chatWith(system: string): string {
+  return JSON.stringify({
+    model: QWEN,
+    messages: [
+      { role: "system", content: system },
+      { role: "user", content: "hello" },
+    ],
+  });
+}
+
+function report(waiting: number, kv: number): string {
+  return `TEXT named_metrics.kv_cache_usage_perc=${kv}, named_metrics.num_requests_waiting=${waiting.toFixed(1)}`;
+}
+
+// A request, left in flight (its answer not yet come).
+function send(root: PluginRoot, system: string, extra: [string, string][] = []): HttpStream {
+  const body = chatWith(system);
+  const s = root.stream({ properties: routeProperties(QWEN) });
+  s.sendRequest(postHeaders(body, "/v1/chat/completions", extra), body);
+  return s;
+}
+
+// The answer from `address`, with vLLM's load report when given.
+function answer(s: HttpStream, address: string, loadReport?: string): void {
+  s.setProperty("upstream\0address", address);
+  const headers: [string, string][] = [...JSON_HEADERS];
+  if (loadReport !== undefined) headers.push(["endpoint-load-metrics", loadReport]);
+  s.sendResponseHeaders(headers);
+  s.sendResponseData(jsonAnswer(QWEN, 5, 3), true);
+  s.finish();
+}
+
+// Every replica answers one request, reporting an idle engine (all sent before any answer: nothing is
+// known yet, so Envoy balanced them).
+function learnAll(root: PluginRoot, replicas = REPLICAS): void {
+  const sent = replicas.map((r) => send(root, `warm-up ${r}`));
+  sent.forEach((s, i) => answer(s, replicas[i]!, report(0, 0.1)));
+}
+
+function named(s: HttpStream): string[] {
+  return (s.requestHeader(ENDPOINT) ?? "").split(",").filter((x) => x.length > 0);
+}
+
+test("cold: no replica known, Envoy balances; vLLM is asked for its report; a client's endpoint header is removed", async () => {
+  const root = await startPlugin(config());
+  const s = send(root, "a system prompt", [[ENDPOINT, "10.9.9.9:1"]]);
+  assert.equal(s.requestHeader(ENDPOINT), undefined);
+  assert.equal(s.requestHeader("endpoint-load-metrics-format"), "text");
+  answer(s, REPLICAS[0]!, report(0, 0.25));
+  assert.equal(s.clientHeader("endpoint-load-metrics"), undefined, "the report stays in the gateway");
+  assert.equal(s.clientStatus(), 200);
+  const next = send(root, "a system prompt");
+  assert.deepEqual(named(next), [REPLICAS[0]], "the replica that answered is known");
+});
+
+test("a prefix keeps its replica; prefixes spread over the replicas; three replicas named for retries", async () => {
+  const root = await startPlugin(config());
+  learnAll(root);
+  const firsts = new Set<string>();
+  for (let i = 0; i < 40; i++) {
+    const a = send(root, `tenant ${i} system prompt`);
+    const list = named(a);
+    assert.equal(list.length, 3);
+    assert.equal(new Set(list).size, 3);
+    for (const r of list) assert.ok(REPLICAS.includes(r));
+    answer(a, list[0]!, report(0, 0.1));
+    const b = send(root, `tenant ${i} system prompt`);
+    assert.equal(named(b)[0], list[0], "same prefix, same replica");
+    answer(b, list[0]!, report(0, 0.1));
+    firsts.add(list[0]!);
+  }
+  assert.equal(firsts.size, REPLICAS.length, "40 prefixes use every replica");
+});
+
+test("in-flight bound: a hot prefix spills over to the next replica in its ranking", async () => {
+  const root = await startPlugin(config({ loadFactor: 125 }));
+  learnAll(root);
+  const open: HttpStream[] = [];
+  const counts = new Map<string, number>();
+  for (let i = 0; i < 12; i++) {
+    const s = send(root, "one hot system prompt");
+    const first = named(s)[0]!;
+    counts.set(first, (counts.get(first) ?? 0) + 1);
+    open.push(s);
+  }
+  const max = Math.max(...counts.values());
+  // ceil(12 × 1.25 / 4) = 4: no replica carries more than that of the 12 in flight.
+  assert.ok(max <= 4, `max ${max} in flight on one replica: ${JSON.stringify([...counts])}`);
+  assert.ok(counts.size >= 3, "spilled over");
+  for (const s of open) answer(s, named(s)[0]!, report(0, 0.1));
+  // Finished: the prefix is back on its home replica.
+  const home = named(send(root, "one hot system prompt"))[0];
+  assert.equal(home, [...counts.entries()].sort((x, y) => y[1] - x[1])[0]![0]);
+});
+
+test("a replica reporting a queue is avoided while the report is fresh, then probed again", async () => {
+  const envoy = new FakeEnvoy();
+  const root = await startPlugin(config(), { envoy });
+  learnAll(root);
+  const probe = send(root, "queued tenant");
+  const home = named(probe)[0]!;
+  answer(probe, home, report(3, 0.4)); // vLLM: 3 requests waiting
+  const next = send(root, "queued tenant");
+  assert.notEqual(named(next)[0], home, "saturated replica skipped");
+  assert.ok(named(next).includes(home), "still named, as a last resort for retries");
+  answer(next, named(next)[0]!, report(0, 0.1));
+  envoy.clock.ms += 1500; // the saturation report is old: one request probes the replica
+  const later = send(root, "queued tenant");
+  assert.equal(named(later)[0], home);
+});
+
+test("a high KV-cache usage counts as saturation (maxKvCacheUsage)", async () => {
+  const root = await startPlugin(config({ maxKvCacheUsage: 90 }));
+  learnAll(root);
+  const probe = send(root, "kv tenant");
+  const home = named(probe)[0]!;
+  answer(probe, home, report(0, 0.97));
+  assert.notEqual(named(send(root, "kv tenant"))[0], home);
+});
+
+test("the named replica failed (another one answered): it is forgotten until it answers again", async () => {
+  const root = await startPlugin(config());
+  learnAll(root);
+  const s = send(root, "failing tenant");
+  const [dead, second] = named(s);
+  answer(s, second!, report(0, 0.1)); // Envoy's retry went to the second name
+  const next = send(root, "failing tenant");
+  assert.ok(!named(next).includes(dead!), "forgotten");
+  assert.equal(named(next)[0], second);
+  answer(next, dead!, report(0, 0.1)); // it answers again (e.g. a discovery turn)
+  assert.equal(named(send(root, "failing tenant"))[0], dead, "known again, home again");
+});
+
+test("an answer without a report still makes the replica known (idle as far as the plugin can tell)", async () => {
+  const root = await startPlugin(config());
+  answer(send(root, "x"), REPLICAS[1]!);
+  assert.deepEqual(named(send(root, "y")), [REPLICAS[1]]);
+});
+
+test("malformed reports do not break anything", async () => {
+  const root = await startPlugin(config());
+  const bad = [
+    "",
+    "TEXT",
+    "TEXT ",
+    "JSON {}",
+    "TEXT named_metrics.num_requests_waiting=abc",
+    "TEXT named_metrics.num_requests_waiting=-3",
+    "TEXT =,=,,, named_metrics.kv_cache_usage_perc",
+    "TEXT named_metrics.num_requests_waiting=1e999, named_metrics.kv_cache_usage_perc=1e-999",
+    "TEXT " + "x".repeat(5000),
+  ];
+  for (const r of bad) answer(send(root, "m"), REPLICAS[2]!, r);
+  assert.deepEqual(named(send(root, "m")), [REPLICAS[2]]);
+  // An odd address is not stored (nor does it reach a header); the replica named was not the one that
+  // answered, so it counts as failed and is forgotten too.
+  answer(send(root, "m"), "10.0.0.9:80,10.0.0.8:80", report(0, 0));
+  assert.equal(send(root, "m").requestHeader(ENDPOINT), undefined);
+});
+
+test("replicas not heard from for reportTtlMs are forgotten", async () => {
+  const envoy = new FakeEnvoy();
+  const root = await startPlugin(config({ reportTtlMs: 5000 }), { envoy });
+  learnAll(root);
+  envoy.clock.ms += 6000;
+  assert.equal(send(root, "z").requestHeader(ENDPOINT), undefined);
+});
+
+test("every discoverEvery-th request is left to Envoy's balancer", async () => {
+  const root = await startPlugin(config({ discoverEvery: 4 }));
+  learnAll(root);
+  let unnamed = 0;
+  for (let i = 0; i < 16; i++) {
+    const s = send(root, `d ${i}`);
+    if (s.requestHeader(ENDPOINT) === undefined) unnamed++;
+    answer(s, named(s)[0] ?? REPLICAS[0]!, report(0, 0.1));
+  }
+  assert.equal(unnamed, 4);
+});
+
+test("workers share what they learned (proxy shared data)", async () => {
+  const envoy = new FakeEnvoy();
+  const one = await startPlugin(config(), { envoy });
+  const vm2 = await envoy.startVm();
+  const two = vm2.configure(config());
+  learnAll(one);
+  assert.equal(named(send(two, "shared")).length, 3);
+});
+
+test("off unless enabled: no header, no report requested", async () => {
+  const root = await startPlugin({ models: [{ name: QWEN }], prefixAffinity: { enabled: true } });
+  const s = send(root, "p");
+  assert.equal(s.requestHeader("endpoint-load-metrics-format"), undefined);
+  answer(s, REPLICAS[0]!, report(0, 0.1));
+  assert.equal(send(root, "p").requestHeader(ENDPOINT), undefined);
+});

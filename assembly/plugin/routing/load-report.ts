@@ -105,6 +105,6 @@ export function parseDecimal(v: string, start: i32, end: i32): f64 {
   return mantissa * Math.pow(10, <f64>scale);
 }
 
-@inline function isDigit(c: i32): bool {
+function isDigit(c: i32): bool {
   return c >= 0x30 && c <= 0x39;
 }

@@ -75,7 +75,7 @@ export class ReplicaPicker {
       let bestCost: i64 = i64.MAX_VALUE;
       for (let k = 0; k < n; k++) {
         const r = unchecked(replicas[unchecked(order[k])]);
-        const cost = (this.saturated(p, r, nowMs) ? (<i64>1 << 40) + <i64>r.waiting * 1024 : 0) + <i64>this.load(r.address);
+        const cost = (this.saturated(p, r, nowMs) ? ((<i64>1) << 40) + <i64>r.waiting * 1024 : 0) + <i64>this.load(r.address);
         if (cost < bestCost) {
           bestCost = cost;
           best = k;
@@ -117,7 +117,7 @@ export class ReplicaPicker {
 }
 
 // splitmix64's finalizer: FNV's low bits of similar inputs are close; this spreads them.
-@inline function mix(x: u64): u64 {
+function mix(x: u64): u64 {
   x ^= x >> 30;
   x *= 0xbf58476d1ce4e5b9;
   x ^= x >> 27;

@@ -255,6 +255,88 @@ describe("the stub in replica mode", () => {
     }
   });
 
+  it(
+    "reports the queue and KV usage in endpoint-load-metrics, as /metrics shows them when the answer goes out",
+    { timeout: 10_000 },
+    async () => {
+      // The engine runs a step only when the test says so, so its state holds still between answers.
+      const pending: (() => void)[] = [];
+      const clock: Clock & { t: number } = {
+        t: 0,
+        now: () => clock.t,
+        sleep: (ms) =>
+          new Promise<void>((resolve) =>
+            pending.push(() => {
+              clock.t += ms;
+              resolve();
+            }),
+          ),
+      };
+      const until = async (ok: () => boolean): Promise<void> => {
+        while (!ok()) await new Promise((resolve) => setImmediate(resolve));
+      };
+      const step = async (): Promise<void> => {
+        await until(() => pending.length > 0);
+        pending.shift()?.();
+      };
+      const stub = await startStub({ model: MODEL, replica: { name: "r1", params: { ...PARAMS, maxNumSeqs: 1 }, clock } });
+      try {
+        const send = (format: string): Promise<Response> =>
+          fetch(`${stub.url}/v1/chat/completions`, {
+            method: "POST",
+            headers: { "content-type": "application/json", "x-stub-completion-tokens": "2", "endpoint-load-metrics-format": format },
+            body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "hello there" }] }),
+          });
+        const gauges = async (): Promise<[number | undefined, number | undefined]> => {
+          const samples = parsePrometheus(await (await fetch(`${stub.url}/metrics`)).text());
+          const value = (name: string): number | undefined => samples.find((s) => s.name === name)?.value;
+          return [value("vllm:num_requests_waiting"), value("vllm:kv_cache_usage_perc")];
+        };
+        // One runs (max_num_seqs 1), two wait behind it.
+        const a = send("TEXT");
+        await until(() => stub.replicaStats()?.running === 1);
+        const b = send("JSON");
+        await until(() => stub.replicaStats()?.waiting === 1);
+        const c = send("text");
+        await until(() => stub.replicaStats()?.waiting === 2);
+
+        // a's prefill, then its second token: a ends, the engine admits b, c still waits (b's prompt: one block).
+        await step();
+        await step();
+        const first = await a;
+        await first.text();
+        assert.equal(
+          first.headers.get("endpoint-load-metrics"),
+          "TEXT named_metrics.num_requests_waiting=1.0, named_metrics.kv_cache_usage_perc=0.0010000000000000009",
+        );
+        assert.deepEqual(await gauges(), [1, 1 - 999 / 1000], "/metrics agrees while the engine holds");
+
+        await step();
+        await step();
+        const second = await b;
+        await second.text();
+        assert.equal(
+          second.headers.get("endpoint-load-metrics"),
+          'JSON {"named_metrics": {"num_requests_waiting": 0.0, "kv_cache_usage_perc": 0.0010000000000000009}}',
+        );
+        assert.deepEqual(await gauges(), [0, 1 - 999 / 1000]);
+
+        await step();
+        await step();
+        const third = await c;
+        await third.text();
+        // Its blocks are free again (cached blocks no request holds count as free, as in vLLM).
+        assert.equal(
+          third.headers.get("endpoint-load-metrics"),
+          "TEXT named_metrics.num_requests_waiting=0.0, named_metrics.kv_cache_usage_perc=0.0",
+        );
+        assert.deepEqual(await gauges(), [0, 0]);
+      } finally {
+        await stub.close();
+      }
+    },
+  );
+
   it("without replica mode, /metrics reports requests in flight and no x-stub-replica header", async () => {
     const stub = await startStub({ model: MODEL });
     try {

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
+import { request as httpRequest, type IncomingMessage } from "node:http";
 import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
 import OpenAI from "openai";
@@ -654,6 +655,62 @@ describe("vllm stub", () => {
         assert.equal(res.status, 400);
         assert.equal(((await json(res))["error"] as Json)["type"], "StubConfigError");
       }
+    });
+  });
+
+  describe("ORCA load report (endpoint-load-metrics)", () => {
+    // The plain stub's /metrics: nothing waiting, no KV cache in use.
+    const TEXT_REPORT = "TEXT named_metrics.num_requests_waiting=0.0, named_metrics.kv_cache_usage_perc=0.0";
+    const JSON_REPORT = 'JSON {"named_metrics": {"num_requests_waiting": 0.0, "kv_cache_usage_perc": 0.0}}';
+    const report = async (path: string, body: Json, headers: Record<string, string>): Promise<string | null> => {
+      const res = await post(stub, path, body, headers);
+      await res.arrayBuffer();
+      return res.headers.get("endpoint-load-metrics");
+    };
+    const chat = { messages: MESSAGES };
+    const completion = { prompt: "say three words" };
+
+    it("answers a TEXT or JSON request (any case) on both endpoints with the gauges /metrics shows", async () => {
+      assert.equal(await report(CHAT_PATH, chat, { "endpoint-load-metrics-format": "TEXT" }), TEXT_REPORT);
+      assert.equal(await report(CHAT_PATH, chat, { "endpoint-load-metrics-format": "json" }), JSON_REPORT);
+      assert.equal(await report(COMPLETIONS_PATH, completion, { "endpoint-load-metrics-format": "Text" }), TEXT_REPORT);
+      assert.equal(await report(COMPLETIONS_PATH, completion, { "endpoint-load-metrics-format": "jSoN" }), JSON_REPORT);
+      const metrics = await (await fetch(stub.url + "/metrics")).text();
+      assert.match(metrics, /^vllm:num_requests_waiting\{[^}]*\} 0\.0$/m);
+      assert.match(metrics, /^vllm:kv_cache_usage_perc\{[^}]*\} 0\.0$/m);
+    });
+
+    it("sends none without the request header, or with an empty or unknown format", async () => {
+      assert.equal(await report(CHAT_PATH, chat, {}), null);
+      for (const format of ["", "xml", "text, json"]) {
+        assert.equal(await report(CHAT_PATH, chat, { "endpoint-load-metrics-format": format }), null, JSON.stringify(format));
+      }
+    });
+
+    it("takes the first of repeated format headers, as Starlette's headers.get does", async () => {
+      const req = httpRequest(stub.url + COMPLETIONS_PATH, {
+        method: "POST",
+        headers: { "content-type": "application/json", "endpoint-load-metrics-format": ["json", "text"] },
+      });
+      req.end(JSON.stringify(completion));
+      const [res] = (await once(req, "response")) as [IncomingMessage];
+      res.resume();
+      await once(res, "end");
+      assert.equal(res.headers["endpoint-load-metrics"], JSON_REPORT);
+    });
+
+    it("sends none on a stream (vLLM's StreamingResponse carries no report) nor on an error answer", async () => {
+      const streamed = await stream(stub, CHAT_PATH, chat, { "endpoint-load-metrics-format": "TEXT" });
+      assert.equal(streamed.data.at(-1), "[DONE]");
+      assert.equal(streamed.res.headers.get("endpoint-load-metrics"), null);
+      const injected = await post(stub, CHAT_PATH, chat, { "endpoint-load-metrics-format": "TEXT", "x-stub-status": "503" });
+      await injected.arrayBuffer();
+      assert.equal(injected.status, 503);
+      assert.equal(injected.headers.get("endpoint-load-metrics"), null);
+      const invalid = await post(stub, CHAT_PATH, { messages: MESSAGES, max_tokens: 0 }, { "endpoint-load-metrics-format": "TEXT" });
+      await invalid.arrayBuffer();
+      assert.equal(invalid.status, 400);
+      assert.equal(invalid.headers.get("endpoint-load-metrics"), null);
     });
   });
 

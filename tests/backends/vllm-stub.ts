@@ -45,6 +45,10 @@
 // `x-stub-replica: NAME`; usage reports `prompt_tokens_details.cached_tokens` when the prefix cache hit
 // (vLLM with --enable-prompt-tokens-details); GET /metrics shows the replica's queue, KV-cache usage and
 // prefix-cache counters under vLLM's names. Without it, GET /metrics reports the requests in flight.
+//
+// ORCA load report (orca-report.ts): a non-streamed answer to a request with
+// `endpoint-load-metrics-format: TEXT|JSON` carries `endpoint-load-metrics` with the
+// vllm:num_requests_waiting and vllm:kv_cache_usage_perc that GET /metrics shows as it is sent.
 
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
@@ -55,9 +59,10 @@ import { pause, parseJsonOrRaw, readBody, sendJson, write } from "./http-io.ts";
 import { faultsFromHeaders, faultsFromJson, mergeFaults, type Faults } from "./faults.ts";
 import { parseGenerationRequest, plannedCompletion } from "./requests.ts";
 import { outputTokenIds, promptTokenIds, tokenTexts, type Endpoint } from "./tokens.ts";
-import { Replica, type ReplicaParams, type ReplicaStats } from "./replica.ts";
+import { Replica, type Clock, type ReplicaParams, type ReplicaStats } from "./replica.ts";
 import { REPLICA_PRESET } from "./fleet-params.ts";
 import { metricsText } from "./vllm-metrics.ts";
+import { ORCA_FORMAT_HEADER, ORCA_REPORT_HEADER, orcaLoadReport } from "./orca-report.ts";
 import {
   chatCompletionBody,
   completionBody,
@@ -83,7 +88,12 @@ export interface StubOptions {
   /** How long an idle keep-alive connection stays open; default 5000, as vLLM's server (uvicorn) does. */
   keepAliveTimeoutMs?: number;
   /** Serve as one replica of a fleet, timed by the replica model (see the header comment). */
-  replica?: { name: string; params: ReplicaParams };
+  replica?: {
+    name: string;
+    params: ReplicaParams;
+    /** Tests: the engine's clock, to hold it between steps (default: the wall clock). */
+    clock?: Clock;
+  };
 }
 
 export interface StubHandle {
@@ -157,6 +167,8 @@ async function handleGeneration(
   const fromHeaders = faultsFromHeaders(req.headers, state.model);
   if (!fromHeaders.ok) return stubConfigError(res, state.model, fromHeaders.error);
   const faults = mergeFaults(state.base, state.control, fromHeaders.faults);
+  // Starlette's headers.get takes the first of repeated headers; Node would join them with ", ".
+  const orcaFormat = req.headersDistinct[ORCA_FORMAT_HEADER]?.[0];
 
   // Timers stop when the client goes away: 'close' before the response ended means a disconnect.
   const abort = new AbortController();
@@ -225,6 +237,9 @@ async function handleGeneration(
     if (!(await pause(ttftMs + (count - 1) * tokenIntervalMs, signal))) return;
     if (seq !== undefined) await seq.waitFor(count);
     if (signal.aborted) return;
+    // vLLM reads its gauges as it builds the answer, after generation.
+    const report = orcaLoadReport(orcaFormat, gauges(state));
+    if (report !== null) res.setHeader(ORCA_REPORT_HEADER, report);
     const usage = withUsage ? usageOf(request.promptTokens, count, reasoningTokensOf(reasoning, count), seq?.cachedTokens) : null;
     let body: Record<string, unknown>;
     if (endpoint === "completions") body = completionBody(meta, tokens.join(""), finishReason, usage);
@@ -317,21 +332,23 @@ function statsBody(state: StubState): unknown {
   };
 }
 
-function replicaMetrics(state: StubState): string {
-  const stats: ReplicaStats = state.replica?.engine.snapshot() ?? {
-    running: state.inFlight,
-    waiting: 0,
-    kvCacheUsage: 0,
-    prefixCacheQueries: 0,
-    prefixCacheHits: 0,
-    cachedBlocks: 0,
-    requestsStarted: 0,
-    requestsFinished: 0,
-    preemptions: 0,
-    steps: 0,
-    busyMs: 0,
-  };
-  return metricsText(state.model, stats, state.startedSec);
+// What GET /metrics and the ORCA report show: the replica's gauges, or the plain stub's in-flight count.
+function gauges(state: StubState): ReplicaStats {
+  return (
+    state.replica?.engine.snapshot() ?? {
+      running: state.inFlight,
+      waiting: 0,
+      kvCacheUsage: 0,
+      prefixCacheQueries: 0,
+      prefixCacheHits: 0,
+      cachedBlocks: 0,
+      requestsStarted: 0,
+      requestsFinished: 0,
+      preemptions: 0,
+      steps: 0,
+      busyMs: 0,
+    }
+  );
 }
 
 async function route(state: StubState, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -359,7 +376,7 @@ async function route(state: StubState, req: IncomingMessage, res: ServerResponse
   if (path === "/stub/faults" && ["POST", "DELETE", "GET"].includes(method)) return handleFaults(state, req, res);
   if (path === "/stub/stats" && method === "GET") return sendJson(res, state.model, 200, statsBody(state));
   if (path === "/metrics" && method === "GET") {
-    const text = replicaMetrics(state);
+    const text = metricsText(state.model, gauges(state), state.startedSec);
     // prometheus_client's text format 0.0.4.
     res.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8", "content-length": Buffer.byteLength(text) });
     return void res.end(text);
@@ -393,7 +410,10 @@ export async function startStub(opts: StubOptions): Promise<StubHandle> {
     lastRequest: null,
     inFlight: 0,
     aborted: 0,
-    replica: opts.replica === undefined ? null : { name: opts.replica.name, engine: new Replica(opts.replica.params), requests: [] },
+    replica:
+      opts.replica === undefined
+        ? null
+        : { name: opts.replica.name, engine: new Replica(opts.replica.params, opts.replica.clock), requests: [] },
     startedSec: Date.now() / 1000,
   };
   const server = createServer({ noDelay: true }, (req, res) => {

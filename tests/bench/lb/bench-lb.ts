@@ -4,6 +4,8 @@
 //   round-robin       lb_policy ROUND_ROBIN
 //   least-request     lb_policy LEAST_REQUEST (Envoy's default: two random choices, the less busy wins)
 //   prefix-affinity   the plugin's prefixAffinity key + RING_HASH with bounded load (hash_balance_factor)
+//   load-aware        the plugin picks the replica (prefixAffinity.loadAware: rendezvous ranking of the key,
+//                     in-flight bound, vLLM's load reports) and Envoy's override-host policy sends it there
 // Each policy starts from cold replicas. Writes results/lb-<time>/{results.json, report.md, chart.png}.
 // With --sensitivity (`make bench-lb` passes it; BENCH_LB_SENSITIVITY=0 leaves it out): least-request and prefix-affinity again with the
 // prefill time and the KV cache halved and doubled, same workload and rate.
@@ -24,9 +26,10 @@ import { machine, wasmFile } from "../machine.ts";
 import { startFleetGateway, PREFIX_KEY_HEADER, type LbPolicy } from "./fleet-envoy.ts";
 import { runLoad } from "./load.ts";
 import { renderLbReport } from "./report.ts";
-import { summarizeRun, type PolicyResult } from "./summary.ts";
+import { percentile, summarizeRun, type PolicyResult } from "./summary.ts";
 import {
   achievableHitRate,
+  ttftFloorsMs,
   DEFAULT_WORKLOAD,
   distinctTokens,
   planWorkload,
@@ -44,6 +47,8 @@ export interface PolicySpec {
   prefixBytes?: number;
 }
 
+const pluginPicks = (p: PolicySpec): boolean => p.lbPolicy === "PLUGIN_PICK";
+
 // The issue's three, and the plugin's policy again with a key long enough to reach past the tenants' system
 // prompts into the first user message: a key per conversation instead of one per tenant.
 export const POLICIES: PolicySpec[] = [
@@ -51,7 +56,12 @@ export const POLICIES: PolicySpec[] = [
   { name: "least-request", lbPolicy: "LEAST_REQUEST" },
   { name: "prefix-affinity", lbPolicy: "RING_HASH" },
   { name: "prefix-affinity-64k", lbPolicy: "RING_HASH", prefixBytes: 65536 },
+  { name: "load-aware", lbPolicy: "PLUGIN_PICK" },
+  { name: "load-aware-64k", lbPolicy: "PLUGIN_PICK", prefixBytes: 65536 },
 ];
+
+/** The policies the sensitivity runs repeat. */
+const SENSITIVITY_POLICIES = ["least-request", "prefix-affinity", "load-aware"];
 
 export interface Variant {
   name: string;
@@ -75,12 +85,28 @@ function stampOf(d: Date): string {
     .replace(/\.\d+Z$/, "Z");
 }
 
-export function pluginConfig(model: string, prefixBytes?: number): Record<string, unknown> {
-  // Every policy runs the plugin with prefixAffinity on: only Envoy's balancer (and the key length) differs.
+export function pluginConfig(model: string, prefixBytes?: number, loadAware?: { loadFactor: number }): Record<string, unknown> {
+  // Every policy runs the plugin with prefixAffinity on: only the balancer (and the key length) differs.
   return {
     models: [{ name: model }],
-    prefixAffinity: { enabled: true, header: PREFIX_KEY_HEADER, ...(prefixBytes !== undefined ? { prefixBytes } : {}) },
+    prefixAffinity: {
+      enabled: true,
+      header: PREFIX_KEY_HEADER,
+      ...(prefixBytes !== undefined ? { prefixBytes } : {}),
+      ...(loadAware !== undefined ? { loadAware: { enabled: true, loadFactor: loadAware.loadFactor } } : {}),
+    },
   };
+}
+
+/** The TTFT no policy can beat (workload.ts ttftFloorsMs), at p50 and p90. */
+function ttftFloor(
+  requests: ReturnType<typeof planWorkload>,
+  model: string,
+  params: ReplicaParams,
+  fromMs: number,
+): { ttft_floor_p50_ms: number; ttft_floor_p90_ms: number } {
+  const floors = ttftFloorsMs(requests, model, params, fromMs);
+  return { ttft_floor_p50_ms: percentile(floors, 50), ttft_floor_p90_ms: percentile(floors, 90) };
 }
 
 async function runPolicy(
@@ -95,7 +121,7 @@ async function runPolicy(
       models: [{ model: w.spec.model, replicas: fleet.replicas.map((r) => ({ host: "127.0.0.1", port: r.port })) }],
       policy: policy.lbPolicy,
       loadFactor: o.balance / 100,
-      pluginConfig: pluginConfig(w.spec.model, policy.prefixBytes),
+      pluginConfig: pluginConfig(w.spec.model, policy.prefixBytes, pluginPicks(policy) ? { loadFactor: o.balance } : undefined),
       wasmPath: o.wasm,
     });
     try {
@@ -166,6 +192,7 @@ export async function runBenchLb(
     offered_rps: requests.length / durationS,
     uncached_gpu_demand: uncachedDemand(requests, base, REPLICAS, durationS),
     achievable_hit_rate: achievableHitRate(requests, spec.model, warmupMs),
+    ...ttftFloor(requests, spec.model, base, warmupMs),
     distinct_tokens: distinctTokens(requests, spec.model),
     chat_share: requests.filter((r) => r.kind === "chat").length / requests.length,
     mean_prompt_tokens: requests.reduce((a, r) => a + r.promptTokens, 0) / requests.length,
@@ -202,7 +229,7 @@ export async function runBenchLb(
       for (const v of variants) {
         log(`sensitivity: ${v.description}`);
         const rs: PolicyResult[] = [];
-        for (const p of POLICIES.filter((x) => x.name === "least-request" || x.name === "prefix-affinity"))
+        for (const p of POLICIES.filter((x) => SENSITIVITY_POLICIES.includes(x.name)))
           rs.push(await runPolicy(p, v.params, w, o));
         sensitivityResults.push({ variant: v.name, description: v.description, results: rs });
       }

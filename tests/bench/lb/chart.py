@@ -11,7 +11,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-COLORS = {"round-robin": "#8c8c8c", "least-request": "#4c72b0", "prefix-affinity": "#c44e52", "prefix-affinity-64k": "#dd8452"}
+COLORS = {
+    "round-robin": "#8c8c8c",
+    "least-request": "#4c72b0",
+    "prefix-affinity": "#c44e52",
+    "prefix-affinity-64k": "#dd8452",
+    "load-aware": "#55a868",
+    "load-aware-64k": "#8172b3",
+}
 
 
 def ttft_panel(ax, policies):
@@ -67,8 +74,9 @@ def sensitivity_panel(ax, raw):
         ax.set_title("Sensitivity: not run")
         ax.axis("off")
         return
-    width = 0.4
-    for i, name in enumerate(["least-request", "prefix-affinity"]):
+    names = ["least-request", "prefix-affinity", "load-aware"]
+    width = 0.8 / len(names)
+    for i, name in enumerate(names):
         vals = []
         for _, rs in rows:
             r = next((x for x in rs if x["policy"] == name), None)
@@ -77,7 +85,7 @@ def sensitivity_panel(ax, raw):
         ax.bar(xs, vals, width, label=name, color=COLORS[name])
         for x, v in zip(xs, vals):
             ax.text(x, v, f"{v:.0f}", ha="center", va="bottom", fontsize=7)
-    ax.set_xticks([j + width / 2 for j in range(len(rows))], [textwrap.fill(n, 16) for n, _ in rows], fontsize=8)
+    ax.set_xticks([j + width * (len(names) - 1) / 2 for j in range(len(rows))], [textwrap.fill(n, 16) for n, _ in rows], fontsize=8)
     ax.set_ylabel("TTFT p90 (simulated ms)")
     ax.set_title("Sensitivity of TTFT p90 to the replica model")
     ax.legend(fontsize=8)
@@ -89,6 +97,10 @@ def main():
         raw = json.load(f)
     fig, axes = plt.subplots(2, 2, figsize=(14, 10))
     ttft_panel(axes[0][0], raw["policies"])
+    floor = raw["workload"].get("ttft_floor_p90_ms")
+    if floor is not None:
+        axes[0][0].axhline(floor, color="black", linestyle=":", linewidth=1)
+        axes[0][0].text(2.9, floor, f"p90 floor {floor:.0f}", ha="right", va="bottom", fontsize=7)
     hit_panel(axes[0][1], raw["policies"], raw["workload"]["achievable_hit_rate"])
     load_panel(axes[1][0], raw["policies"], raw["options"]["hashBalanceFactor"] / 100)
     sensitivity_panel(axes[1][1], raw)

@@ -28,7 +28,13 @@ import { freePort, waitFor } from "../../harness/net.ts";
 /** The plugin's prefix-key header (prefixAffinity.header's default). */
 export const PREFIX_KEY_HEADER = "x-llm-gateway-prefix-key";
 
-export type LbPolicy = "ROUND_ROBIN" | "LEAST_REQUEST" | "RING_HASH";
+/** The plugin's load-aware picking header (prefixAffinity.loadAware.header's default). */
+export const PICKED_HOST_HEADER = "x-gateway-destination-endpoint";
+
+/** Envoy's balancers, and PLUGIN_PICK: the plugin names the replica (override-host, the ring as fallback). */
+export type LbPolicy = "ROUND_ROBIN" | "LEAST_REQUEST" | "RING_HASH" | "PLUGIN_PICK";
+
+const hashes = (p: LbPolicy): boolean => p === "RING_HASH" || p === "PLUGIN_PICK";
 
 export interface Replica {
   host: string;
@@ -64,9 +70,12 @@ export function fleetCluster(m: FleetModel, l: Pick<FleetLayout, "policy" | "loa
     port: first.port,
     bufferLimitBytes: DEFAULT_BUFFER_LIMIT,
     moreEndpoints: more.map((r) => ({ address: r.host, port: r.port })),
-    balancing: { hashBalanceFactor: hashBalanceFactor(l.loadFactor ?? 1.25) },
+    balancing: {
+      hashBalanceFactor: hashBalanceFactor(l.loadFactor ?? 1.25),
+      ...(l.policy === "PLUGIN_PICK" ? { pickedHostHeader: PICKED_HOST_HEADER } : {}),
+    },
   });
-  if (l.policy === "RING_HASH") return cluster;
+  if (hashes(l.policy)) return cluster;
   // The same cluster under another balancer: no ring, no load bound.
   const { common_lb_config: _unused, ...rest } = cluster;
   return { ...rest, lb_policy: l.policy, outlier_detection: replicaOutlierDetection() };
@@ -80,7 +89,7 @@ export function fleetRoute(m: FleetModel, l: Pick<FleetLayout, "policy" | "routi
     cluster: modelClusterName(m.model),
     timeout: "300s",
     retryPolicy: replicaRetryPolicy(),
-    ...(l.policy === "RING_HASH" ? { hashPolicy: prefixHashPolicy(PREFIX_KEY_HEADER) } : {}),
+    ...(hashes(l.policy) ? { hashPolicy: prefixHashPolicy(PREFIX_KEY_HEADER) } : {}),
   });
 }
 

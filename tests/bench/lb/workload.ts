@@ -158,8 +158,27 @@ export function distinctTokens(requests: readonly PlannedRequest[], model: strin
   return reuse(requests, model, 0).distinctBlocks * BLOCK_SIZE;
 }
 
-function reuse(requests: readonly PlannedRequest[], model: string, fromMs: number): { hitRate: number; distinctBlocks: number } {
+/**
+ * A floor under every policy's TTFT, per measured request (sorted): the request alone on an idle replica whose
+ * cache holds every prefix any earlier request computed (the achievable hit rate's cache). Its prefill is
+ * then its uncached tokens in steps of at most maxBatchedTokens, each step's fixed part included; queueing
+ * and sharing a step with other requests only add to it. No balancer can bring a percentile below this one's.
+ */
+export function ttftFloorsMs(requests: readonly PlannedRequest[], model: string, params: ReplicaParams, fromMs = 0): number[] {
+  const floors = reuse(requests, model, fromMs).uncached.map((u) => {
+    const steps = Math.ceil(u / params.maxBatchedTokens);
+    return (steps * params.stepBaseUs + u * params.prefillUsPerToken) / 1000;
+  });
+  return floors.sort((a, b) => a - b);
+}
+
+function reuse(
+  requests: readonly PlannedRequest[],
+  model: string,
+  fromMs: number,
+): { hitRate: number; distinctBlocks: number; uncached: number[] } {
   const seen = new Set<string>();
+  const uncached: number[] = [];
   let queried = 0;
   let hit = 0;
   for (const r of requests) {
@@ -171,12 +190,13 @@ function reuse(requests: readonly PlannedRequest[], model: string, fromMs: numbe
     if (r.atMs >= fromMs) {
       queried += prompt.length;
       hit += h * BLOCK_SIZE;
+      uncached.push(prompt.length - h * BLOCK_SIZE);
     }
     // Computed KV: prompt and answer but its last token.
     const computedBlocks = Math.floor((prompt.length + r.outputTokens - 1) / BLOCK_SIZE);
     for (let i = 0; i < computedBlocks; i++) seen.add(all[i]!);
   }
-  return { hitRate: queried === 0 ? 0 : hit / queried, distinctBlocks: seen.size };
+  return { hitRate: queried === 0 ? 0 : hit / queried, distinctBlocks: seen.size, uncached };
 }
 
 /**

@@ -229,8 +229,7 @@ export async function runBenchLb(
       for (const v of variants) {
         log(`sensitivity: ${v.description}`);
         const rs: PolicyResult[] = [];
-        for (const p of POLICIES.filter((x) => SENSITIVITY_POLICIES.includes(x.name)))
-          rs.push(await runPolicy(p, v.params, w, o));
+        for (const p of POLICIES.filter((x) => SENSITIVITY_POLICIES.includes(x.name))) rs.push(await runPolicy(p, v.params, w, o));
         sensitivityResults.push({ variant: v.name, description: v.description, results: rs });
       }
     }

@@ -113,7 +113,9 @@ export function renderLbReport(raw: LbRawResults, chart: string | null): string 
     "| Policy | Target | Goal | Measured | Met |",
     "|---|---|---|---|---|",
     ...PLUGIN_POLICIES.flatMap((name) =>
-      lbTargets(raw, name).map((t) => `| ${name} | ${t.id} | ${t.goal} | ${t.measured} | ${t.met === null ? "n/a" : t.met ? "yes" : "no"} |`),
+      lbTargets(raw, name).map(
+        (t) => `| ${name} | ${t.id} | ${t.goal} | ${t.measured} | ${t.met === null ? "n/a" : t.met ? "yes" : "no"} |`,
+      ),
     ),
     "",
     `TTFT floor: each measured request alone on an idle replica whose cache holds every prefix computed before it ` +

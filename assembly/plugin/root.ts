@@ -8,6 +8,8 @@ import * as host from "../abi/host";
 import { GatewayConfig, PluginConfig, STAGE_ATTEMPT, parseConfig } from "./config/gateway-config";
 import { CLUSTER_NAME, ROUTE_NAME } from "./envoy-names";
 import { ReplicaPicker } from "./routing/replica-picker";
+import { ReplicaScraper } from "./routing/replica-scraper";
+import { msOf } from "../util/time";
 import { vmBudget } from "../util/budget";
 
 export const CONFIG_APPLIED = "llm_gateway.configurations_applied";
@@ -47,6 +49,7 @@ export class GatewayRoot extends RootContext {
   config: PluginConfig = new PluginConfig();
   deadlines: Deadlines = new Deadlines(DEADLINE_TICK_MS);
   picker: ReplicaPicker = new ReplicaPicker(); // prefixAffinity.loadAware: this VM's requests in flight per replica
+  private scraper: ReplicaScraper = new ReplicaScraper();
   private memoryGauge: u32 = host.NO_METRIC;
   private budgetUsedGauge: u32 = host.NO_METRIC;
   private budgetPeakGauge: u32 = host.NO_METRIC;
@@ -67,6 +70,11 @@ export class GatewayRoot extends RootContext {
 
   onTick(): void {
     this.deadlines.expire();
+    this.scraper.tick(this.config.global, msOf(host.nowNanos()));
+  }
+
+  onRootHttpCallResponse(token: u32, numHeaders: u32, bodySize: u32, _numTrailers: u32): void {
+    this.scraper.onResponse(token, numHeaders, bodySize, msOf(host.nowNanos()));
   }
 
   countShed(): void {
@@ -141,6 +149,9 @@ export class GatewayRoot extends RootContext {
     }
     this.config = res.config!;
     this.attemptStage = this.config.global.stage == STAGE_ATTEMPT;
+    const loadAware = this.config.global.affinity.loadAware;
+    // The scraper runs on the deadlines' tick (the same period, so either may set it).
+    if (loadAware.enabled && loadAware.scrapeIntervalMs > 0) host.setTickPeriodMs(DEADLINE_TICK_MS);
     // One budget per VM (the request and attempt stages may share it): the last configuration sets it.
     vmBudget.limit = <i64>this.config.global.memoryBudgetBytes;
     host.logInfo(

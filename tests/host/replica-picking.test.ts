@@ -2,7 +2,7 @@
 // host: the plugin learns replicas from answers (Envoy's upstream.address and vLLM's endpoint-load-metrics
 // report), names them in x-gateway-destination-endpoint for Envoy's override-host policy, keeps a prefix
 // on its replica, spills over at the in-flight bound, avoids a replica that reports a queue, forgets one
-// that failed, and leaves discovery turns to Envoy.
+// that failed, leaves discovery turns to Envoy, and reads each replica's vLLM metrics page on a timer.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { FakeEnvoy, startPlugin, type HttpStream, type PluginRoot } from "./proxy-wasm-host.ts";
@@ -124,7 +124,7 @@ test("a replica reporting a queue is avoided while the report is fresh, then pro
   assert.notEqual(named(next)[0], home, "saturated replica skipped");
   assert.ok(named(next).includes(home), "still named, as a last resort for retries");
   answer(next, named(next)[0]!, report(0, 0.1));
-  envoy.clock.ms += 1500; // the saturation report is old: one request probes the replica
+  envoy.clock.ms += 2500; // the saturation report is old (two scrape intervals): one request probes the replica
   const later = send(root, "queued tenant");
   assert.equal(named(later)[0], home);
 });
@@ -213,4 +213,102 @@ test("off unless enabled: no header, no report requested", async () => {
   assert.equal(s.requestHeader("endpoint-load-metrics-format"), undefined);
   answer(s, REPLICAS[0]!, report(0, 0.1));
   assert.equal(send(root, "p").requestHeader(ENDPOINT), undefined);
+});
+
+// ---- scraping (loadAware.scrapeIntervalMs) ----
+
+function metricsPage(waiting: number, kv: number, oldName = false): string {
+  const labels = `{engine="0",model_name="${QWEN}"}`;
+  const kvName = oldName ? "vllm:gpu_cache_usage_perc" : "vllm:kv_cache_usage_perc";
+  return [
+    "# HELP vllm:num_requests_running Number of requests in model execution batches.",
+    "# TYPE vllm:num_requests_running gauge",
+    `vllm:num_requests_running${labels} 12.0`,
+    "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.",
+    "# TYPE vllm:num_requests_waiting gauge",
+    `vllm:num_requests_waiting${labels} ${waiting.toFixed(1)}`,
+    `vllm:num_requests_waiting_by_reason${labels} 99.0`,
+    `# HELP ${kvName} KV-cache usage. 1 means 100 percent usage.`,
+    `# TYPE ${kvName} gauge`,
+    `${kvName}${labels} ${kv}`,
+    "",
+  ].join("\n");
+}
+
+function answerScrape(vm: PluginRoot["vm"], call: PluginRoot["calls"][number], status: number, body: string): void {
+  call.answered = true;
+  call.answer = { headers: [[":status", String(status)]], body: Buffer.from(body) };
+  vm.answerCall(call);
+}
+
+test("scraping: each known replica's /metrics is read through the model's cluster, naming the replica", async () => {
+  const envoy = new FakeEnvoy();
+  const root = await startPlugin(config(), { envoy });
+  learnAll(root);
+  envoy.advance(50); // the next tick
+  const calls = root.calls.filter((c) => !c.answered);
+  assert.equal(calls.length, REPLICAS.length);
+  for (const c of calls) {
+    assert.equal(c.cluster, "outbound|8080||llm-qwen2-1-5b.dns");
+    assert.equal(c.headers.find(([k]) => k === ":path")?.[1], "/metrics");
+    assert.equal(c.headers.find(([k]) => k === ":method")?.[1], "GET");
+  }
+  assert.deepEqual(calls.map((c) => c.headers.find(([k]) => k === ENDPOINT)?.[1]).sort(), [...REPLICAS].sort());
+  // Not again before the interval is over.
+  envoy.advance(900);
+  assert.equal(root.calls.filter((c) => !c.answered).length, REPLICAS.length);
+  for (const c of calls) answerScrape(root.vm, c, 200, metricsPage(0, 0.1));
+  envoy.advance(200);
+  assert.equal(root.calls.filter((c) => !c.answered).length, REPLICAS.length, "the next round");
+});
+
+test("scraping: a replica whose metrics show a queue is avoided, with no answer of its own needed", async () => {
+  const envoy = new FakeEnvoy();
+  const root = await startPlugin(config(), { envoy });
+  learnAll(root);
+  const home = named(send(root, "streamed tenant"))[0]!;
+  envoy.advance(1000);
+  for (const c of root.calls.filter((x) => !x.answered)) {
+    const target = c.headers.find(([k]) => k === ENDPOINT)?.[1];
+    answerScrape(root.vm, c, 200, target === home ? metricsPage(4, 0.5) : metricsPage(0, 0.2));
+  }
+  assert.notEqual(named(send(root, "streamed tenant"))[0], home);
+  // Older vLLM's name for the KV-cache gauge counts too.
+  envoy.advance(1000);
+  for (const c of root.calls.filter((x) => !x.answered)) {
+    const target = c.headers.find(([k]) => k === ENDPOINT)?.[1];
+    answerScrape(root.vm, c, 200, target === home ? metricsPage(0, 0.99, true) : metricsPage(0, 0.2, true));
+  }
+  assert.notEqual(named(send(root, "streamed tenant"))[0], home, "KV cache 99% full");
+  envoy.advance(1000);
+  for (const c of root.calls.filter((x) => !x.answered)) answerScrape(root.vm, c, 200, metricsPage(0, 0.2));
+  assert.equal(named(send(root, "streamed tenant"))[0], home, "idle again, home again");
+});
+
+test("scraping: one worker per replica per interval; failed or odd pages change nothing", async () => {
+  const envoy = new FakeEnvoy();
+  const one = await startPlugin(config(), { envoy });
+  const vm2 = await envoy.startVm();
+  const two = vm2.configure(config());
+  learnAll(one);
+  envoy.advance(1000);
+  const all = [...one.calls, ...two.calls].filter((c) => !c.answered);
+  assert.equal(all.length, REPLICAS.length, "each replica claimed once across both workers");
+  const pages = ["", "garbage\n\n\n", 'vllm:num_requests_waiting{a="}"} x\n', "vllm:num_requests_waiting 1e999999\n", "x".repeat(70000)];
+  all.forEach((c, i) => {
+    if (i === 0) {
+      c.answered = true;
+      c.answer = null; // connection failure
+      (c.rootId === one.id ? one : two).vm.answerCall(c);
+    } else answerScrape((c.rootId === one.id ? one : two).vm, c, i === 1 ? 503 : 200, pages[i % pages.length]!);
+  });
+  assert.equal(named(send(one, "after odd pages")).length, 3);
+});
+
+test("scraping off (scrapeIntervalMs 0): no calls", async () => {
+  const envoy = new FakeEnvoy();
+  const root = await startPlugin(config({ scrapeIntervalMs: 0 }), { envoy });
+  learnAll(root);
+  envoy.advance(5000);
+  assert.equal(root.calls.length, 0);
 });

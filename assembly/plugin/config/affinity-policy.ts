@@ -11,6 +11,8 @@ export class LoadAwarePolicy {
   maxKvPermille: i32 = 950;
   reportTtlMs: i64 = 10000;
   discoverEvery: i32 = 16; // 0: never leave a request to Envoy's balancer
+  scrapeIntervalMs: i64 = 1000; // 0: no scraping
+  metricsPath: string = "/metrics";
 }
 
 export class AffinityPolicy {
@@ -39,5 +41,7 @@ export function compileAffinity(s: Settings): AffinityPolicy {
   l.maxKvPermille = <i32>s.int("prefixAffinity.loadAware.maxKvCacheUsage") * 10;
   l.reportTtlMs = s.int("prefixAffinity.loadAware.reportTtlMs");
   l.discoverEvery = <i32>s.int("prefixAffinity.loadAware.discoverEvery");
+  l.scrapeIntervalMs = s.int("prefixAffinity.loadAware.scrapeIntervalMs");
+  l.metricsPath = s.text("prefixAffinity.loadAware.metricsPath");
   return p;
 }

@@ -9,9 +9,10 @@
 // - Bounded load: a replica takes the request while its requests in flight from this VM, counting this one,
 //   stay within loadFactor% of the mean (Envoy's rule for consistent hashing with bounded load); past that
 //   the next in rank.
-// - Saturation: a replica whose latest vLLM report shows a queue (waiting > maxWaiting) or a nearly full KV
-//   cache is skipped while that report is fresh (SATURATION_HOLD_MS): a stream reports once, at its start,
-//   so a skipped replica would otherwise never be heard from again; after that one request probes it.
+// - Saturation: a replica whose latest vLLM figures (an answer's report or a scrape) show a queue
+//   (waiting > maxWaiting) or a nearly full KV cache is skipped while those figures are fresh
+//   (SATURATION_HOLD_MS, or two scrape intervals): without scraping, a skipped replica would never report
+//   again, so once its figures are old one request probes it.
 // - Unkeyed requests go to the least loaded unsaturated replica.
 import { LoadAwarePolicy } from "../config/affinity-policy";
 import { fnv1a64 } from "../../util/hash";
@@ -111,7 +112,7 @@ export class ReplicaPicker {
   }
 
   private saturated(p: LoadAwarePolicy, r: Replica, nowMs: i64): bool {
-    if (nowMs - r.seenMs > SATURATION_HOLD_MS) return false;
+    if (r.loadMs == 0 || nowMs - r.loadMs > max<i64>(SATURATION_HOLD_MS, 2 * p.scrapeIntervalMs)) return false;
     return r.waiting > p.maxWaiting || r.kvPermille > p.maxKvPermille;
   }
 }

@@ -1,6 +1,11 @@
 // What the plugin knows of a model's replicas (prefixAffinity.loadAware): each one's address and its last
-// load report, in proxy shared data so that every worker (each its own VM) picks from what any of them
-// learned. One value per model, "address waiting kvPermille seenMs" lines; updates are compare-and-swap.
+// load figures, in proxy shared data so that every worker (each its own VM) picks from what any of them
+// learned. One value per model, "address waiting kvPermille seenMs loadMs scrapedMs" lines; updates are
+// compare-and-swap.
+//
+// Only an answer proves a replica is there (seenMs, against the report lifetime); load figures come from
+// answers' reports and from scraping (loadMs), and a scrape never makes a replica look alive: a scrape
+// sent to an address the cluster no longer has is served by another replica (override-host's fallback).
 //
 // Bounded by design: at most MAX_REPLICAS entries per model (the oldest report goes first) and entries
 // older than the report lifetime are dropped on every write; the number of models is the configuration's.
@@ -8,6 +13,7 @@ import { Status } from "../../abi/enums";
 import { getSharedData, setSharedData } from "../../abi/host";
 import { parseDigits } from "../../util/digits";
 import { fnv1a64 } from "../../util/hash";
+import { LoadFigures } from "./load-report";
 
 const KEY_PREFIX = "llm-gateway/replicas/";
 const CAS_RETRIES: i32 = 8;
@@ -19,7 +25,9 @@ export class Replica {
   address: string = "";
   waiting: i32 = 0;
   kvPermille: i32 = 0;
-  seenMs: i64 = 0;
+  seenMs: i64 = 0; // its last answer
+  loadMs: i64 = 0; // when waiting and kvPermille were reported (0: never)
+  scrapedMs: i64 = 0; // when a worker last claimed its metrics scrape
   hash: u64 = 0; // of the address, for rendezvous hashing (replica-picker.ts)
 }
 
@@ -44,27 +52,85 @@ export function replicasOf(model: string): Array<Replica> {
   return replicas;
 }
 
-// Records a replica's report (or, without one, that it answered: waiting 0, usage 0).
-export function noteReport(model: string, address: string, waiting: i32, kvPermille: i32, nowMs: i64, ttlMs: i64): void {
+// Records an answer from a replica, with its load report when it carried one.
+export function noteAnswer(model: string, address: string, report: LoadFigures | null, nowMs: i64, ttlMs: i64): void {
   if (!validAddress(address)) return;
   const key = KEY_PREFIX + model;
   for (let attempt = 0; attempt < CAS_RETRIES; attempt++) {
     const stored = getSharedData(key);
     const list = stored != null ? decode(stored.value) : new Array<Replica>();
     const kept = new Array<Replica>();
+    let r: Replica | null = null;
     for (let i = 0; i < list.length; i++) {
-      const r = unchecked(list[i]);
-      if (r.address != address && nowMs - r.seenMs <= ttlMs) kept.push(r);
+      const e = unchecked(list[i]);
+      if (e.address == address) r = e;
+      else if (nowMs - e.seenMs <= ttlMs) kept.push(e);
     }
     while (kept.length >= MAX_REPLICAS) dropOldest(kept);
-    const r = new Replica();
-    r.address = address;
-    r.waiting = waiting;
-    r.kvPermille = kvPermille;
+    if (r == null) {
+      r = new Replica();
+      r.address = address;
+    }
     r.seenMs = nowMs;
+    if (report != null) {
+      r.waiting = report.waiting;
+      r.kvPermille = report.kvPermille;
+      r.loadMs = nowMs;
+    }
     kept.push(r);
     if (setSharedData(key, encode(kept), stored != null ? stored.cas : 0) == Status.Ok) return;
   }
+}
+
+// Records scraped figures for a replica the table still holds.
+export function noteLoad(model: string, address: string, load: LoadFigures, nowMs: i64): void {
+  update(
+    model,
+    address,
+    (r: Replica, arg: i64): bool => {
+      r.loadMs = arg;
+      return true;
+    },
+    nowMs,
+    load,
+  );
+}
+
+// Takes the next scrape of a replica for this worker: true when none was claimed within intervalMs.
+export function claimScrape(model: string, address: string, nowMs: i64, intervalMs: i64): bool {
+  scrapeInterval = intervalMs;
+  return update(
+    model,
+    address,
+    (r: Replica, now: i64): bool => {
+      if (r.scrapedMs > 0 && now - r.scrapedMs < scrapeInterval) return false;
+      r.scrapedMs = now;
+      return true;
+    },
+    nowMs,
+    null,
+  );
+}
+let scrapeInterval: i64 = 0; // (closures cannot capture in AssemblyScript)
+
+// Applies `change` to the entry of `address` (with `load` when given) and writes the table back; false
+// when the entry is gone or `change` declined.
+function update(model: string, address: string, change: (r: Replica, arg: i64) => bool, arg: i64, load: LoadFigures | null): bool {
+  const key = KEY_PREFIX + model;
+  for (let attempt = 0; attempt < CAS_RETRIES; attempt++) {
+    const stored = getSharedData(key);
+    if (stored == null) return false;
+    const list = decode(stored.value);
+    let r: Replica | null = null;
+    for (let i = 0; i < list.length; i++) if (unchecked(list[i]).address == address) r = unchecked(list[i]);
+    if (r == null || !change(r, arg)) return false;
+    if (load != null) {
+      r.waiting = load.waiting;
+      r.kvPermille = load.kvPermille;
+    }
+    if (setSharedData(key, encode(list), stored.cas) == Status.Ok) return true;
+  }
+  return false;
 }
 
 // Drops a replica that failed a request the plugin had sent it: it comes back with its next answer
@@ -92,7 +158,19 @@ function encode(list: Array<Replica>): string {
   let out = "";
   for (let i = 0; i < list.length; i++) {
     const r = unchecked(list[i]);
-    out += r.address + " " + r.waiting.toString() + " " + r.kvPermille.toString() + " " + r.seenMs.toString() + "\n";
+    out +=
+      r.address +
+      " " +
+      r.waiting.toString() +
+      " " +
+      r.kvPermille.toString() +
+      " " +
+      r.seenMs.toString() +
+      " " +
+      r.loadMs.toString() +
+      " " +
+      r.scrapedMs.toString() +
+      "\n";
   }
   return out;
 }
@@ -106,16 +184,20 @@ export function decode(s: string): Array<Replica> {
     if (end < 0) end = s.length;
     const f = s.substring(i, end).split(" ");
     i = end + 1;
-    if (f.length != 4 || !validAddress(unchecked(f[0]))) continue;
+    if (f.length != 6 || !validAddress(unchecked(f[0]))) continue;
     const waiting = parseDigits(unchecked(f[1]));
     const kv = parseDigits(unchecked(f[2]));
     const seen = parseDigits(unchecked(f[3]));
-    if (waiting < 0 || waiting > 1000000000 || kv < 0 || kv > 1000 || seen < 0) continue;
+    const loaded = parseDigits(unchecked(f[4]));
+    const scraped = parseDigits(unchecked(f[5]));
+    if (waiting < 0 || waiting > 1000000000 || kv < 0 || kv > 1000 || seen < 0 || loaded < 0 || scraped < 0) continue;
     const r = new Replica();
     r.address = unchecked(f[0]);
     r.waiting = <i32>waiting;
     r.kvPermille = <i32>kv;
     r.seenMs = seen;
+    r.loadMs = loaded;
+    r.scrapedMs = scraped;
     r.hash = fnv1a64(r.address);
     out.push(r);
   }

@@ -56,7 +56,7 @@ import { ResponseObserver, observeWholeBody } from "../response/observer";
 import { estimateFromMembers } from "../response/usage";
 import { MODEL_LIST_SUFFIX, MODEL_RETRIEVE_INFIX, modelObject, percentDecode } from "../routing/model-list";
 import { LOAD_REPORT_FORMAT, LOAD_REPORT_FORMAT_HEADER, LOAD_REPORT_HEADER, parseLoadReport } from "../routing/load-report";
-import { forget, noteReport, replicasOf } from "../routing/replica-table";
+import { forget, noteAnswer, replicasOf } from "../routing/replica-table";
 import { applyEdits, declaredTooLarge } from "../routing/request-body";
 import { F_MESSAGES, F_PROMPT, REQUEST_KEYS, RoutingResult, modelSpan, routeRequest } from "../routing/route-request";
 import { requestLabels } from "../telemetry/labels";
@@ -357,8 +357,7 @@ export class RequestStage extends HttpContext {
       picker.started(address);
       this.servingReplica = address;
     }
-    const r = report != null ? parseLoadReport(report) : null;
-    noteReport(model, address, r != null ? r.waiting : 0, r != null ? r.kvPermille : 0, nowMs, this.cfg.affinity.loadAware.reportTtlMs);
+    noteAnswer(model, address, report != null ? parseLoadReport(report) : null, nowMs, this.cfg.affinity.loadAware.reportTtlMs);
   }
 
   private askQuotaService(res: RoutingResult, t: QuotaTicket): Action {

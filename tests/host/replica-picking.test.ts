@@ -186,16 +186,31 @@ test("replicas not heard from for reportTtlMs are forgotten", async () => {
   assert.equal(send(root, "z").requestHeader(ENDPOINT), undefined);
 });
 
-test("every discoverEvery-th request is left to Envoy's balancer", async () => {
-  const root = await startPlugin(config({ discoverEvery: 4 }));
-  learnAll(root);
-  let unnamed = 0;
-  for (let i = 0; i < 16; i++) {
-    const s = send(root, `d ${i}`);
-    if (s.requestHeader(ENDPOINT) === undefined) unnamed++;
-    answer(s, named(s)[0] ?? REPLICAS[0]!, report(0, 0.1));
+test("every discoverEvery-th request is left to Envoy's balancer; every other one while replicas are being found", async () => {
+  const envoy = new FakeEnvoy();
+  const root = await startPlugin(config({ discoverEvery: 4 }), { envoy });
+  const unnamedOf16 = (): number => {
+    let unnamed = 0;
+    for (let i = 0; i < 16; i++) {
+      const s = send(root, `d ${i}`);
+      if (s.requestHeader(ENDPOINT) === undefined) unnamed++;
+      answer(s, named(s)[0] ?? REPLICAS[0]!, report(0, 0.1));
+    }
+    return unnamed;
+  };
+  learnAll(root, REPLICAS.slice(0, 3));
+  // Just after replicas appeared: every other request, and every 4th.
+  assert.equal(unnamedOf16(), 8);
+  envoy.clock.ms += 5000;
+  assert.equal(unnamedOf16(), 4);
+  // Envoy's balancer finds a fourth replica on a discovery turn: the burst again.
+  for (;;) {
+    const s = send(root, "discovery");
+    const unnamed = s.requestHeader(ENDPOINT) === undefined;
+    answer(s, unnamed ? REPLICAS[3]! : named(s)[0]!, report(0, 0.1));
+    if (unnamed) break;
   }
-  assert.equal(unnamed, 4);
+  assert.equal(unnamedOf16(), 8);
 });
 
 test("workers share what they learned (proxy shared data)", async () => {

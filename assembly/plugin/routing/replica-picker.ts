@@ -14,12 +14,18 @@
 //   (SATURATION_HOLD_MS, or two scrape intervals): without scraping, a skipped replica would never report
 //   again, so once its figures are old one request probes it.
 // - Unkeyed requests go to the least loaded unsaturated replica.
+// - Discovery: the plugin knows a replica only once it has answered, so some requests are left to Envoy's
+//   balancer, which knows them all: every discoverEvery-th, and every other one while replicas are still
+//   being found (DISCOVERY_BURST_MS after the last new one), so that a cold start does not put everything on
+//   the first replica to answer.
 import { LoadAwarePolicy } from "../config/affinity-policy";
 import { fnv1a64 } from "../../util/hash";
 import { Replica } from "./replica-table";
 
 // How long a report of saturation keeps a replica out of the ranking.
 const SATURATION_HOLD_MS: i64 = 1000;
+// After a replica this VM had not seen before: every other request is left to Envoy's balancer for this long.
+const DISCOVERY_BURST_MS: i64 = 5000;
 // Replicas named in the header: the choice and two more, as many as the route's retries (num_retries 2).
 const NAMED: i32 = 3;
 
@@ -27,6 +33,9 @@ export class ReplicaPicker {
   // Requests this VM sent to each replica and has not finished (entries at zero are removed).
   private inflight: Map<string, i32> = new Map<string, i32>();
   private requests: u32 = 0;
+  // Per model: how many fresh replicas the last pick saw, and when that number last grew.
+  private known: Map<string, i32> = new Map<string, i32>();
+  private grewMs: Map<string, i64> = new Map<string, i64>();
   // Scratch arrays reused by every pick (a VM runs one callback at a time).
   private order: Array<i32> = new Array<i32>();
   private scores: Array<u64> = new Array<u64>();
@@ -34,7 +43,7 @@ export class ReplicaPicker {
 
   // The header value naming the replicas for this request, best first; null leaves the request to
   // Envoy's balancer (no fresh replica known, or a discovery turn).
-  pick(p: LoadAwarePolicy, replicas: Array<Replica>, key: string, nowMs: i64): string | null {
+  pick(p: LoadAwarePolicy, model: string, replicas: Array<Replica>, key: string, nowMs: i64): string | null {
     this.chosen = "";
     this.requests++;
     if (p.discoverEvery > 0 && this.requests % <u32>p.discoverEvery == 0) return null;
@@ -64,6 +73,9 @@ export class ReplicaPicker {
     }
     const n = order.length;
     if (n == 0) return null;
+    if (!this.known.has(model) || n > this.known.get(model)) this.grewMs.set(model, nowMs);
+    this.known.set(model, n);
+    if (p.discoverEvery > 0 && nowMs - this.grewMs.get(model) < DISCOVERY_BURST_MS && (this.requests & 1) == 0) return null;
     // ceil((total + 1) × factor / n): the most requests a replica may carry with this one.
     const bound = ((total + 1) * <i64>p.loadFactor + <i64>n * 100 - 1) / (<i64>n * 100);
     let best = -1;

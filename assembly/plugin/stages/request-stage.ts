@@ -327,7 +327,7 @@ export class RequestStage extends HttpContext {
     this.replicaModel = model;
     host.replaceHeader(MapType.HttpRequestHeaders, LOAD_REPORT_FORMAT_HEADER, LOAD_REPORT_FORMAT);
     const picker = this.gateway.picker;
-    const named = picker.pick(p, replicasOf(model), key, msOf(this.req.startNs));
+    const named = picker.pick(p, model, replicasOf(model), key, msOf(this.req.startNs));
     if (named == null) {
       host.removeHeader(MapType.HttpRequestHeaders, p.header);
       return;

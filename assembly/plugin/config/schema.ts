@@ -480,8 +480,8 @@ export const CONFIG_FIELDS: ConfigField[] = [
     default: false,
     title: "Enabled",
     titleZh: "启用",
-    summary: "Pick replicas in the plugin (the model's cluster needs the override-host policy).",
-    summaryZh: "由插件选择副本（模型的集群需使用 override-host 策略）。",
+    summary: "Pick replicas in the plugin (needs prefixAffinity.enabled, and the override-host policy on the model's cluster).",
+    summaryZh: "由插件选择副本（需启用 prefixAffinity.enabled，且模型的集群使用 override-host 策略）。",
   },
   {
     key: "prefixAffinity.loadAware.header",
@@ -565,8 +565,9 @@ export const CONFIG_FIELDS: ConfigField[] = [
     max: 1000000,
     title: "Discovery interval (requests)",
     titleZh: "发现间隔（请求数）",
-    summary: "Every Nth request is left to Envoy's balancer, so replicas the plugin has not met yet get found; 0: never.",
-    summaryZh: "每第 N 个请求交给 Envoy 的负载均衡，以便发现插件尚未见过的副本；0 表示从不。",
+    summary:
+      "Every Nth request is left to Envoy's balancer, so replicas the plugin has not met yet get found (every other one for 5 s after a new replica); 0: never.",
+    summaryZh: "每第 N 个请求交给 Envoy 的负载均衡，以便发现插件尚未见过的副本（发现新副本后 5 秒内每隔一个）；0 表示从不。",
   },
   {
     key: "quotas",

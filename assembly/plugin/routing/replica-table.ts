@@ -55,6 +55,7 @@ export function replicasOf(model: string): Array<Replica> {
 // Records an answer from a replica, with its load report when it carried one.
 export function noteAnswer(model: string, address: string, report: LoadFigures | null, nowMs: i64, ttlMs: i64): void {
   if (!validAddress(address)) return;
+  if (!changes(model, address, report, nowMs)) return;
   const key = KEY_PREFIX + model;
   for (let attempt = 0; attempt < CAS_RETRIES; attempt++) {
     const stored = getSharedData(key);
@@ -80,6 +81,20 @@ export function noteAnswer(model: string, address: string, report: LoadFigures |
     kept.push(r);
     if (setSharedData(key, encode(kept), stored != null ? stored.cas : 0) == Status.Ok) return;
   }
+}
+
+// Whether an answer tells the table anything: a write makes every worker decode the table again, so
+// an answer from a replica seen within SEEN_RESOLUTION_MS that brings no new figures writes nothing.
+const SEEN_RESOLUTION_MS: i64 = 1000;
+function changes(model: string, address: string, report: LoadFigures | null, nowMs: i64): bool {
+  const list = replicasOf(model);
+  for (let i = 0; i < list.length; i++) {
+    const r = unchecked(list[i]);
+    if (r.address != address) continue;
+    if (nowMs - r.seenMs >= SEEN_RESOLUTION_MS) return true;
+    return report != null && (report.waiting != r.waiting || report.kvPermille != r.kvPermille || nowMs - r.loadMs >= SEEN_RESOLUTION_MS);
+  }
+  return true;
 }
 
 // Records scraped figures for a replica the table still holds.

@@ -10,9 +10,10 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { REPLICA_PRESET } from "../backends/fleet-params.ts";
-import { startStub, type StubHandle } from "../backends/vllm-stub.ts";
+import type { StubHandle } from "../backends/vllm-stub.ts";
 import { post } from "../harness/seed.ts";
-import { startFleetGateway, type FleetGateway } from "../bench/lb/fleet-envoy.ts";
+import { startReplicaFleet, words, type ReplicaFleet } from "../harness/replica-fleet.ts";
+import type { FleetGateway } from "../bench/lb/fleet-envoy.ts";
 
 const MODEL = "qwen2-1-5b";
 const REPLICAS = 3;
@@ -20,13 +21,11 @@ const REPLICAS = 3;
 // replica queue the rest for seconds.
 const PARAMS = { ...REPLICA_PRESET, speed: 4, maxNumSeqs: 2 };
 
-let stubs: StubHandle[] = [];
+let fleet: ReplicaFleet;
 let gateway: FleetGateway;
 
 before(async () => {
-  for (let i = 0; i < REPLICAS; i++) stubs.push(await startStub({ model: MODEL, replica: { name: `r${i}`, params: PARAMS } }));
-  gateway = await startFleetGateway({
-    models: [{ model: MODEL, replicas: stubs.map((s) => ({ host: "127.0.0.1", port: s.port })) }],
+  fleet = await startReplicaFleet(MODEL, REPLICAS, PARAMS, {
     policy: "PLUGIN_PICK",
     loadFactor: 1.25,
     pluginConfig: {
@@ -36,6 +35,7 @@ before(async () => {
       prefixAffinity: { enabled: true, loadAware: { enabled: true, scrapeIntervalMs: 300, discoverEvery: 1000000 } },
     },
   });
+  gateway = fleet.gateway;
   // Distinct prefixes until every replica has answered once (Envoy's ring places them while the plugin knows
   // none): from then on the plugin names a replica for every request.
   const seen = new Set<string>();
@@ -45,11 +45,8 @@ before(async () => {
   await sleep(5500);
 });
 after(async () => {
-  await gateway?.stop();
-  for (const s of stubs) await s.close();
+  await fleet?.stop();
 });
-
-const words = (prefix: string, n: number): string => Array.from({ length: n }, (_, i) => `${prefix}${i}`).join(" ");
 
 interface Answer {
   status: number;
@@ -68,12 +65,6 @@ async function chat(system: string): Promise<Answer> {
   });
   await r.arrayBuffer();
   return { status: r.status, replica: r.headers.get("x-stub-replica") ?? "", report: r.headers.get("endpoint-load-metrics") };
-}
-
-function stubOf(replica: string): StubHandle {
-  const s = stubs[Number(replica.slice(1))];
-  if (s === undefined) throw new Error(`no replica ${replica}`);
-  return s;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -104,7 +95,7 @@ test("a prefix stays on the replica the plugin names; vLLM's report stays in the
 
 test("a replica queued by traffic the gateway does not see is avoided, then used again once idle", async () => {
   const home = (await chat("tenant beta")).replica;
-  const direct = loadDirectly(stubOf(home), 5);
+  const direct = loadDirectly(fleet.stubOf(home), 5);
   // The plugin's next scrape (every 300 ms) sees the queue.
   await sleep(1200);
   const during = [];
@@ -120,7 +111,7 @@ test("a replica queued by traffic the gateway does not see is avoided, then used
 
 test("a stopped replica named first costs a retry, not an error, and is no longer named", async () => {
   const home = (await chat("tenant gamma")).replica;
-  await stubOf(home).close();
+  await fleet.stubOf(home).close();
   const after = [];
   for (let i = 0; i < 6; i++) after.push(await chat("tenant gamma"));
   for (const a of after) {

@@ -6,33 +6,29 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { REPLICA_PRESET } from "../backends/fleet-params.ts";
-import { startStub, type StubHandle } from "../backends/vllm-stub.ts";
 import { post } from "../harness/seed.ts";
-import { PREFIX_KEY_HEADER, startFleetGateway, type FleetGateway } from "../bench/lb/fleet-envoy.ts";
+import { startReplicaFleet, words, type ReplicaFleet } from "../harness/replica-fleet.ts";
+import { PREFIX_KEY_HEADER, type FleetGateway } from "../bench/lb/fleet-envoy.ts";
 
 const MODEL = "qwen2-1-5b";
 const REPLICAS = 4;
 // Simulated time 20× faster than the wall clock: answers in milliseconds, the prefix cache as on a GPU.
 const PARAMS = { ...REPLICA_PRESET, speed: 20 };
 
-let stubs: StubHandle[] = [];
+let fleet: ReplicaFleet;
 let gateway: FleetGateway;
 
 before(async () => {
-  for (let i = 0; i < REPLICAS; i++) stubs.push(await startStub({ model: MODEL, replica: { name: `r${i}`, params: PARAMS } }));
-  gateway = await startFleetGateway({
-    models: [{ model: MODEL, replicas: stubs.map((s) => ({ host: "127.0.0.1", port: s.port })) }],
+  fleet = await startReplicaFleet(MODEL, REPLICAS, PARAMS, {
     policy: "RING_HASH",
     loadFactor: 1.25,
     pluginConfig: { models: [{ name: MODEL }], prefixAffinity: { enabled: true } },
   });
+  gateway = fleet.gateway;
 });
 after(async () => {
-  await gateway?.stop();
-  for (const s of stubs) await s.close();
+  await fleet?.stop();
 });
-
-const words = (prefix: string, n: number): string => Array.from({ length: n }, (_, i) => `${prefix}${i}`).join(" ");
 
 interface Answer {
   status: number;
@@ -53,12 +49,6 @@ async function chat(messages: { role: string; content: string }[], headers: Reco
     cached: body.usage?.prompt_tokens_details?.cached_tokens ?? 0,
     text: body.choices?.[0]?.message.content ?? "",
   };
-}
-
-function stubOf(replica: string): StubHandle {
-  const s = stubs[Number(replica.slice(1))];
-  if (s === undefined) throw new Error(`no replica ${replica}`);
-  return s;
 }
 
 test("every turn of a conversation goes to one replica, whose prefix cache then serves it", async () => {
@@ -89,7 +79,9 @@ test("the key is the plugin's: a client's value is replaced by 16 hex digits of 
   const a = await chat(messages, { [PREFIX_KEY_HEADER]: "forged-1" });
   const b = await chat(messages, { [PREFIX_KEY_HEADER]: "forged-2" });
   assert.equal(a.replica, b.replica, "the client's header does not steer the request");
-  const seen = (await (await fetch(`${stubOf(a.replica).url}/stub/stats`)).json()) as { lastRequest: { headers: Record<string, string> } };
+  const seen = (await (await fetch(`${fleet.stubOf(a.replica).url}/stub/stats`)).json()) as {
+    lastRequest: { headers: Record<string, string> };
+  };
   assert.match(seen.lastRequest.headers[PREFIX_KEY_HEADER] ?? "", /^[0-9a-f]{16}$/);
 });
 
@@ -127,7 +119,7 @@ test("a stopped replica is skipped: its prefixes move to another replica and eve
     { role: "user", content: "still there?" },
   ];
   const home = (await chat(messages)).replica;
-  await stubOf(home).close();
+  await fleet.stubOf(home).close();
   // Right away (connection refused: retried on another replica) and after outlier detection ejected it.
   const after = [];
   for (let i = 0; i < 8; i++) after.push(await chat(messages));

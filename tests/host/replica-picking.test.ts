@@ -327,3 +327,21 @@ test("scraping off (scrapeIntervalMs 0): no calls", async () => {
   envoy.advance(5000);
   assert.equal(root.calls.length, 0);
 });
+
+test("replicas are kept per configured route: a pattern with `route` shares its table, one without is not picked", async () => {
+  const root = await startPlugin({
+    models: [{ name: QWEN }, { name: "qwen2-*", route: QWEN }, { name: "any-*" }],
+    prefixAffinity: { enabled: true, loadAware: { enabled: true, discoverEvery: 0 } },
+  });
+  learnAll(root);
+  const viaPattern = (model: string): HttpStream => {
+    const body = JSON.stringify({ model, messages: [{ role: "user", content: "p" }] });
+    const s = root.stream({ properties: routeProperties(QWEN) });
+    s.sendRequest(postHeaders(body), body);
+    return s;
+  };
+  assert.equal(named(viaPattern("qwen2-7b")).length, 3, "the pattern routes to qwen's cluster: its replicas");
+  const free = viaPattern("any-model-a-client-invents");
+  assert.equal(free.requestHeader(ENDPOINT), undefined);
+  assert.equal(free.requestHeader("endpoint-load-metrics-format"), undefined);
+});

@@ -27,6 +27,11 @@ export class ModelRoute {
   fallback: Array<string> = new Array<string>();
   cluster: string = ""; // Envoy cluster for backup calls; "" = from fallback.clusterTemplate
 
+  // One routing header value whatever the requested name: an exact name, or a pattern with `route`.
+  get hasFixedRoute(): bool {
+    return !this.isPrefix || this.route.length > 0;
+  }
+
   // The routing header's value for a request naming `requested` (for a pattern: the name itself).
   routeFor(requested: string): string {
     return this.route.length > 0 ? this.route : requested;

@@ -31,25 +31,26 @@ export class ReplicaScraper {
     const routes = cfg.models;
     for (let i = 0; i < routes.length; i++) {
       const route = unchecked(routes[i]);
-      // A pattern's replicas are kept under each requested name: not scraped.
-      if (route.isPrefix || !cfg.affinity.appliesTo(route.name)) continue;
-      const replicas = replicasOf(route.name);
-      const cluster = cfg.clusterOf(route, route.routeFor(route.name));
+      // Replicas are kept per routing header value, for routes that have one whatever the name.
+      if (!route.hasFixedRoute || !cfg.affinity.appliesTo(route.name)) continue;
+      const routeValue = route.routeFor(route.name);
+      const replicas = replicasOf(routeValue);
+      const cluster = cfg.clusterOf(route, routeValue);
       for (let j = 0; j < replicas.length && this.tokens.length < MAX_CALLS; j++) {
         const r = unchecked(replicas[j]);
         if (nowMs - r.seenMs > p.reportTtlMs) continue;
         if (r.scrapedMs > 0 && nowMs - r.scrapedMs < p.scrapeIntervalMs) continue;
-        if (!claimScrape(route.name, r.address, nowMs, p.scrapeIntervalMs)) continue;
+        if (!claimScrape(routeValue, r.address, nowMs, p.scrapeIntervalMs)) continue;
         const headers: Array<HeaderPair> = [
           new HeaderPair(":method", "GET"),
           new HeaderPair(":path", p.metricsPath),
-          new HeaderPair(":authority", route.name),
+          new HeaderPair(":authority", routeValue),
           new HeaderPair(p.header, r.address),
         ];
         const token = host.httpCall(cluster, headers, 0, 0, <u32>min<i64>(p.scrapeIntervalMs, MAX_TIMEOUT_MS));
         if (token == 0) continue;
         this.tokens.push(token);
-        this.models.push(route.name);
+        this.models.push(routeValue);
         this.addresses.push(r.address);
       }
     }

@@ -1,4 +1,5 @@
-// What the plugin knows of a model's replicas (prefixAffinity.loadAware): each one's address and its last
+// What the plugin knows of a model's replicas (prefixAffinity.loadAware), per routing header value (one
+// Envoy cluster each; "model" below): each one's address and its last
 // load figures, in proxy shared data so that every worker (each its own VM) picks from what any of them
 // learned. One value per model, "address waiting kvPermille seenMs loadMs scrapedMs" lines; updates are
 // compare-and-swap.
@@ -8,7 +9,8 @@
 // sent to an address the cluster no longer has is served by another replica (override-host's fallback).
 //
 // Bounded by design: at most MAX_REPLICAS entries per model (the oldest report goes first) and entries
-// older than the report lifetime are dropped on every write; the number of models is the configuration's.
+// older than the report lifetime are dropped on every write; the tables are those of configured routes
+// (request-stage.ts pickReplica), so clients cannot add any.
 import { Status } from "../../abi/enums";
 import { getSharedData, setSharedData } from "../../abi/host";
 import { parseDigits } from "../../util/digits";

@@ -112,9 +112,10 @@ export class RequestStage extends HttpContext {
   private quota: QuotaTicket | null = null;
   private pendingRouting: RoutingResult | null = null;
   private bodySize: u32 = 0;
-  // prefixAffinity.loadAware: the model whose replica was picked (until its answer is noted), the replica
-  // the plugin named first, and the one this request counts against in the picker's in-flight load.
-  private replicaModel: string = "";
+  // prefixAffinity.loadAware: the route (routing header value) whose replica was picked, until its answer
+  // is noted; the replica the plugin named first, and the one this request counts against in the picker's
+  // in-flight load.
+  private replicaRoute: string = "";
   private pickedReplica: string = "";
   private servingReplica: string = "";
 
@@ -283,7 +284,8 @@ export class RequestStage extends HttpContext {
     host.replaceHeader(MapType.HttpRequestHeaders, cfg.routingHeader, routeValue);
     if (res.prefixKey.length > 0) host.replaceHeader(MapType.HttpRequestHeaders, cfg.affinity.header, res.prefixKey);
     const loadAware = cfg.affinity.loadAware;
-    if (loadAware.enabled && cfg.affinity.appliesTo(res.model)) this.pickReplica(loadAware, res.prefixKey);
+    if (loadAware.enabled && cfg.affinity.appliesTo(res.model) && route.hasFixedRoute)
+      this.pickReplica(loadAware, routeValue, res.prefixKey);
     if (holdBody) {
       // Held until the primary's response headers show whether a backup is needed.
       const headers = host.getHeadersRaw(MapType.HttpRequestHeaders);
@@ -322,12 +324,13 @@ export class RequestStage extends HttpContext {
   // quotas.mode "cluster": admission by the rate-limit service; the request waits (paused) for it.
   // Names the replicas for Envoy's override-host policy (routing/replica-picker.ts) and asks vLLM for its
   // load report; a client's own value of the header never steers the request.
-  private pickReplica(p: LoadAwarePolicy, key: string): void {
-    const model = this.attempt.model;
-    this.replicaModel = model;
+  // Replicas are kept per routing header value (one Envoy cluster each), of configured routes only: a
+  // pattern without `route` would let clients create tables by naming models.
+  private pickReplica(p: LoadAwarePolicy, routeValue: string, key: string): void {
+    this.replicaRoute = routeValue;
     host.replaceHeader(MapType.HttpRequestHeaders, LOAD_REPORT_FORMAT_HEADER, LOAD_REPORT_FORMAT);
     const picker = this.gateway.picker;
-    const named = picker.pick(p, model, replicasOf(model), key, msOf(this.req.startNs));
+    const named = picker.pick(p, routeValue, replicasOf(routeValue), key, msOf(this.req.startNs));
     if (named == null) {
       host.removeHeader(MapType.HttpRequestHeaders, p.header);
       return;
@@ -341,15 +344,15 @@ export class RequestStage extends HttpContext {
   // What the answer says of the replica: its address (so the picker knows it), vLLM's load report (kept
   // from the client), and whether the replica the plugin named failed (another one answered, or Envoy).
   private noteReplica(viaUpstream: bool, nowMs: i64): void {
-    const model = this.replicaModel;
-    this.replicaModel = "";
+    const route = this.replicaRoute;
+    this.replicaRoute = "";
     const report = host.getHeader(MapType.HttpResponseHeaders, LOAD_REPORT_HEADER);
     if (report != null) host.removeHeader(MapType.HttpResponseHeaders, LOAD_REPORT_HEADER);
     // An answer from a backup model's cluster says nothing about this model's replicas.
     if (this.fallback.from.length > 0) return;
     const address = viaUpstream ? host.getProperty(UPSTREAM_ADDRESS) : null;
     const picked = this.pickedReplica;
-    if (picked.length > 0 && (address == null || address != picked)) forget(model, picked);
+    if (picked.length > 0 && (address == null || address != picked)) forget(route, picked);
     if (address == null) return;
     const picker = this.gateway.picker;
     if (address != this.servingReplica) {
@@ -357,7 +360,7 @@ export class RequestStage extends HttpContext {
       picker.started(address);
       this.servingReplica = address;
     }
-    noteAnswer(model, address, report != null ? parseLoadReport(report) : null, nowMs, this.cfg.affinity.loadAware.reportTtlMs);
+    noteAnswer(route, address, report != null ? parseLoadReport(report) : null, nowMs, this.cfg.affinity.loadAware.reportTtlMs);
   }
 
   private askQuotaService(res: RoutingResult, t: QuotaTicket): Action {
@@ -477,7 +480,7 @@ export class RequestStage extends HttpContext {
     a.status = status != null ? <i32>parseDigits(status) : 0;
     const details = host.getProperty(CODE_DETAILS);
     a.viaUpstream = details != null && details == "via_upstream";
-    if (this.replicaModel.length > 0) this.noteReplica(a.viaUpstream, msOf(a.headersNs));
+    if (this.replicaRoute.length > 0) this.noteReplica(a.viaUpstream, msOf(a.headersNs));
     if (fb.step == Step.Watching) {
       // An answer while a fallback was still possible: decide now, before any byte of it reaches
       // the client.

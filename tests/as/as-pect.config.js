@@ -32,6 +32,7 @@ const FUZZ_TESTS = {
   6: "request bodies routed (the rest got a local reply)",
   7: "SSE streams (random and mutated) that yielded events, every one also fed at random splits",
   8: "mutated JSON answers whose usage was read",
+  9: "mutated vLLM load reports and metrics pages that gave figures",
 };
 
 // The fuzz spec asks the host for its budget and seed (imports "fuzz"), so one compiled spec serves both

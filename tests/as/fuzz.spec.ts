@@ -1,5 +1,6 @@
 // Seeded fuzzing of the parsers that see untrusted or operator-written input: scanJson (request and
-// response bodies), parseConfig (the plugin configuration) and routeRequest (the body edits).
+// response bodies), parseConfig (the plugin configuration), routeRequest (the body edits) and vLLM's load
+// figures (the per-answer report and the metrics page, both from upstreams).
 // A trap fails the test it happens in; beyond "no trap", every result is checked for consistency.
 // The budget and the seed come from the host (see as-pect.config.js): `make test` runs a short, fixed
 // seed; `make fuzz` ten times as many iterations with a fresh seed, printed with its replay command.
@@ -14,6 +15,8 @@ import { F_MODEL, REQUEST_KEYS, RoutingResult, routeRequest } from "../../assemb
 import { errorName, show, typeName } from "./helpers";
 
 import { SseUsageTracker, readJsonResponse } from "../../assembly/plugin/response/usage";
+import { parseLoadReport, parseMetricsPage } from "../../assembly/plugin/routing/load-report";
+import { HostBytes } from "../../assembly/abi/memory";
 @external("fuzz", "iterations") declare function fuzzIterations(): u32;
 @external("fuzz", "configIterations") declare function fuzzConfigIterations(): u32;
 @external("fuzz", "seed") declare function fuzzSeed(): u32;
@@ -783,5 +786,30 @@ describe("fuzz: SSE streams and JSON responses", () => {
       }
     }
     fuzzCount(8, reported, n);
+  });
+});
+
+describe("fuzz: vLLM load figures", () => {
+  it("never traps on mutated load reports and metrics pages, and gives only figures in range", () => {
+    const rng = new Rng(fuzzSeed(), 9);
+    const orca = bytes("TEXT named_metrics.num_requests_waiting=3.0, named_metrics.kv_cache_usage_perc=0.25");
+    const page = bytes(
+      '# HELP vllm:num_requests_waiting Requests waiting.\n# TYPE vllm:num_requests_waiting gauge\n' +
+        'vllm:num_requests_waiting{engine="0",model_name="qwen"} 2.0\nvllm:num_requests_running{engine="0"} 7.0\n' +
+        'vllm:kv_cache_usage_perc{engine="0",model_name="qwen"} 0.125\nvllm:gpu_cache_usage_perc 1e-05\n',
+    );
+    const docs: Array<Uint8Array> = [orca, page];
+    const n = <i32>fuzzConfigIterations();
+    let read = 0;
+    for (let i = 0; i < n; i++) {
+      const doc = mutateTimes(rng, i % 2 == 0 ? orca : page, docs);
+      const f = i % 2 == 0 ? parseLoadReport(textOf(doc, 0, doc.length)) : parseMetricsPage(new HostBytes(ptrOf(doc), doc.length));
+      if (f == null) continue;
+      read++;
+      if (f.waiting < 0 || f.waiting > 1000000000 || f.kvPermille < 0 || f.kvPermille > 1000) {
+        report("figures out of range", "doc #" + i.toString(), doc);
+      }
+    }
+    fuzzCount(9, read, n);
   });
 });

@@ -1,7 +1,7 @@
 // The deployment file: its schema, defaults and validation. parseSpec never throws on bad input: it returns
 // every problem it finds, one line each, naming the field path and the offending value.
 import { parseDocument } from "yaml";
-import { childKeys } from "../assembly/plugin/config/schema.ts";
+import { CONFIG_FIELDS, childKeys } from "../assembly/plugin/config/schema.ts";
 import { Checker, show, type Obj } from "./checker.ts";
 import { parseQuotas, type QuotaSpec } from "./spec-quotas.ts";
 import {
@@ -37,6 +37,18 @@ export interface Affinity {
   loadFactor: number;
   /** The plugin's prefixAffinity.prefixBytes, one value for every model. */
   prefixBytes: number;
+  /** The plugin picks the replica (prefixAffinity.loadAware); absent: Envoy's ring alone. One value for every model. */
+  loadAware?: LoadAware;
+}
+
+/** The deployment file's side of prefixAffinity.loadAware, with the plugin's defaults filled in. */
+export interface LoadAware {
+  /** A replica reporting more waiting requests than this is avoided. */
+  maxWaiting: number;
+  /** A replica reporting a fuller KV cache (percent) is avoided. */
+  maxKvCacheUsage: number;
+  /** A replica not heard from for this long is forgotten. */
+  reportTtlMs: number;
 }
 
 export interface ModelSpec {
@@ -121,7 +133,15 @@ const MODEL_KEYS = [
   "backendVersion",
   "affinity",
 ] as const;
-const AFFINITY_KEYS = ["loadFactor", "prefixBytes"] as const;
+const AFFINITY_KEYS = ["loadFactor", "prefixBytes", "loadAware"] as const;
+/** What models[].affinity.loadAware may set; the plugin's other loadAware fields are derived (loadFactor, header) or left at its defaults. */
+const LOAD_AWARE_KEYS = ["maxWaiting", "maxKvCacheUsage", "reportTtlMs"] as const;
+/** What each loadAware number means, for the error that refuses it. */
+const LOAD_AWARE_UNITS: Record<(typeof LOAD_AWARE_KEYS)[number], string> = {
+  maxWaiting: "requests waiting in vLLM's queue",
+  maxKvCacheUsage: "a percentage: 95 means 95%",
+  reportTtlMs: "milliseconds",
+};
 /** hash_balance_factor is a percentage of at least 100; above 100x the average, bounded load bounds nothing. */
 const MAX_LOAD_FACTOR = 100;
 /** The plugin's range for prefixAffinity.prefixBytes (assembly/plugin/config/schema.ts). */
@@ -237,7 +257,7 @@ export const PLUGIN_CONFIG_KEYS: readonly string[] = childKeys("").filter((k) =>
  * with (hash policies, the rate-limit cluster) and what the plugin does cannot disagree.
  */
 const DERIVED_PLUGIN_KEYS: ReadonlyMap<string, string> = new Map([
-  ["prefixAffinity", "models[].affinity (loadFactor, prefixBytes)"],
+  ["prefixAffinity", "models[].affinity (loadFactor, prefixBytes, loadAware)"],
   ["quotas", "the top-level quotas"],
 ]);
 
@@ -342,6 +362,7 @@ function checkGatewayType(c: Checker, raw: Obj, type: GatewayType): void {
     const v = valueAt(raw, path);
     if (v !== undefined && v !== null) c.fail(path, `only for gateway.type higress (${why})`, v);
   }
+  checkLoadAwareFallback(c, raw);
   const url = valueAt(raw, "plugin.url");
   if (typeof url !== "string" || !PLUGIN_URL.test(url)) return; // already reported
   if (url.startsWith("oci://")) {
@@ -359,6 +380,29 @@ function checkGatewayType(c: Checker, raw: Obj, type: GatewayType): void {
       undefined,
     );
   }
+}
+
+/**
+ * gateway.type envoy: a model with backups is routed to an aggregate cluster (its fallback chain as priorities), and
+ * there the override-host policy of the model's cluster never sees the picked-replica header (Envoy 1.39.3 places
+ * every such request by its ring: tests/deploy/envoy-affinity.test.ts; likely because the policy needs the request's
+ * stream info, which the aggregate cluster's load-balancer context does not pass on in the sources we read). The
+ * plugin's picks would do nothing, so the pair is refused. Higress's fallback replays to another route instead.
+ */
+function checkLoadAwareFallback(c: Checker, raw: Obj): void {
+  const list = raw["models"];
+  if (!Array.isArray(list)) return;
+  list.forEach((m: unknown, i: number) => {
+    if (!c.isObject(m) || !Array.isArray(m["fallback"]) || m["fallback"].length === 0) return;
+    const loadAware = valueAt(m, "affinity.loadAware");
+    if (loadAware === undefined || loadAware === null || loadAware === false) return;
+    c.fail(
+      `models[${i}].affinity.loadAware`,
+      "cannot be combined with fallback for gateway.type envoy: the model's requests go through its fallback chain's aggregate" +
+        " cluster, where Envoy ignores the picked replica and its ring places every request; drop loadAware or fallback",
+      loadAware,
+    );
+  });
 }
 
 function parseModels(c: Checker, raw: Obj): ModelSpec[] {
@@ -385,7 +429,7 @@ function parseModels(c: Checker, raw: Obj): ModelSpec[] {
     } else if (sameRoute === undefined) byRoute.set(model.route, index);
   }
   const models = parsed.map((p) => p.model);
-  checkPrefixBytes(c, parsed);
+  checkAffinityAgreement(c, parsed);
 
   // Checked only when every model parsed: a broken entry would make its name look unknown.
   if (parsed.length !== list.length) return models;
@@ -406,12 +450,16 @@ function parseModels(c: Checker, raw: Obj): ModelSpec[] {
   return models;
 }
 
-/** The plugin has one prefixAffinity.prefixBytes: models with affinity must agree on it. */
-function checkPrefixBytes(c: Checker, parsed: { index: number; model: ModelSpec }[]): void {
+/**
+ * The plugin has one prefixAffinity.prefixBytes and one prefixAffinity.loadAware (whose load bound is the ring's
+ * loadFactor): models with affinity must agree on them, so the first model with affinity sets them for all.
+ */
+function checkAffinityAgreement(c: Checker, parsed: { index: number; model: ModelSpec }[]): void {
   const withAffinity = parsed.filter((p) => p.model.affinity !== undefined);
   const first = withAffinity[0];
   if (first === undefined) return;
   const want = first.model.affinity?.prefixBytes;
+  const wantLoadAware = first.model.affinity?.loadAware;
   for (const p of withAffinity.slice(1)) {
     const got = p.model.affinity?.prefixBytes;
     if (got !== want) {
@@ -422,7 +470,29 @@ function checkPrefixBytes(c: Checker, parsed: { index: number; model: ModelSpec 
         got,
       );
     }
+    const gotLoadAware = p.model.affinity?.loadAware;
+    if (describeLoadAware(gotLoadAware) !== describeLoadAware(wantLoadAware)) {
+      c.errors.push(
+        `models[${p.index}].affinity.loadAware: must match models[${first.index}].affinity.loadAware (${describeLoadAware(wantLoadAware)}):` +
+          ` the plugin picks replicas the same way for every model with affinity, got ${describeLoadAware(gotLoadAware)}`,
+      );
+    }
+    const loadFactor = p.model.affinity?.loadFactor;
+    // Checked only where both pick replicas: a loadAware that differs is reported above.
+    if (wantLoadAware !== undefined && gotLoadAware !== undefined && loadFactor !== first.model.affinity?.loadFactor) {
+      c.fail(
+        `models[${p.index}].affinity.loadFactor`,
+        `must equal models[${first.index}].affinity.loadFactor (${first.model.affinity?.loadFactor ?? "?"}) with loadAware:` +
+          ` the plugin bounds every model's replicas with one load factor (an unset loadFactor is ${DEFAULT_AFFINITY_LOAD_FACTOR})`,
+        loadFactor,
+      );
+    }
   }
+}
+
+function describeLoadAware(l: LoadAware | undefined): string {
+  if (l === undefined) return "off";
+  return `on: ${LOAD_AWARE_KEYS.map((k) => `${k} ${l[k]}`).join(", ")}`;
 }
 
 function parseModel(c: Checker, m: unknown, path: string): ModelSpec | undefined {
@@ -502,7 +572,43 @@ function parseAffinity(c: Checker, m: Obj, path: string): Affinity | undefined {
       c.fail(`${path}.prefixBytes`, `must be an integer from ${PREFIX_BYTES_RANGE.min} to ${PREFIX_BYTES_RANGE.max}`, pb);
     } else prefixBytes = pb;
   }
-  return { loadFactor, prefixBytes };
+  const loadAware = parseLoadAware(c, a, `${path}.loadAware`);
+  return { loadFactor, prefixBytes, ...(loadAware !== undefined ? { loadAware } : {}) };
+}
+
+/**
+ * models[].affinity.loadAware: `true` (or `{}`) turns the plugin's replica picking on with its defaults, a mapping
+ * sets some of them, `false` or nothing leaves Envoy's ring alone. Ranges and defaults are the plugin's schema's.
+ */
+function parseLoadAware(c: Checker, a: Obj, path: string): LoadAware | undefined {
+  const v = a["loadAware"];
+  if (v === undefined || v === null || v === false) return undefined;
+  if (v !== true && !c.isObject(v)) {
+    c.fail(path, `must be true, false or a mapping (${LOAD_AWARE_KEYS.join(", ")})`, v);
+    return undefined;
+  }
+  const given: Obj = v === true ? {} : v;
+  c.keys(given, path, LOAD_AWARE_KEYS);
+  const out = {} as LoadAware;
+  for (const k of LOAD_AWARE_KEYS) {
+    const f = loadAwareField(k);
+    out[k] = f.default;
+    const x = given[k];
+    if (x === undefined || x === null) continue;
+    if (typeof x !== "number" || !Number.isSafeInteger(x) || x < f.min || x > f.max) {
+      c.fail(`${path}.${k}`, `must be an integer from ${f.min} to ${f.max} (${LOAD_AWARE_UNITS[k]})`, x);
+    } else out[k] = x;
+  }
+  return out;
+}
+
+/** A prefixAffinity.loadAware integer field of the plugin's schema: its default and range. */
+function loadAwareField(key: string): { default: number; min: number; max: number } {
+  const f = CONFIG_FIELDS.find((x) => x.key === `prefixAffinity.loadAware.${key}`);
+  if (f === undefined || typeof f.default !== "number" || f.min === undefined || f.max === undefined) {
+    throw new Error(`the plugin's schema has no integer prefixAffinity.loadAware.${key}`);
+  }
+  return { default: f.default, min: f.min, max: f.max };
 }
 
 function parseResources(c: Checker, m: Obj, path: string): Resources | undefined {

@@ -20,12 +20,23 @@
 //   MERGE keeps), and an HTTP_ROUTE patch adds the previous_hosts retry predicate: Istio leaves it out of its
 //   default retry policy when the route hashes (istio/istio#50759, merged 2024; Higress 2.2 runs an Istio 1.27 fork), so
 //   a retry after a connect failure would go back to the same dead replica.
+// - With loadAware, the CLUSTER patch merges `load_balancing_policy` (override-host over the bounded-load ring)
+//   instead of the hash_balance_factor. Envoy then ignores Istio's lb_policy RING_HASH and ring_hash_lb_config
+//   (ClusterInfoImpl uses load_balancing_policy when set), but refuses the cluster if common_lb_config carries
+//   consistent_hashing_lb_config, locality_weighted_lb_config or zone_aware_lb_config beside it, so the bound
+//   moves into the ring policy's own config (tests/deploy/envoy-affinity.test.ts runs both against Envoy).
 import { header, type K8sObject } from "./objects.ts";
 import { AFFINITY_FILTER_SUFFIX, KINDS, LABEL_LWS_NAME, LABEL_LWS_WORKER_INDEX, MODEL_SERVICE_PORT, replicaServiceName } from "../names.ts";
-import { anotherReplicaOnRetry, hashBalanceFactor, replicaOutlierDetection } from "./envoy/affinity.ts";
+import {
+  anotherReplicaOnRetry,
+  boundedLoadHashing,
+  hashBalanceFactor,
+  replicaOutlierDetection,
+  type ReplicaBalancing,
+} from "./envoy/affinity.ts";
 import { modelClusterName } from "./envoy/names.ts";
-import { PREFIX_KEY_HEADER } from "./plugin-config.ts";
-import type { DeploySpec, ModelSpec } from "../spec.ts";
+import { PICKED_HOST_HEADER, PREFIX_KEY_HEADER } from "./plugin-config.ts";
+import type { Affinity, DeploySpec, ModelSpec } from "../spec.ts";
 
 /** Higress's consistent-hash annotation (nginx's upstream-hash-by; `$http_<name>` hashes on a request header). */
 export const HASH_BY_ANNOTATION = "higress.io/upstream-hash-by";
@@ -52,9 +63,19 @@ export function affinityFilterName(m: ModelSpec): string {
   return `${m.route}${AFFINITY_FILTER_SUFFIX}`;
 }
 
+/** How a model's cluster spreads requests over its replicas, on either gateway: the ring's bound, and with loadAware the plugin's picks first. */
+export function replicaBalancing(a: Affinity): ReplicaBalancing {
+  return {
+    hashBalanceFactor: hashBalanceFactor(a.loadFactor),
+    ...(a.loadAware !== undefined ? { pickedHostHeader: PICKED_HOST_HEADER } : {}),
+  };
+}
+
 /** Higress: the load bound, outlier detection and retry predicate for a model with affinity (see above). */
 export function affinityFilter(spec: DeploySpec, m: ModelSpec): K8sObject {
-  const loadFactor = m.affinity?.loadFactor ?? 1;
+  if (m.affinity === undefined) throw new Error(`model ${m.name} has no affinity`);
+  // Istio already sets lb_policy RING_HASH from the DestinationRule: the rest merges into its cluster.
+  const { lb_policy: _istios, ...balancing } = boundedLoadHashing(replicaBalancing(m.affinity));
   return {
     ...header(KINDS.EnvoyFilter, spec, affinityFilterName(m), spec.gateway.namespace),
     spec: {
@@ -64,10 +85,7 @@ export function affinityFilter(spec: DeploySpec, m: ModelSpec): K8sObject {
           match: { context: "GATEWAY", cluster: { name: modelClusterName(m.name) } },
           patch: {
             operation: "MERGE",
-            value: {
-              common_lb_config: { consistent_hashing_lb_config: { hash_balance_factor: hashBalanceFactor(loadFactor) } },
-              outlier_detection: replicaOutlierDetection(),
-            },
+            value: { ...balancing, outlier_detection: replicaOutlierDetection() },
           },
         },
         {

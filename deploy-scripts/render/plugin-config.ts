@@ -1,7 +1,8 @@
 // The plugin's defaultConfig, derived from the deployment file so routes, fallbacks and the plugin agree.
 import { CONFIG_FIELDS } from "../../assembly/plugin/config/schema.ts";
+import { hashBalanceFactor } from "./envoy/affinity.ts";
 import { MECHANISM_ENVOY } from "./envoy/fallback-chains.ts";
-import { routingHeader, type DeploySpec } from "../spec.ts";
+import { routingHeader, type DeploySpec, type LoadAware } from "../spec.ts";
 
 export interface PluginModel {
   name: string;
@@ -41,14 +42,45 @@ export const PREFIX_KEY_HEADER = String(
 );
 
 /**
+ * The request header in which the plugin names the replicas it picked (prefixAffinity.loadAware, its default); the
+ * model clusters' override-host policy reads the same name.
+ */
+export const PICKED_HOST_HEADER = String(
+  CONFIG_FIELDS.find((f) => f.key === "prefixAffinity.loadAware.header")?.default ?? "x-gateway-destination-endpoint",
+);
+
+/**
  * The plugin's `prefixAffinity`, for the models with `affinity` (undefined when none has it). The header is
- * written out, so the routes' hash policy and the plugin visibly name the same one.
+ * written out, so the routes' hash policy and the plugin visibly name the same one. spec.ts makes the models
+ * agree on prefixBytes and loadAware, so the first one's are everyone's.
  */
 export function pluginPrefixAffinity(spec: DeploySpec): Record<string, unknown> | undefined {
   const models = spec.models.filter((m) => m.affinity !== undefined);
   const first = models[0]?.affinity;
   if (first === undefined) return undefined;
-  return { enabled: true, header: PREFIX_KEY_HEADER, prefixBytes: first.prefixBytes, models: models.map((m) => m.name) };
+  return {
+    enabled: true,
+    header: PREFIX_KEY_HEADER,
+    prefixBytes: first.prefixBytes,
+    models: models.map((m) => m.name),
+    ...(first.loadAware !== undefined ? { loadAware: pluginLoadAware(first.loadFactor, first.loadAware) } : {}),
+  };
+}
+
+/**
+ * prefixAffinity.loadAware: the plugin's in-flight bound is the same percentage as the ring's hash_balance_factor,
+ * so a request keeps the same bound whether the plugin or, as fallback, Envoy places it. discoverEvery stays the
+ * plugin's default.
+ */
+function pluginLoadAware(loadFactor: number, l: LoadAware): Record<string, unknown> {
+  return {
+    enabled: true,
+    header: PICKED_HOST_HEADER,
+    loadFactor: hashBalanceFactor(loadFactor),
+    maxWaiting: l.maxWaiting,
+    maxKvCacheUsage: l.maxKvCacheUsage,
+    reportTtlMs: l.reportTtlMs,
+  };
 }
 
 /**

@@ -24,7 +24,7 @@ import {
   replicaServiceName,
 } from "../names.ts";
 import { header, higressIngress, type K8sObject } from "./objects.ts";
-import { PREFIX_KEY_HEADER, pluginConfig } from "./plugin-config.ts";
+import { PICKED_HOST_HEADER, PREFIX_KEY_HEADER, pluginConfig } from "./plugin-config.ts";
 import { quotaServiceObjects } from "./quota-service.ts";
 import { routingHeader, type DeploySpec, type ModelSpec } from "../spec.ts";
 
@@ -216,6 +216,13 @@ export function renderGroups(spec: DeploySpec, opts: RenderOptions): Group[] {
         `Prefix affinity: the Ingresses hash on ${PREFIX_KEY_HEADER} (higress.io/upstream-hash-by, which Higress turns into the`,
         "DestinationRule's consistentHash); these EnvoyFilters add what Istio's API has no field for: the bounded load",
         "(hash_balance_factor), outlier detection, and retries that skip the replica that failed (see deploy-scripts/render/affinity.ts).",
+        ...(withAffinity.some((m) => m.affinity?.loadAware !== undefined)
+          ? [
+              `loadAware: the cluster patch sets load_balancing_policy instead: Envoy's override-host policy sends a request to the`,
+              `replica the plugin names in ${PICKED_HOST_HEADER}, else to the same bounded-load ring. Needs Envoy >= 1.35; not`,
+              "verified on Higress's Envoy build (docs/deploy-replicas-quotas.md).",
+            ]
+          : []),
       ],
       objects: withAffinity.map((m) => affinityFilter(spec, m)),
     },

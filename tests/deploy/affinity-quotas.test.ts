@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { parse } from "yaml";
+import { childKeys } from "../../assembly/plugin/config/schema.ts";
 import { ROOT } from "../../deploy-scripts/generators/gen-manifests.ts";
 import { helmCommands } from "../../deploy-scripts/cluster/helm.ts";
 import { RATELIMIT_IMAGE } from "../../deploy-scripts/names.ts";
@@ -171,8 +172,19 @@ describe("affinity: what Kubernetes and Higress get", () => {
   });
 });
 
+/**
+ * The upstream-Envoy example as replicas-quotas.yaml has it: the ring alone (no loadAware) and qwen falling back to
+ * gemma (the example leaves qwen's fallback out for loadAware's sake).
+ */
+function ringEnvoyRaw(): Raw {
+  const r = raw(REPLICAS_ENVOY_FILE);
+  for (const m of r["models"]) delete m.affinity.loadAware;
+  r["models"][0].fallback = ["gemma-2-2b"];
+  return r;
+}
+
 describe("affinity: what upstream Envoy gets", () => {
-  const spec = specFrom(raw(REPLICAS_ENVOY_FILE));
+  const spec = specFrom(ringEnvoyRaw());
   const b = envoyBootstrap(spec) as Raw;
   const clusters = b.static_resources.clusters as Raw[];
   const byName = (n: string): Raw => clusters.find((c) => c.name === n) ?? assert.fail(`no cluster ${n}`);
@@ -188,6 +200,7 @@ describe("affinity: what upstream Envoy gets", () => {
     });
     assert.equal(qwen.lb_policy, "RING_HASH");
     assert.deepEqual(qwen.common_lb_config, { consistent_hashing_lb_config: { hash_balance_factor: 125 } });
+    assert.equal(qwen.load_balancing_policy, undefined);
     assert.deepEqual(qwen.outlier_detection, {
       consecutive_gateway_failure: 3,
       enforcing_consecutive_gateway_failure: 100,
@@ -213,7 +226,7 @@ describe("affinity: what upstream Envoy gets", () => {
   });
 
   it("renders a model without affinity exactly as before: one ClusterIP endpoint, default balancing, no hash, no retries", () => {
-    const r = raw(REPLICAS_ENVOY_FILE);
+    const r = ringEnvoyRaw();
     delete r["models"][1].affinity;
     const b2 = envoyBootstrap(specFrom(r)) as Raw;
     const gemma = (b2.static_resources.clusters as Raw[]).find((c) => c.name === "outbound|8080||llm-gemma-2-2b.dns") as Raw;
@@ -380,6 +393,112 @@ describe("quotas: the plugin configuration and the rate-limit service", () => {
   });
 });
 
+describe("affinity.loadAware: the plugin picks the replica, Envoy's override-host policy sends the request there", () => {
+  const OVERRIDE_HOST = {
+    name: "envoy.load_balancing_policies.override_host",
+    typed_config: {
+      "@type": "type.googleapis.com/envoy.extensions.load_balancing_policies.override_host.v3.OverrideHost",
+      override_host_sources: [{ header: "x-gateway-destination-endpoint" }],
+      fallback_policy: {
+        policies: [
+          {
+            typed_extension_config: {
+              name: "envoy.load_balancing_policies.ring_hash",
+              typed_config: {
+                "@type": "type.googleapis.com/envoy.extensions.load_balancing_policies.ring_hash.v3.RingHash",
+                consistent_hashing_lb_config: { hash_balance_factor: 125 },
+              },
+            },
+          },
+        ],
+      },
+    },
+  };
+  const loadBalancingPolicy = { policies: [{ typed_extension_config: OVERRIDE_HOST }] };
+  const envoySpec = specFrom(raw(REPLICAS_ENVOY_FILE));
+
+  it("turns the plugin's prefixAffinity.loadAware on, its load bound the ring's percentage, its header the override-host policy's", () => {
+    const affinity = pluginConfig(envoySpec)["prefixAffinity"] as Raw;
+    assert.deepEqual(affinity.loadAware, {
+      enabled: true,
+      header: "x-gateway-destination-endpoint",
+      loadFactor: 125,
+      maxWaiting: 0,
+      maxKvCacheUsage: 95,
+      reportTtlMs: 10000,
+    });
+    // Every key is one the plugin knows.
+    const known = childKeys("prefixAffinity.loadAware");
+    for (const k of Object.keys(affinity.loadAware))
+      assert.ok(known.includes(k), `prefixAffinity.loadAware.${k} is not in the plugin's schema`);
+  });
+
+  it("takes the plugin's defaults for loadAware: true and {}, and a loadFactor of 1.5 as 150", () => {
+    const r = raw(REPLICAS_ENVOY_FILE);
+    r["models"][0].affinity = { loadFactor: 1.5, loadAware: {} };
+    r["models"][1].affinity = { loadFactor: 1.5, loadAware: true };
+    const spec = specFrom(r);
+    assert.deepEqual(spec.models[0]?.affinity, {
+      loadFactor: 1.5,
+      prefixBytes: 2048,
+      loadAware: { maxWaiting: 0, maxKvCacheUsage: 95, reportTtlMs: 10000 },
+    });
+    assert.deepEqual(spec.models[1]?.affinity, spec.models[0]?.affinity);
+    assert.equal(((pluginConfig(spec)["prefixAffinity"] as Raw).loadAware as Raw).loadFactor, 150);
+  });
+
+  it("leaves loadAware: false as no loadAware at all", () => {
+    const r = raw(REPLICAS_ENVOY_FILE);
+    r["models"][0].affinity.loadAware = false;
+    r["models"][1].affinity = { loadAware: false };
+    const spec = specFrom(r);
+    assert.equal(spec.models[0]?.affinity?.loadAware, undefined);
+    assert.equal((pluginConfig(spec)["prefixAffinity"] as Raw).loadAware, undefined);
+    assert.equal(((envoyBootstrap(spec) as Raw).static_resources.clusters[0] as Raw).lb_policy, "RING_HASH");
+  });
+
+  it("upstream Envoy: each model's cluster takes the host the header names, else the same bounded-load ring; outlier detection, hash policy and retries stay", () => {
+    const b = envoyBootstrap(envoySpec) as Raw;
+    const clusters = b.static_resources.clusters as Raw[];
+    for (const name of ["outbound|8080||llm-qwen2-1-5b.dns", "outbound|8080||llm-gemma-2-2b.dns"]) {
+      const c = clusters.find((x) => x.name === name) ?? assert.fail(`no cluster ${name}`);
+      assert.deepEqual(c.load_balancing_policy, loadBalancingPolicy, name);
+      // No lb_policy or common_lb_config beside it: the ring's bound lives in the fallback policy.
+      assert.equal(c.lb_policy, undefined);
+      assert.equal(c.common_lb_config, undefined);
+      assert.equal(c.outlier_detection.consecutive_gateway_failure, 3);
+    }
+    // The routes as without loadAware: the ring's hash key, and a retry on another replica (the override-host policy
+    // gives each retry the next replica named, then the ring).
+    const routes = b.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes as Raw[];
+    for (const name of ["qwen2-1-5b", "gemma-2-2b"]) {
+      const route = routes.find((r) => r.name === name)?.route;
+      assert.equal(route.cluster, `outbound|8080||llm-${name}.dns`);
+      assert.deepEqual(route.hash_policy, [{ header: { header_name: "x-llm-gateway-prefix-key" } }]);
+      assert.equal(route.retry_policy.retry_on, "connect-failure,reset");
+      assert.equal(route.retry_policy.retry_host_predicate[0].name, "envoy.retry_host_predicates.previous_hosts");
+    }
+  });
+
+  it("Higress: the affinity EnvoyFilter merges load_balancing_policy and no consistent_hashing_lb_config into the cluster; the route patch is unchanged", () => {
+    // qwen keeps its fallback: Higress replays to another route, no aggregate cluster is in the way.
+    const r = raw(REPLICAS_FILE);
+    r["models"][0].affinity.loadAware = true;
+    const objs = renderObjects(specFrom(r), { hfTokenSet: false }) as Raw[];
+    const f = find(objs, "EnvoyFilter", "qwen2-1-5b.affinity");
+    const [cluster, route] = f.spec.configPatches as Raw[];
+    assert.equal(cluster?.patch.operation, "MERGE");
+    assert.deepEqual(Object.keys(cluster?.patch.value), ["load_balancing_policy", "outlier_detection"]);
+    assert.deepEqual(cluster?.patch.value.load_balancing_policy, loadBalancingPolicy);
+    assert.equal(cluster?.patch.value.outlier_detection.consecutive_gateway_failure, 3);
+    const before = find(renderObjects(specFrom(raw(REPLICAS_FILE)), { hfTokenSet: false }) as Raw[], "EnvoyFilter", "qwen2-1-5b.affinity");
+    assert.deepEqual(route, before.spec.configPatches[1]);
+    // The Ingress still hashes on the prefix key, for the ring the override falls back to.
+    assert.equal(find(objs, "Ingress", "qwen2-1-5b").metadata.annotations["higress.io/upstream-hash-by"], "$http_x-llm-gateway-prefix-key");
+    assert.deepEqual((find(objs, "WasmPlugin", "llm-gateway").spec.defaultConfig.prefixAffinity as Raw).loadAware.enabled, true);
+  });
+});
+
 describe("validation of affinity and quotas", () => {
   // Each case: how the Higress example is broken, and the exact lines the user gets.
   const cases: { name: string; file?: string; break: (r: Raw) => void; errors: string[] }[] = [
@@ -420,7 +539,54 @@ describe("validation of affinity and quotas", () => {
     {
       name: "an unknown affinity field",
       break: (r) => (r["models"][0].affinity.header = "x-key"),
-      errors: ["models[0].affinity.header: unknown field (allowed: loadFactor, prefixBytes)"],
+      errors: ["models[0].affinity.header: unknown field (allowed: loadFactor, prefixBytes, loadAware)"],
+    },
+    {
+      name: "loadAware on one model with affinity and not on another",
+      file: REPLICAS_ENVOY_FILE,
+      break: (r) => delete r["models"][1].affinity.loadAware,
+      errors: [
+        "models[1].affinity.loadAware: must match models[0].affinity.loadAware (on: maxWaiting 0, maxKvCacheUsage 95, reportTtlMs 10000): the plugin picks replicas the same way for every model with affinity, got off",
+      ],
+    },
+    {
+      name: "models that disagree on loadAware's settings",
+      file: REPLICAS_ENVOY_FILE,
+      break: (r) => (r["models"][1].affinity.loadAware = { maxWaiting: 4 }),
+      errors: [
+        "models[1].affinity.loadAware: must match models[0].affinity.loadAware (on: maxWaiting 0, maxKvCacheUsage 95, reportTtlMs 10000): the plugin picks replicas the same way for every model with affinity, got on: maxWaiting 4, maxKvCacheUsage 95, reportTtlMs 10000",
+      ],
+    },
+    {
+      name: "models with loadAware that disagree on loadFactor",
+      file: REPLICAS_ENVOY_FILE,
+      break: (r) => (r["models"][1].affinity.loadFactor = 1.5),
+      errors: [
+        "models[1].affinity.loadFactor: must equal models[0].affinity.loadFactor (1.25) with loadAware: the plugin bounds every model's replicas with one load factor (an unset loadFactor is 1.25), got 1.5",
+      ],
+    },
+    {
+      name: "loadAware on a model with a fallback, for upstream Envoy",
+      file: REPLICAS_ENVOY_FILE,
+      break: (r) => (r["models"][0].fallback = ["gemma-2-2b"]),
+      errors: [
+        'models[0].affinity.loadAware: cannot be combined with fallback for gateway.type envoy: the model\'s requests go through its fallback chain\'s aggregate cluster, where Envoy ignores the picked replica and its ring places every request; drop loadAware or fallback, got {"maxWaiting":0,"maxKvCacheUsage":95}',
+      ],
+    },
+    {
+      name: "loadAware that is neither a flag nor a mapping",
+      break: (r) => (r["models"][0].affinity.loadAware = "yes"),
+      errors: ['models[0].affinity.loadAware: must be true, false or a mapping (maxWaiting, maxKvCacheUsage, reportTtlMs), got "yes"'],
+    },
+    {
+      name: "loadAware values out of the plugin's ranges, and an unknown loadAware field",
+      break: (r) => (r["models"][0].affinity.loadAware = { maxWaiting: -1, maxKvCacheUsage: 0.95, reportTtlMs: 50, header: "x-pick" }),
+      errors: [
+        "models[0].affinity.loadAware.header: unknown field (allowed: maxWaiting, maxKvCacheUsage, reportTtlMs)",
+        "models[0].affinity.loadAware.maxWaiting: must be an integer from 0 to 1000000 (requests waiting in vLLM's queue), got -1",
+        "models[0].affinity.loadAware.maxKvCacheUsage: must be an integer from 1 to 100 (a percentage: 95 means 95%), got 0.95",
+        "models[0].affinity.loadAware.reportTtlMs: must be an integer from 100 to 3600000 (milliseconds), got 50",
+      ],
     },
     {
       name: "affinity that is not a mapping",
@@ -430,7 +596,7 @@ describe("validation of affinity and quotas", () => {
     {
       name: "prefixAffinity in plugin.config",
       break: (r) => (r["plugin"].config = { prefixAffinity: { enabled: true } }),
-      errors: ["plugin.config.prefixAffinity: is derived from models[].affinity (loadFactor, prefixBytes): set it there"],
+      errors: ["plugin.config.prefixAffinity: is derived from models[].affinity (loadFactor, prefixBytes, loadAware): set it there"],
     },
     {
       name: "quotas in plugin.config",

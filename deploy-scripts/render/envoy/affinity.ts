@@ -15,6 +15,11 @@
 export interface ReplicaBalancing {
   /** Envoy's hash_balance_factor: a replica takes at most this percentage of the average load (>= 100). */
   hashBalanceFactor: number;
+  /**
+   * Load-aware picking (prefixAffinity.loadAware): the request header in which the plugin names the replicas
+   * it chose, best first. Absent: Envoy alone balances.
+   */
+  pickedHostHeader?: string;
 }
 
 /** loadFactor 1.25 -> hash_balance_factor 125. */
@@ -22,12 +27,29 @@ export function hashBalanceFactor(loadFactor: number): number {
   return Math.max(100, Math.round(loadFactor * 100));
 }
 
-/** The cluster fields for consistent hashing with bounded load; RING_HASH with its default ring (1024 entries and up). */
+/**
+ * The cluster fields for consistent hashing with bounded load; RING_HASH with its default ring (1024 entries and
+ * up). With a picked-host header, Envoy's override-host policy goes first: it sends a request to the first
+ * replica the header names that is one of the cluster's hosts (a retry to the next one named), and to the
+ * same bounded-load ring when the header is absent or names none of them (a replica gone, the plugin not
+ * yet knowing any: docs/replica-routing.md).
+ */
 export function boundedLoadHashing(b: ReplicaBalancing): Record<string, unknown> {
-  return {
-    lb_policy: "RING_HASH",
-    common_lb_config: { consistent_hashing_lb_config: { hash_balance_factor: b.hashBalanceFactor } },
+  const hashing = { consistent_hashing_lb_config: { hash_balance_factor: b.hashBalanceFactor } };
+  if (b.pickedHostHeader === undefined) return { lb_policy: "RING_HASH", common_lb_config: hashing };
+  const ring = {
+    name: "envoy.load_balancing_policies.ring_hash",
+    typed_config: { "@type": "type.googleapis.com/envoy.extensions.load_balancing_policies.ring_hash.v3.RingHash", ...hashing },
   };
+  const overrideHost = {
+    name: "envoy.load_balancing_policies.override_host",
+    typed_config: {
+      "@type": "type.googleapis.com/envoy.extensions.load_balancing_policies.override_host.v3.OverrideHost",
+      override_host_sources: [{ header: b.pickedHostHeader }],
+      fallback_policy: { policies: [{ typed_extension_config: ring }] },
+    },
+  };
+  return { load_balancing_policy: { policies: [{ typed_extension_config: overrideHost }] } };
 }
 
 /**

@@ -4,7 +4,8 @@
 import { MODEL_SERVICE_PORT, modelServiceName, replicaServiceName } from "../../names.ts";
 import { PREFIX_KEY_HEADER, pluginConfig } from "../plugin-config.ts";
 import { routingHeader, type DeploySpec, type ModelSpec } from "../../spec.ts";
-import { anotherReplicaOnRetry, hashBalanceFactor, prefixHashPolicy, replicaRetryPolicy } from "./affinity.ts";
+import { replicaBalancing } from "../affinity.ts";
+import { anotherReplicaOnRetry, prefixHashPolicy, replicaRetryPolicy } from "./affinity.ts";
 import { aggregateCluster, grpcCluster, modelCluster } from "./clusters.ts";
 import { fallbackChains } from "./fallback-chains.ts";
 import { bufferLimitFor, listener } from "./listener.ts";
@@ -97,7 +98,7 @@ export function envoyBootstrap(spec: DeploySpec, opts: EnvoyRenderOptions = {}):
         port: at.port,
         bufferLimitBytes: limit,
         ...(more.length > 0 ? { moreEndpoints: more } : {}),
-        ...(m.affinity !== undefined ? { balancing: { hashBalanceFactor: hashBalanceFactor(m.affinity.loadFactor) } } : {}),
+        ...(m.affinity !== undefined ? { balancing: replicaBalancing(m.affinity) } : {}),
       });
     }),
     ...[...chains].map(([model, backups]) => aggregateCluster(fallbackClusterName(model), [model, ...backups].map(modelClusterName))),

@@ -8,7 +8,7 @@ import * as host from "../abi/host";
 import { GatewayConfig, PluginConfig, STAGE_ATTEMPT, parseConfig } from "./config/gateway-config";
 import { CLUSTER_NAME, ROUTE_NAME } from "./envoy-names";
 import { ReplicaPicker } from "./routing/replica-picker";
-import { ReplicaScraper } from "./routing/replica-scraper";
+import { ReplicaScraper, Scrape } from "./routing/replica-scraper";
 import { msOf } from "../util/time";
 import { vmBudget } from "../util/budget";
 
@@ -37,6 +37,23 @@ export const enum QuotaEvent {
   TableFull = 3,
 }
 
+// Load-aware replica picking (docs/replica-routing.md#load-aware-picking): requests left to Envoy's
+// balancer (discovery, or no replica known), picks that passed over the key's first replica because it
+// was saturated or at the in-flight bound, named replicas that failed (another answered), scrapes that
+// brought no figures.
+export const REPLICA_LEFT_TO_ENVOY = "llm_gateway.replica_pick.left_to_envoy";
+export const REPLICA_SATURATED_SKIPPED = "llm_gateway.replica_pick.skipped.reason.saturated";
+export const REPLICA_BOUND_SKIPPED = "llm_gateway.replica_pick.skipped.reason.load_bound";
+export const REPLICA_FAILED = "llm_gateway.replica_pick.failed";
+export const REPLICA_SCRAPE_FAILED = "llm_gateway.replica_scrape.failed";
+export const enum ReplicaEvent {
+  LeftToEnvoy = 0,
+  SaturatedSkipped = 1,
+  BoundSkipped = 2,
+  Failed = 3,
+  ScrapeFailed = 4,
+}
+
 // Charges followed at once (each ends within quotas.service.timeoutMs); past it one is not followed.
 const MAX_TRACKED_CHARGES: i32 = 1024;
 
@@ -56,6 +73,7 @@ export class GatewayRoot extends RootContext {
   private shedCounter: u32 = host.NO_METRIC;
   private unprotectedCounter: u32 = host.NO_METRIC;
   private quotaCounters: StaticArray<u32> = new StaticArray<u32>(4);
+  private replicaCounters: StaticArray<u32> = new StaticArray<u32>(5);
   private charges: Array<u32> = new Array<u32>();
   private requests: u32 = 0;
   private attemptStage: bool = false;
@@ -74,7 +92,8 @@ export class GatewayRoot extends RootContext {
   }
 
   onRootHttpCallResponse(token: u32, numHeaders: u32, bodySize: u32, _numTrailers: u32): void {
-    this.scraper.onResponse(token, numHeaders, bodySize, msOf(host.nowNanos()));
+    if (this.scraper.onResponse(token, numHeaders, bodySize, msOf(host.nowNanos())) == Scrape.Failed)
+      this.countReplica(ReplicaEvent.ScrapeFailed);
   }
 
   countShed(): void {
@@ -85,6 +104,9 @@ export class GatewayRoot extends RootContext {
   }
   countQuota(e: QuotaEvent): void {
     host.incrementMetric(this.quotaCounters[e], 1);
+  }
+  countReplica(e: ReplicaEvent): void {
+    host.incrementMetric(this.replicaCounters[e], 1);
   }
 
   // Quota charges in flight (sent as the root: HttpContext.dispatchRootGrpcCall), so that a failed one
@@ -146,6 +168,14 @@ export class GatewayRoot extends RootContext {
       this.quotaCounters[QuotaEvent.UnavailableRefused] = host.defineMetric(MetricType.Counter, QUOTA_UNAVAILABLE_REFUSED);
       this.quotaCounters[QuotaEvent.ChargeFailed] = host.defineMetric(MetricType.Counter, QUOTA_CHARGE_FAILED);
       this.quotaCounters[QuotaEvent.TableFull] = host.defineMetric(MetricType.Counter, QUOTA_TABLE_FULL);
+    }
+    if (res.config!.global.affinity.loadAware.enabled) {
+      const c = this.replicaCounters;
+      c[ReplicaEvent.LeftToEnvoy] = host.defineMetric(MetricType.Counter, REPLICA_LEFT_TO_ENVOY);
+      c[ReplicaEvent.SaturatedSkipped] = host.defineMetric(MetricType.Counter, REPLICA_SATURATED_SKIPPED);
+      c[ReplicaEvent.BoundSkipped] = host.defineMetric(MetricType.Counter, REPLICA_BOUND_SKIPPED);
+      c[ReplicaEvent.Failed] = host.defineMetric(MetricType.Counter, REPLICA_FAILED);
+      c[ReplicaEvent.ScrapeFailed] = host.defineMetric(MetricType.Counter, REPLICA_SCRAPE_FAILED);
     }
     this.config = res.config!;
     this.attemptStage = this.config.global.stage == STAGE_ATTEMPT;

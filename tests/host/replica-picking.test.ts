@@ -93,7 +93,8 @@ test("a prefix keeps its replica; prefixes spread over the replicas; three repli
 });
 
 test("in-flight bound: a hot prefix spills over to the next replica in its ranking", async () => {
-  const root = await startPlugin(config({ loadFactor: 125 }));
+  const envoy = new FakeEnvoy();
+  const root = await startPlugin(config({ loadFactor: 125 }), { envoy });
   learnAll(root);
   const open: HttpStream[] = [];
   const counts = new Map<string, number>();
@@ -104,6 +105,7 @@ test("in-flight bound: a hot prefix spills over to the next replica in its ranki
     open.push(s);
   }
   const max = Math.max(...counts.values());
+  assert.ok((envoy.metrics.get("llm_gateway.replica_pick.skipped.reason.load_bound")?.value ?? 0) >= 1);
   // ceil(12 × 1.25 / 4) = 4: no replica carries more than that of the 12 in flight.
   assert.ok(max <= 4, `max ${max} in flight on one replica: ${JSON.stringify([...counts])}`);
   assert.ok(counts.size >= 3, "spilled over");
@@ -122,6 +124,7 @@ test("a replica reporting a queue is avoided while the report is fresh, then pro
   answer(probe, home, report(3, 0.4)); // vLLM: 3 requests waiting
   const next = send(root, "queued tenant");
   assert.notEqual(named(next)[0], home, "saturated replica skipped");
+  assert.equal(envoy.metrics.get("llm_gateway.replica_pick.skipped.reason.saturated")?.value, 1);
   assert.ok(named(next).includes(home), "still named, as a last resort for retries");
   answer(next, named(next)[0]!, report(0, 0.1));
   envoy.clock.ms += 2500; // the saturation report is old (two scrape intervals): one request probes the replica
@@ -139,13 +142,15 @@ test("a high KV-cache usage counts as saturation (maxKvCacheUsage)", async () =>
 });
 
 test("the named replica failed (another one answered): it is forgotten until it answers again", async () => {
-  const root = await startPlugin(config());
+  const envoy = new FakeEnvoy();
+  const root = await startPlugin(config(), { envoy });
   learnAll(root);
   const s = send(root, "failing tenant");
   const [dead, second] = named(s);
   answer(s, second!, report(0, 0.1)); // Envoy's retry went to the second name
   const next = send(root, "failing tenant");
   assert.ok(!named(next).includes(dead!), "forgotten");
+  assert.equal(envoy.metrics.get("llm_gateway.replica_pick.failed")?.value, 1);
   assert.equal(named(next)[0], second);
   answer(next, dead!, report(0, 0.1)); // it answers again (e.g. a discovery turn)
   assert.equal(named(send(root, "failing tenant"))[0], dead, "known again, home again");
@@ -199,8 +204,10 @@ test("every discoverEvery-th request is left to Envoy's balancer; every other on
     return unnamed;
   };
   learnAll(root, REPLICAS.slice(0, 3));
+  const leftBefore = envoy.metrics.get("llm_gateway.replica_pick.left_to_envoy")?.value ?? 0;
   // Just after replicas appeared: every other request, and every 4th.
   assert.equal(unnamedOf16(), 8);
+  assert.equal(envoy.metrics.get("llm_gateway.replica_pick.left_to_envoy")?.value, leftBefore + 8);
   envoy.clock.ms += 5000;
   assert.equal(unnamedOf16(), 4);
   // Envoy's balancer finds a fourth replica on a discovery turn: the burst again.
@@ -318,6 +325,8 @@ test("scraping: one worker per replica per interval; failed or odd pages change 
     } else answerScrape((c.rootId === one.id ? one : two).vm, c, i === 1 ? 503 : 200, pages[i % pages.length]!);
   });
   assert.equal(named(send(one, "after odd pages")).length, 3);
+  // No answer, a 503, a page without a readable figure; the fourth page's huge value counts, clamped.
+  assert.equal(envoy.metrics.get("llm_gateway.replica_scrape.failed")?.value, 3);
 });
 
 test("scraping off (scrapeIntervalMs 0): no calls", async () => {

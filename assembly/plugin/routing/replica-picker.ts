@@ -40,11 +40,16 @@ export class ReplicaPicker {
   private order: Array<i32> = new Array<i32>();
   private scores: Array<u64> = new Array<u64>();
   chosen: string = "";
+  // Why the last pick passed over the key's first replica (both false: it took it, or named none).
+  skippedSaturated: bool = false;
+  skippedBound: bool = false;
 
   // The header value naming the replicas for this request, best first; null leaves the request to
   // Envoy's balancer (no fresh replica known, or a discovery turn).
   pick(p: LoadAwarePolicy, model: string, replicas: Array<Replica>, key: string, nowMs: i64): string | null {
     this.chosen = "";
+    this.skippedSaturated = false;
+    this.skippedBound = false;
     this.requests++;
     if (p.discoverEvery > 0 && this.requests % <u32>p.discoverEvery == 0) return null;
     const order = this.order;
@@ -81,7 +86,13 @@ export class ReplicaPicker {
     let best = -1;
     for (let k = 0; k < n && best < 0; k++) {
       const r = unchecked(replicas[unchecked(order[k])]);
-      if (!this.saturated(p, r, nowMs) && <i64>this.load(r.address) + 1 <= bound) best = k;
+      const saturated = this.saturated(p, r, nowMs);
+      const full = <i64>this.load(r.address) + 1 > bound;
+      if (!saturated && !full) best = k;
+      else if (k == 0) {
+        this.skippedSaturated = saturated;
+        this.skippedBound = !saturated && full;
+      }
     }
     if (best < 0) {
       // Every replica is saturated or at the bound: the least loaded, unsaturated ones first.

@@ -14,6 +14,12 @@ import { MAX_METRICS_BYTES, parseMetricsPage } from "./load-report";
 import { claimScrape, noteLoad, replicasOf } from "./replica-table";
 
 const MAX_CALLS: i32 = 64;
+
+export const enum Scrape {
+  NotOurs = 0, // the token is not a scrape's
+  Read = 1,
+  Failed = 2, // no answer, not 200, too large, or no figures on the page
+}
 const MAX_TIMEOUT_MS: i64 = 1000;
 
 export class ReplicaScraper {
@@ -56,22 +62,23 @@ export class ReplicaScraper {
     }
   }
 
-  // A scrape's answer; false when the token is not a scrape's.
-  onResponse(token: u32, numHeaders: u32, bodySize: u32, nowMs: i64): bool {
+  // A scrape's answer.
+  onResponse(token: u32, numHeaders: u32, bodySize: u32, nowMs: i64): Scrape {
     const i = this.tokens.indexOf(token);
-    if (i < 0) return false;
+    if (i < 0) return Scrape.NotOurs;
     const model = unchecked(this.models[i]);
     const address = unchecked(this.addresses[i]);
     this.remove(i);
-    if (numHeaders == 0 || bodySize == 0 || bodySize > <u32>MAX_METRICS_BYTES) return true;
+    if (numHeaders == 0 || bodySize == 0 || bodySize > <u32>MAX_METRICS_BYTES) return Scrape.Failed;
     const status = host.getHeader(MapType.HttpCallResponseHeaders, ":status");
-    if (status == null || status != "200") return true;
+    if (status == null || status != "200") return Scrape.Failed;
     const page = host.getBufferBytes(BufferType.HttpCallResponseBody, 0, bodySize);
-    if (page == null) return true;
+    if (page == null) return Scrape.Failed;
     const figures = parseMetricsPage(page);
     page.release();
-    if (figures != null) noteLoad(model, address, figures, nowMs);
-    return true;
+    if (figures == null) return Scrape.Failed;
+    noteLoad(model, address, figures, nowMs);
+    return Scrape.Read;
   }
 
   private remove(i: i32): void {

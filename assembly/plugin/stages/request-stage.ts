@@ -62,7 +62,7 @@ import { F_MESSAGES, F_PROMPT, REQUEST_KEYS, RoutingResult, modelSpan, routeRequ
 import { requestLabels } from "../telemetry/labels";
 import * as metrics from "../telemetry/metrics";
 import { aiLog, countResponse, recordMetrics, summarize } from "../telemetry/report";
-import { GatewayRoot, QuotaEvent } from "../root";
+import { GatewayRoot, QuotaEvent, ReplicaEvent } from "../root";
 
 // One scan object per VM, reused by every request (a VM runs one callback at a time).
 const requestScan = new JsonScan(REQUEST_KEYS);
@@ -333,8 +333,11 @@ export class RequestStage extends HttpContext {
     const named = picker.pick(p, routeValue, replicasOf(routeValue), key, msOf(this.req.startNs));
     if (named == null) {
       host.removeHeader(MapType.HttpRequestHeaders, p.header);
+      this.gateway.countReplica(ReplicaEvent.LeftToEnvoy);
       return;
     }
+    if (picker.skippedSaturated) this.gateway.countReplica(ReplicaEvent.SaturatedSkipped);
+    else if (picker.skippedBound) this.gateway.countReplica(ReplicaEvent.BoundSkipped);
     host.replaceHeader(MapType.HttpRequestHeaders, p.header, named);
     this.pickedReplica = picker.chosen;
     this.servingReplica = picker.chosen;
@@ -352,7 +355,10 @@ export class RequestStage extends HttpContext {
     if (this.fallback.from.length > 0) return;
     const address = viaUpstream ? host.getProperty(UPSTREAM_ADDRESS) : null;
     const picked = this.pickedReplica;
-    if (picked.length > 0 && (address == null || address != picked)) forget(route, picked);
+    if (picked.length > 0 && (address == null || address != picked)) {
+      forget(route, picked);
+      this.gateway.countReplica(ReplicaEvent.Failed);
+    }
     if (address == null) return;
     const picker = this.gateway.picker;
     if (address != this.servingReplica) {

@@ -354,3 +354,28 @@ test("replicas are kept per configured route: a pattern with `route` shares its 
   assert.equal(free.requestHeader(ENDPOINT), undefined);
   assert.equal(free.requestHeader("endpoint-load-metrics-format"), undefined);
 });
+
+test("every replica saturated: none is avoided, the prefix keeps its replica", async () => {
+  const envoy = new FakeEnvoy();
+  const root = await startPlugin(config(), { envoy });
+  learnAll(root);
+  const ask = (): string => {
+    const s = send(root, "fleet-wide queue");
+    const first = named(s)[0]!;
+    answer(s, first); // no report: only the scrapes say how loaded the replicas are
+    return first;
+  };
+  const home = ask();
+  envoy.advance(50);
+  // The prefix's replica has the longest queue, but every replica has one.
+  for (const c of root.calls.filter((x) => !x.answered)) {
+    answerScrape(root.vm, c, 200, metricsPage(c.headers.find(([k]) => k === ENDPOINT)?.[1] === home ? 5 : 3, 0.6));
+  }
+  assert.equal(ask(), home);
+  // One replica without a queue: then the queued ones are avoided.
+  envoy.advance(1000);
+  const calls = root.calls.filter((x) => !x.answered);
+  const idle = calls.find((c) => c.headers.find(([k]) => k === ENDPOINT)?.[1] !== home)!;
+  for (const c of calls) answerScrape(root.vm, c, 200, metricsPage(c === idle ? 0 : 3, 0.6));
+  assert.equal(ask(), idle.headers.find(([k]) => k === ENDPOINT)?.[1]);
+});

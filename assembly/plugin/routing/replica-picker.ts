@@ -12,7 +12,8 @@
 // - Saturation: a replica whose latest vLLM figures (an answer's report or a scrape) show a queue
 //   (waiting > maxWaiting) or a nearly full KV cache is skipped while those figures are fresh
 //   (SATURATION_HOLD_MS, or two scrape intervals): without scraping, a skipped replica would never report
-//   again, so once its figures are old one request probes it.
+//   again, so once its figures are old one request probes it. When every replica is saturated, none is
+//   avoided: the ranking and the bound decide, so that a fleet-wide queue does not also lose the caches.
 // - Unkeyed requests go to the least loaded unsaturated replica.
 // - Discovery: the plugin knows a replica only once it has answered, so some requests are left to Envoy's
 //   balancer, which knows them all: every discoverEvery-th, and every other one while replicas are still
@@ -84,14 +85,23 @@ export class ReplicaPicker {
     // ceil((total + 1) × factor / n): the most requests a replica may carry with this one.
     const bound = ((total + 1) * <i64>p.loadFactor + <i64>n * 100 - 1) / (<i64>n * 100);
     let best = -1;
+    let allSaturated = true;
     for (let k = 0; k < n && best < 0; k++) {
       const r = unchecked(replicas[unchecked(order[k])]);
       const saturated = this.saturated(p, r, nowMs);
       const full = <i64>this.load(r.address) + 1 > bound;
+      if (!saturated) allSaturated = false;
       if (!saturated && !full) best = k;
       else if (k == 0) {
         this.skippedSaturated = saturated;
         this.skippedBound = !saturated && full;
+      }
+    }
+    if (best < 0 && allSaturated) {
+      // Every replica queues: avoiding one gains nothing, and the prefix's replica at least holds its
+      // cache. The ranking under the bound alone.
+      for (let k = 0; k < n && best < 0; k++) {
+        if (<i64>this.load(unchecked(replicas[unchecked(order[k])]).address) + 1 <= bound) best = k;
       }
     }
     if (best < 0) {

@@ -50,7 +50,8 @@ describe("load report", () => {
 describe("replica table", () => {
   it("reads back its lines and skips the ones that do not", () => {
     const t = decode(
-      "10.0.0.1:8080 0 250 1700000000000 1700000000001 0\nbad line\n10.0.0.2:8080 x 1 2 3 4\n[::1]:80 2 1001 5 5 5\n[::1]:81 2 999 5 6 7\n10.0.0.3:1 0 0 1\n",
+      "10.0.0.1:8080 0 250 1700000000000 1700000000001 0 1699999999000\nbad line\n10.0.0.2:8080 x 1 2 3 4 5\n" +
+        "[::1]:80 2 1001 5 5 5 5\n[::1]:81 2 999 5 6 7 8\n10.0.0.3:1 0 0 1\n",
     );
     expect<i32>(t.length).toBe(2);
     expect<string>(t[0].address).toBe("10.0.0.1:8080");
@@ -58,6 +59,7 @@ describe("replica table", () => {
     expect<i64>(t[0].seenMs).toBe(1700000000000);
     expect<i64>(t[0].loadMs).toBe(1700000000001);
     expect<i64>(t[1].scrapedMs).toBe(7);
+    expect<i64>(t[1].addedMs).toBe(8);
     expect<string>(t[1].address).toBe("[::1]:81");
     expect<i32>(t[1].waiting).toBe(2);
   });

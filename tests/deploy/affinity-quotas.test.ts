@@ -425,7 +425,7 @@ describe("affinity.loadAware: the plugin picks the replica, Envoy's override-hos
       loadFactor: 125,
       maxWaiting: 0,
       maxKvCacheUsage: 95,
-      reportTtlMs: 10000,
+      reportTtlMs: 60000,
     });
     // Every key is one the plugin knows.
     const known = childKeys("prefixAffinity.loadAware");
@@ -441,7 +441,7 @@ describe("affinity.loadAware: the plugin picks the replica, Envoy's override-hos
     assert.deepEqual(spec.models[0]?.affinity, {
       loadFactor: 1.5,
       prefixBytes: 2048,
-      loadAware: { maxWaiting: 0, maxKvCacheUsage: 95, reportTtlMs: 10000 },
+      loadAware: { maxWaiting: 0, maxKvCacheUsage: 95, reportTtlMs: 60000 },
     });
     assert.deepEqual(spec.models[1]?.affinity, spec.models[0]?.affinity);
     assert.equal(((pluginConfig(spec)["prefixAffinity"] as Raw).loadAware as Raw).loadFactor, 150);
@@ -546,7 +546,7 @@ describe("validation of affinity and quotas", () => {
       file: REPLICAS_ENVOY_FILE,
       break: (r) => delete r["models"][1].affinity.loadAware,
       errors: [
-        "models[1].affinity.loadAware: must match models[0].affinity.loadAware (on: maxWaiting 0, maxKvCacheUsage 95, reportTtlMs 10000): the plugin picks replicas the same way for every model with affinity, got off",
+        "models[1].affinity.loadAware: must match models[0].affinity.loadAware (on: maxWaiting 0, maxKvCacheUsage 95, reportTtlMs 60000): the plugin picks replicas the same way for every model with affinity, got off",
       ],
     },
     {
@@ -554,7 +554,7 @@ describe("validation of affinity and quotas", () => {
       file: REPLICAS_ENVOY_FILE,
       break: (r) => (r["models"][1].affinity.loadAware = { maxWaiting: 4 }),
       errors: [
-        "models[1].affinity.loadAware: must match models[0].affinity.loadAware (on: maxWaiting 0, maxKvCacheUsage 95, reportTtlMs 10000): the plugin picks replicas the same way for every model with affinity, got on: maxWaiting 4, maxKvCacheUsage 95, reportTtlMs 10000",
+        "models[1].affinity.loadAware: must match models[0].affinity.loadAware (on: maxWaiting 0, maxKvCacheUsage 95, reportTtlMs 60000): the plugin picks replicas the same way for every model with affinity, got on: maxWaiting 4, maxKvCacheUsage 95, reportTtlMs 60000",
       ],
     },
     {

@@ -229,6 +229,17 @@ test("workers share what they learned (proxy shared data)", async () => {
   assert.equal(named(send(two, "shared")).length, 3);
 });
 
+test("the discovery burst follows the table, not a worker's first look at it", async () => {
+  const envoy = new FakeEnvoy();
+  const cfg = config({ discoverEvery: 1000000 });
+  const one = await startPlugin(cfg, { envoy });
+  learnAll(one);
+  envoy.clock.ms += 6000;
+  // A worker that picks for the first time now: the replicas are not new, so it names one every time.
+  const two = (await envoy.startVm()).configure(cfg);
+  for (let i = 0; i < 8; i++) assert.equal(named(send(two, `late ${i}`)).length, 3, `request ${i}`);
+});
+
 test("off unless enabled: no header, no report requested", async () => {
   const root = await startPlugin({ models: [{ name: QWEN }], prefixAffinity: { enabled: true } });
   const s = send(root, "p");

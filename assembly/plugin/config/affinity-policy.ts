@@ -9,7 +9,7 @@ export class LoadAwarePolicy {
   loadFactor: i32 = 125; // percent of the mean in-flight load a replica may take
   maxWaiting: i32 = 0;
   maxKvPermille: i32 = 950;
-  reportTtlMs: i64 = 10000;
+  reportTtlMs: i64 = 60000;
   discoverEvery: i32 = 16; // 0: never leave a request to Envoy's balancer
   scrapeIntervalMs: i64 = 1000; // 0: no scraping
   metricsPath: string = "/metrics";

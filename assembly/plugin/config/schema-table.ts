@@ -47,7 +47,7 @@ export const FIELDS: Array<Field> = [
   new Field("prefixAffinity.loadAware.loadFactor", Kind.Integer, "125", 100, 10000, "", false),
   new Field("prefixAffinity.loadAware.maxWaiting", Kind.Integer, "0", 0, 1000000, "", false),
   new Field("prefixAffinity.loadAware.maxKvCacheUsage", Kind.Integer, "95", 1, 100, "", false),
-  new Field("prefixAffinity.loadAware.reportTtlMs", Kind.Integer, "10000", 100, 3600000, "", false),
+  new Field("prefixAffinity.loadAware.reportTtlMs", Kind.Integer, "60000", 100, 3600000, "", false),
   new Field("prefixAffinity.loadAware.scrapeIntervalMs", Kind.Integer, "1000", 0, 3600000, "", false),
   new Field("prefixAffinity.loadAware.metricsPath", Kind.Text, "\"/metrics\"", 0, 0, "", false),
   new Field("prefixAffinity.loadAware.discoverEvery", Kind.Integer, "16", 0, 1000000, "", false),

@@ -528,13 +528,14 @@ export const CONFIG_FIELDS: ConfigField[] = [
   {
     key: "prefixAffinity.loadAware.reportTtlMs",
     kind: "integer",
-    default: 10000,
+    default: 60000,
     min: 100,
     max: HOUR_MS,
-    title: "Report lifetime (ms)",
-    titleZh: "报告有效期（毫秒）",
-    summary: "A replica not heard from for this long is forgotten until it answers again.",
-    summaryZh: "超过此时长未收到报告的副本将被遗忘，直到它再次应答。",
+    title: "Replica lifetime (ms)",
+    titleZh: "副本有效期（毫秒）",
+    summary:
+      "A replica that has not answered for this long is forgotten until it answers again (one that fails, or left the cluster, is forgotten at once).",
+    summaryZh: "超过此时长未应答的副本将被遗忘，直到它再次应答（失败或已离开集群的副本会被立即遗忘）。",
   },
   {
     key: "prefixAffinity.loadAware.scrapeIntervalMs",

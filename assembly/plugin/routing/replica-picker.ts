@@ -25,7 +25,7 @@ import { Replica } from "./replica-table";
 
 // How long a report of saturation keeps a replica out of the ranking.
 const SATURATION_HOLD_MS: i64 = 1000;
-// After a replica this VM had not seen before: every other request is left to Envoy's balancer for this long.
+// After a replica entered the table (any worker's): every other request is left to Envoy's balancer for this long.
 const DISCOVERY_BURST_MS: i64 = 5000;
 // Replicas named in the header: the choice and two more, as many as the route's retries (num_retries 2).
 const NAMED: i32 = 3;
@@ -34,9 +34,6 @@ export class ReplicaPicker {
   // Requests this VM sent to each replica and has not finished (entries at zero are removed).
   private inflight: Map<string, i32> = new Map<string, i32>();
   private requests: u32 = 0;
-  // Per model: how many fresh replicas the last pick saw, and when that number last grew.
-  private known: Map<string, i32> = new Map<string, i32>();
-  private grewMs: Map<string, i64> = new Map<string, i64>();
   // Scratch arrays reused by every pick (a VM runs one callback at a time).
   private order: Array<i32> = new Array<i32>();
   private scores: Array<u64> = new Array<u64>();
@@ -47,7 +44,7 @@ export class ReplicaPicker {
 
   // The header value naming the replicas for this request, best first; null leaves the request to
   // Envoy's balancer (no fresh replica known, or a discovery turn).
-  pick(p: LoadAwarePolicy, model: string, replicas: Array<Replica>, key: string, nowMs: i64): string | null {
+  pick(p: LoadAwarePolicy, replicas: Array<Replica>, key: string, nowMs: i64): string | null {
     this.chosen = "";
     this.skippedSaturated = false;
     this.skippedBound = false;
@@ -58,11 +55,13 @@ export class ReplicaPicker {
     order.length = 0;
     scores.length = 0;
     let total: i64 = 0;
+    let newestMs: i64 = 0;
     const keyHash = key.length > 0 ? fnv1a64(key) : 0;
     for (let i = 0; i < replicas.length; i++) {
       const r = unchecked(replicas[i]);
       if (nowMs - r.seenMs > p.reportTtlMs) continue;
       total += this.load(r.address);
+      if (r.addedMs > newestMs) newestMs = r.addedMs;
       // Unkeyed: rank by load alone (ties keep the table's order).
       const score = key.length > 0 ? mix(keyHash ^ r.hash) : <u64>(0x7fffffff - this.load(r.address));
       // Insertion by descending score: replicas are few (MAX_REPLICAS at most).
@@ -79,9 +78,7 @@ export class ReplicaPicker {
     }
     const n = order.length;
     if (n == 0) return null;
-    if (!this.known.has(model) || n > this.known.get(model)) this.grewMs.set(model, nowMs);
-    this.known.set(model, n);
-    if (p.discoverEvery > 0 && nowMs - this.grewMs.get(model) < DISCOVERY_BURST_MS && (this.requests & 1) == 0) return null;
+    if (p.discoverEvery > 0 && nowMs - newestMs < DISCOVERY_BURST_MS && (this.requests & 1) == 0) return null;
     // ceil((total + 1) × factor / n): the most requests a replica may carry with this one.
     const bound = ((total + 1) * <i64>p.loadFactor + <i64>n * 100 - 1) / (<i64>n * 100);
     let best = -1;

@@ -1,8 +1,8 @@
 // What the plugin knows of a model's replicas (prefixAffinity.loadAware), per routing header value (one
 // Envoy cluster each; "model" below): each one's address and its last
 // load figures, in proxy shared data so that every worker (each its own VM) picks from what any of them
-// learned. One value per model, "address waiting kvPermille seenMs loadMs scrapedMs" lines; updates are
-// compare-and-swap.
+// learned. One value per model, "address waiting kvPermille seenMs loadMs scrapedMs addedMs" lines;
+// updates are compare-and-swap.
 //
 // Only an answer proves a replica is there (seenMs, against the report lifetime); load figures come from
 // answers' reports and from scraping (loadMs), and a scrape never makes a replica look alive: a scrape
@@ -30,6 +30,7 @@ export class Replica {
   seenMs: i64 = 0; // its last answer
   loadMs: i64 = 0; // when waiting and kvPermille were reported (0: never)
   scrapedMs: i64 = 0; // when a worker last claimed its metrics scrape
+  addedMs: i64 = 0; // when it entered the table (the picker's discovery burst follows new replicas)
   hash: u64 = 0; // of the address, for rendezvous hashing (replica-picker.ts)
 }
 
@@ -73,6 +74,7 @@ export function noteAnswer(model: string, address: string, report: LoadFigures |
     if (r == null) {
       r = new Replica();
       r.address = address;
+      r.addedMs = nowMs;
     }
     r.seenMs = nowMs;
     if (report != null) {
@@ -187,6 +189,8 @@ function encode(list: Array<Replica>): string {
       r.loadMs.toString() +
       " " +
       r.scrapedMs.toString() +
+      " " +
+      r.addedMs.toString() +
       "\n";
   }
   return out;
@@ -201,13 +205,14 @@ export function decode(s: string): Array<Replica> {
     if (end < 0) end = s.length;
     const f = s.substring(i, end).split(" ");
     i = end + 1;
-    if (f.length != 6 || !validAddress(unchecked(f[0]))) continue;
+    if (f.length != 7 || !validAddress(unchecked(f[0]))) continue;
     const waiting = parseDigits(unchecked(f[1]));
     const kv = parseDigits(unchecked(f[2]));
     const seen = parseDigits(unchecked(f[3]));
     const loaded = parseDigits(unchecked(f[4]));
     const scraped = parseDigits(unchecked(f[5]));
-    if (waiting < 0 || waiting > 1000000000 || kv < 0 || kv > 1000 || seen < 0 || loaded < 0 || scraped < 0) continue;
+    const added = parseDigits(unchecked(f[6]));
+    if (waiting < 0 || waiting > 1000000000 || kv < 0 || kv > 1000 || seen < 0 || loaded < 0 || scraped < 0 || added < 0) continue;
     const r = new Replica();
     r.address = unchecked(f[0]);
     r.waiting = <i32>waiting;
@@ -215,6 +220,7 @@ export function decode(s: string): Array<Replica> {
     r.seenMs = seen;
     r.loadMs = loaded;
     r.scrapedMs = scraped;
+    r.addedMs = added;
     r.hash = fnv1a64(r.address);
     out.push(r);
   }

@@ -330,7 +330,7 @@ export class RequestStage extends HttpContext {
     this.replicaRoute = routeValue;
     host.replaceHeader(MapType.HttpRequestHeaders, LOAD_REPORT_FORMAT_HEADER, LOAD_REPORT_FORMAT);
     const picker = this.gateway.picker;
-    const named = picker.pick(p, routeValue, replicasOf(routeValue), key, msOf(this.req.startNs));
+    const named = picker.pick(p, replicasOf(routeValue), key, msOf(this.req.startNs));
     if (named == null) {
       host.removeHeader(MapType.HttpRequestHeaders, p.header);
       this.gateway.countReplica(ReplicaEvent.LeftToEnvoy);

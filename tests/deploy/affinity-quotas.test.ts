@@ -423,7 +423,7 @@ describe("affinity.loadAware: the plugin picks the replica, Envoy's override-hos
       enabled: true,
       header: "x-gateway-destination-endpoint",
       loadFactor: 125,
-      maxWaiting: 0,
+      maxWaiting: 4,
       maxKvCacheUsage: 95,
       reportTtlMs: 60000,
     });
@@ -441,7 +441,7 @@ describe("affinity.loadAware: the plugin picks the replica, Envoy's override-hos
     assert.deepEqual(spec.models[0]?.affinity, {
       loadFactor: 1.5,
       prefixBytes: 2048,
-      loadAware: { maxWaiting: 0, maxKvCacheUsage: 95, reportTtlMs: 60000 },
+      loadAware: { maxWaiting: 4, maxKvCacheUsage: 95, reportTtlMs: 60000 },
     });
     assert.deepEqual(spec.models[1]?.affinity, spec.models[0]?.affinity);
     assert.equal(((pluginConfig(spec)["prefixAffinity"] as Raw).loadAware as Raw).loadFactor, 150);
@@ -546,15 +546,15 @@ describe("validation of affinity and quotas", () => {
       file: REPLICAS_ENVOY_FILE,
       break: (r) => delete r["models"][1].affinity.loadAware,
       errors: [
-        "models[1].affinity.loadAware: must match models[0].affinity.loadAware (on: maxWaiting 0, maxKvCacheUsage 95, reportTtlMs 60000): the plugin picks replicas the same way for every model with affinity, got off",
+        "models[1].affinity.loadAware: must match models[0].affinity.loadAware (on: maxWaiting 4, maxKvCacheUsage 95, reportTtlMs 60000): the plugin picks replicas the same way for every model with affinity, got off",
       ],
     },
     {
       name: "models that disagree on loadAware's settings",
       file: REPLICAS_ENVOY_FILE,
-      break: (r) => (r["models"][1].affinity.loadAware = { maxWaiting: 4 }),
+      break: (r) => (r["models"][1].affinity.loadAware = { maxWaiting: 8 }),
       errors: [
-        "models[1].affinity.loadAware: must match models[0].affinity.loadAware (on: maxWaiting 0, maxKvCacheUsage 95, reportTtlMs 60000): the plugin picks replicas the same way for every model with affinity, got on: maxWaiting 4, maxKvCacheUsage 95, reportTtlMs 60000",
+        "models[1].affinity.loadAware: must match models[0].affinity.loadAware (on: maxWaiting 4, maxKvCacheUsage 95, reportTtlMs 60000): the plugin picks replicas the same way for every model with affinity, got on: maxWaiting 8, maxKvCacheUsage 95, reportTtlMs 60000",
       ],
     },
     {
@@ -570,7 +570,7 @@ describe("validation of affinity and quotas", () => {
       file: REPLICAS_ENVOY_FILE,
       break: (r) => (r["models"][0].fallback = ["gemma-2-2b"]),
       errors: [
-        'models[0].affinity.loadAware: cannot be combined with fallback for gateway.type envoy: the model\'s requests go through its fallback chain\'s aggregate cluster, where Envoy ignores the picked replica and its ring places every request; drop loadAware or fallback, got {"maxWaiting":0,"maxKvCacheUsage":95}',
+        'models[0].affinity.loadAware: cannot be combined with fallback for gateway.type envoy: the model\'s requests go through its fallback chain\'s aggregate cluster, where Envoy ignores the picked replica and its ring places every request; drop loadAware or fallback, got {"maxWaiting":4,"maxKvCacheUsage":95}',
       ],
     },
     {

@@ -32,7 +32,8 @@ before(async () => {
       models: [{ name: MODEL }],
       // Discovery turns (requests left to Envoy's ring) only while replicas are being found: a turn in a
       // test below would send a prefix wherever the ring puts it.
-      prefixAffinity: { enabled: true, loadAware: { enabled: true, scrapeIntervalMs: 300, discoverEvery: 1000000 } },
+      // maxWaiting 2: the direct load below queues 3 at the replica.
+      prefixAffinity: { enabled: true, loadAware: { enabled: true, scrapeIntervalMs: 300, discoverEvery: 1000000, maxWaiting: 2 } },
     },
   });
   gateway = fleet.gateway;

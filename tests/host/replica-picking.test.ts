@@ -121,7 +121,7 @@ test("a replica reporting a queue is avoided while the report is fresh, then pro
   learnAll(root);
   const probe = send(root, "queued tenant");
   const home = named(probe)[0]!;
-  answer(probe, home, report(3, 0.4)); // vLLM: 3 requests waiting
+  answer(probe, home, report(5, 0.4)); // vLLM: 5 requests waiting (maxWaiting 4)
   const next = send(root, "queued tenant");
   assert.notEqual(named(next)[0], home, "saturated replica skipped");
   assert.equal(envoy.metrics.get("llm_gateway.replica_pick.skipped.reason.saturated")?.value, 1);
@@ -303,7 +303,7 @@ test("scraping: a replica whose metrics show a queue is avoided, with no answer 
   envoy.advance(1000);
   for (const c of root.calls.filter((x) => !x.answered)) {
     const target = c.headers.find(([k]) => k === ENDPOINT)?.[1];
-    answerScrape(root.vm, c, 200, target === home ? metricsPage(4, 0.5) : metricsPage(0, 0.2));
+    answerScrape(root.vm, c, 200, target === home ? metricsPage(6, 0.5) : metricsPage(0, 0.2));
   }
   assert.notEqual(named(send(root, "streamed tenant"))[0], home);
   // Older vLLM's name for the KV-cache gauge counts too.
@@ -380,13 +380,25 @@ test("every replica saturated: none is avoided, the prefix keeps its replica", a
   envoy.advance(50);
   // The prefix's replica has the longest queue, but every replica has one.
   for (const c of root.calls.filter((x) => !x.answered)) {
-    answerScrape(root.vm, c, 200, metricsPage(c.headers.find(([k]) => k === ENDPOINT)?.[1] === home ? 5 : 3, 0.6));
+    answerScrape(root.vm, c, 200, metricsPage(c.headers.find(([k]) => k === ENDPOINT)?.[1] === home ? 9 : 6, 0.6));
   }
   assert.equal(ask(), home);
   // One replica without a queue: then the queued ones are avoided.
   envoy.advance(1000);
   const calls = root.calls.filter((x) => !x.answered);
   const idle = calls.find((c) => c.headers.find(([k]) => k === ENDPOINT)?.[1] !== home)!;
-  for (const c of calls) answerScrape(root.vm, c, 200, metricsPage(c === idle ? 0 : 3, 0.6));
+  for (const c of calls) answerScrape(root.vm, c, 200, metricsPage(c === idle ? 0 : 6, 0.6));
   assert.equal(ask(), idle.headers.find(([k]) => k === ENDPOINT)?.[1]);
+});
+
+test("maxWaiting is a threshold: a queue of that many is not avoided, one more is", async () => {
+  const root = await startPlugin(config({ maxWaiting: 4 }));
+  learnAll(root);
+  const probe = send(root, "threshold tenant");
+  const home = named(probe)[0]!;
+  answer(probe, home, report(4, 0.4));
+  const at = send(root, "threshold tenant");
+  assert.equal(named(at)[0], home, "4 waiting: kept");
+  answer(at, home, report(5, 0.4));
+  assert.notEqual(named(send(root, "threshold tenant"))[0], home, "5 waiting: avoided");
 });

@@ -7,7 +7,7 @@ export class LoadAwarePolicy {
   enabled: bool = false;
   header: string = "";
   loadFactor: i32 = 125; // percent of the mean in-flight load a replica may take
-  maxWaiting: i32 = 0;
+  maxWaiting: i32 = 4;
   maxKvPermille: i32 = 950;
   reportTtlMs: i64 = 60000;
   discoverEvery: i32 = 16; // 0: never leave a request to Envoy's balancer

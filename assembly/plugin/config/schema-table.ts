@@ -45,7 +45,7 @@ export const FIELDS: Array<Field> = [
   new Field("prefixAffinity.loadAware.enabled", Kind.Flag, "false", 0, 0, "", false),
   new Field("prefixAffinity.loadAware.header", Kind.HeaderName, "\"x-gateway-destination-endpoint\"", 0, 0, "", false),
   new Field("prefixAffinity.loadAware.loadFactor", Kind.Integer, "125", 100, 10000, "", false),
-  new Field("prefixAffinity.loadAware.maxWaiting", Kind.Integer, "0", 0, 1000000, "", false),
+  new Field("prefixAffinity.loadAware.maxWaiting", Kind.Integer, "4", 0, 1000000, "", false),
   new Field("prefixAffinity.loadAware.maxKvCacheUsage", Kind.Integer, "95", 1, 100, "", false),
   new Field("prefixAffinity.loadAware.reportTtlMs", Kind.Integer, "60000", 100, 3600000, "", false),
   new Field("prefixAffinity.loadAware.scrapeIntervalMs", Kind.Integer, "1000", 0, 3600000, "", false),

@@ -7,12 +7,13 @@
 //   load-aware        the plugin picks the replica (prefixAffinity.loadAware: rendezvous ranking of the key,
 //                     in-flight bound, vLLM's load reports) and Envoy's override-host policy sends it there
 // Each policy starts from cold replicas. Writes results/lb-<time>/{results.json, report.md, chart.png}.
-// With --sensitivity (`make bench-lb` passes it; BENCH_LB_SENSITIVITY=0 leaves it out): least-request and prefix-affinity again with the
-// prefill time and the KV cache halved and doubled, same workload and rate.
+// With --sensitivity (`make bench-lb` passes it; BENCH_LB_SENSITIVITY=0 leaves it out): least-request, prefix-affinity and load-aware
+// again with the prefill time and the KV cache halved and doubled, same workload and rate.
 // Options (environment): BENCH_LB_SPEED (simulated time per wall time, default 1), BENCH_LB_DURATION_S
 // (simulated seconds of arrivals, 60), BENCH_LB_WARMUP_S (15), BENCH_LB_DEMAND (offered load as the GPU
 // share the workload would need with no cache at all, 0.8), BENCH_LB_BALANCE (hash_balance_factor, 125),
-// BENCH_LB_SEED (14), BENCH_LB_OUT (results).
+// BENCH_LB_SEED (14), BENCH_LB_OUT (results), BENCH_LB_POLICIES (comma-separated policy names: only those),
+// BENCH_LB_LOAD_AWARE (JSON merged into the load-aware policies' prefixAffinity.loadAware, e.g. {"maxWaiting":4}).
 import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -60,6 +61,24 @@ export const POLICIES: PolicySpec[] = [
   { name: "load-aware-64k", lbPolicy: "PLUGIN_PICK", prefixBytes: 65536 },
 ];
 
+function loadAwareOverrides(): Record<string, unknown> {
+  const v = process.env.BENCH_LB_LOAD_AWARE;
+  if (v === undefined || v === "") return {};
+  const parsed: unknown = JSON.parse(v);
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+    throw new Error("bench-lb: BENCH_LB_LOAD_AWARE must be a JSON object");
+  return parsed as Record<string, unknown>;
+}
+
+/** BENCH_LB_POLICIES, or every policy. */
+function selectedPolicies(): PolicySpec[] {
+  const v = process.env.BENCH_LB_POLICIES;
+  if (v === undefined || v === "") return POLICIES;
+  const names = v.split(",").map((x) => x.trim());
+  for (const n of names) if (!POLICIES.some((p) => p.name === n)) throw new Error(`bench-lb: unknown policy "${n}" in BENCH_LB_POLICIES`);
+  return POLICIES.filter((p) => names.includes(p.name));
+}
+
 /** The policies the sensitivity runs repeat. */
 const SENSITIVITY_POLICIES = ["least-request", "prefix-affinity", "load-aware"];
 
@@ -93,7 +112,7 @@ export function pluginConfig(model: string, prefixBytes?: number, loadAware?: { 
       enabled: true,
       header: PREFIX_KEY_HEADER,
       ...(prefixBytes !== undefined ? { prefixBytes } : {}),
-      ...(loadAware !== undefined ? { loadAware: { enabled: true, loadFactor: loadAware.loadFactor } } : {}),
+      ...(loadAware !== undefined ? { loadAware: { enabled: true, loadFactor: loadAware.loadFactor, ...loadAwareOverrides() } } : {}),
     },
   };
 }
@@ -210,7 +229,8 @@ export async function runBenchLb(
   const results: PolicyResult[] = [];
   const sensitivityResults: { variant: string; description: string; results: PolicyResult[] }[] = [];
   try {
-    for (const p of POLICIES) results.push(await runPolicy(p, base, w, o));
+    const policies = selectedPolicies();
+    for (const p of policies) results.push(await runPolicy(p, base, w, o));
     if (sensitivity) {
       const variants: Variant[] = [
         {
@@ -229,7 +249,7 @@ export async function runBenchLb(
       for (const v of variants) {
         log(`sensitivity: ${v.description}`);
         const rs: PolicyResult[] = [];
-        for (const p of POLICIES.filter((x) => SENSITIVITY_POLICIES.includes(x.name))) rs.push(await runPolicy(p, v.params, w, o));
+        for (const p of policies.filter((x) => SENSITIVITY_POLICIES.includes(x.name))) rs.push(await runPolicy(p, v.params, w, o));
         sensitivityResults.push({ variant: v.name, description: v.description, results: rs });
       }
     }

@@ -1,6 +1,8 @@
-// vLLM's load report (assembly/plugin/routing/load-report.ts) and the replica table's stored form
+// vLLM's load report (assembly/plugin/routing/load-report.ts, its numbers read by util/digits.ts
+// parseDecimal) and the replica table's stored form
 // (replica-table.ts decode): exact values for what vLLM prints, null or skipped lines for anything else.
-import { parseDecimal, parseLoadReport } from "../../assembly/plugin/routing/load-report";
+import { parseLoadReport } from "../../assembly/plugin/routing/load-report";
+import { parseDecimal } from "../../assembly/util/digits";
 import { decode } from "../../assembly/plugin/routing/replica-table";
 
 function dec(s: string): f64 {

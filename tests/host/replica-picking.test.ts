@@ -268,6 +268,11 @@ function metricsPage(waiting: number, kv: number, oldName = false): string {
   ].join("\n");
 }
 
+// The replica a scrape names.
+function targetOf(call: PluginRoot["calls"][number]): string | undefined {
+  return call.headers.find(([k]) => k === ENDPOINT)?.[1];
+}
+
 function answerScrape(vm: PluginRoot["vm"], call: PluginRoot["calls"][number], status: number, body: string): void {
   call.answered = true;
   call.answer = { headers: [[":status", String(status)]], body: Buffer.from(body) };
@@ -286,7 +291,7 @@ test("scraping: each known replica's /metrics is read through the model's cluste
     assert.equal(c.headers.find(([k]) => k === ":path")?.[1], "/metrics");
     assert.equal(c.headers.find(([k]) => k === ":method")?.[1], "GET");
   }
-  assert.deepEqual(calls.map((c) => c.headers.find(([k]) => k === ENDPOINT)?.[1]).sort(), [...REPLICAS].sort());
+  assert.deepEqual(calls.map((c) => targetOf(c)).sort(), [...REPLICAS].sort());
   // Not again before the interval is over.
   envoy.advance(900);
   assert.equal(root.calls.filter((c) => !c.answered).length, REPLICAS.length);
@@ -302,15 +307,13 @@ test("scraping: a replica whose metrics show a queue is avoided, with no answer 
   const home = named(send(root, "streamed tenant"))[0]!;
   envoy.advance(1000);
   for (const c of root.calls.filter((x) => !x.answered)) {
-    const target = c.headers.find(([k]) => k === ENDPOINT)?.[1];
-    answerScrape(root.vm, c, 200, target === home ? metricsPage(6, 0.5) : metricsPage(0, 0.2));
+    answerScrape(root.vm, c, 200, targetOf(c) === home ? metricsPage(6, 0.5) : metricsPage(0, 0.2));
   }
   assert.notEqual(named(send(root, "streamed tenant"))[0], home);
   // Older vLLM's name for the KV-cache gauge counts too.
   envoy.advance(1000);
   for (const c of root.calls.filter((x) => !x.answered)) {
-    const target = c.headers.find(([k]) => k === ENDPOINT)?.[1];
-    answerScrape(root.vm, c, 200, target === home ? metricsPage(0, 0.99, true) : metricsPage(0, 0.2, true));
+    answerScrape(root.vm, c, 200, targetOf(c) === home ? metricsPage(0, 0.99, true) : metricsPage(0, 0.2, true));
   }
   assert.notEqual(named(send(root, "streamed tenant"))[0], home, "KV cache 99% full");
   envoy.advance(1000);
@@ -380,15 +383,16 @@ test("every replica saturated: none is avoided, the prefix keeps its replica", a
   envoy.advance(50);
   // The prefix's replica has the longest queue, but every replica has one.
   for (const c of root.calls.filter((x) => !x.answered)) {
-    answerScrape(root.vm, c, 200, metricsPage(c.headers.find(([k]) => k === ENDPOINT)?.[1] === home ? 9 : 6, 0.6));
+    answerScrape(root.vm, c, 200, metricsPage(targetOf(c) === home ? 9 : 6, 0.6));
   }
   assert.equal(ask(), home);
+  assert.equal(envoy.metrics.get("llm_gateway.replica_pick.skipped.reason.saturated")?.value ?? 0, 0, "nothing was skipped");
   // One replica without a queue: then the queued ones are avoided.
   envoy.advance(1000);
   const calls = root.calls.filter((x) => !x.answered);
-  const idle = calls.find((c) => c.headers.find(([k]) => k === ENDPOINT)?.[1] !== home)!;
+  const idle = calls.find((c) => targetOf(c) !== home)!;
   for (const c of calls) answerScrape(root.vm, c, 200, metricsPage(c === idle ? 0 : 6, 0.6));
-  assert.equal(ask(), idle.headers.find(([k]) => k === ENDPOINT)?.[1]);
+  assert.equal(ask(), targetOf(idle));
 });
 
 test("maxWaiting is a threshold: a queue of that many is not avoided, one more is", async () => {

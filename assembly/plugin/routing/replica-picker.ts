@@ -37,6 +37,8 @@ export class ReplicaPicker {
   // Scratch arrays reused by every pick (a VM runs one callback at a time).
   private order: Array<i32> = new Array<i32>();
   private scores: Array<u64> = new Array<u64>();
+  private loads: Array<i32> = new Array<i32>();
+  private saturatedAt: Array<bool> = new Array<bool>();
   chosen: string = "";
   // Why the last pick passed over the key's first replica (both false: it took it, or named none).
   skippedSaturated: bool = false;
@@ -50,20 +52,32 @@ export class ReplicaPicker {
     this.skippedBound = false;
     this.requests++;
     if (p.discoverEvery > 0 && this.requests % <u32>p.discoverEvery == 0) return null;
+    // One pass over the table: each fresh replica's load and saturation (by table index), and the
+    // fresh ones in rank order.
     const order = this.order;
     const scores = this.scores;
+    const loads = this.loads;
+    const saturated = this.saturatedAt;
     order.length = 0;
     scores.length = 0;
+    loads.length = replicas.length;
+    saturated.length = replicas.length;
     let total: i64 = 0;
     let newestMs: i64 = 0;
+    let allSaturated = true;
     const keyHash = key.length > 0 ? fnv1a64(key) : 0;
     for (let i = 0; i < replicas.length; i++) {
       const r = unchecked(replicas[i]);
       if (nowMs - r.seenMs > p.reportTtlMs) continue;
-      total += this.load(r.address);
+      const load = this.load(r.address);
+      const sat = this.saturated(p, r, nowMs);
+      unchecked((loads[i] = load));
+      unchecked((saturated[i] = sat));
+      if (!sat) allSaturated = false;
+      total += load;
       if (r.addedMs > newestMs) newestMs = r.addedMs;
       // Unkeyed: rank by load alone (ties keep the table's order).
-      const score = key.length > 0 ? mix(keyHash ^ r.hash) : <u64>(0x7fffffff - this.load(r.address));
+      const score = key.length > 0 ? mix(keyHash ^ r.hash) : <u64>(0x7fffffff - load);
       // Insertion by descending score: replicas are few (MAX_REPLICAS at most).
       let at = order.length;
       order.push(i);
@@ -81,32 +95,26 @@ export class ReplicaPicker {
     if (p.discoverEvery > 0 && nowMs - newestMs < DISCOVERY_BURST_MS && (this.requests & 1) == 0) return null;
     // ceil((total + 1) × factor / n): the most requests a replica may carry with this one.
     const bound = ((total + 1) * <i64>p.loadFactor + <i64>n * 100 - 1) / (<i64>n * 100);
+    // The first in rank within the bound and not saturated. When every replica is saturated, none is
+    // avoided for it: avoiding one gains nothing, and the prefix's replica at least holds its cache.
     let best = -1;
-    let allSaturated = true;
     for (let k = 0; k < n && best < 0; k++) {
-      const r = unchecked(replicas[unchecked(order[k])]);
-      const saturated = this.saturated(p, r, nowMs);
-      const full = <i64>this.load(r.address) + 1 > bound;
-      if (!saturated) allSaturated = false;
-      if (!saturated && !full) best = k;
+      const i = unchecked(order[k]);
+      const avoid = unchecked(saturated[i]) && !allSaturated;
+      const full = <i64>unchecked(loads[i]) + 1 > bound;
+      if (!avoid && !full) best = k;
       else if (k == 0) {
-        this.skippedSaturated = saturated;
-        this.skippedBound = !saturated && full;
-      }
-    }
-    if (best < 0 && allSaturated) {
-      // Every replica queues: avoiding one gains nothing, and the prefix's replica at least holds its
-      // cache. The ranking under the bound alone.
-      for (let k = 0; k < n && best < 0; k++) {
-        if (<i64>this.load(unchecked(replicas[unchecked(order[k])]).address) + 1 <= bound) best = k;
+        this.skippedSaturated = avoid;
+        this.skippedBound = !avoid && full;
       }
     }
     if (best < 0) {
       // Every replica is saturated or at the bound: the least loaded, unsaturated ones first.
       let bestCost: i64 = i64.MAX_VALUE;
       for (let k = 0; k < n; k++) {
-        const r = unchecked(replicas[unchecked(order[k])]);
-        const cost = (this.saturated(p, r, nowMs) ? ((<i64>1) << 40) + <i64>r.waiting * 1024 : 0) + <i64>this.load(r.address);
+        const i = unchecked(order[k]);
+        const waiting = <i64>unchecked(replicas[i]).waiting;
+        const cost = (unchecked(saturated[i]) ? ((<i64>1) << 40) + waiting * 1024 : 0) + <i64>unchecked(loads[i]);
         if (cost < bestCost) {
           bestCost = cost;
           best = k;

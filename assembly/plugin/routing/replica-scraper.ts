@@ -11,16 +11,17 @@ import { HeaderPair } from "../../abi/headers";
 import * as host from "../../abi/host";
 import { GatewayConfig } from "../config/gateway-config";
 import { MAX_METRICS_BYTES, parseMetricsPage } from "./load-report";
-import { claimScrape, noteLoad, replicasOf } from "./replica-table";
+import { claimScrape, noteLoad, replicasOf, scrapeDue } from "./replica-table";
 
 const MAX_CALLS: i32 = 64;
+
+const MAX_TIMEOUT_MS: i64 = 1000;
 
 export const enum Scrape {
   NotOurs = 0, // the token is not a scrape's
   Read = 1,
   Failed = 2, // no answer, not 200, too large, or no figures on the page
 }
-const MAX_TIMEOUT_MS: i64 = 1000;
 
 export class ReplicaScraper {
   private tokens: Array<u32> = new Array<u32>();
@@ -45,8 +46,8 @@ export class ReplicaScraper {
       for (let j = 0; j < replicas.length && this.tokens.length < MAX_CALLS; j++) {
         const r = unchecked(replicas[j]);
         if (nowMs - r.seenMs > p.reportTtlMs) continue;
-        if (r.scrapedMs > 0 && nowMs - r.scrapedMs < p.scrapeIntervalMs) continue;
-        if (!claimScrape(routeValue, r.address, nowMs, p.scrapeIntervalMs)) continue;
+        // This worker's copy first (no write when it is not due), then the claim on the table.
+        if (!scrapeDue(r, nowMs, p.scrapeIntervalMs) || !claimScrape(routeValue, r.address, nowMs, p.scrapeIntervalMs)) continue;
         const headers: Array<HeaderPair> = [
           new HeaderPair(":method", "GET"),
           new HeaderPair(":path", p.metricsPath),

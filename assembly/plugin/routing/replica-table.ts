@@ -13,6 +13,7 @@
 // (request-stage.ts pickReplica), so clients cannot add any.
 import { Status } from "../../abi/enums";
 import { getSharedData, setSharedData } from "../../abi/host";
+import { isHeaderValue } from "../../util/ascii";
 import { parseDigits } from "../../util/digits";
 import { fnv1a64 } from "../../util/hash";
 import { LoadFigures } from "./load-report";
@@ -57,114 +58,146 @@ export function replicasOf(model: string): Array<Replica> {
 
 // Records an answer from a replica, with its load report when it carried one.
 export function noteAnswer(model: string, address: string, report: LoadFigures | null, nowMs: i64, ttlMs: i64): void {
-  if (!validAddress(address)) return;
-  if (!changes(model, address, report, nowMs)) return;
-  const key = KEY_PREFIX + model;
-  for (let attempt = 0; attempt < CAS_RETRIES; attempt++) {
-    const stored = getSharedData(key);
-    const list = stored != null ? decode(stored.value) : new Array<Replica>();
-    const kept = new Array<Replica>();
-    let r: Replica | null = null;
-    for (let i = 0; i < list.length; i++) {
-      const e = unchecked(list[i]);
-      if (e.address == address) r = e;
-      else if (nowMs - e.seenMs <= ttlMs) kept.push(e);
-    }
-    while (kept.length >= MAX_REPLICAS) dropOldest(kept);
-    if (r == null) {
-      r = new Replica();
-      r.address = address;
-      r.addedMs = nowMs;
-    }
-    r.seenMs = nowMs;
-    if (report != null) {
-      r.waiting = report.waiting;
-      r.kvPermille = report.kvPermille;
-      r.loadMs = nowMs;
-    }
-    kept.push(r);
-    if (setSharedData(key, encode(kept), stored != null ? stored.cas : 0) == Status.Ok) return;
-  }
+  if (!validAddress(address) || !changes(model, address, report, nowMs)) return;
+  rewrite(model, new AnswerEdit(address, report, nowMs, ttlMs));
 }
 
 // Whether an answer tells the table anything: a write makes every worker decode the table again, so
 // an answer from a replica seen within SEEN_RESOLUTION_MS that brings no new figures writes nothing.
 const SEEN_RESOLUTION_MS: i64 = 1000;
 function changes(model: string, address: string, report: LoadFigures | null, nowMs: i64): bool {
-  const list = replicasOf(model);
-  for (let i = 0; i < list.length; i++) {
-    const r = unchecked(list[i]);
-    if (r.address != address) continue;
-    if (nowMs - r.seenMs >= SEEN_RESOLUTION_MS) return true;
-    return report != null && (report.waiting != r.waiting || report.kvPermille != r.kvPermille || nowMs - r.loadMs >= SEEN_RESOLUTION_MS);
-  }
-  return true;
+  const r = find(replicasOf(model), address);
+  if (r == null || nowMs - r.seenMs >= SEEN_RESOLUTION_MS) return true;
+  return report != null && (report.waiting != r.waiting || report.kvPermille != r.kvPermille || nowMs - r.loadMs >= SEEN_RESOLUTION_MS);
 }
 
 // Records scraped figures for a replica the table still holds.
 export function noteLoad(model: string, address: string, load: LoadFigures, nowMs: i64): void {
-  update(
-    model,
-    address,
-    (r: Replica, arg: i64): bool => {
-      r.loadMs = arg;
-      return true;
-    },
-    nowMs,
-    load,
-  );
+  rewrite(model, new LoadEdit(address, load, nowMs));
 }
 
-// Takes the next scrape of a replica for this worker: true when none was claimed within intervalMs.
+// Whether a replica's metrics scrape is due: none was claimed within intervalMs.
+export function scrapeDue(r: Replica, nowMs: i64, intervalMs: i64): bool {
+  return r.scrapedMs == 0 || nowMs - r.scrapedMs >= intervalMs;
+}
+
+// Takes the next scrape of a replica for this worker: true when it was due (scrapeDue) in the table as
+// it is now, not only in this worker's copy.
 export function claimScrape(model: string, address: string, nowMs: i64, intervalMs: i64): bool {
-  scrapeInterval = intervalMs;
-  return update(
-    model,
-    address,
-    (r: Replica, now: i64): bool => {
-      if (r.scrapedMs > 0 && now - r.scrapedMs < scrapeInterval) return false;
-      r.scrapedMs = now;
-      return true;
-    },
-    nowMs,
-    null,
-  );
-}
-let scrapeInterval: i64 = 0; // (closures cannot capture in AssemblyScript)
-
-// Applies `change` to the entry of `address` (with `load` when given) and writes the table back; false
-// when the entry is gone or `change` declined.
-function update(model: string, address: string, change: (r: Replica, arg: i64) => bool, arg: i64, load: LoadFigures | null): bool {
-  const key = KEY_PREFIX + model;
-  for (let attempt = 0; attempt < CAS_RETRIES; attempt++) {
-    const stored = getSharedData(key);
-    if (stored == null) return false;
-    const list = decode(stored.value);
-    let r: Replica | null = null;
-    for (let i = 0; i < list.length; i++) if (unchecked(list[i]).address == address) r = unchecked(list[i]);
-    if (r == null || !change(r, arg)) return false;
-    if (load != null) {
-      r.waiting = load.waiting;
-      r.kvPermille = load.kvPermille;
-    }
-    if (setSharedData(key, encode(list), stored.cas) == Status.Ok) return true;
-  }
-  return false;
+  return rewrite(model, new ClaimEdit(address, nowMs, intervalMs));
 }
 
 // Drops a replica that failed a request the plugin had sent it: it comes back with its next answer
 // (Envoy's own balancer still reaches it for discovery).
 export function forget(model: string, address: string): void {
+  rewrite(model, new ForgetEdit(address));
+}
+
+// One change to a table: `apply` gets the lines as stored (none when the table is absent) and returns the
+// lines to write, or null to write nothing.
+abstract class TableEdit {
+  constructor(public address: string) {}
+  abstract apply(list: Array<Replica>): Array<Replica> | null;
+}
+
+// The one read-modify-write of a table, under compare-and-swap (retried when another worker wrote in
+// between); true when the edit was written.
+function rewrite(model: string, edit: TableEdit): bool {
   const key = KEY_PREFIX + model;
   for (let attempt = 0; attempt < CAS_RETRIES; attempt++) {
     const stored = getSharedData(key);
-    if (stored == null) return;
-    const list = decode(stored.value);
-    const kept = new Array<Replica>();
-    for (let i = 0; i < list.length; i++) if (unchecked(list[i]).address != address) kept.push(unchecked(list[i]));
-    if (kept.length == list.length) return;
-    if (setSharedData(key, encode(kept), stored.cas) == Status.Ok) return;
+    const out = edit.apply(stored != null ? decode(stored.value) : new Array<Replica>());
+    if (out == null) return false;
+    // cas 0 writes unconditionally: only when nothing was stored yet.
+    if (setSharedData(key, encode(out), stored != null ? stored.cas : 0) == Status.Ok) return true;
   }
+  return false;
+}
+
+class AnswerEdit extends TableEdit {
+  constructor(
+    address: string,
+    private report: LoadFigures | null,
+    private nowMs: i64,
+    private ttlMs: i64,
+  ) {
+    super(address);
+  }
+
+  // The replica seen now (added if new), entries past the lifetime dropped, the oldest over the bound.
+  apply(list: Array<Replica>): Array<Replica> | null {
+    const now = this.nowMs;
+    const kept = new Array<Replica>();
+    for (let i = 0; i < list.length; i++) {
+      const e = unchecked(list[i]);
+      if (e.address != this.address && now - e.seenMs <= this.ttlMs) kept.push(e);
+    }
+    while (kept.length >= MAX_REPLICAS) dropOldest(kept);
+    let r = find(list, this.address);
+    if (r == null) {
+      r = new Replica();
+      r.address = this.address;
+      r.addedMs = now;
+    }
+    r.seenMs = now;
+    const report = this.report;
+    if (report != null) setFigures(r, report, now);
+    kept.push(r);
+    return kept;
+  }
+}
+
+class LoadEdit extends TableEdit {
+  constructor(
+    address: string,
+    private load: LoadFigures,
+    private nowMs: i64,
+  ) {
+    super(address);
+  }
+
+  apply(list: Array<Replica>): Array<Replica> | null {
+    const r = find(list, this.address);
+    if (r == null) return null;
+    setFigures(r, this.load, this.nowMs);
+    return list;
+  }
+}
+
+class ClaimEdit extends TableEdit {
+  constructor(
+    address: string,
+    private nowMs: i64,
+    private intervalMs: i64,
+  ) {
+    super(address);
+  }
+
+  apply(list: Array<Replica>): Array<Replica> | null {
+    const r = find(list, this.address);
+    if (r == null || !scrapeDue(r, this.nowMs, this.intervalMs)) return null;
+    r.scrapedMs = this.nowMs;
+    return list;
+  }
+}
+
+class ForgetEdit extends TableEdit {
+  apply(list: Array<Replica>): Array<Replica> | null {
+    const kept = new Array<Replica>();
+    for (let i = 0; i < list.length; i++) if (unchecked(list[i]).address != this.address) kept.push(unchecked(list[i]));
+    return kept.length == list.length ? null : kept;
+  }
+}
+
+function find(list: Array<Replica>, address: string): Replica | null {
+  for (let i = 0; i < list.length; i++) if (unchecked(list[i]).address == address) return unchecked(list[i]);
+  return null;
+}
+
+function setFigures(r: Replica, f: LoadFigures, nowMs: i64): void {
+  r.waiting = f.waiting;
+  r.kvPermille = f.kvPermille;
+  r.loadMs = nowMs;
 }
 
 function dropOldest(list: Array<Replica>): void {
@@ -227,13 +260,8 @@ export function decode(s: string): Array<Replica> {
   return out;
 }
 
-// Printable ASCII without the separators of this table and of the picked-host header.
+// A header value (printable ASCII, no spaces: the table's separators) without the picked-host header's
+// comma, at most MAX_ADDRESS_CHARS.
 function validAddress(a: string): bool {
-  const n = a.length;
-  if (n == 0 || n > MAX_ADDRESS_CHARS) return false;
-  for (let i = 0; i < n; i++) {
-    const c = a.charCodeAt(i);
-    if (c <= 0x20 || c >= 0x7f || c == 0x2c) return false;
-  }
-  return true;
+  return a.length <= MAX_ADDRESS_CHARS && isHeaderValue(a) && a.indexOf(",") < 0;
 }

@@ -321,11 +321,10 @@ export class RequestStage extends HttpContext {
     return Action.Continue;
   }
 
-  // quotas.mode "cluster": admission by the rate-limit service; the request waits (paused) for it.
   // Names the replicas for Envoy's override-host policy (routing/replica-picker.ts) and asks vLLM for its
-  // load report; a client's own value of the header never steers the request.
-  // Replicas are kept per routing header value (one Envoy cluster each), of configured routes only: a
-  // pattern without `route` would let clients create tables by naming models.
+  // load report; a client's own value of the header never steers the request. Replicas are kept per
+  // routing header value (one Envoy cluster each), of configured routes only: a pattern without `route`
+  // would let clients create tables by naming models.
   private pickReplica(p: LoadAwarePolicy, routeValue: string, key: string): void {
     this.replicaRoute = routeValue;
     host.replaceHeader(MapType.HttpRequestHeaders, LOAD_REPORT_FORMAT_HEADER, LOAD_REPORT_FORMAT);
@@ -369,6 +368,7 @@ export class RequestStage extends HttpContext {
     noteAnswer(route, address, report != null ? parseLoadReport(report) : null, nowMs, this.cfg.affinity.loadAware.reportTtlMs);
   }
 
+  // quotas.mode "cluster": admission by the rate-limit service; the request waits (paused) for it.
   private askQuotaService(res: RoutingResult, t: QuotaTicket): Action {
     const quotas = this.cfg.quotas;
     this.pendingRouting = res;

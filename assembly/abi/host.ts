@@ -4,7 +4,7 @@
 import * as env from "./imports";
 import { Status, LogLevel, BufferType, MapType, StreamType, MetricType } from "./enums";
 import { RET_PTR, RET_SIZE, RET_EXTRA, HostBytes, takeReturned, takeReturnedString, clearReturn } from "./memory";
-import { HeaderPair, serializeHeaders, deserializeHeaders } from "./headers";
+import { HeaderPair, HeaderMapView, serializeHeaders, deserializeHeaders } from "./headers";
 
 function utf8(s: string): ArrayBuffer {
   return String.UTF8.encode(s);
@@ -107,6 +107,14 @@ export function getHeaders(map: MapType): Array<HeaderPair> {
   const pairs = deserializeHeaders(raw.ptr, raw.len);
   raw.release();
   return pairs;
+}
+
+// The whole map in one host call, for several reads within one callback; release() it before returning.
+// An empty view when the host refuses (every read then finds nothing, as getHeader would).
+export function viewHeaders(map: MapType): HeaderMapView {
+  clearReturn();
+  if (env.proxy_get_header_map_pairs(<u32>map, RET_PTR, RET_SIZE) != Status.Ok) return new HeaderMapView(new HostBytes(0, 0));
+  return new HeaderMapView(takeReturned());
 }
 
 // The serialised map as the host returns it, undecoded (decode later with deserializeHeaders, if ever).

@@ -5,6 +5,9 @@
 //   wasm-buffer  + holding headers, buffering the body, copying it into the VM, routing by header
 //                (probe-buffer: what routing by body costs before any parsing)
 //   plugin       + build/plugin.wasm, the seed scenario's configuration
+//   plugin-no-fallback  the same without the seed's fallback chain (section 1 only): no aggregate
+//                cluster, no retry policy, no attempt stage (the plugin as an upstream filter on every
+//                attempt), so the difference is what the fallback feature costs each request
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -13,8 +16,8 @@ import { seedPluginConfig, SEED_MODELS } from "../harness/seed.ts";
 import type { BackendTarget } from "../harness/envoy-config.ts";
 import { pin } from "./procs.ts";
 
-export type Variant = "plain" | "wasm-min" | "wasm-buffer" | "plugin";
-export const VARIANTS: readonly Variant[] = ["plain", "wasm-min", "wasm-buffer", "plugin"];
+export type Variant = "plain" | "wasm-min" | "wasm-buffer" | "plugin" | "plugin-no-fallback";
+export const VARIANTS: readonly Variant[] = ["plain", "wasm-min", "wasm-buffer", "plugin", "plugin-no-fallback"];
 
 export const BENCH_BUILD = join(ROOT, "build/bench");
 
@@ -73,6 +76,7 @@ export function wasmPathOf(v: Variant, probes: Probes): string | null {
     case "wasm-buffer":
       return probes.buffer;
     case "plugin":
+    case "plugin-no-fallback":
       return probes.plugin;
   }
 }
@@ -94,7 +98,7 @@ export async function startVariant(
   if (wasmPath === null) throw new Error(`variant ${v}: its probe did not compile`);
   const g = await startGateway({
     backends: backendTargets(backendPort),
-    pluginConfig: seedPluginConfig(),
+    pluginConfig: v === "plugin-no-fallback" ? withoutFallback(seedPluginConfig()) : seedPluginConfig(),
     plugin: v !== "plain",
     wasmPath,
     concurrency: 1,
@@ -102,6 +106,20 @@ export async function startVariant(
   });
   if (envoyCores !== null) pin(g.pid, envoyCores);
   return g;
+}
+
+// The seed's configuration with every model's `fallback` taken out.
+function withoutFallback(config: Record<string, unknown>): Record<string, unknown> {
+  const models = config["models"];
+  if (!Array.isArray(models)) return config;
+  return {
+    ...config,
+    models: models.map((m: unknown) => {
+      if (typeof m !== "object" || m === null) return m;
+      const { fallback: _dropped, ...rest } = m as Record<string, unknown>;
+      return rest;
+    }),
+  };
 }
 
 export function availableVariants(probes: Probes): Variant[] {

@@ -23,6 +23,7 @@ const VARIANT_TEXT: Record<Variant, string> = {
   "wasm-min": "+ minimal Wasm filter: writes a fixed routing header (probe-min)",
   "wasm-buffer": "+ hold headers, buffer body, copy into VM, route by header (probe-buffer)",
   plugin: "+ the plugin (build/plugin.wasm)",
+  "plugin-no-fallback": "the plugin without the seed's fallback chain (no aggregate cluster, retry policy or attempt stage)",
 };
 
 const TTFT_TEXT: Record<TtftTargetName, string> = {
@@ -143,6 +144,12 @@ export function renderReport(raw: RawResults, s: Summary, chartFile: string | nu
       `| the plugin's own work: JSON scan, model lookup, response handling, metrics (plugin − probe-buffer) | ${r(ns.ladder.pluginOwnUs, 1)} |`,
     );
     L.push(`| **total (plugin − plain)** | ${r(ns.ladder.totalUs, 1)} |`, "");
+  }
+  if (ns.fallbackChainUs !== null && ns.fallbackChainUs !== undefined) {
+    L.push(
+      `Of that total, the seed's fallback chain (plugin − plugin without it: Envoy's aggregate cluster and retry policy, and the plugin's attempt stage, an upstream Wasm filter that runs on every attempt) costs ${r(ns.fallbackChainUs, 1)} µs per request.`,
+      "",
+    );
   }
   if (ns.perfUsPerRequest !== null) {
     const cols = Object.keys(ns.perfUsPerRequest) as Variant[];

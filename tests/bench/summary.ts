@@ -61,6 +61,8 @@ export interface Summary {
     addedP99Us: Spread;
     envoyCpuUsPerRequest: Partial<Record<Variant, Spread>>;
     ladder: { wasmFilterUs: Spread; bufferRerouteUs: Spread; pluginOwnUs: Spread; totalUs: Spread } | null;
+    // plugin − plugin-no-fallback: the seed's fallback chain (aggregate cluster, retry policy, attempt stage).
+    fallbackChainUs: Spread | null;
     perfUsPerRequest: Partial<Record<Variant, Record<PerfGroup, number>>> | null;
   };
   streaming: {
@@ -135,7 +137,7 @@ export interface FallbackSummary {
   othersCpuCores: number; // CPU used by anything else on the machine during the section (max of the phases)
 }
 
-const VARIANT_LIST: readonly Variant[] = ["plain", "wasm-min", "wasm-buffer", "plugin"];
+const VARIANT_LIST: readonly Variant[] = ["plain", "wasm-min", "wasm-buffer", "plugin", "plugin-no-fallback"];
 
 function perRepeat<T>(repeats: readonly T[], f: (r: T) => number | undefined): Spread {
   return spread(repeats.map((r) => f(r) ?? NaN));
@@ -181,6 +183,7 @@ export function summarize(raw: RawResults): Summary {
         totalUs: perRepeat(ns, diff("plugin", "plain")),
       }
     : null;
+  const fallbackChainUs = ns.some((r) => r.runs["plugin-no-fallback"]) ? perRepeat(ns, diff("plugin", "plugin-no-fallback")) : null;
   let perfUsPerRequest: Summary["nonStreaming"]["perfUsPerRequest"] = null;
   const perfRepeat = ns.find((r) => Object.keys(r.perf).length > 0);
   if (perfRepeat !== undefined) {
@@ -396,7 +399,18 @@ export function summarize(raw: RawResults): Summary {
   ];
 
   return {
-    nonStreaming: { rps, ratioToPlain, p50Us, p99Us, addedP50Us, addedP99Us, envoyCpuUsPerRequest: cpu, ladder, perfUsPerRequest },
+    nonStreaming: {
+      rps,
+      ratioToPlain,
+      p50Us,
+      p99Us,
+      addedP50Us,
+      addedP99Us,
+      envoyCpuUsPerRequest: cpu,
+      ladder,
+      fallbackChainUs,
+      perfUsPerRequest,
+    },
     streaming: {
       ttftP50Us,
       ttftP99Us,

@@ -71,9 +71,12 @@ export class AttemptStage extends HttpContext {
     this.plan = plan;
     this.route = route;
     this.startNs = host.nowNanos();
-    const rid = host.getHeader(MapType.HttpRequestHeaders, REQUEST_ID_HEADER);
+    // Two headers from one copy: a host call costs more than the lookups (see the request stage).
+    const headers = host.viewHeaders(MapType.HttpRequestHeaders);
+    const rid = headers.get(REQUEST_ID_HEADER);
     if (rid != null) this.requestId = rid;
-    const n = host.getHeader(MapType.HttpRequestHeaders, ATTEMPT_COUNT_HEADER);
+    const n = headers.get(ATTEMPT_COUNT_HEADER);
+    headers.release();
     const count = n != null ? parseDigits(n) : 1;
     this.attempt = count >= 1 && count <= 1000 ? <i32>count : 1;
     if (this.attempt > 1) this.notePreviousAttempt(plan, route);

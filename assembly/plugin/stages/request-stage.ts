@@ -5,7 +5,7 @@
 import { HttpContext } from "../../abi/context";
 import { Action, BufferType, MapType, StreamType } from "../../abi/enums";
 import * as host from "../../abi/host";
-import { HeaderPair, deserializeHeaders } from "../../abi/headers";
+import { HeaderMapView, HeaderPair, deserializeHeaders } from "../../abi/headers";
 import { HostBytes } from "../../abi/memory";
 import { arenaBytes, collectSoon } from "../../abi/memory";
 import { JsonScan } from "../../json/reader";
@@ -133,12 +133,20 @@ export class RequestStage extends HttpContext {
   }
 
   onRequestHeaders(_numHeaders: u32, endOfStream: bool): Action {
+    // The client's headers, read from one copy (a host call per header costs more than the lookups).
+    const headers = host.viewHeaders(MapType.HttpRequestHeaders);
+    const action = this.readRequestHeaders(headers, endOfStream);
+    headers.release();
+    return action;
+  }
+
+  private readRequestHeaders(headers: HeaderMapView, endOfStream: bool): Action {
     this.req.startNs = host.nowNanos();
     this.cfg = this.gateway.selectConfig();
     const cfg = this.cfg;
     // Whatever the path, a client never chooses its own route (nor its replica).
-    host.removeHeader(MapType.HttpRequestHeaders, cfg.routingHeader);
-    if (cfg.affinity.enabled) host.removeHeader(MapType.HttpRequestHeaders, cfg.affinity.header);
+    if (headers.has(cfg.routingHeader)) host.removeHeader(MapType.HttpRequestHeaders, cfg.routingHeader);
+    if (cfg.affinity.enabled && headers.has(cfg.affinity.header)) host.removeHeader(MapType.HttpRequestHeaders, cfg.affinity.header);
     if (!this.admitted) {
       // The VM's memory budget is spent on requests in flight: shed this one (retryable 503) rather
       // than risk the VM, and with it every request on this worker.
@@ -146,8 +154,8 @@ export class RequestStage extends HttpContext {
       return this.answer(overloaded());
     }
 
-    const method = host.getHeader(MapType.HttpRequestHeaders, ":method");
-    const rawPath = host.getHeader(MapType.HttpRequestHeaders, ":path");
+    const method = headers.get(":method");
+    const rawPath = headers.get(":path");
     if (method == null || rawPath == null) return Action.Continue;
     const q = rawPath.indexOf("?");
     const path = q >= 0 ? rawPath.substring(0, q) : rawPath;
@@ -166,10 +174,10 @@ export class RequestStage extends HttpContext {
     if (method != "POST" || !cfg.isRoutedPath(path)) return Action.Continue;
     this.wantsUsage = cfg.carriesStreamUsage(path);
     this.req.operation = operationOf(path);
-    const replayedFrom = host.getHeader(MapType.HttpRequestHeaders, HIGRESS_FALLBACK_HEADER);
+    const replayedFrom = headers.get(HIGRESS_FALLBACK_HEADER);
     if (replayedFrom != null) this.higressFallbackFrom = replayedFrom;
 
-    const cl = host.getHeader(MapType.HttpRequestHeaders, "content-length");
+    const cl = headers.get("content-length");
     this.hasContentLength = cl != null;
     if (cl != null && declaredTooLarge(cl, cfg.maxBodyBytes)) return this.answer(bodyTooLarge(cfg.maxBodyBytes));
     if (endOfStream) return this.answer(emptyBody());
@@ -345,10 +353,10 @@ export class RequestStage extends HttpContext {
 
   // What the answer says of the replica: its address (so the picker knows it), vLLM's load report (kept
   // from the client), and whether the replica the plugin named failed (another one answered, or Envoy).
-  private noteReplica(viaUpstream: bool, nowMs: i64): void {
+  private noteReplica(headers: HeaderMapView, viaUpstream: bool, nowMs: i64): void {
     const route = this.replicaRoute;
     this.replicaRoute = "";
-    const report = host.getHeader(MapType.HttpResponseHeaders, LOAD_REPORT_HEADER);
+    const report = headers.get(LOAD_REPORT_HEADER);
     if (report != null) host.removeHeader(MapType.HttpResponseHeaders, LOAD_REPORT_HEADER);
     // An answer from a backup model's cluster says nothing about this model's replicas.
     if (this.fallback.from.length > 0) return;
@@ -469,12 +477,21 @@ export class RequestStage extends HttpContext {
     // Envoy answered before the body was whole (413: over its buffer limit).
     if (this.phase == Phase.ReadingBody) this.shapeEnvoyReply(endOfStream);
     if (this.phase != Phase.Routed || fb.answeredByPlugin) return Action.Continue;
+    // The answer's headers, read from one copy (see onRequestHeaders).
+    const headers = host.viewHeaders(MapType.HttpResponseHeaders);
+    const action = this.readRoutedResponse(headers, endOfStream);
+    headers.release();
+    return action;
+  }
+
+  private readRoutedResponse(headers: HeaderMapView, endOfStream: bool): Action {
+    const fb = this.fallback;
     this.gateway.deadlines.unwatch(this);
-    if (this.plannedModel.length > 0) this.noteAttemptStage();
+    if (this.plannedModel.length > 0) this.noteAttemptStage(headers);
     const a = this.attempt;
     // Only planned requests go through the attempt stage (which overwrites any upstream's header of
     // that name): other requests need not look, nor trust one.
-    const servedBy = this.plannedModel.length > 0 ? host.getHeader(MapType.HttpResponseHeaders, ATTEMPT_CLUSTER_HEADER) : null;
+    const servedBy = this.plannedModel.length > 0 ? headers.get(ATTEMPT_CLUSTER_HEADER) : null;
     if (servedBy != null) {
       // The attempt stage counted this attempt's status, on the cluster that served it.
       host.removeHeader(MapType.HttpResponseHeaders, ATTEMPT_CLUSTER_HEADER);
@@ -482,11 +499,11 @@ export class RequestStage extends HttpContext {
       a.cluster = servedBy;
     }
     a.headersNs = host.nowNanos();
-    const status = host.getHeader(MapType.HttpResponseHeaders, ":status");
+    const status = headers.get(":status");
     a.status = status != null ? <i32>parseDigits(status) : 0;
     const details = host.getProperty(CODE_DETAILS);
     a.viaUpstream = details != null && details == "via_upstream";
-    if (this.replicaRoute.length > 0) this.noteReplica(a.viaUpstream, msOf(a.headersNs));
+    if (this.replicaRoute.length > 0) this.noteReplica(headers, a.viaUpstream, msOf(a.headersNs));
     if (fb.step == Step.Watching) {
       // An answer while a fallback was still possible: decide now, before any byte of it reaches
       // the client.
@@ -519,7 +536,7 @@ export class RequestStage extends HttpContext {
       return Action.Pause;
     }
     if (!a.viaUpstream && a.status >= 400) this.shapeEnvoyReply(endOfStream);
-    const ct = host.getHeader(MapType.HttpResponseHeaders, "content-type");
+    const ct = headers.get("content-type");
     a.isStream = ct != null && ct.startsWith("text/event-stream");
     const drop = a.isStream && this.req.usageInjected;
     // We may edit the stream (usage chunk out, a cut-stream event in): its length is no longer known.
@@ -665,12 +682,12 @@ export class RequestStage extends HttpContext {
 
   // fallback.mechanism "envoy": the attempt stage marks an answer from another model than the planned
   // one (response headers); take it as this request's attempt.
-  private noteAttemptStage(): void {
-    const served = host.getHeader(MapType.HttpResponseHeaders, MODEL_HEADER);
+  private noteAttemptStage(headers: HeaderMapView): void {
+    const served = headers.get(MODEL_HEADER);
     if (served == null || served == this.attempt.model) return;
     const backup = this.cfg.findRoute(served);
     if (backup == null) return;
-    const why = host.getHeader(MapType.HttpResponseHeaders, FALLBACK_REASON_HEADER);
+    const why = headers.get(FALLBACK_REASON_HEADER);
     host.removeHeader(MapType.HttpResponseHeaders, FALLBACK_REASON_HEADER);
     this.fallback.switched(this.attempt.model, why != null ? why : reasonName(Reason.LocalReply, 0));
     this.useAttempt(served, backup.routeFor(served));

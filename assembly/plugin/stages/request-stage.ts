@@ -536,7 +536,8 @@ export class RequestStage extends HttpContext {
       return Action.Pause;
     }
     if (!a.viaUpstream && a.status >= 400) this.shapeEnvoyReply(endOfStream);
-    const ct = headers.get("content-type");
+    // A reshaped reply is JSON now (the view still holds Envoy's text type).
+    const ct = this.envoyReply == null ? headers.get("content-type") : null;
     a.isStream = ct != null && ct.startsWith("text/event-stream");
     const drop = a.isStream && this.req.usageInjected;
     // We may edit the stream (usage chunk out, a cut-stream event in): its length is no longer known.

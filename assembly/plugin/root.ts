@@ -54,6 +54,20 @@ export const enum ReplicaEvent {
   ScrapeFailed = 4,
 }
 
+// Each event enum's counters, in the enum's order (defineCounters fills the ids).
+const QUOTA_COUNTERS: StaticArray<string> = [QUOTA_UNAVAILABLE_ALLOWED, QUOTA_UNAVAILABLE_REFUSED, QUOTA_CHARGE_FAILED, QUOTA_TABLE_FULL];
+const REPLICA_COUNTERS: StaticArray<string> = [
+  REPLICA_LEFT_TO_ENVOY,
+  REPLICA_SATURATED_SKIPPED,
+  REPLICA_BOUND_SKIPPED,
+  REPLICA_FAILED,
+  REPLICA_SCRAPE_FAILED,
+];
+
+function defineCounters(ids: StaticArray<u32>, names: StaticArray<string>): void {
+  for (let i = 0; i < names.length; i++) unchecked((ids[i] = host.defineMetric(MetricType.Counter, unchecked(names[i]))));
+}
+
 // Charges followed at once (each ends within quotas.service.timeoutMs); past it one is not followed.
 const MAX_TRACKED_CHARGES: i32 = 1024;
 
@@ -72,8 +86,8 @@ export class GatewayRoot extends RootContext {
   private budgetPeakGauge: u32 = host.NO_METRIC;
   private shedCounter: u32 = host.NO_METRIC;
   private unprotectedCounter: u32 = host.NO_METRIC;
-  private quotaCounters: StaticArray<u32> = new StaticArray<u32>(4);
-  private replicaCounters: StaticArray<u32> = new StaticArray<u32>(5);
+  private quotaCounters: StaticArray<u32> = new StaticArray<u32>(QUOTA_COUNTERS.length);
+  private replicaCounters: StaticArray<u32> = new StaticArray<u32>(REPLICA_COUNTERS.length);
   private charges: Array<u32> = new Array<u32>();
   private requests: u32 = 0;
   private attemptStage: bool = false;
@@ -163,20 +177,8 @@ export class GatewayRoot extends RootContext {
     this.budgetPeakGauge = host.defineMetric(MetricType.Gauge, BUDGET_PEAK_BYTES);
     this.shedCounter = host.defineMetric(MetricType.Counter, REQUESTS_SHED);
     this.unprotectedCounter = host.defineMetric(MetricType.Counter, FALLBACK_UNPROTECTED);
-    if (res.config!.global.quotas.enabled || res.config!.rules.length > 0) {
-      this.quotaCounters[QuotaEvent.UnavailableAllowed] = host.defineMetric(MetricType.Counter, QUOTA_UNAVAILABLE_ALLOWED);
-      this.quotaCounters[QuotaEvent.UnavailableRefused] = host.defineMetric(MetricType.Counter, QUOTA_UNAVAILABLE_REFUSED);
-      this.quotaCounters[QuotaEvent.ChargeFailed] = host.defineMetric(MetricType.Counter, QUOTA_CHARGE_FAILED);
-      this.quotaCounters[QuotaEvent.TableFull] = host.defineMetric(MetricType.Counter, QUOTA_TABLE_FULL);
-    }
-    if (res.config!.global.affinity.loadAware.enabled) {
-      const c = this.replicaCounters;
-      c[ReplicaEvent.LeftToEnvoy] = host.defineMetric(MetricType.Counter, REPLICA_LEFT_TO_ENVOY);
-      c[ReplicaEvent.SaturatedSkipped] = host.defineMetric(MetricType.Counter, REPLICA_SATURATED_SKIPPED);
-      c[ReplicaEvent.BoundSkipped] = host.defineMetric(MetricType.Counter, REPLICA_BOUND_SKIPPED);
-      c[ReplicaEvent.Failed] = host.defineMetric(MetricType.Counter, REPLICA_FAILED);
-      c[ReplicaEvent.ScrapeFailed] = host.defineMetric(MetricType.Counter, REPLICA_SCRAPE_FAILED);
-    }
+    if (res.config!.global.quotas.enabled || res.config!.rules.length > 0) defineCounters(this.quotaCounters, QUOTA_COUNTERS);
+    if (res.config!.global.affinity.loadAware.enabled) defineCounters(this.replicaCounters, REPLICA_COUNTERS);
     this.config = res.config!;
     this.attemptStage = this.config.global.stage == STAGE_ATTEMPT;
     const loadAware = this.config.global.affinity.loadAware;

@@ -145,7 +145,7 @@ export function renderReport(raw: RawResults, s: Summary, chartFile: string | nu
     );
     L.push(`| **total (plugin − plain)** | ${r(ns.ladder.totalUs, 1)} |`, "");
   }
-  if (ns.fallbackChainUs !== null && ns.fallbackChainUs !== undefined) {
+  if (ns.fallbackChainUs !== null) {
     L.push(
       `Of that total, the seed's fallback chain (plugin − plugin without it: Envoy's aggregate cluster and retry policy, and the plugin's attempt stage, an upstream Wasm filter that runs on every attempt) costs ${r(ns.fallbackChainUs, 1)} µs per request.`,
       "",

@@ -5,7 +5,7 @@ import type { BodySizeRepeat } from "./bodysize.ts";
 import type { BackendCalibration } from "./calibration.ts";
 import { FALLBACK_SERIES, type FallbackResult, type FallbackSeriesName, type Quantiles } from "./fallback.ts";
 import type { QuotaResult } from "./quota.ts";
-import type { Variant } from "./gateways.ts";
+import { VARIANTS, type Variant } from "./gateways.ts";
 import type { Machine, WasmFile } from "./machine.ts";
 import type { MemoryResult } from "./memory.ts";
 import type { NonStreamingRepeat } from "./nonstreaming.ts";
@@ -137,8 +137,6 @@ export interface FallbackSummary {
   othersCpuCores: number; // CPU used by anything else on the machine during the section (max of the phases)
 }
 
-const VARIANT_LIST: readonly Variant[] = ["plain", "wasm-min", "wasm-buffer", "plugin", "plugin-no-fallback"];
-
 function perRepeat<T>(repeats: readonly T[], f: (r: T) => number | undefined): Spread {
   return spread(repeats.map((r) => f(r) ?? NaN));
 }
@@ -163,7 +161,7 @@ export function summarize(raw: RawResults): Summary {
   const p50Us: Summary["nonStreaming"]["p50Us"] = {};
   const p99Us: Summary["nonStreaming"]["p99Us"] = {};
   const cpu: Summary["nonStreaming"]["envoyCpuUsPerRequest"] = {};
-  for (const v of VARIANT_LIST) {
+  for (const v of VARIANTS) {
     if (!ns.some((r) => r.runs[v] !== undefined)) continue;
     rps[v] = perRepeat(ns, (r) => r.runs[v]?.saturation.rps);
     ratioToPlain[v] = perRepeat(ns, (r) => (r.runs[v]?.saturation.rps ?? NaN) / (r.runs.plain?.saturation.rps ?? NaN));
@@ -188,7 +186,7 @@ export function summarize(raw: RawResults): Summary {
   const perfRepeat = ns.find((r) => Object.keys(r.perf).length > 0);
   if (perfRepeat !== undefined) {
     perfUsPerRequest = {};
-    for (const v of VARIANT_LIST) {
+    for (const v of VARIANTS) {
       const p = perfRepeat.perf[v];
       if (p === undefined) continue;
       const row = {} as Record<PerfGroup, number>;
@@ -289,7 +287,7 @@ export function summarize(raw: RawResults): Summary {
     const s = raw.startup;
     const readyMs: Partial<Record<Variant, Spread>> = {};
     const mainListenerMs: Partial<Record<Variant, Spread>> = {};
-    for (const v of VARIANT_LIST) {
+    for (const v of VARIANTS) {
       const rows = s.envoy.filter((e) => e.variant === v);
       if (rows.length === 0) continue;
       readyMs[v] = spread(rows.map((e) => e.readyMs));

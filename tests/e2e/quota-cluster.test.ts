@@ -10,6 +10,7 @@ import { countPromptTokens } from "../backends/tokens.ts";
 import { grpcCluster, RATELIMIT_CLUSTER } from "../harness/envoy-config.ts";
 import { startGateway, type Gateway } from "../harness/envoy.ts";
 import { aiMetric, scrapeUntil } from "../harness/metrics.ts";
+import { waitFor } from "../harness/net.ts";
 import { post } from "../harness/seed.ts";
 import { admittedTokens, spendUntilRefused } from "../quota/load.ts";
 import { counterKey, startQuotaServices, type QuotaServices } from "../quota/services.ts";
@@ -157,6 +158,9 @@ test("cluster-mode refusals are RateLimitError in the openai client, with the he
   assert.equal(first.response.headers.get("x-ratelimit-remaining-requests"), "0");
   assert.equal(first.response.headers.get("x-ratelimit-limit-tokens"), "1000");
   assert.equal(first.response.headers.get("x-ratelimit-remaining-tokens"), "1000");
+  // The first answer's charge leaves for the service as the answer ends, racing the client's next request
+  // (the two went out in the same millisecond once on a loaded CI machine): wait until it is stored.
+  await waitFor(async () => (await stored("openai", "total_tokens")) === PER_REQUEST, 5000, "the first request's charge in Redis");
   const err = await openai(gateways[1] as Gateway)
     .chat.completions.create({ model: "c-openai", messages: MESSAGES })
     .then(
